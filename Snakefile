@@ -1,0 +1,20 @@
+# swingflow: raw bars -> features -> swing targets -> stage-1 variants -> best variant per (symbol, window, side).
+# The stages, in order; each rules/<stage>.smk says which workflow_scripts module does the work.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+include: "rules/common.smk"
+include: "rules/ingest.smk"
+include: "rules/features.smk"
+include: "rules/targets.smk"
+include: "rules/splits.smk"
+include: "rules/stage1.smk"
+include: "rules/best_variant.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),

@@ -1,0 +1,63 @@
+# Rank the stage-1 variants per (symbol, window, side); summaries per symbol and overall.
+# Code: workflow_scripts/best_variant.py. An aggregate rule, not a checkpoint: every path is known when planning.
+
+
+rule pick_best_variant:
+    input:
+        metrics=stage1_metrics_of_side,
+    output:
+        choice="results/best_variant/{symbol}/w{window}/{side}.json",
+    log:
+        "logs/best_variant/{symbol}/w{window}/{side}.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "{PYTHON} -m workflow_scripts.entries.pick_best_variant --symbol {wildcards.symbol} "
+        "--window {wildcards.window} --side {wildcards.side} --metrics {input.metrics} --out {output.choice} "
+        "> {log} 2>&1"
+
+
+rule summarize_symbol:
+    input:
+        choices=expand(
+            "results/best_variant/{{symbol}}/w{window}/{side}.json", window=WINDOWS, side=SIDES
+        ),
+    output:
+        parquet="results/best_variant/{symbol}/summary.parquet",
+        markdown="results/best_variant/{symbol}/summary.md",
+    log:
+        "logs/best_variant/{symbol}/summary.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "{PYTHON} -m workflow_scripts.entries.summarize_best_variants --choices {input.choices} "
+        "--title 'Best stage-1 variant per window and side: {wildcards.symbol}' "
+        "--out-parquet {output.parquet} --out-markdown {output.markdown} > {log} 2>&1"
+
+
+rule summarize_best_variants:
+    input:
+        choices=expand(
+            "results/best_variant/{symbol}/w{window}/{side}.json",
+            symbol=SYMBOLS,
+            window=WINDOWS,
+            side=SIDES,
+        ),
+    output:
+        parquet="results/best_variant/summary.parquet",
+        csv="results/best_variant/summary.csv",
+        markdown="results/best_variant/summary.md",
+    log:
+        "logs/best_variant/summary.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "{PYTHON} -m workflow_scripts.entries.summarize_best_variants --choices {input.choices} "
+        "--title 'Best stage-1 variant per symbol, window and side' --out-parquet {output.parquet} "
+        "--out-csv {output.csv} --out-markdown {output.markdown} > {log} 2>&1"

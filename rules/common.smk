@@ -1,0 +1,110 @@
+# The only clever file: config composition and validation, the lists every rule expands over, wildcard
+# constraints and input functions. Rules stay declarative.
+import json
+import re
+import sys
+
+sys.path.insert(0, workflow.basedir)  # the workflow runs from a checkout even before `pip install -e .`
+
+from workflow_scripts import config as swcfg
+from workflow_scripts.ingest import find_raw_file
+
+
+CFG = swcfg.compose(swcfg.overrides_from_snakemake(config))
+SYMBOLS = CFG["universe"]["symbols"]
+WINDOWS = CFG["targets"]["windows"]
+GRID = swcfg.target_grid(CFG["targets"])
+TARGETS = [g["id"] for g in GRID]
+SIDES = sorted({g["side"] for g in GRID})
+THREADS = CFG["env"]["compute"]["threads_per_job"]
+PYTHON = sys.executable  # jobs (also Slurm jobs, which export the environment) use the interpreter of the run
+
+
+def alternation(values):
+    return "|".join(re.escape(str(v)) for v in values)
+
+
+wildcard_constraints:
+    symbol=alternation(SYMBOLS),
+    window=alternation(WINDOWS),
+    target=alternation(TARGETS),
+    side=alternation(SIDES),
+
+
+def as_json(obj):
+    """Params travel as canonical JSON: a changed value changes the string, and Snakemake reruns the rule."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def targets_of_side(side):
+    return [g["id"] for g in GRID if g["side"] == side]
+
+
+# ---- config slices (what each rule reads, nothing more) -----------------------------------------------------
+def ingest_spec():
+    t = CFG["targets"]
+    w, h = max(t["windows"]), max(t["windows"]) * t["horizon_multiplier"]
+    # Ten times what one segment needs for the largest window: band + volatility history, horizon, embargo.
+    min_bars = 10 * (max(w, t["sigma_min_bars"]) + 1 + h + CFG["split"]["embargo_bars"])
+    data = CFG["env"]["data"]
+    return as_json({"start": data["start"], "end": data["end"], "min_bars": min_bars})
+
+
+def split_spec(wildcards):
+    s = CFG["split"]
+    return as_json(
+        {
+            "horizon": swcfg.horizon_bars(int(wildcards.window), CFG["targets"]),
+            "train_frac": s["train_frac"],
+            "validation_frac": s["validation_frac"],
+            "embargo_bars": s["embargo_bars"],
+        }
+    )
+
+
+# ---- input functions ----------------------------------------------------------------------------------------
+def raw_bars(wildcards):
+    return str(find_raw_file(CFG["env"]["data"]["raw_dir"], wildcards.symbol))
+
+
+def other_base_features(wildcards):
+    return {s: f"results/features/base/{s}.parquet" for s in SYMBOLS if s != wildcards.symbol}
+
+
+def others_arg(wildcards, input):
+    return " ".join(f"{s}={input[s]}" for s in SYMBOLS if s != wildcards.symbol)
+
+
+def stage1_metrics_of_side(wildcards):
+    return expand(
+        "results/stage1/{symbol}/w{window}/{target}/metrics.json",
+        symbol=wildcards.symbol,
+        window=wildcards.window,
+        target=targets_of_side(wildcards.side),
+    )
+
+
+def all_outputs():
+    return [
+        "results/config/resolved.yaml",
+        expand("results/ingest/{symbol}.quality.json", symbol=SYMBOLS),
+        expand("results/best_variant/{symbol}/summary.md", symbol=SYMBOLS),
+        "results/best_variant/summary.md",
+    ]
+
+
+rule write_resolved_config:
+    output:
+        yaml="results/config/resolved.yaml",
+        json="results/config/resolved.json",
+    params:
+        config=as_json(CFG),
+    log:
+        "logs/config/write_resolved_config.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "{PYTHON} -m workflow_scripts.entries.write_config --config {params.config:q} "
+        "--out-yaml {output.yaml} --out-json {output.json} > {log} 2>&1"

@@ -1,0 +1,251 @@
+"""The one config loader: Hydra composes `config/`, a typed schema checks it, the workflow gets a plain dict.
+
+Snakemake passes its own `--config` dictionary in; the keys it may hold are the group choices
+(`env=staging`, `universe=majors`, ...) and `overrides`, a list of Hydra dotted overrides. Anything else, an
+unknown key in an override, a value of the wrong type or a value out of range stops the run at start-up with a
+ConfigError naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}$")
+TARGET_TYPES = ("high_breakout", "high_reversion", "low_breakout", "low_reversion")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the key and what is allowed in the message."""
+
+
+# ---- schema -------------------------------------------------------------------------------------------------
+@dataclass
+class DataSpan:
+    raw_dir: str = "data/raw"
+    start: Optional[str] = None
+    end: Optional[str] = None
+
+
+@dataclass
+class Compute:
+    threads_per_job: int = 1
+    device: str = "auto"
+
+
+@dataclass
+class Storage:
+    registry_dir: str = "registry/local-dev"
+    dvc_remote: str = "local"
+
+
+@dataclass
+class Notifications:
+    telegram: bool = False
+    webhook_url_env: Optional[str] = None
+
+
+@dataclass
+class EnvConfig:
+    name: str = "local-dev"
+    data: DataSpan = field(default_factory=DataSpan)
+    compute: Compute = field(default_factory=Compute)
+    storage: Storage = field(default_factory=Storage)
+    notifications: Notifications = field(default_factory=Notifications)
+    tracking: str = "none"
+
+
+@dataclass
+class UniverseConfig:
+    name: str = "demo"
+    symbols: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TargetsConfig:
+    name: str = "default"
+    windows: list[int] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    std_thresholds: list[float] = field(default_factory=list)
+    barrier_thresholds: list[float] = field(default_factory=list)
+    horizon_multiplier: int = 1
+    sigma_min_bars: int = 24
+
+
+@dataclass
+class FeaturesConfig:
+    families: list[str] = field(default_factory=list)
+    lookbacks: list[int] = field(default_factory=list)
+    lags: list[int] = field(default_factory=list)
+    dtype: str = "float32"
+
+
+@dataclass
+class SplitConfig:
+    name: str = "default"
+    train_frac: float = 0.6
+    validation_frac: float = 0.2
+    embargo_bars: int = 24
+
+
+@dataclass
+class Stage1Config:
+    name: str = "default"
+    num_boost_round: int = 300
+    early_stopping_rounds: int = 30
+    params: dict[str, Any] = field(default_factory=dict)
+    min_train_rows: int = 200
+    min_class_rows: int = 5
+
+
+@dataclass
+class WorkflowConfig:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    universe: UniverseConfig = field(default_factory=UniverseConfig)
+    targets: TargetsConfig = field(default_factory=TargetsConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+
+
+GROUPS = tuple(f.name for f in dataclasses.fields(WorkflowConfig))
+SNAKEMAKE_KEYS = GROUPS + ("overrides",)
+
+
+# ---- loading ------------------------------------------------------------------------------------------------
+def overrides_from_snakemake(smk_config: dict) -> list[str]:
+    """Turn Snakemake's `--config` dict into Hydra overrides; unknown keys are refused."""
+    unknown = sorted(set(smk_config) - set(SNAKEMAKE_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown --config key(s) {unknown}; allowed: {', '.join(SNAKEMAKE_KEYS)} "
+            "(group choices such as env=staging, or overrides=[\"group.key=value\", ...])"
+        )
+    overrides = [f"{group}={smk_config[group]}" for group in GROUPS if group in smk_config]
+    extra = smk_config.get("overrides", [])
+    if isinstance(extra, str):
+        extra = [extra]
+    if not isinstance(extra, (list, tuple)) or not all(isinstance(o, str) for o in extra):
+        raise ConfigError(f"--config overrides must be a list of 'group.key=value' strings, got {extra!r}")
+    return overrides + list(extra)
+
+
+def compose(overrides: list[str] | None = None, config_dir: Path = CONFIG_DIR) -> dict:
+    """Compose, type-check and validate; returns a plain dict (lists and dicts only)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = list(overrides or [])
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            composed = hydra_compose(config_name="config", overrides=overrides)
+    except Exception as exc:  # Hydra's own errors already name the key and the options
+        raise ConfigError(f"configuration could not be composed from {config_dir}: {exc}") from exc
+    finally:
+        GlobalHydra.instance().clear()
+    try:
+        typed = OmegaConf.merge(OmegaConf.structured(WorkflowConfig), composed)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(_describe_omegaconf_error(exc)) from exc
+    cfg = OmegaConf.to_container(typed, resolve=True)
+    validate(cfg)
+    return cfg
+
+
+def _describe_omegaconf_error(exc: OmegaConfBaseException) -> str:
+    key = getattr(exc, "full_key", None) or "?"
+    msg = str(exc).splitlines()[0]
+    return f"config key '{key}': {msg}"
+
+
+# ---- value checks -------------------------------------------------------------------------------------------
+def _require(ok: bool, key: str, expected: str, got: Any) -> None:
+    if not ok:
+        raise ConfigError(f"config key '{key}': expected {expected}, got {got!r}")
+
+
+def validate(cfg: dict) -> None:
+    symbols = cfg["universe"]["symbols"]
+    _require(len(symbols) > 0, "universe.symbols", "at least one symbol", symbols)
+    for i, sym in enumerate(symbols):
+        _require(
+            bool(SYMBOL_PATTERN.match(sym)), f"universe.symbols[{i}]", "upper-case letters/digits like BTCUSDT", sym
+        )
+    _require(len(set(symbols)) == len(symbols), "universe.symbols", "no duplicates", symbols)
+
+    t = cfg["targets"]
+    _require(len(t["windows"]) > 0 and all(w >= 2 for w in t["windows"]), "targets.windows",
+             "a non-empty list of integers >= 2 (bars)", t["windows"])
+    _require(len(set(t["windows"])) == len(t["windows"]), "targets.windows", "no duplicates", t["windows"])
+    bad = [x for x in t["types"] if x not in TARGET_TYPES]
+    _require(len(t["types"]) > 0 and not bad, "targets.types", f"a non-empty subset of {list(TARGET_TYPES)}",
+             t["types"])
+    for key in ("std_thresholds", "barrier_thresholds"):
+        vals = t[key]
+        _require(len(vals) > 0 and all(v > 0 for v in vals), f"targets.{key}", "a non-empty list of numbers > 0",
+                 vals)
+        _require(len(set(vals)) == len(vals), f"targets.{key}", "no duplicates", vals)
+    _require(t["horizon_multiplier"] >= 1, "targets.horizon_multiplier", "an integer >= 1", t["horizon_multiplier"])
+    _require(t["sigma_min_bars"] >= 2, "targets.sigma_min_bars", "an integer >= 2", t["sigma_min_bars"])
+
+    s = cfg["split"]
+    _require(0 < s["train_frac"] < 1, "split.train_frac", "a number in (0, 1)", s["train_frac"])
+    _require(0 < s["validation_frac"] < 1 - s["train_frac"], "split.validation_frac",
+             f"a number in (0, {1 - s['train_frac']:.3g}) so that a test segment remains", s["validation_frac"])
+    _require(s["embargo_bars"] >= 0, "split.embargo_bars", "an integer >= 0", s["embargo_bars"])
+
+    st = cfg["stage1"]
+    _require(st["num_boost_round"] >= 1, "stage1.num_boost_round", "an integer >= 1", st["num_boost_round"])
+    _require(st["early_stopping_rounds"] >= 1, "stage1.early_stopping_rounds", "an integer >= 1",
+             st["early_stopping_rounds"])
+    _require(cfg["env"]["compute"]["threads_per_job"] >= 1, "env.compute.threads_per_job", "an integer >= 1",
+             cfg["env"]["compute"]["threads_per_job"])
+    for key in ("start", "end"):
+        value = cfg["env"]["data"][key]
+        if value is not None:
+            _require(bool(re.match(r"^\d{4}-\d{2}-\d{2}", value)), f"env.data.{key}", "a date YYYY-MM-DD or null",
+                     value)
+
+
+# ---- derived lists the rules expand over -------------------------------------------------------------------
+def format_threshold(x: float) -> str:
+    """1 -> '1.0', 1.25 -> '1.25': stable spelling for paths."""
+    text = repr(float(x))
+    return text
+
+
+def target_id(kind: str, k: float, theta: float) -> str:
+    return f"{kind}_k{format_threshold(k)}_th{format_threshold(theta)}"
+
+
+def target_grid(targets_cfg: dict) -> list[dict]:
+    """Every target of one window, in a stable order: [{id, type, side, k, theta}]."""
+    grid = []
+    for kind in targets_cfg["types"]:
+        for k in targets_cfg["std_thresholds"]:
+            for theta in targets_cfg["barrier_thresholds"]:
+                grid.append(
+                    {"id": target_id(kind, k, theta), "type": kind, "side": kind.split("_")[0], "k": float(k),
+                     "theta": float(theta)}
+                )
+    return grid
+
+
+def parse_target_id(tid: str) -> dict:
+    m = re.fullmatch(r"(high|low)_(breakout|reversion)_k([0-9.]+)_th([0-9.]+)", tid)
+    if not m:
+        raise ValueError(f"not a target id: {tid!r} (expected like high_breakout_k1.5_th0.5)")
+    return {"id": tid, "type": f"{m[1]}_{m[2]}", "side": m[1], "k": float(m[3]), "theta": float(m[4])}
+
+
+def horizon_bars(window: int, targets_cfg: dict) -> int:
+    return int(window) * int(targets_cfg["horizon_multiplier"])

@@ -1,0 +1,84 @@
+"""Grades: an absolute table on the after-cost Sharpe (seed 004) and a percentile scale across a run (seed 003).
+
+Decision: the absolute table reads the *per-trade* after-cost Sharpe (mean / std of net trade returns, not
+annualised). Seed 004's cut-offs (S >= 0.30 ... D >= 0.05) are per-trade sized: an annualised Sharpe of 0.30
+is noise for hourly trading, while a per-trade Sharpe of 0.30 over a few hundred trades is a strong result.
+`basis: annualised` switches to the annualised per-bar Sharpe; the table then needs other numbers.
+
+Config (config/grades/default.yaml):
+    basis: per_trade | annualised
+    table: [[S, 0.30], [A, 0.20], [B, 0.15], [C, 0.10], [D, 0.05]]   # descending; below the last -> fail_grade
+    fail_grade: F
+    percentile_scale: [[S, 95], [A+, 90], [A, 80], [A-, 70], [B+, 60], [B, 50], [B-, 40], [C, 30], [D, 20]]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+DEFAULT_TABLE = (("S", 0.30), ("A", 0.20), ("B", 0.15), ("C", 0.10), ("D", 0.05))
+DEFAULT_PERCENTILE_SCALE = (
+    ("S", 95.0), ("A+", 90.0), ("A", 80.0), ("A-", 70.0), ("B+", 60.0), ("B", 50.0), ("B-", 40.0), ("C", 30.0),
+    ("D", 20.0),
+)
+BASES = {"per_trade": "sharpe_per_trade", "annualised": "sharpe"}
+
+
+def _table(rows: Sequence[Sequence[Any]] | None, default) -> list[tuple[str, float]]:
+    rows = [(str(g), float(v)) for g, v in (rows if rows is not None else default)]
+    cut = [v for _, v in rows]
+    if any(a <= b for a, b in zip(cut, cut[1:])):
+        raise ValueError(f"grade table must be strictly descending, got {rows}")
+    return rows
+
+
+def grade_absolute(value: float | None, table: Sequence[Sequence[Any]] | None = None, fail_grade: str = "F") -> str:
+    """First grade whose cut-off value reaches (>=); fail_grade below the last cut-off or for a missing value."""
+    if value is None or not math.isfinite(value):
+        return fail_grade
+    for grade, cut in _table(table, DEFAULT_TABLE):
+        if value >= cut:
+            return grade
+    return fail_grade
+
+
+def grade_metric(metrics_after_costs: Mapping[str, Any], cfg: Mapping[str, Any] | None = None) -> dict:
+    """Grade one model from its after-cost metrics with the configured basis and table."""
+    cfg = dict(cfg or {})
+    basis = cfg.get("basis", "per_trade")
+    if basis not in BASES:
+        raise ValueError(f"grades.basis must be one of {list(BASES)}, got {basis!r}")
+    value = metrics_after_costs.get(BASES[basis])
+    grade = grade_absolute(value, cfg.get("table"), cfg.get("fail_grade", "F"))
+    return {"grade": grade, "basis": basis, "value": value}
+
+
+def percentile_ranks(values: Sequence[float | None]) -> np.ndarray:
+    """Mid-rank percentile in (0, 100): 100 * (#below + 0.5 * #equal) / n (ties share one rank, a lone model
+    sits at 50); missing values rank 0."""
+    v = np.array([x if x is not None and math.isfinite(x) else -np.inf for x in values], dtype=float)
+    n = len(v)
+    if n == 0:
+        return np.zeros(0)
+    s = np.sort(v)
+    below = np.searchsorted(s, v, side="left")
+    equal = np.searchsorted(s, v, side="right") - below
+    pct = 100.0 * (below + 0.5 * equal) / n
+    return np.where(np.isfinite(v), pct, 0.0)
+
+
+def grade_percentile(
+    values: Sequence[float | None], scale: Sequence[Sequence[Any]] | None = None, fail_grade: str = "F"
+) -> list[str]:
+    """Seed 003's scale over one run's models: S >= 95th percentile, A+ >= 90, ..., D >= 20, else F."""
+    table = _table(scale, DEFAULT_PERCENTILE_SCALE)
+    out = []
+    for p, x in zip(percentile_ranks(values), values):
+        if x is None or not math.isfinite(x):
+            out.append(fail_grade)
+            continue
+        out.append(next((g for g, cut in table if p >= cut), fail_grade))
+    return out

@@ -1,0 +1,159 @@
+"""Optional shared encoder (`encoder=pca`): one PCA fitted on the pooled TRAINING rows of every coin.
+
+Fit: the encoder's columns (the coins' own `{family}__{name}` features, common to all coins) are taken from
+each coin's training segment only (`training_rows`); validation and test rows never reach the fit. Each column
+is standardised with the training mean and standard deviation (NaN ignored); a constant or all-NaN column gets
+scale 1 (and mean 0 if all-NaN). NaN is filled with the training mean, i.e. 0 after standardising, before
+projecting, both when fitting and when transforming. Components are the top eigenvectors of the standardised
+training covariance, sign-fixed so each component's largest-magnitude loading is positive (deterministic).
+
+Saved as one canonical JSON file (columns, mean, scale, components, explained variance ratio; floats written
+with repr precision so they round-trip exactly) - no pickle. The encoder version is the sha256 of that file;
+every head that uses the encoder records it (heads.Head.encoder_sha256).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from workflow_scripts import artifacts
+
+FORMAT = "swingflow-pca-encoder/1"
+
+
+@dataclass(frozen=True)
+class PcaEncoder:
+    columns: list[str]
+    mean: np.ndarray  # (p,)
+    scale: np.ndarray  # (p,)
+    components: np.ndarray  # (k, p), rows orthonormal
+    explained_variance_ratio: np.ndarray  # (k,)
+    n_train_rows: int
+    prefix: str = "shared__pca_"
+
+    @property
+    def output_columns(self) -> list[str]:
+        return [f"{self.prefix}{i:03d}" for i in range(len(self.components))]
+
+
+def training_range(splits: list[dict]) -> tuple[int, int]:
+    """Bar range [lo, hi) inside the training segment of every given split (e.g. all windows of one coin).
+
+    Splits differ per window (the purge follows the horizon), so the encoder takes the intersection: no row it
+    sees is validation or test for any window.
+    """
+    lo = max(int(s["train"][0]) for s in splits)
+    hi = min(int(s["train"][1]) for s in splits)
+    if hi <= lo:
+        raise ValueError("the training segments of the given splits do not overlap")
+    return lo, hi
+
+
+def training_rows(
+    features: Mapping[str, pd.DataFrame], ranges: Mapping[str, tuple[int, int]], columns: list[str] | None = None
+) -> pd.DataFrame:
+    """Pool bar positions [lo, hi) of each coin's feature table (symbols in sorted order) on shared columns.
+
+    `columns` default: the non-timestamp columns every coin has, in the first coin's order. Feature rows
+    are bar positions (docs/CONTRACTS.md: one row per ingested bar, same order).
+    """
+    symbols = sorted(features)
+    if not symbols:
+        raise ValueError("no feature tables to pool")
+    if columns is None:
+        common = set.intersection(*(set(features[s].columns) for s in symbols)) - {"timestamp"}
+        columns = [c for c in features[symbols[0]].columns if c in common]
+    parts = []
+    for s in symbols:
+        lo, hi = ranges[s]
+        parts.append(features[s].iloc[lo:hi][columns])
+    return pd.concat(parts, ignore_index=True)
+
+
+def fit_pca_encoder(X_train: pd.DataFrame, n_components: int = 50, prefix: str = "shared__pca_") -> PcaEncoder:
+    """Fit standardisation + PCA on training rows only (see module docstring for NaN handling)."""
+    columns = [str(c) for c in X_train.columns if c != "timestamp"]
+    X = X_train[columns].to_numpy(dtype=np.float64)
+    if len(X) < 2:
+        raise ValueError("the encoder needs at least 2 training rows")
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(X, axis=0)
+        std = np.nanstd(X, axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    scale = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    Z = _standardise(X, mean, scale)
+    cov = (Z.T @ Z) / (len(Z) - 1)
+    eigval, eigvec = np.linalg.eigh(cov)
+    order = np.argsort(eigval, kind="stable")[::-1]
+    k = int(min(n_components, len(columns), len(Z)))
+    eigval = np.clip(eigval[order][:k], 0.0, None)
+    comps = eigvec[:, order][:, :k].T.copy()
+    signs = np.sign(comps[np.arange(k), np.abs(comps).argmax(axis=1)])
+    comps *= np.where(signs == 0, 1.0, signs)[:, None]
+    total = float(np.trace(cov))
+    ratio = eigval / total if total > 0 else np.zeros(k)
+    return PcaEncoder(columns, mean, scale, comps, ratio, int(len(Z)), prefix)
+
+
+def transform(encoder: PcaEncoder, X: pd.DataFrame) -> pd.DataFrame:
+    """Encoder outputs (float32, columns `shared__pca_000`...) for the rows of `X`, same index."""
+    missing = [c for c in encoder.columns if c not in X.columns]
+    if missing:
+        raise ValueError(f"{len(missing)} encoder columns missing, e.g. {missing[:3]}")
+    Z = _standardise(X[encoder.columns].to_numpy(dtype=np.float64), encoder.mean, encoder.scale)
+    out = Z @ encoder.components.T
+    return pd.DataFrame(out.astype(np.float32), index=X.index, columns=encoder.output_columns)
+
+
+def append_encoded(features: pd.DataFrame, encoder: PcaEncoder) -> pd.DataFrame:
+    """The coin's feature table with the encoder outputs appended as extra columns."""
+    return pd.concat([features, transform(encoder, features)], axis=1)
+
+
+def save_encoder(path, encoder: PcaEncoder) -> str:
+    """Write the encoder as canonical JSON (atomic); return its version (sha256 of the file)."""
+    artifacts.write_json(
+        path,
+        {
+            "format": FORMAT,
+            "columns": encoder.columns,
+            "mean": encoder.mean.tolist(),
+            "scale": encoder.scale.tolist(),
+            "components": encoder.components.tolist(),
+            "explained_variance_ratio": encoder.explained_variance_ratio.tolist(),
+            "n_train_rows": encoder.n_train_rows,
+            "prefix": encoder.prefix,
+        },
+    )
+    return encoder_version(path)
+
+
+def load_encoder(path) -> PcaEncoder:
+    d = artifacts.read_json(path)
+    if d.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a {FORMAT} file")
+    p = len(d["columns"])
+    return PcaEncoder(
+        columns=list(d["columns"]),
+        mean=np.asarray(d["mean"], dtype=np.float64),
+        scale=np.asarray(d["scale"], dtype=np.float64),
+        components=np.asarray(d["components"], dtype=np.float64).reshape(-1, p),
+        explained_variance_ratio=np.asarray(d["explained_variance_ratio"], dtype=np.float64),
+        n_train_rows=int(d["n_train_rows"]),
+        prefix=d["prefix"],
+    )
+
+
+def encoder_version(path) -> str:
+    return artifacts.sha256_file(Path(path))
+
+
+def _standardise(X: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    Z = (X - mean) / scale
+    Z[~np.isfinite(Z)] = 0.0  # NaN (and inf) -> training mean
+    return Z

@@ -1,0 +1,126 @@
+"""Stage 1: every target variant of one (symbol, window) with fixed LightGBM parameters.
+
+One job per (symbol, window) loops over its targets (docs/ARCHITECTURE.md says why): the feature table is read
+once, and LightGBM's binned dataset is built once over the union of the window's training event rows (bin edges
+from training rows only) and once for the validation rows against it; each variant takes a `subset` of both. The
+subset is constructed BEFORE its labels are set: LightGBM silently ignores a label set on an unconstructed subset.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score
+
+from workflow_scripts.splits import SEGMENTS, segment_mask
+from workflow_scripts.swing_targets import BREAKOUT, CLASS_NAMES, NEITHER, REVERSION
+
+CLASSES = (NEITHER, BREAKOUT, REVERSION)
+DATASET_KEYS = ("max_bin", "min_data_in_bin", "seed", "deterministic", "force_row_wise", "force_col_wise",
+                "verbosity")
+
+
+@dataclass
+class VariantResult:
+    target: str
+    model_text: str  # empty when the variant was skipped
+    metrics: dict
+    split_indices: dict
+
+
+def macro_average_precision(y: np.ndarray, proba: np.ndarray) -> float:
+    """One-vs-rest average precision averaged over the classes present in y (NaN if none)."""
+    scores = [average_precision_score(y == c, proba[:, c]) for c in CLASSES if (y == c).any()]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def class_counts(y: np.ndarray) -> dict:
+    return {CLASS_NAMES[c]: int((y == c).sum()) for c in CLASSES}
+
+
+def variant_rows(labels: np.ndarray, split: dict, label_end: np.ndarray) -> dict[str, np.ndarray]:
+    """Bar positions of trainable event rows (codes 0/1/2) per segment."""
+    positions = np.arange(len(labels))
+    usable = np.isin(labels, CLASSES)
+    return {seg: positions[usable & segment_mask(split, seg, positions, label_end)] for seg in SEGMENTS}
+
+
+def train_window(features: pd.DataFrame, targets: pd.DataFrame, split: dict, target_ids: list[str],
+                 spec: dict, threads: int = 1) -> list[VariantResult]:
+    if not features["timestamp"].equals(targets["timestamp"]):
+        raise ValueError("features and targets are not aligned on the same bars (timestamp columns differ)")
+    feature_names = [c for c in features.columns if c != "timestamp"]
+    label_end = targets["label_end"].to_numpy()
+    rows = {t: variant_rows(targets[t].to_numpy(), split, label_end) for t in target_ids}
+
+    params = dict(spec["params"], num_threads=threads)
+    ds_params = {k: params[k] for k in DATASET_KEYS if k in params} | {"num_threads": threads,
+                                                                       "feature_pre_filter": False}
+    union = {seg: np.unique(np.concatenate([r[seg] for r in rows.values()])) for seg in ("train", "validation")}
+    X = features[feature_names]
+    train_all = lgb.Dataset(X.iloc[union["train"]].to_numpy(np.float32), feature_name=feature_names,
+                            params=ds_params, free_raw_data=False).construct()
+    val_all = lgb.Dataset(X.iloc[union["validation"]].to_numpy(np.float32), feature_name=feature_names,
+                          reference=train_all, params=ds_params, free_raw_data=False).construct()
+    test_X = X.to_numpy(np.float32)  # test rows are looked up per variant; the table is already in memory
+
+    results = []
+    for target in target_ids:
+        r = rows[target]
+        labels = targets[target].to_numpy()
+        results.append(_train_variant(target, labels, r, union, train_all, val_all, test_X, params, spec))
+    return results
+
+
+def _train_variant(target, labels, rows, union, train_all, val_all, test_X, params, spec) -> VariantResult:
+    y = {seg: labels[rows[seg]].astype(np.int64) for seg in SEGMENTS}
+    split_indices = {seg: rows[seg].tolist() for seg in SEGMENTS}
+    metrics = {
+        "target": target,
+        "class_counts": {seg: class_counts(y[seg]) for seg in SEGMENTS},
+        "rows": {seg: int(len(rows[seg])) for seg in SEGMENTS},
+        "feature_count": int(train_all.num_feature()),
+    }
+    reason = _skip_reason(y, spec)
+    if reason:
+        metrics |= {"status": "skipped", "reason": reason}
+        return VariantResult(target, "", metrics, split_indices)
+
+    train_ds = train_all.subset(np.searchsorted(union["train"], rows["train"]).tolist()).construct()
+    train_ds.set_label(y["train"])
+    val_ds = val_all.subset(np.searchsorted(union["validation"], rows["validation"]).tolist()).construct()
+    val_ds.set_label(y["validation"])
+
+    started = time.perf_counter()
+    booster = lgb.train(
+        params, train_ds, num_boost_round=spec["num_boost_round"], valid_sets=[val_ds], valid_names=["validation"],
+        callbacks=[lgb.early_stopping(spec["early_stopping_rounds"], verbose=False)],
+    )
+    fit_seconds = time.perf_counter() - started
+    best = booster.best_iteration or booster.current_iteration()
+    proba_val = booster.predict(test_X[rows["validation"]], num_iteration=best)
+    proba_test = booster.predict(test_X[rows["test"]], num_iteration=best)
+    metrics |= {
+        "status": "trained",
+        "best_iteration": int(best),
+        "fit_seconds": round(fit_seconds, 3),
+        "validation_average_precision": macro_average_precision(y["validation"], proba_val),
+        "test_average_precision": macro_average_precision(y["test"], proba_test),
+        "validation_multi_logloss": float(booster.best_score["validation"]["multi_logloss"]),
+    }
+    return VariantResult(target, booster.model_to_string(num_iteration=best), metrics, split_indices)
+
+
+def _skip_reason(y: dict, spec: dict) -> str | None:
+    if len(y["train"]) < spec["min_train_rows"]:
+        return f"{len(y['train'])} training rows < stage1.min_train_rows={spec['min_train_rows']}"
+    for seg in ("train", "validation"):
+        counts = np.bincount(y[seg], minlength=3)
+        if counts.min() < spec["min_class_rows"]:
+            return (f"{seg} class counts {counts.tolist()} (neither, breakout, reversion) below "
+                    f"stage1.min_class_rows={spec['min_class_rows']}")
+    return None
