@@ -157,11 +157,11 @@ class ConfigCostProvider:
 # ---- snapshot ------------------------------------------------------------------------------------------------
 def cost_snapshot(provider: CostProvider, symbol: str) -> dict:
     """The plain-JSON record of the costs one symbol's evaluations use (written per symbol, an input of them)."""
-    costs = provider.costs_for(symbol)
-    out = asdict(costs)
-    out["version"] = SNAPSHOT_VERSION
-    out["units"] = "bps of notional per side"
-    return out
+    return snapshot_of(provider.costs_for(symbol))
+
+
+def snapshot_of(costs: SymbolCosts) -> dict:
+    return asdict(costs) | {"version": SNAPSHOT_VERSION, "units": "bps of notional per side"}
 
 
 def costs_from_snapshot(snapshot: Mapping[str, Any]) -> SymbolCosts:

@@ -5,7 +5,8 @@ or test bars; `training_rows(frame, split)` is the one way to cut those rows fro
 JSON of docs/CONTRACTS.md. Filters run in a fixed order and every dropped feature gets the first reason that
 applies (the statistics of all filters are still reported for every feature):
 
-1. ``target_derived``   the name looks like a label (target id pattern, or a part starting with target/label).
+1. ``target_derived``   the name looks like a label (a target id in it, or it starts with target/label, also
+                        after a coin prefix).
 2. ``missing``          structurally missing share > ``max_missing_frac``: rows where the feature's *source*
                         had no data at all (for ``{OTHER}__family__name`` the other coin had no bar at that
                         timestamp: not listed yet, delisted, exchange gap).
@@ -73,14 +74,16 @@ OWN_SOURCE = ""
 
 # ---- names --------------------------------------------------------------------------------------------------
 def is_target_column(name: str) -> bool:
-    """True for a name that could carry a label: a target id anywhere, or any `__` part starting target/label.
+    """True for a name that could carry a label: a target id anywhere, or a name starting with target/label.
 
-    Parts are checked so that a cross-coin copy (`ETHUSDT__target_x`, another coin's label: also the future) is
-    caught as well as the plain `label_end`.
+    The start is checked after a coin prefix too, so a cross-coin copy (`ETHUSDT__target_x`, another coin's
+    label: also the future) is caught as well as the plain `label_end`.
     """
     if _TARGET_ID.search(name):
         return True
-    return any(part.lower().startswith(("target", "label")) for part in name.split("__"))
+    parts = name.split("__", 1)
+    bare = parts[1] if len(parts) == 2 and _SOURCE_PREFIX.match(parts[0]) else name
+    return name.lower().startswith(("target", "label")) or bare.lower().startswith(("target", "label"))
 
 
 def feature_source(name: str) -> str:

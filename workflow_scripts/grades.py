@@ -82,3 +82,21 @@ def grade_percentile(
             continue
         out.append(next((g for g, cut in table if p >= cut), fail_grade))
     return out
+
+
+def grade_run(after_cost_metrics: Sequence[Mapping[str, Any]], cfg: Mapping[str, Any] | None = None) -> list[dict]:
+    """Grades for all models of one run with the configured method (absolute table or percentile scale)."""
+    cfg = dict(cfg or {})
+    method = cfg.get("method", "absolute")
+    if method == "absolute":
+        return [grade_metric(m, cfg) | {"method": "absolute"} for m in after_cost_metrics]
+    if method != "percentile":
+        raise ValueError(f"grades.method must be 'absolute' or 'percentile', got {method!r}")
+    basis = cfg.get("basis", "per_trade")
+    if basis not in BASES:
+        raise ValueError(f"grades.basis must be one of {list(BASES)}, got {basis!r}")
+    values = [m.get(BASES[basis]) for m in after_cost_metrics]
+    grades = grade_percentile(values, cfg.get("percentile_scale"), cfg.get("fail_grade", "F"))
+    pct = percentile_ranks(values)
+    return [{"grade": g, "basis": basis, "value": v, "method": "percentile", "percentile": float(p)}
+            for g, v, p in zip(grades, values, pct)]

@@ -22,6 +22,10 @@ BARS_PER_YEAR = 24 * 365
 EULER_GAMMA = 0.5772156649015329
 
 
+def _norm_cdf(z: float) -> float:
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
 def _finite(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
@@ -56,7 +60,9 @@ def moments(returns: np.ndarray) -> tuple[float, float]:
     r = np.asarray(returns, dtype=float)
     if len(r) < 3 or not r.std() > 0:
         return 0.0, 3.0
-    return float(stats.skew(r)), float(stats.kurtosis(r, fisher=False))
+    # population (biased) moments, as in the papers; equal to scipy.stats.skew / kurtosis(fisher=False).
+    z = (r - r.mean()) / r.std()
+    return float(np.mean(z**3)), float(np.mean(z**4))
 
 
 def probabilistic_sharpe_ratio(
@@ -73,7 +79,7 @@ def probabilistic_sharpe_ratio(
     if not var > 0:
         return float("nan")
     z = (sr - sr_benchmark) * math.sqrt(n_obs - 1) / math.sqrt(var)
-    return float(stats.norm.cdf(z))
+    return _norm_cdf(z)
 
 
 def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:
@@ -177,31 +183,45 @@ def trading_metrics(
 
 
 # ---- classifier ----------------------------------------------------------------------------------------------
+def average_precision(y_bin: np.ndarray, score: np.ndarray) -> float:
+    """sklearn's average_precision_score (step-wise, ties grouped), in numpy: sum_n (R_n - R_{n-1}) P_n."""
+    y = np.asarray(y_bin, dtype=bool)
+    npos = int(y.sum())
+    if npos == 0:
+        return float("nan")
+    order = np.argsort(-np.asarray(score, dtype=float), kind="mergesort")
+    s, yy = np.asarray(score, dtype=float)[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]  # last index of each distinct score
+    tp = np.cumsum(yy)[last]
+    precision = tp / (last + 1)
+    recall = tp / npos
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
 def classifier_metrics(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[int] = (0, 1, 2)) -> dict:
     """Macro one-vs-rest average precision (over classes present), per-class precision / recall of the arg-max
-    prediction, multi-class log loss (probabilities clipped to [1e-15, 1], rows renormalised)."""
-    from sklearn.metrics import average_precision_score, log_loss, precision_score, recall_score
-
+    prediction, multi-class log loss (probabilities clipped to [eps, 1 - eps], float64 eps). numpy only;
+    tests check equality with scikit-learn."""
     y = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(proba, dtype=float)
     out: dict = {"n": int(len(y)), "class_counts": {str(c): int((y == c).sum()) for c in classes}}
     if len(y) == 0:
         return out | {"macro_ap": None, "log_loss": None, "per_class": {}}
-    ap = {}
-    for i, c in enumerate(classes):
-        if (y == c).any():
-            ap[str(c)] = float(average_precision_score(y == c, p[:, i]))
-    pred = np.asarray(classes)[p.argmax(axis=1)]
-    prec = precision_score(y, pred, labels=list(classes), average=None, zero_division=0)
-    rec = recall_score(y, pred, labels=list(classes), average=None, zero_division=0)
-    clipped = np.clip(p, 1e-15, 1.0)
-    clipped = clipped / clipped.sum(axis=1, keepdims=True)
+    cls = np.asarray(classes)
+    ap = {str(c): average_precision(y == c, p[:, i]) for i, c in enumerate(classes) if (y == c).any()}
+    pred = cls[p.argmax(axis=1)]
+    eps = np.finfo(float).eps  # scikit-learn's clipping, so the numbers agree with its log_loss
+    clipped = np.clip(p, eps, 1.0 - eps)
+    col = np.searchsorted(cls, y)
     out["macro_ap"] = float(np.mean(list(ap.values()))) if ap else None
-    out["log_loss"] = float(log_loss(y, clipped, labels=list(classes)))
-    out["per_class"] = {
-        str(c): {"precision": float(prec[i]), "recall": float(rec[i]), "average_precision": ap.get(str(c))}
-        for i, c in enumerate(classes)
-    }
+    out["log_loss"] = float(-np.mean(np.log(clipped[np.arange(len(y)), col])))
+    per = {}
+    for c in classes:
+        tp = int(np.sum((pred == c) & (y == c)))
+        n_pred, n_true = int(np.sum(pred == c)), int(np.sum(y == c))
+        per[str(c)] = {"precision": tp / n_pred if n_pred else 0.0, "recall": tp / n_true if n_true else 0.0,
+                       "average_precision": ap.get(str(c))}
+    out["per_class"] = per
     return out
 
 

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# One command: install, then run the main job on the embedded demo data (BTC, ETH, SOL hourly bars from 2023).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+source .venv/bin/activate
+snakemake -c2 "$@"
+echo
+echo "Results:"
+echo "  best variant per symbol, window and side: results/best_variant/summary.md (and .csv, .parquet)"
+echo "  per-symbol summaries:                     results/best_variant/<SYMBOL>/summary.md"
+echo "  every stage-1 variant:                    results/stage1/<SYMBOL>/w<window>/<target>/"
+echo "  resolved configuration of this run:       results/config/resolved.yaml"
+echo "  logs:                                     logs/"

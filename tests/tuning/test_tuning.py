@@ -1,0 +1,164 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from workflow_scripts import tuning
+
+REPO = Path(__file__).resolve().parents[2]
+CFG = {
+    "budget": {"trials": 400, "minutes": 120},
+    "shares": {"stage1": 0.25, "stage2": 0.15, "stage3": 0.35, "stage4": 0.25},
+    "space": {
+        "num_leaves": [30, 50, 80],
+        "max_depth": [5, 6, 7, 9],
+        "feature_fraction": [0.7],
+        "min_child_samples_frac": [0.01],
+        "learning_rate": [0.01, 0.05, 0.1],
+        "lambda_l1": [0.0, 0.01, 0.1],
+    },
+    "focus_radius": 0.25,
+}
+
+
+def _storage(path):
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+
+
+def test_stage_budgets_are_shares_of_the_total():
+    b2 = tuning.stage_budget(CFG, "stage2", n_studies=6)
+    b3 = tuning.stage_budget(CFG, "stage3", n_studies=36)
+    assert b2["n_trials"] == 10 and b2["timeout_s"] == pytest.approx(0.15 * 120 * 60 / 6)
+    assert b3["n_trials"] == 3 and b3["timeout_s"] == pytest.approx(0.35 * 120 * 60 / 36)
+    assert tuning.stage_budget(CFG, "stage4", 1000)["n_trials"] == 1  # never zero
+    only_minutes = {**CFG, "budget": {"trials": None, "minutes": 10}}
+    assert tuning.stage_budget(only_minutes, "stage4")["n_trials"] is None
+    with pytest.raises(ValueError):
+        tuning.stage_budget({**CFG, "shares": {**CFG["shares"], "stage2": 0.5}}, "stage2")
+
+
+def test_spaces_narrow_then_focus():
+    broad = tuning.broad_space(CFG)
+    assert broad["max_depth"]["choices"] == [5, 6, 7, 9]
+    narrow = tuning.narrowed_space(CFG, {"num_leaves": 30, "max_depth": 7, "learning_rate": 0.05, "lambda_l1": 0.1})
+    assert narrow["num_leaves"]["choices"] == [30, 50]
+    assert narrow["max_depth"]["choices"] == [6, 7, 9]
+    assert narrow["lambda_l1"]["choices"] == [0.01, 0.1]
+    assert narrow["feature_fraction"]["choices"] == [0.7]
+    focus = tuning.focused_space(CFG, {"num_leaves": 50, "max_depth": 6, "learning_rate": 0.05, "lambda_l1": 0.0})
+    assert focus["num_leaves"] == {"low": 37, "high": 63, "int": True}
+    assert focus["learning_rate"]["log"] and focus["learning_rate"]["low"] == pytest.approx(0.0375)
+    assert focus["lambda_l1"]["low"] == 0.0 and focus["lambda_l1"]["high"] == pytest.approx(0.025)
+    assert focus["min_child_samples_frac"] == {"choices": [0.01]}
+
+
+def test_min_child_samples_is_one_percent_of_training_rows():
+    p = tuning.resolve_params({"bagging_freq": 5}, {"min_child_samples_frac": 0.01, "num_leaves": 30}, 12345)
+    assert p["min_child_samples"] == 123 and "min_child_samples_frac" not in p
+
+
+def test_stage_respects_trial_budget_and_resumes(tmp_path, data):
+    X, y, positions, label_end = data
+    folds = tuning.cv_folds(positions, label_end, {"n_folds": 3, "embargo_bars": 2, "min_train_rows": 50})
+    space = tuning.broad_space({"space": {"num_leaves": [4, 8], "learning_rate": [0.1, 0.2]}})
+    obj = tuning.make_objective(X, y, folds, space, {}, early_stopping_rounds=5, max_rounds=40, report_every=5)
+    journal = tmp_path / "s.journal"
+    r1 = tuning.run_stage(journal_path=journal, study_name="s", objective=obj, n_trials=4,
+                          pruner_cfg={"kind": "median", "n_startup_trials": 2, "n_warmup_steps": 0},
+                          result_path=tmp_path / "r.json")
+    assert r1["finished_trials"] == 4 and (tmp_path / "r.json").exists()
+    assert 0 < r1["best_value"] <= 1 and set(r1["best_params"]) == {"num_leaves", "learning_rate"}
+    # Rerun with a bigger budget: continues from 4, does not start over.
+    r2 = tuning.run_stage(journal_path=journal, study_name="s", objective=obj, n_trials=6)
+    assert r2["finished_trials"] == 6 and len(r2["trials"]) == 6
+    # Rerun with the budget spent: runs nothing.
+    r3 = tuning.run_stage(journal_path=journal, study_name="s", objective=obj, n_trials=6)
+    assert len(r3["trials"]) == 6
+
+
+def test_time_budget_stops_a_study(tmp_path):
+    def slow(trial):
+        trial.suggest_float("x", 0, 1)
+        time.sleep(0.2)
+        return 0.0
+
+    r = tuning.run_stage(journal_path=tmp_path / "t.journal", study_name="t", objective=slow,
+                         n_trials=None, timeout_s=0.7)
+    assert 2 <= r["finished_trials"] <= 5
+    r2 = tuning.run_stage(journal_path=tmp_path / "t.journal", study_name="t", objective=slow,
+                          n_trials=None, timeout_s=0.7)
+    assert r2["finished_trials"] == r["finished_trials"]  # budget already spent
+
+
+def test_pruning_callback_prunes_hopeless_trials(tmp_path, data):
+    X, y, positions, label_end = data
+    folds = tuning.cv_folds(positions, label_end, {"n_folds": 2, "min_train_rows": 50})
+    # learning_rate 1e-4 barely moves the loss: the median pruner should cut those trials.
+    space = {"learning_rate": {"choices": [0.3, 0.0001]}}
+    obj = tuning.make_objective(X, y, folds, space, {"num_leaves": 8}, early_stopping_rounds=50, max_rounds=60,
+                                report_every=5)
+    study = tuning.open_study(tmp_path / "p.journal", "p", pruner_cfg={"n_startup_trials": 1, "n_warmup_steps": 5})
+    study.enqueue_trial({"learning_rate": 0.3})
+    study.enqueue_trial({"learning_rate": 0.3})
+    study.enqueue_trial({"learning_rate": 0.0001})
+    study.optimize(obj, n_trials=3)
+    states = [t.state for t in study.trials]
+    assert states[:2] == [TrialState.COMPLETE] * 2 and states[2] == TrialState.PRUNED
+
+
+def test_killed_job_resumes_and_retries_running_trial(tmp_path):
+    journal = tmp_path / "k.journal"
+    budget = 8
+    cmd = [sys.executable, str(REPO / "tests/tuning/_study_child.py"), str(journal), str(budget)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen([*cmd, "0.4"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    killed_running = None
+    try:
+        while time.time() < deadline:
+            time.sleep(0.1)
+            if not journal.exists():
+                continue
+            trials = optuna.load_study(study_name="resume-test", storage=_storage(journal)).trials
+            done = [t for t in trials if t.state == TrialState.COMPLETE]
+            running = [t for t in trials if t.state == TrialState.RUNNING and t.params]
+            if len(done) >= 3 and running:
+                child.send_signal(signal.SIGKILL)
+                killed_running = running[0]
+                break
+        assert killed_running is not None, child.stderr.read().decode() if child.poll() is not None else "slow"
+    finally:
+        child.kill()
+        child.wait()
+    before = optuna.load_study(study_name="resume-test", storage=_storage(journal)).trials
+    n_done_before = sum(t.state == TrialState.COMPLETE for t in before)
+    assert n_done_before < budget
+    assert before[killed_running.number].state == TrialState.RUNNING  # the dead process left it RUNNING
+
+    out = subprocess.run([*cmd, "0"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    after = optuna.load_study(study_name="resume-test", storage=_storage(journal)).trials
+    assert [t.number for t in after[: len(before)]] == [t.number for t in before]  # continued, not restarted
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in after) == budget
+    assert after[killed_running.number].state == TrialState.FAIL
+    retries = [t for t in after if t.user_attrs.get("retry_of") == killed_running.number]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == killed_running.params
+    assert "FINISHED 8" in out.stdout
+
+
+def test_representative_rules():
+    rows = [
+        {"symbol": "BTCUSDT", "side": "high", "target": "a", "validation_ap": 0.4, "train_rows": 900},
+        {"symbol": "ETHUSDT", "side": "low", "target": "b", "validation_ap": 0.6, "train_rows": 100},
+        {"symbol": "SOLUSDT", "side": "high", "target": "c", "validation_ap": 0.5, "train_rows": 500},
+    ]
+    assert tuning.representative(rows)["symbol"] == "ETHUSDT"
+    assert tuning.representative(rows, "most_rows")["symbol"] == "BTCUSDT"
+    assert tuning.representative(rows, "median_ap")["symbol"] == "SOLUSDT"
