@@ -51,6 +51,7 @@ rule summarize_best_variants:
         parquet="results/best_variant/summary.parquet",
         csv="results/best_variant/summary.csv",
         markdown="results/best_variant/summary.md",
+        metrics="results/metrics/stage1.json",
     log:
         "logs/best_variant/summary.log",
     threads: 1
@@ -60,4 +61,4 @@ rule summarize_best_variants:
     shell:
         "{PYTHON} -m workflow_scripts.entries.summarize_best_variants --choices {input.choices} "
         "--title 'Best stage-1 variant per symbol, window and side' --out-parquet {output.parquet} "
-        "--out-csv {output.csv} --out-markdown {output.markdown} > {log} 2>&1"
+        "--out-csv {output.csv} --out-markdown {output.markdown} --out-metrics {output.metrics} > {log} 2>&1"

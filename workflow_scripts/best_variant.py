@@ -60,6 +60,19 @@ def summary_table(choices: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["symbol", "window", "side"]).reset_index(drop=True)
 
 
+def headline_metrics(table: pd.DataFrame) -> dict:
+    """A few numbers worth tracking across runs (`dvc metrics diff`)."""
+    val, test = table["validation_average_precision"], table["test_average_precision"]
+    return {
+        "combinations": int(len(table)),
+        "combinations_without_trained_variant": int(table["best_target"].isna().sum()),
+        "variants_trained": int(table["variants_trained"].sum()),
+        "variants_skipped": int(table["variants_skipped"].sum()),
+        "mean_validation_average_precision": round(float(val.mean()), 6),
+        "mean_test_average_precision": round(float(test.mean()), 6),
+    }
+
+
 def to_markdown(table: pd.DataFrame, title: str) -> str:
     """A plain pipe table (no extra dependency), floats to 4 decimals."""
     cols = list(table.columns)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from workflow_scripts import artifacts
+from workflow_scripts.stage1 import macro_average_precision  # noqa: F401  (the one macro AP; re-exported)
 
 NUM_CLASS = 3
 MODEL_FILES = {"lightgbm": "model.txt", "xgboost": "model.json"}
@@ -261,21 +262,6 @@ def load_head(path_dir) -> Head:
         encoder_sha256=meta["encoder_sha256"],
         extra=meta.get("extra", {}),
     )
-
-
-def macro_average_precision(y_true, proba) -> float:
-    """Mean over classes present in `y_true` of one-vs-rest average precision (sklearn's definition).
-
-    A class with no positive row has no defined AP and is left out; NaN if no class is present.
-    """
-    from sklearn.metrics import average_precision_score
-
-    y_true = np.asarray(y_true)
-    proba = np.asarray(proba)
-    scores = [
-        average_precision_score(y_true == c, proba[:, c]) for c in range(NUM_CLASS) if np.any(y_true == c)
-    ]
-    return float(np.mean(scores)) if scores else float("nan")
 
 
 def _labels(y) -> np.ndarray:

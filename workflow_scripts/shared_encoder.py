@@ -3,7 +3,7 @@
 Fit: the encoder's columns (the coins' own `{family}__{name}` features, common to all coins) are taken from
 each coin's training segment only (`training_rows`); validation and test rows never reach the fit. Each column
 is standardised with the training mean and standard deviation (NaN ignored); a constant or all-NaN column gets
-scale 1 (and mean 0 if all-NaN). NaN is filled with the training mean, i.e. 0 after standardising, before
+scale 1 (and mean 0 if all-NaN). NaN (and +-inf) is filled with the training mean, i.e. 0 after standardising, before
 projecting, both when fitting and when transforming. Components are the top eigenvectors of the standardised
 training covariance, sign-fixed so each component's largest-magnitude loading is positive (deterministic).
 
@@ -47,8 +47,9 @@ def training_range(splits: list[dict]) -> tuple[int, int]:
     Splits differ per window (the purge follows the horizon), so the encoder takes the intersection: no row it
     sees is validation or test for any window.
     """
-    lo = max(int(s["train"][0]) for s in splits)
-    hi = min(int(s["train"][1]) for s in splits)
+    bounds = [_train_bounds(s) for s in splits]
+    lo = max(b[0] for b in bounds)
+    hi = min(b[1] for b in bounds)
     if hi <= lo:
         raise ValueError("the training segments of the given splits do not overlap")
     return lo, hi
@@ -151,6 +152,11 @@ def load_encoder(path) -> PcaEncoder:
 
 def encoder_version(path) -> str:
     return artifacts.sha256_file(Path(path))
+
+
+def _train_bounds(split: dict) -> tuple[int, int]:
+    seg = split["train"]  # {"lo", "hi", ...} as workflow_scripts.splits writes it, or [lo, hi)
+    return (int(seg["lo"]), int(seg["hi"])) if isinstance(seg, dict) else (int(seg[0]), int(seg[1]))
 
 
 def _standardise(X: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:

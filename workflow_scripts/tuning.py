@@ -33,6 +33,9 @@ from workflow_scripts import artifacts
 from workflow_scripts.heads import lightgbm_params, macro_average_precision
 from workflow_scripts.purged_walk_forward import purged_walk_forward
 
+# LightGBM parameters fixed when a Dataset is binned (shared by every trial of a study).
+_DATASET_KEYS = ("max_bin", "min_data_in_bin", "seed", "deterministic", "force_row_wise", "force_col_wise",
+                 "verbosity", "num_threads")
 STAGES = ("stage1", "stage2", "stage3", "stage4")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Parameters whose stage-4 range is searched on a log scale.
@@ -226,15 +229,25 @@ def make_objective(
     y = np.asarray(y, dtype=np.int32)
     folds = [(np.asarray(t), np.asarray(v)) for t, v in folds]
 
+    # Bin each fold once (bin edges from its training rows) and reuse it in every trial: only training
+    # parameters change between trials. feature_pre_filter off, as min_child_samples varies per trial.
+    ds_params = {k: v for k, v in lightgbm_params(fixed, seed, num_threads).items() if k in _DATASET_KEYS}
+    ds_params["feature_pre_filter"] = False
+    datasets = []
+    for tr, va in folds:
+        dtrain = lgb.Dataset(X_np[tr], label=y[tr], feature_name=names or "auto", params=ds_params,
+                             free_raw_data=False).construct()
+        dval = lgb.Dataset(X_np[va], label=y[va], reference=dtrain, params=ds_params,
+                           free_raw_data=False).construct()
+        datasets.append((dtrain, dval))
+
     def objective(trial: optuna.Trial) -> float:
         _heartbeat(trial)
         sampled = suggest_params(trial, space)
         scores, best_iters = [], []
-        for k, (tr, va) in enumerate(folds):
+        for k, ((tr, va), (dtrain, dval)) in enumerate(zip(folds, datasets)):
             params = lightgbm_params(resolve_params(fixed, sampled, len(tr)), seed, num_threads)
-            params["feature_pre_filter"] = False  # min_child_samples varies per trial on one Dataset layout
-            dtrain = lgb.Dataset(X_np[tr], label=y[tr], feature_name=names or "auto")
-            dval = lgb.Dataset(X_np[va], label=y[va], reference=dtrain)
+            params["feature_pre_filter"] = False
             callbacks = [lgb.early_stopping(early_stopping_rounds, verbose=False)]
             if pruning:
                 callbacks.append(LightGBMPruningCallback(trial, step_offset=k * max_rounds,

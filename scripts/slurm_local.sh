@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# A real single-node Slurm on this machine, for tests and CI (Debian/Ubuntu, root, no systemd needed).
+#
+#   scripts/slurm_local.sh start [--gpus N]   install packages if missing, write the config, start the daemons,
+#                                             wait until the node is idle; prints `export SLURM_CONF=...`
+#   scripts/slurm_local.sh stop               stop the daemons this script started (by their PIDs)
+#   scripts/slurm_local.sh status             daemons, sinfo, squeue
+#   scripts/slurm_local.sh env                prints `export SLURM_CONF=...` (for `eval "$(... env)"`)
+#
+# Nothing is written to /etc: slurm.conf and gres.conf live in the state dir and every Slurm command finds them
+# through SLURM_CONF (Snakemake's Slurm jobs export the environment, so the jobs find it too).
+# Environment: SWINGFLOW_SLURM_DIR (state dir, default /tmp/swingflow-slurm), SWINGFLOW_SLURM_CPUS (CPUs the
+# node claims, default nproc; more than nproc is allowed), SWINGFLOW_SLURM_PORT (slurmctld port, default 6817;
+# slurmd uses the next one), SWINGFLOW_SLURM_NO_INSTALL=1 (fail instead of calling apt-get).
+# Measured facts and pitfalls: docs/OPERATIONS.md ("Local Slurm").
+set -euo pipefail
+
+STATE=${SWINGFLOW_SLURM_DIR:-/tmp/swingflow-slurm}
+CONF_DIR=$STATE/etc
+CONF=$CONF_DIR/slurm.conf
+PORT=${SWINGFLOW_SLURM_PORT:-6817}
+HOST=$(hostname -s)
+PACKAGES=(slurmctld slurmd slurm-client munge)
+
+log() { echo "slurm_local: $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+need_root() { [ "$(id -u)" = 0 ] || die "must run as root (slurmd and munged need it)"; }
+
+install_packages() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    [ "${SWINGFLOW_SLURM_NO_INSTALL:-0}" = 1 ] && die "packages missing (${missing[*]}) and SWINGFLOW_SLURM_NO_INSTALL=1"
+    command -v apt-get >/dev/null || die "packages missing (${missing[*]}) and no apt-get"
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # Try without an update first (fast when the lists are fresh), then with one.
+    if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >"$STATE/apt.log" 2>&1; then
+        apt-get update -q >>"$STATE/apt.log" 2>&1 || die "apt-get update failed (see $STATE/apt.log)"
+        apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$STATE/apt.log" 2>&1 \
+            || die "apt-get install failed (see $STATE/apt.log)"
+    fi
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+write_config() {
+    local gpus=$1 cpus mem_kb mem_mb node_gres=""
+    cpus=${SWINGFLOW_SLURM_CPUS:-$(nproc)}
+    mem_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+    mem_mb=$((mem_kb * 9 / 10 / 1024))
+    mkdir -p "$CONF_DIR" "$STATE/spool/ctld" "$STATE/spool/d" "$STATE/log" "$STATE/run"
+    if [ "$gpus" -gt 0 ]; then
+        # Fake GPUs: character devices with /dev/null's numbers. Slurm only checks that the files exist.
+        mkdir -p "$STATE/dev"
+        for ((i = 0; i < gpus; i++)); do
+            [ -e "$STATE/dev/nvidia$i" ] || mknod -m 666 "$STATE/dev/nvidia$i" c 1 3
+        done
+        node_gres=" Gres=gpu:$gpus"
+        echo "NodeName=$HOST Name=gpu File=$STATE/dev/nvidia[0-$((gpus - 1))]" >"$CONF_DIR/gres.conf"
+    else
+        : >"$CONF_DIR/gres.conf"
+    fi
+    cat >"$CONF" <<EOF
+# Written by scripts/slurm_local.sh: a single-node test cluster.
+ClusterName=swingflow
+SlurmctldHost=$HOST(127.0.0.1)
+SlurmctldPort=$PORT
+SlurmdPort=$((PORT + 1))
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+GresTypes=gpu
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+# Reject a request larger than the node at submit time (otherwise it pends forever).
+EnforcePartLimits=ALL
+# squeue must still see finished jobs when Snakemake asks (>= 3 x slurm-init-seconds-before-status-checks).
+MinJobAge=300
+ReturnToService=2
+SlurmdParameters=config_overrides
+SchedulerType=sched/backfill
+MpiDefault=none
+StateSaveLocation=$STATE/spool/ctld
+SlurmdSpoolDir=$STATE/spool/d
+SlurmctldPidFile=$STATE/run/slurmctld.pid
+SlurmdPidFile=$STATE/run/slurmd.pid
+SlurmctldLogFile=$STATE/log/slurmctld.log
+SlurmdLogFile=$STATE/log/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb$node_gres State=UNKNOWN
+PartitionName=main Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+EOF
+}
+
+start_munge() {
+    # One munged per machine: reuse a running one (its socket is the default), else start it and remember the PID.
+    if pgrep -x munged >/dev/null; then
+        return 0
+    fi
+    mkdir -p /run/munge /var/log/munge /var/lib/munge /etc/munge
+    chown munge:munge /run/munge /var/log/munge /var/lib/munge
+    chmod 0755 /run/munge
+    if [ ! -s /etc/munge/munge.key ]; then
+        dd if=/dev/urandom of=/etc/munge/munge.key bs=1 count=1024 status=none
+        chown munge:munge /etc/munge/munge.key
+        chmod 0400 /etc/munge/munge.key
+    fi
+    runuser -u munge -- /usr/sbin/munged
+    for _ in $(seq 50); do
+        pgrep -x munged >/dev/null && [ -S /run/munge/munge.socket.2 ] && break
+        sleep 0.1
+    done
+    pgrep -x munged >"$STATE/run/munged.ours" || die "munged did not start"
+}
+
+wait_idle() {
+    local state=""
+    for _ in $(seq 300); do
+        state=$(sinfo -h -o %T 2>/dev/null | head -1 || true)
+        case $state in idle | idle*) return 0 ;; esac
+        sleep 0.1
+    done
+    die "node not idle after 30 s (state '$state'); logs in $STATE/log"
+}
+
+cmd_start() {
+    local gpus=0
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --gpus) gpus=$2; shift 2 ;;
+            *) die "unknown option $1" ;;
+        esac
+    done
+    need_root
+    export SLURM_CONF=$CONF
+    if alive "$STATE/run/slurmctld.pid" || alive "$STATE/run/slurmd.pid"; then
+        log "already running (state $STATE); stop it first to change the GPU count"
+        wait_idle
+        echo "export SLURM_CONF=$CONF"
+        return 0
+    fi
+    mkdir -p "$STATE/run"
+    install_packages
+    write_config "$gpus"
+    start_munge
+    rm -f "$STATE/run/slurmctld.pid" "$STATE/run/slurmd.pid" # stale pid files stop slurmctld from starting
+    # -c: clean start (no saved jobs from an earlier run). Both daemonize and write their pid files.
+    slurmctld -c -f "$CONF" || die "slurmctld failed (see $STATE/log/slurmctld.log)"
+    slurmd -c -f "$CONF" -N "$HOST" || die "slurmd failed (see $STATE/log/slurmd.log)"
+    wait_idle
+    log "up: node $HOST idle (state $STATE, gpus $gpus)"
+    echo "export SLURM_CONF=$CONF"
+}
+
+stop_pidfile() {
+    local f=$1 pid
+    [ -f "$f" ] || return 0
+    pid=$(cat "$f")
+    if kill -0 "$pid" 2>/dev/null; then
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$f"
+}
+
+cmd_stop() {
+    export SLURM_CONF=$CONF
+    # Jobs still running would outlive slurmd (proctrack/linuxproc): cancel them first.
+    if alive "$STATE/run/slurmctld.pid"; then
+        scancel --full --quiet --user=root 2>/dev/null || true
+        sleep 0.5
+    fi
+    stop_pidfile "$STATE/run/slurmd.pid"
+    stop_pidfile "$STATE/run/slurmctld.pid"
+    stop_pidfile "$STATE/run/munged.ours"
+    log "stopped (state $STATE kept for its logs)"
+}
+
+cmd_status() {
+    export SLURM_CONF=$CONF
+    local rc=0
+    for d in slurmctld slurmd; do
+        if alive "$STATE/run/$d.pid"; then echo "$d: running (pid $(cat "$STATE/run/$d.pid"))"; else echo "$d: stopped"; rc=1; fi
+    done
+    if [ $rc = 0 ]; then sinfo; squeue; fi
+    return $rc
+}
+
+case ${1:-} in
+    start) shift; cmd_start "$@" ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    env) echo "export SLURM_CONF=$CONF" ;;
+    *) echo "usage: $0 start [--gpus N] | stop | status | env" >&2; exit 2 ;;
+esac

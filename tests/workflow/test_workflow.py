@@ -1,0 +1,48 @@
+"""The real workflow through Snakemake on a tiny config of real data: outputs, no-op rerun, targeted reruns."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.workflow.conftest import TINY, planned_jobs, snakemake
+
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_run_outputs_then_nothing_to_do_then_only_affected_jobs(workflow_dir):
+    snakemake(workflow_dir)
+    res = workflow_dir / "results"
+    summary = pd.read_parquet(res / "best_variant" / "summary.parquet")
+    # 2 symbols x 2 windows x 2 sides, each with a chosen variant of its own side.
+    assert len(summary) == 8
+    assert set(summary["symbol"]) == {"BTCUSDT", "ETHUSDT"}
+    assert all(t.startswith(side) for t, side in zip(summary["best_target"], summary["side"]))
+    assert summary["validation_average_precision"].between(0, 1).all()
+    metrics = json.loads((res / "stage1/BTCUSDT/w5/high_breakout_k1.0_th0.5/metrics.json").read_text())
+    assert metrics["status"] == "trained" and metrics["feature_count"] > 0
+    resolved = (res / "config" / "resolved.yaml").read_text()
+    assert "integration-test" in resolved and "lookbacks:" in resolved
+    features = pd.read_parquet(res / "features" / "BTCUSDT.parquet")
+    assert any(c.startswith("ETHUSDT__") for c in features.columns)  # cross-coin columns
+
+    assert planned_jobs(snakemake(workflow_dir, "-n")) == {}
+
+    embargo = snakemake(workflow_dir, "-n", config=TINY[:3] + [
+        'overrides=["features.lookbacks=[5,21]","features.lags=[]","split.embargo_bars=30"]'])
+    planned = planned_jobs(embargo)
+    assert planned["split_segments"] == 4 and planned["train_stage1"] == 4
+    assert not {"ingest_bars", "build_features", "add_cross_coin_features", "build_swing_targets"} & set(planned)
+
+    grid = snakemake(workflow_dir, "-n", config=TINY[:3] + [
+        'overrides=["features.lookbacks=[5,21]","features.lags=[]","targets.barrier_thresholds=[0.5,1.5]"]'])
+    planned = planned_jobs(grid)
+    assert planned["build_swing_targets"] == 4 and planned["train_stage1"] == 4
+    assert not {"ingest_bars", "build_features", "add_cross_coin_features"} & set(planned)
+
+
+def test_bad_config_fails_at_startup_naming_the_key(workflow_dir):
+    proc = snakemake(workflow_dir, "-n", config=TINY[:3] + ['overrides=["targets.windows=[1]"]'], check=False)
+    assert proc.returncode != 0
+    assert "config key 'targets.windows'" in proc.stdout + proc.stderr
+    assert not (workflow_dir / "results").exists()
