@@ -25,9 +25,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workflow_scripts.artifacts import write_json  # noqa: E402
-from workflow_scripts.costs import ConfigCostProvider, cost_snapshot  # noqa: E402
-from workflow_scripts.evaluation import evaluate_model, plot_equity  # noqa: E402
+from workflow_scripts.artifacts import write_json
+from workflow_scripts.costs import ConfigCostProvider, cost_snapshot
+from workflow_scripts.evaluation import evaluate_model, plot_equity
 
 
 def synthetic_year(n_events: int, horizon: int, seed: int = 0) -> dict:
@@ -46,8 +46,19 @@ def synthetic_year(n_events: int, horizon: int, seed: int = 0) -> dict:
     exit_pos = np.where(label == 0, pos + horizon, exit_pos)
     move = np.log(close[pos + horizon] / close[pos])
     exit_logret = np.select([label == 1, label == 2], [theta * sigma, -theta * sigma], move)
-    return dict(pos=pos, side="high", proba=proba, label=label, barrier_logret=theta * sigma, horizon=horizon,
-                close=close, sigma=sigma, exit_pos=exit_pos, exit_logret=exit_logret, segment=(0, n_bars))
+    return {
+        "pos": pos,
+        "side": "high",
+        "proba": proba,
+        "label": label,
+        "barrier_logret": theta * sigma,
+        "horizon": horizon,
+        "close": close,
+        "sigma": sigma,
+        "exit_pos": exit_pos,
+        "exit_logret": exit_logret,
+        "segment": (0, n_bars),
+    }
 
 
 def rate(fn, seconds: float) -> tuple[float, int]:
@@ -71,21 +82,34 @@ def main(argv: list[str] | None = None) -> dict:
     gates = yaml.safe_load((ROOT / "config/gates/strict.yaml").read_text())
     grades = yaml.safe_load((ROOT / "config/grades/default.yaml").read_text())
     inputs = synthetic_year(args.events, args.horizon)
-    kw = dict(costs=cost_snapshot(ConfigCostProvider(costs), "BTCUSDT"), rule={"threshold": 0.5}, n_trials=24,
-              gate_profile=gates, grades=grades)
+    kw = {
+        "costs": cost_snapshot(ConfigCostProvider(costs), "BTCUSDT"),
+        "rule": {"threshold": 0.5},
+        "n_trials": 24,
+        "gate_profile": gates,
+        "grades": grades,
+    }
     res = evaluate_model(**inputs, **kw)
     per_s, n = rate(lambda: evaluate_model(**inputs, **kw), args.seconds)
-    with_curves, _ = rate(lambda: evaluate_model(**inputs, **kw, include_curves=True, include_trades=True),
-                          args.seconds / 2)
+    with_curves, _ = rate(
+        lambda: evaluate_model(**inputs, **kw, include_curves=True, include_trades=True), args.seconds / 2
+    )
     curves = evaluate_model(**inputs, **kw, include_curves=True)
     with tempfile.TemporaryDirectory() as tmp:
         plots, _ = rate(lambda: plot_equity(Path(tmp) / "eq.png", curves, "bench"), args.seconds / 2)
     report = {
-        "bars": 24 * 365, "events": args.events, "horizon": args.horizon, "trades": res["counts"]["n_trades"],
-        "evaluations_per_second": round(per_s, 1), "ms_per_evaluation": round(1000 / per_s, 3),
-        "evaluations_timed": n, "with_curves_and_trades_per_second": round(with_curves, 1),
-        "equity_plots_per_second": round(plots, 2), "python": platform.python_version(),
-        "numpy": np.__version__, "machine": platform.machine(),
+        "bars": 24 * 365,
+        "events": args.events,
+        "horizon": args.horizon,
+        "trades": res["counts"]["n_trades"],
+        "evaluations_per_second": round(per_s, 1),
+        "ms_per_evaluation": round(1000 / per_s, 3),
+        "evaluations_timed": n,
+        "with_curves_and_trades_per_second": round(with_curves, 1),
+        "equity_plots_per_second": round(plots, 2),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "machine": platform.machine(),
     }
     print(json.dumps(report, indent=2))
     if args.out:

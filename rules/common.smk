@@ -44,8 +44,8 @@ def targets_of_side(side):
 def ingest_spec():
     t = CFG["targets"]
     w, h = max(t["windows"]), max(t["windows"]) * t["horizon_multiplier"]
-    # Ten times what one segment needs for the largest window: band + volatility history, horizon, embargo.
-    min_bars = 10 * (max(w, t["sigma_min_bars"]) + 1 + h + CFG["split"]["embargo_bars"])
+    # Ten times what one bar needs for the largest window: band + volatility history and the label horizon.
+    min_bars = 10 * (max(w, t["sigma_min_bars"]) + 1 + h)
     data = CFG["env"]["data"]
     return as_json({"start": data["start"], "end": data["end"], "min_bars": min_bars})
 

@@ -25,7 +25,9 @@ PACKAGES=(slurmctld slurmd slurm-client munge)
 log() { echo "slurm_local: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-need_root() { [ "$(id -u)" = 0 ] || die "must run as root (slurmd and munged need it)"; }
+# Exit codes: 1 error, 2 usage, 3 cannot install the packages, 4 not root (tests skip on 3 and 4).
+die_install() { log "ERROR: $*"; exit 3; }
+need_root() { [ "$(id -u)" = 0 ] || { log "ERROR: must run as root (slurmd and munged need it)"; exit 4; }; }
 
 install_packages() {
     local missing=()
@@ -33,15 +35,15 @@ install_packages() {
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
-    [ "${SWINGFLOW_SLURM_NO_INSTALL:-0}" = 1 ] && die "packages missing (${missing[*]}) and SWINGFLOW_SLURM_NO_INSTALL=1"
-    command -v apt-get >/dev/null || die "packages missing (${missing[*]}) and no apt-get"
+    [ "${SWINGFLOW_SLURM_NO_INSTALL:-0}" = 1 ] && die_install "packages missing (${missing[*]}) and SWINGFLOW_SLURM_NO_INSTALL=1"
+    command -v apt-get >/dev/null || die_install "packages missing (${missing[*]}) and no apt-get"
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     # Try without an update first (fast when the lists are fresh), then with one.
     if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >"$STATE/apt.log" 2>&1; then
-        apt-get update -q >>"$STATE/apt.log" 2>&1 || die "apt-get update failed (see $STATE/apt.log)"
+        apt-get update -q >>"$STATE/apt.log" 2>&1 || die_install "apt-get update failed (see $STATE/apt.log)"
         apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$STATE/apt.log" 2>&1 \
-            || die "apt-get install failed (see $STATE/apt.log)"
+            || die_install "apt-get install failed (see $STATE/apt.log)"
     fi
 }
 
@@ -86,6 +88,9 @@ JobCompType=jobcomp/none
 EnforcePartLimits=ALL
 # squeue must still see finished jobs when Snakemake asks (>= 3 x slurm-init-seconds-before-status-checks).
 MinJobAge=300
+# A job past its time limit gets SIGTERM, then SIGKILL 5 s later (default 30 s): retries start sooner.
+KillWait=5
+OverTimeLimit=0
 ReturnToService=2
 SlurmdParameters=config_overrides
 SchedulerType=sched/backfill

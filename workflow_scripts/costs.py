@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -167,7 +168,9 @@ def snapshot_of(costs: SymbolCosts) -> dict:
 def costs_from_snapshot(snapshot: Mapping[str, Any]) -> SymbolCosts:
     if snapshot.get("version") != SNAPSHOT_VERSION:
         raise CostError(f"cost snapshot version {snapshot.get('version')!r} is not {SNAPSHOT_VERSION}")
-    entry = {k: snapshot[k] for k in (*_NUMERIC_KEYS, "entry_order", "exit_order", "slippage") if k in snapshot}
+    entry = {
+        k: snapshot[k] for k in (*_NUMERIC_KEYS, "entry_order", "exit_order", "slippage") if k in snapshot
+    }
     return costs_from_mapping(snapshot["symbol"], entry, snapshot.get("source", "snapshot"))
 
 

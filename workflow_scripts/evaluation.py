@@ -8,8 +8,9 @@ Inputs per evaluated row (one row per event bar of the model's target, sorted by
     side            'high' / 'low' (scalar or per row)
     proba           n x 3 class probabilities (neither, breakout, reversion)
     label           target code (0 neither, 1 breakout, 2 reversion, -2 ambiguous, -3 unknown)
-    barrier_logret  theta * sigma_t (log-return distance of both barriers)
-    sigma           sigma_t (per-bar log-return std known at t) for the slippage model; optional
+    barrier_logret  b_t = theta * sigma_t * sqrt(H) (log distance of both barriers, docs/TARGETS.md)
+    sigma           sigma_t (per-bar log-return std known at t) for the slippage model; optional; from the
+                    targets table: barrier_logret__th{theta} / (theta * sqrt(H))
     exit_pos, exit_logret  realised exit bar and log(exit price / close_t) from the targets stage; optional
 plus `close` (the full close series of the bar table), `horizon` H in bars and the segment [lo, hi) in bar
 positions. Rows outside the segment (pos < lo or pos + H >= hi) are dropped, so no trade outlives it.
@@ -18,7 +19,8 @@ positions. Rows outside the segment (pos < lo or pos + H >= hi) are dropped, so 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +53,33 @@ def _take(x: Any, mask: np.ndarray) -> Any:
     return arr if arr.ndim == 0 else arr[mask]
 
 
-def sharpe_tests(trade_returns: np.ndarray, n_trials: int = 1, trial_sharpes: Sequence[float] | None = None) -> dict:
+def rows_from_targets(table: Any, target_id: str, horizon: int) -> dict:
+    """Event rows of one target from the targets table (docs/TARGETS.md) as evaluate_model's row inputs.
+
+    Returns {pos, side, label, barrier_logret, exit_pos, exit_logret, sigma} for every row whose code is not -1
+    (no event), in bar order; align the model's probabilities on `pos`.
+    """
+    from workflow_scripts.config import parse_target_id
+
+    target = parse_target_id(target_id)
+    tag = f"th{target['theta']!r}"
+    codes = table[target_id].to_numpy()
+    pos = np.flatnonzero(codes != -1).astype(np.int64)
+    barrier = table[f"barrier_logret__{tag}"].to_numpy(dtype=float)[pos]
+    return {
+        "pos": pos,
+        "side": target["side"],
+        "label": codes[pos].astype(np.int64),
+        "barrier_logret": barrier,
+        "exit_pos": table[f"exit_pos__{tag}"].to_numpy()[pos],
+        "exit_logret": table[f"exit_logret__{tag}"].to_numpy(dtype=float)[pos],
+        "sigma": barrier / (target["theta"] * math.sqrt(horizon)),
+    }
+
+
+def sharpe_tests(
+    trade_returns: np.ndarray, n_trials: int = 1, trial_sharpes: Sequence[float] | None = None
+) -> dict:
     """PSR and DSR on the per-trade series (Sharpe per trade, n_obs = number of trades).
 
     sr_variance: sample variance of `trial_sharpes` (each trial's per-trade Sharpe on the same segment) when at
@@ -68,12 +96,24 @@ def sharpe_tests(trade_returns: np.ndarray, n_trials: int = 1, trial_sharpes: Se
         var, source = M.null_sr_variance(n, skew, kurt, 0.0), "null_estimator"
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1, got {n_trials}")
-    out = {"basis": "per_trade", "sr": M._finite(sr), "n_obs": n, "skew": skew, "kurtosis": kurt,
-           "psr": M._finite(M.probabilistic_sharpe_ratio(sr, n, skew, kurt, 0.0)), "sr_variance_source": source}
+    out = {
+        "basis": "per_trade",
+        "sr": M._finite(sr),
+        "n_obs": n,
+        "skew": skew,
+        "kurtosis": kurt,
+        "psr": M._finite(M.probabilistic_sharpe_ratio(sr, n, skew, kurt, 0.0)),
+        "sr_variance_source": source,
+    }
     if math.isfinite(sr) and var is not None and math.isfinite(var):
         out |= M.deflated_sharpe_ratio(sr, n, n_trials, var, skew, kurt)
     else:
-        out |= {"dsr": None, "sr0": None, "n_trials": int(n_trials), "sr_variance": M._finite(var or float("nan"))}
+        out |= {
+            "dsr": None,
+            "sr0": None,
+            "n_trials": int(n_trials),
+            "sr_variance": M._finite(var or float("nan")),
+        }
     return out
 
 
@@ -107,10 +147,21 @@ def evaluate_model(
     pos = np.asarray(pos, dtype=np.int64)
     lo, hi = int(segment[0]), int(segment[1])
     keep = _segment_rows(pos, horizon, (lo, hi))
-    rows = dict(pos=pos[keep], side=_take(side, keep), proba=np.asarray(proba, dtype=float)[keep],
-                label=np.asarray(label)[keep], barrier_logret=np.asarray(barrier_logret, dtype=float)[keep])
-    trades = build_trades(**rows, horizon=horizon, close=close, rule=rule,
-                          exit_pos=_take(exit_pos, keep), exit_logret=_take(exit_logret, keep))
+    rows = {
+        "pos": pos[keep],
+        "side": _take(side, keep),
+        "proba": np.asarray(proba, dtype=float)[keep],
+        "label": np.asarray(label)[keep],
+        "barrier_logret": np.asarray(barrier_logret, dtype=float)[keep],
+    }
+    trades = build_trades(
+        **rows,
+        horizon=horizon,
+        close=close,
+        rule=rule,
+        exit_pos=_take(exit_pos, keep),
+        exit_logret=_take(exit_logret, keep),
+    )
     trades = apply_costs(trades, cost_obj, _take(sigma, keep))
     gross_bars = bar_returns(trades, close, lo, hi, rule.position_size, net=False)
     net_bars = bar_returns(trades, close, lo, hi, rule.position_size, net=True)
@@ -125,10 +176,15 @@ def evaluate_model(
         "segment": {"lo": lo, "hi": hi, "n_bars": hi - lo, "horizon": int(horizon)},
         "rule": rule.to_dict(),
         "costs": snapshot,
-        "counts": {"n_rows": int(trades["n_rows"]), "n_unsettled": int(trades["n_unsettled"]),
-                   "n_signals": int(trades["n_signals"]), "n_trades": int(len(trades["row"])),
-                   "n_ambiguous_trades": int(np.sum(trades["ambiguous"])),
-                   "n_long": int(np.sum(trades["direction"] > 0)), "n_short": int(np.sum(trades["direction"] < 0))},
+        "counts": {
+            "n_rows": int(trades["n_rows"]),
+            "n_unsettled": int(trades["n_unsettled"]),
+            "n_signals": int(trades["n_signals"]),
+            "n_trades": len(trades["row"]),
+            "n_ambiguous_trades": int(np.sum(trades["ambiguous"])),
+            "n_long": int(np.sum(trades["direction"] > 0)),
+            "n_short": int(np.sum(trades["direction"] < 0)),
+        },
         "before_costs": before,
         "after_costs": after,
         "sharpe_tests": tests,
@@ -164,21 +220,31 @@ def select_threshold(
     Returns {threshold, chosen_by, table}."""
     base = _rule(inputs.pop("rule", None))
     table = []
-    for th in sorted(set(float(g) for g in grid)):
+    for th in sorted({float(g) for g in grid}):
         rule = TradingRule(th, base.allow_short, base.allow_overlap, base.position_size)
         res = evaluate_model(**inputs, rule=rule)
         value = res["after_costs"].get(objective)
         table.append({"threshold": th, "n_trades": res["after_costs"]["n_trades"], objective: value})
     ok = [r for r in table if r["n_trades"] >= min_trades and r[objective] is not None]
     if not ok:
-        return {"threshold": float(fallback), "chosen_by": "fallback (no grid value had enough trades)",
-                "objective": objective, "table": table}
+        return {
+            "threshold": float(fallback),
+            "chosen_by": "fallback (no grid value had enough trades)",
+            "objective": objective,
+            "table": table,
+        }
     best = max(ok, key=lambda r: (r[objective], r["threshold"]))
-    return {"threshold": best["threshold"], "chosen_by": f"max after-cost {objective} on validation",
-            "objective": objective, "table": table}
+    return {
+        "threshold": best["threshold"],
+        "chosen_by": f"max after-cost {objective} on validation",
+        "objective": objective,
+        "table": table,
+    }
 
 
-def plot_equity(path: str, result: Mapping[str, Any], title: str = "", timestamps: np.ndarray | None = None) -> None:
+def plot_equity(
+    path: str, result: Mapping[str, Any], title: str = "", timestamps: np.ndarray | None = None
+) -> None:
     """PNG of the after-cost equity (gross dashed) with a drawdown panel; needs include_curves=True results."""
     import matplotlib
 
@@ -202,9 +268,11 @@ def plot_equity(path: str, result: Mapping[str, Any], title: str = "", timestamp
     ax1.set_ylabel("equity (start = 1)")
     a = result.get("after_costs", {})
     gate = result.get("gate")
-    sub = (f"net {a.get('total_return', float('nan')):+.1%}, trades {a.get('n_trades')}, "
-           f"Sharpe/trade {_fmt(a.get('sharpe_per_trade'))}, DSR {_fmt(a.get('dsr'))}, "
-           f"grade {result.get('grade', {}).get('grade')}")
+    sub = (
+        f"net {a.get('total_return', float('nan')):+.1%}, trades {a.get('n_trades')}, "
+        f"Sharpe/trade {_fmt(a.get('sharpe_per_trade'))}, DSR {_fmt(a.get('dsr'))}, "
+        f"grade {result.get('grade', {}).get('grade')}"
+    )
     if gate is not None:
         sub += f", {gate['profile']}: {'PASS' if gate['passed'] else 'FAIL'}"
     ax1.set_title(f"{title}\n{sub}" if title else sub, fontsize=9)

@@ -136,13 +136,16 @@ def plan_window(
 
 # ---- the shared binned dataset ------------------------------------------------------------------------------
 def dataset_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Parameters the shared dataset is built with: the selection params minus the per-variant seeds."""
-    return {k: v for k, v in {**DEFAULT_PARAMS, **params}.items() if k not in _VARIANT_SEED_KEYS}
+    """Parameters the shared dataset is built with: the full selection params minus the per-variant seeds."""
+    return {k: v for k, v in params.items() if k not in _VARIANT_SEED_KEYS}
 
 
 def build_shared_dataset(X: np.ndarray | pd.DataFrame, feature_names: Sequence[str],
                          params: Mapping[str, Any]) -> lgb.Dataset:
     """Bin `X` (union rows x features) once; variants take `subset(idx)` of it (idx = row numbers of `X`).
+
+    `params` are the full LightGBM parameters (DEFAULT_PARAMS, or the config's selection.params); every variant
+    must train with the same bin-related values.
 
     The label is a placeholder (LightGBM wants one to construct subsets); every variant sets its own.
     """

@@ -14,7 +14,8 @@ gate. A missing metric (for example a DSR that could not be computed with fewer 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 PROFILE_KEYS = ("name", "label", "min_trades", "min_dsr", "max_drawdown", "min_net_return")
 
@@ -27,7 +28,9 @@ def validate_profile(profile: Mapping[str, Any]) -> dict:
     missing = [k for k in PROFILE_KEYS if k not in profile]
     unknown = sorted(set(profile) - set(PROFILE_KEYS))
     if missing or unknown:
-        raise GateProfileError(f"gate profile: missing {missing}, unknown {unknown}; keys are {list(PROFILE_KEYS)}")
+        raise GateProfileError(
+            f"gate profile: missing {missing}, unknown {unknown}; keys are {list(PROFILE_KEYS)}"
+        )
     p = dict(profile)
     if not (isinstance(p["min_trades"], int) and p["min_trades"] >= 0):
         raise GateProfileError(f"gate profile {p['name']}: min_trades must be an integer >= 0")
@@ -76,8 +79,13 @@ def judge(metrics: Mapping[str, Any], profile: Mapping[str, Any]) -> dict:
     elif not ret > p["min_net_return"]:
         reasons.append(f"net return after costs {ret:+.2%} is not above {p['min_net_return']:+.2%}")
         failed.append("min_net_return")
-    return {"passed": not reasons, "reasons": reasons, "failed_gates": failed, "profile": p["name"],
-            "profile_label": p["label"]}
+    return {
+        "passed": not reasons,
+        "reasons": reasons,
+        "failed_gates": failed,
+        "profile": p["name"],
+        "profile_label": p["label"],
+    }
 
 
 def summarise(verdicts: Iterable[Mapping[str, Any]]) -> dict:
@@ -97,5 +105,11 @@ def summarise(verdicts: Iterable[Mapping[str, Any]]) -> dict:
     for v in verdicts:
         for gate in v.get("failed_gates", []):
             reasons[gate] = reasons.get(gate, 0) + 1
-    return {"n_evaluated": n, "n_passed": passed, "n_failed": n - passed, "profiles": profiles,
-            "failure_reasons": dict(sorted(reasons.items())), "message": message}
+    return {
+        "n_evaluated": n,
+        "n_passed": passed,
+        "n_failed": n - passed,
+        "profiles": profiles,
+        "failure_reasons": dict(sorted(reasons.items())),
+        "message": message,
+    }

@@ -15,13 +15,22 @@ Config (config/grades/default.yaml):
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
 DEFAULT_TABLE = (("S", 0.30), ("A", 0.20), ("B", 0.15), ("C", 0.10), ("D", 0.05))
 DEFAULT_PERCENTILE_SCALE = (
-    ("S", 95.0), ("A+", 90.0), ("A", 80.0), ("A-", 70.0), ("B+", 60.0), ("B", 50.0), ("B-", 40.0), ("C", 30.0),
+    ("S", 95.0),
+    ("A+", 90.0),
+    ("A", 80.0),
+    ("A-", 70.0),
+    ("B+", 60.0),
+    ("B", 50.0),
+    ("B-", 40.0),
+    ("C", 30.0),
     ("D", 20.0),
 )
 BASES = {"per_trade": "sharpe_per_trade", "annualised": "sharpe"}
@@ -30,12 +39,14 @@ BASES = {"per_trade": "sharpe_per_trade", "annualised": "sharpe"}
 def _table(rows: Sequence[Sequence[Any]] | None, default) -> list[tuple[str, float]]:
     rows = [(str(g), float(v)) for g, v in (rows if rows is not None else default)]
     cut = [v for _, v in rows]
-    if any(a <= b for a, b in zip(cut, cut[1:])):
+    if any(a <= b for a, b in pairwise(cut)):
         raise ValueError(f"grade table must be strictly descending, got {rows}")
     return rows
 
 
-def grade_absolute(value: float | None, table: Sequence[Sequence[Any]] | None = None, fail_grade: str = "F") -> str:
+def grade_absolute(
+    value: float | None, table: Sequence[Sequence[Any]] | None = None, fail_grade: str = "F"
+) -> str:
     """First grade whose cut-off value reaches (>=); fail_grade below the last cut-off or for a missing value."""
     if value is None or not math.isfinite(value):
         return fail_grade
@@ -84,7 +95,9 @@ def grade_percentile(
     return out
 
 
-def grade_run(after_cost_metrics: Sequence[Mapping[str, Any]], cfg: Mapping[str, Any] | None = None) -> list[dict]:
+def grade_run(
+    after_cost_metrics: Sequence[Mapping[str, Any]], cfg: Mapping[str, Any] | None = None
+) -> list[dict]:
     """Grades for all models of one run with the configured method (absolute table or percentile scale)."""
     cfg = dict(cfg or {})
     method = cfg.get("method", "absolute")
@@ -98,5 +111,7 @@ def grade_run(after_cost_metrics: Sequence[Mapping[str, Any]], cfg: Mapping[str,
     values = [m.get(BASES[basis]) for m in after_cost_metrics]
     grades = grade_percentile(values, cfg.get("percentile_scale"), cfg.get("fail_grade", "F"))
     pct = percentile_ranks(values)
-    return [{"grade": g, "basis": basis, "value": v, "method": "percentile", "percentile": float(p)}
-            for g, v, p in zip(grades, values, pct)]
+    return [
+        {"grade": g, "basis": basis, "value": v, "method": "percentile", "percentile": float(p)}
+        for g, v, p in zip(grades, values, pct)
+    ]

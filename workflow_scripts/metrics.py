@@ -13,13 +13,14 @@ Conventions (docs/EVALUATION.md):
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats
 
 BARS_PER_YEAR = 24 * 365
 EULER_GAMMA = 0.5772156649015329
+_STD_NORMAL = NormalDist()  # stdlib: no scipy needed at run time
 
 
 def _norm_cdf(z: float) -> float:
@@ -91,8 +92,8 @@ def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:
         return 0.0
     if not sr_variance >= 0:
         raise ValueError(f"sr_variance must be >= 0, got {sr_variance}")
-    z1 = stats.norm.ppf(1.0 - 1.0 / n_trials)
-    z2 = stats.norm.ppf(1.0 - 1.0 / (n_trials * math.e))
+    z1 = _STD_NORMAL.inv_cdf(1.0 - 1.0 / n_trials)
+    z2 = _STD_NORMAL.inv_cdf(1.0 - 1.0 / (n_trials * math.e))
     return float(math.sqrt(sr_variance) * ((1.0 - EULER_GAMMA) * z1 + EULER_GAMMA * z2))
 
 
@@ -119,7 +120,12 @@ def deflated_sharpe_ratio(
     """
     sr0 = expected_max_sharpe(n_trials, sr_variance) if math.isfinite(sr_variance) else float("nan")
     dsr = probabilistic_sharpe_ratio(sr, n_obs, skew, kurtosis, sr0) if math.isfinite(sr0) else float("nan")
-    return {"dsr": _finite(dsr), "sr0": _finite(sr0), "n_trials": int(n_trials), "sr_variance": _finite(sr_variance)}
+    return {
+        "dsr": _finite(dsr),
+        "sr0": _finite(sr0),
+        "n_trials": int(n_trials),
+        "sr_variance": _finite(sr_variance),
+    }
 
 
 # ---- equity --------------------------------------------------------------------------------------------------
@@ -165,7 +171,7 @@ def trading_metrics(
     skew, kurt = moments(t)
     return {
         "n_bars": n_bars,
-        "n_trades": int(len(t)),
+        "n_trades": len(t),
         "total_return": total,
         "annual_return": _finite(annual),
         "sharpe": _finite(sharpe_ratio(r, bars_per_year)),
@@ -204,7 +210,7 @@ def classifier_metrics(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[
     tests check equality with scikit-learn."""
     y = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(proba, dtype=float)
-    out: dict = {"n": int(len(y)), "class_counts": {str(c): int((y == c).sum()) for c in classes}}
+    out: dict = {"n": len(y), "class_counts": {str(c): int((y == c).sum()) for c in classes}}
     if len(y) == 0:
         return out | {"macro_ap": None, "log_loss": None, "per_class": {}}
     cls = np.asarray(classes)
@@ -219,8 +225,11 @@ def classifier_metrics(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[
     for c in classes:
         tp = int(np.sum((pred == c) & (y == c)))
         n_pred, n_true = int(np.sum(pred == c)), int(np.sum(y == c))
-        per[str(c)] = {"precision": tp / n_pred if n_pred else 0.0, "recall": tp / n_true if n_true else 0.0,
-                       "average_precision": ap.get(str(c))}
+        per[str(c)] = {
+            "precision": tp / n_pred if n_pred else 0.0,
+            "recall": tp / n_true if n_true else 0.0,
+            "average_precision": ap.get(str(c)),
+        }
     out["per_class"] = per
     return out
 

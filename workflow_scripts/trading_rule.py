@@ -10,7 +10,7 @@ The rule (docs/EVALUATION.md has the long form):
 3. Direction: breakout on a high event = long, reversion on a high event = short; mirrored for low events
    (breakout on a low event = short, reversion on a low event = long). With `allow_short = False` short
    signals are skipped.
-4. Entry at the close of bar t. Exit at the first touch of the barriers close_t * exp(+-theta*sigma_t) at the
+4. Entry at the close of bar t. Exit at the first touch of the barriers close_t * exp(+-b_t) at the
    barrier price, or at the close of bar t + H if neither is touched. Ambiguous rows (both barriers inside one
    bar, code -2) are settled pessimistically: the barrier against the position is assumed hit first.
 5. No overlapping positions (default): signals are taken greedily in time order and a signal is skipped while a
@@ -27,8 +27,9 @@ non-overlapping positions (a few hundred per year of hourly bars), never over ba
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,7 @@ class TradingRule:
     position_size: float = 1.0
 
     @classmethod
-    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> "TradingRule":
+    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> TradingRule:
         cfg = dict(cfg or {})
         unknown = sorted(set(cfg) - {"threshold", "allow_short", "allow_overlap", "position_size"})
         if unknown:
@@ -104,7 +105,8 @@ def realised_exits(
     """(exit_pos, price_logret, ambiguous, settled) per row.
 
     Preferred: the targets stage provides `exit_pos` (bar of the first barrier touch, else t + H) and
-    `exit_logret` (log(exit price / close_t): +-theta*sigma at a touch, log(close_{t+H} / close_t) otherwise).
+    `exit_logret` (log(exit price / close_t): +-barrier at a touch, log(close_{t+H} / close_t) otherwise); these
+    are the targets table's `exit_pos__th{theta}` / `exit_logret__th{theta}` columns (docs/TARGETS.md).
     Fallback when they are missing: the price move follows from the label (a touched barrier is +-barrier, a
     "neither" is the close-to-close move over H bars) and the exit bar is taken as t + H, which keeps the
     no-overlap rule conservative but marks barrier exits to market on the wrong bars.
@@ -124,12 +126,14 @@ def realised_exits(
         end_c = np.minimum(end, len(close) - 1)
         horizon_move = log_close[end_c] - log_close[pos]
         # breakout on a high event means the upper barrier was touched first; mirrored for low events.
-        move = np.select([label == BREAKOUT, label == REVERSION], [sgn * barrier, -sgn * barrier], horizon_move)
+        move = np.select(
+            [label == BREAKOUT, label == REVERSION], [sgn * barrier, -sgn * barrier], horizon_move
+        )
         xpos = end.copy()
     else:
         xpos = np.asarray(exit_pos, dtype=float)
         move = np.asarray(exit_logret, dtype=float).copy()
-        ok = np.isfinite(xpos)
+        ok = np.isfinite(xpos) & (xpos >= 0)  # the targets stage writes -1 where no exit exists
         settled &= ok | ambiguous
         xpos = np.where(ok, xpos, end).astype(np.int64)
     settled &= np.isfinite(move) | ambiguous
@@ -229,7 +233,12 @@ def apply_costs(trades: Mapping[str, Any], costs: SymbolCosts, sigma: np.ndarray
 
 
 def bar_returns(
-    trades: Mapping[str, Any], close: np.ndarray, lo: int, hi: int, position_size: float = 1.0, net: bool = True
+    trades: Mapping[str, Any],
+    close: np.ndarray,
+    lo: int,
+    hi: int,
+    position_size: float = 1.0,
+    net: bool = True,
 ) -> np.ndarray:
     """Per-bar simple returns of the strategy's equity on bars [lo, hi) (flat bars return 0).
 
@@ -276,5 +285,7 @@ def trades_table(trades: Mapping[str, Any], timestamps: np.ndarray | None = None
     if timestamps is not None:
         ts = np.asarray(timestamps)
         for col in ("entry_pos", "exit_pos"):
-            table[col.replace("_pos", "_time")] = [str(x) for x in ts[np.asarray(trades[col], dtype=np.int64)]]
+            table[col.replace("_pos", "_time")] = [
+                str(x) for x in ts[np.asarray(trades[col], dtype=np.int64)]
+            ]
     return table

@@ -26,11 +26,18 @@ import hashlib
 import json
 import math
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 ARCH_CODES = {"L": "num_leaves", "D": "max_depth", "C": "min_child_samples", "B": "max_bin"}
-OPT_CODES = {"E": "learning_rate", "A": "lambda_l1", "R": "lambda_l2", "F": "feature_fraction",
-             "G": "bagging_fraction", "N": "num_iterations"}
+OPT_CODES = {
+    "E": "learning_rate",
+    "A": "lambda_l1",
+    "R": "lambda_l2",
+    "F": "feature_fraction",
+    "G": "bagging_fraction",
+    "N": "num_iterations",
+}
 ENV_CODES = {"K": "k", "T": "theta", "W": "window", "Z": "horizon"}
 SIDES = {"H": "high", "L": "low"}
 KINDS = {"B": "breakout", "R": "reversion"}
@@ -117,8 +124,10 @@ def encode_vin(fields: Mapping[str, Any]) -> str:
     side_code = {v: k for k, v in SIDES.items()}.get(side)
     kind_code = {v: k for k, v in KINDS.items()}.get(kind)
     if side_code is None or kind_code is None:
-        raise VinError(f"VIN env needs side in {list(SIDES.values())} and kind in {list(KINDS.values())}, "
-                       f"got {side!r}, {kind!r}")
+        raise VinError(
+            f"VIN env needs side in {list(SIDES.values())} and kind in {list(KINDS.values())}, "
+            f"got {side!r}, {kind!r}"
+        )
     date = str(fields["date"])
     try:
         dt.datetime.strptime(date, "%Y%m%d")
@@ -146,7 +155,9 @@ def decode_vin(code: str) -> dict:
     """The inverse of encode_vin: code -> {type, grade, arch, opt, env, date[, suffix]}."""
     parts = str(code).split("-")
     if len(parts) not in (6, 7):
-        raise VinError(f"VIN {code!r}: expected TYPE-GRADE-ARCH-OPT-ENV-DATE[-SUFFIX], got {len(parts)} segments")
+        raise VinError(
+            f"VIN {code!r}: expected TYPE-GRADE-ARCH-OPT-ENV-DATE[-SUFFIX], got {len(parts)} segments"
+        )
     mtype, grade_text, arch, opt, env_text, date = parts[:6]
     if not _TYPE_RE.match(mtype):
         raise VinError(f"VIN {code!r}: bad type {mtype!r}")
@@ -159,8 +170,14 @@ def decode_vin(code: str) -> dict:
     env.update(_decode_tokens(env_text[2:] or EMPTY, ENV_CODES, "ENV"))
     if not re.fullmatch(r"[0-9]{8}", date):
         raise VinError(f"VIN {code!r}: bad date {date!r}")
-    out = {"type": mtype, "grade": grade, "arch": _decode_tokens(arch, ARCH_CODES, "ARCH"),
-           "opt": _decode_tokens(opt, OPT_CODES, "OPT"), "env": env, "date": date}
+    out = {
+        "type": mtype,
+        "grade": grade,
+        "arch": _decode_tokens(arch, ARCH_CODES, "ARCH"),
+        "opt": _decode_tokens(opt, OPT_CODES, "OPT"),
+        "env": env,
+        "date": date,
+    }
     if len(parts) == 7:
         if not _SUFFIX_RE.match(parts[6]):
             raise VinError(f"VIN {code!r}: bad suffix {parts[6]!r}")
@@ -169,16 +186,26 @@ def decode_vin(code: str) -> dict:
 
 
 def vin_fields_for_lgbm(
-    params: Mapping[str, Any], *, grade: str, target: Mapping[str, Any], window: int, date: str,
-    identity: Mapping[str, Any] | None = None, best_iteration: int | None = None, model_type: str = "LGBM",
+    params: Mapping[str, Any],
+    *,
+    grade: str,
+    target: Mapping[str, Any],
+    window: int,
+    date: str,
+    identity: Mapping[str, Any] | None = None,
+    best_iteration: int | None = None,
+    model_type: str = "LGBM",
 ) -> dict:
     """Pick the VIN fields out of LightGBM params and a parsed target id ({side, type, k, theta}).
 
     `identity` (symbol, target id, window, params, date, model sha256 ...) feeds the unique suffix.
     """
-    aliases = {"lambda_l1": ("lambda_l1", "reg_alpha"), "lambda_l2": ("lambda_l2", "reg_lambda"),
-               "min_child_samples": ("min_child_samples", "min_data_in_leaf"),
-               "learning_rate": ("learning_rate", "eta")}
+    aliases = {
+        "lambda_l1": ("lambda_l1", "reg_alpha"),
+        "lambda_l2": ("lambda_l2", "reg_lambda"),
+        "min_child_samples": ("min_child_samples", "min_data_in_leaf"),
+        "learning_rate": ("learning_rate", "eta"),
+    }
 
     def pick(names: Mapping[str, str]) -> dict:
         out = {}
@@ -192,9 +219,21 @@ def vin_fields_for_lgbm(
     opt = pick({k: v for k, v in OPT_CODES.items() if v != "num_iterations"})
     if best_iteration is not None:
         opt["num_iterations"] = int(best_iteration)
-    env = {"side": target["side"], "kind": str(target["type"]).split("_")[1], "k": float(target["k"]),
-           "theta": float(target["theta"]), "window": int(window)}
-    fields = {"type": model_type, "grade": grade, "arch": pick(ARCH_CODES), "opt": opt, "env": env, "date": date}
+    env = {
+        "side": target["side"],
+        "kind": str(target["type"]).split("_")[1],
+        "k": float(target["k"]),
+        "theta": float(target["theta"]),
+        "window": int(window),
+    }
+    fields = {
+        "type": model_type,
+        "grade": grade,
+        "arch": pick(ARCH_CODES),
+        "opt": opt,
+        "env": env,
+        "date": date,
+    }
     if identity is not None:
         fields["suffix"] = vin_suffix(identity)
     return fields

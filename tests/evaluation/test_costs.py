@@ -14,8 +14,12 @@ from workflow_scripts.costs import (
 from workflow_scripts.trading_rule import apply_costs, bar_returns
 
 TABLE = {
-    "default": {"taker_fee_bps": 10.0, "maker_fee_bps": 2.0, "half_spread_bps": 3.0,
-                "slippage": {"base_bps": 1.0, "vol_coef": 0.0, "max_bps": 25.0}},
+    "default": {
+        "taker_fee_bps": 10.0,
+        "maker_fee_bps": 2.0,
+        "half_spread_bps": 3.0,
+        "slippage": {"base_bps": 1.0, "vol_coef": 0.0, "max_bps": 25.0},
+    },
     "symbols": {"BTCUSDT": {"half_spread_bps": 0.5}, "XRPUSDT": {"slippage": {"vol_coef": 0.1}}},
 }
 
@@ -58,7 +62,7 @@ def test_slippage_model_scales_with_volatility_and_caps():
     sig = np.array([0.0, 0.01, 0.05, np.nan])
     # 1 + 0.1 * sigma * 1e4 -> 1, 11, min(25, 51), nan sigma counts as 0
     np.testing.assert_allclose(slippage_bps(c, sig), [1.0, 11.0, 25.0, 1.0])
-    entry, exit_ = side_costs_bps(c, sig)
+    entry, _ = side_costs_bps(c, sig)
     np.testing.assert_allclose(entry, 10.0 + 3.0 + np.array([1.0, 11.0, 25.0, 1.0]))
     np.testing.assert_allclose(round_trip_bps(c, sig), 2 * entry)
 
@@ -75,12 +79,17 @@ def _hand_trades():
     entry, exit_ = np.array([0, 3, 6]), np.array([2, 5, 8])
     d = np.array([1, 1, -1])
     logret = np.log(close[exit_] / close[entry])
-    return close, {"row": np.arange(3), "entry_pos": entry, "exit_pos": exit_, "direction": d,
-                   "gross_ret": d * np.expm1(logret)}
+    return close, {
+        "row": np.arange(3),
+        "entry_pos": entry,
+        "exit_pos": exit_,
+        "direction": d,
+        "gross_ret": d * np.expm1(logret),
+    }
 
 
 def test_costs_change_each_trade_by_exactly_the_round_trip():
-    close, trades = _hand_trades()
+    _, trades = _hand_trades()
     c = ConfigCostProvider(TABLE).costs_for("BTCUSDT")  # 10 fee + 0.5 spread + 1 slippage = 11.5 bps per side
     out = apply_costs(trades, c)
     # long 100->103, long 102->105, short 103->102
@@ -96,8 +105,8 @@ def test_bar_returns_compound_exactly_to_each_trade():
     gross_bars = bar_returns(out, close, 0, len(close), net=False)
     for j in range(3):
         a, b = out["entry_pos"][j], out["exit_pos"][j]
-        assert np.prod(1 + net_bars[a:b + 1]) - 1 == pytest.approx(out["net_ret"][j], abs=1e-14)
-        assert np.prod(1 + gross_bars[a:b + 1]) - 1 == pytest.approx(out["gross_ret"][j], abs=1e-14)
+        assert np.prod(1 + net_bars[a : b + 1]) - 1 == pytest.approx(out["net_ret"][j], abs=1e-14)
+        assert np.prod(1 + gross_bars[a : b + 1]) - 1 == pytest.approx(out["gross_ret"][j], abs=1e-14)
     # the entry bar pays the entry cost and nothing else; the bar before the first trade is flat
     assert net_bars[0] == pytest.approx(-out["entry_cost"][0])
     assert gross_bars[0] == 0.0

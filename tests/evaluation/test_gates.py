@@ -13,8 +13,13 @@ GOOD = {"n_trades": 120, "dsr": 0.99, "max_drawdown": 0.10, "total_return": 0.35
 
 def test_good_model_passes_and_records_profile():
     v = judge(GOOD, STRICT)
-    assert v == {"passed": True, "reasons": [], "failed_gates": [], "profile": "strict",
-                 "profile_label": STRICT["label"]}
+    assert v == {
+        "passed": True,
+        "reasons": [],
+        "failed_gates": [],
+        "profile": "strict",
+        "profile_label": STRICT["label"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -51,9 +56,11 @@ def test_summary_when_nothing_passes_is_plain():
     verdicts = [judge(GOOD | {"n_trades": 3}, STRICT), judge(GOOD | {"dsr": 0.1, "n_trades": 1}, STRICT)]
     s = summarise(verdicts)
     assert s["n_passed"] == 0 and s["n_failed"] == 2
-    assert s["message"] == ("No model passed the quality gates (strict): 0 of 2 evaluated models passed. "
-                            "Nothing to promote.")
+    assert s["message"] == (
+        "No model passed the quality gates (strict): 0 of 2 evaluated models passed. Nothing to promote."
+    )
     assert s["failure_reasons"] == {"min_dsr": 1, "min_trades": 2}
     assert summarise([judge(GOOD, STRICT)] + verdicts)["message"] == (
-        "1 of 3 evaluated models passed the quality gates (strict).")
+        "1 of 3 evaluated models passed the quality gates (strict)."
+    )
     assert summarise([])["message"] == "No models were evaluated."

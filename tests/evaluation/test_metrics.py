@@ -1,4 +1,5 @@
 import math
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -18,15 +19,15 @@ def test_annualisation_uses_sqrt_8760_on_hourly_bars():
 
 def test_drawdown_and_trading_metrics_on_a_known_path():
     bars = np.array([0.10, -0.20, 0.0, 0.25, -0.1])
-    eq = M.equity_curve(bars)           # 1, 1.1, 0.88, 0.88, 1.1, 0.99
+    eq = M.equity_curve(bars)  # 1, 1.1, 0.88, 0.88, 1.1, 0.99
     np.testing.assert_allclose(eq, [1, 1.1, 0.88, 0.88, 1.1, 0.99])
     assert M.max_drawdown(eq) == pytest.approx(0.2)
     m = M.trading_metrics(bars, np.array([0.1, -0.2, 0.25, -0.1]), held_bars=4, bars_per_year=5)
     assert m["total_return"] == pytest.approx(-0.01)
-    assert m["annual_return"] == pytest.approx(-0.01)   # one "year" of 5 bars
+    assert m["annual_return"] == pytest.approx(-0.01)  # one "year" of 5 bars
     assert m["hit_rate"] == 0.5
     assert m["profit_factor"] == pytest.approx(0.35 / 0.30)
-    assert m["turnover"] == pytest.approx(8.0)          # 4 trades x (entry + exit) per year
+    assert m["turnover"] == pytest.approx(8.0)  # 4 trades x (entry + exit) per year
     assert m["exposure"] == pytest.approx(0.8)
 
 
@@ -55,14 +56,15 @@ def test_dsr_worked_example_bailey_lopez_de_prado_2014():
     assert out["sr0"] == pytest.approx(0.1132, abs=5e-5)
     assert out["dsr"] == pytest.approx(0.9004, abs=5e-5)
     # the same number as PSR against the deflated benchmark
-    assert M.probabilistic_sharpe_ratio(sr_annual / math.sqrt(250), t, skew, kurt, out["sr0"]) == pytest.approx(
-        out["dsr"])
+    assert M.probabilistic_sharpe_ratio(
+        sr_annual / math.sqrt(250), t, skew, kurt, out["sr0"]
+    ) == pytest.approx(out["dsr"])
 
 
 def test_expected_max_sharpe_grows_with_trials_and_single_trial_is_psr():
     v = 0.01
     vals = [M.expected_max_sharpe(n, v) for n in (1, 2, 10, 100, 1000)]
-    assert vals[0] == 0.0 and all(a < b for a, b in zip(vals, vals[1:]))
+    assert vals[0] == 0.0 and all(a < b for a, b in pairwise(vals))
     single = M.deflated_sharpe_ratio(0.2, 50, 1, v)
     assert single["dsr"] == pytest.approx(M.probabilistic_sharpe_ratio(0.2, 50))
 
@@ -81,7 +83,7 @@ def test_classifier_metrics_match_sklearn():
     rng = np.random.default_rng(3)
     y = rng.integers(0, 3, 400)
     p = rng.dirichlet([1, 1, 1], 400)
-    p[:50] = np.round(p[:50], 1)          # ties in the scores
+    p[:50] = np.round(p[:50], 1)  # ties in the scores
     p = p / p.sum(axis=1, keepdims=True)
     out = M.classifier_metrics(y, p)
     aps = [average_precision_score(y == c, p[:, c]) for c in range(3)]

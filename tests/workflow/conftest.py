@@ -1,40 +1,22 @@
 """A private copy of the workflow per test: Snakemake runs in it for real, on real demo bars."""
 
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from workflow_scripts.sandbox import copy_workflow, run_snakemake
 
 TINY = ["env=integration-test", "universe=tiny", "targets=small",
         'overrides=["features.lookbacks=[5,21]","features.lags=[]"]']
 
 
-def copy_workflow(dest: Path, symbols=("BTCUSDT", "ETHUSDT")) -> Path:
-    for name in ("Snakefile", "rules", "config", "workflow_scripts", "profiles"):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, dest / name)
-    (dest / "data" / "raw").mkdir(parents=True)
-    for s in symbols:
-        shutil.copy2(ROOT / "data" / "raw" / f"{s}_1h.parquet", dest / "data" / "raw")
-    return dest
-
-
 def snakemake(workdir: Path, *args: str, config=TINY, timeout=900, check=True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-c2", *args]
-    if config:
-        cmd += ["--config", *config]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
+    try:
+        return run_snakemake(workdir, *args, config=config, timeout=timeout, check=check)
+    except RuntimeError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:

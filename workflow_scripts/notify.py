@@ -1,0 +1,381 @@
+"""Run notifications: start, completion summary and failure alerts, to Telegram and to a generic JSON webhook.
+
+Called from the Snakefile's onstart / onsuccess / onerror hooks (docs/OPERATIONS.md has the snippet):
+
+    notify.on_start(log, settings, context)     "started": env, symbols, jobs planned, host
+    notify.on_success(log, settings, context)   summary: models trained in this run (and skipped), models passed
+                                                  their quality gates, champions changed, failures retried
+    notify.on_error(log, settings, context)     every job that failed for good, with its log path(s)
+
+`settings` is the config slice `env.notifications`: {"telegram": bool, "webhook_url_env": name of the environment
+variable holding the webhook URL, or null}. Secrets come from the environment only and are never logged or
+written anywhere: SWINGFLOW_TELEGRAM_TOKEN, SWINGFLOW_TELEGRAM_CHAT_ID, the webhook URL variable (by convention
+SWINGFLOW_WEBHOOK_URL). SWINGFLOW_TELEGRAM_API overrides https://api.telegram.org (tests point it at a local
+server). SWINGFLOW_NOTIFY=off silences every channel.
+
+Delivery never raises and never fails the workflow: each channel gets a short timeout and one retry, and a
+message that cannot be delivered is logged (with the token redacted) and dropped.
+
+"This run" is measured from a small state file written at start (.snakemake/swingflow/notify_start.json: start
+time and the champions seen then; no secrets), so the summary counts the models written since, and the
+champions that changed since.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Mapping
+
+LOG = logging.getLogger("swingflow.notify")
+if not LOG.handlers:  # inside Snakemake nobody configures logging: make warnings visible on stderr
+    _h = logging.StreamHandler(sys.stderr)
+    _h.setFormatter(logging.Formatter("swingflow.notify: %(levelname)s: %(message)s"))
+    LOG.addHandler(_h)
+    LOG.setLevel(logging.INFO)
+    LOG.propagate = False
+
+TELEGRAM_API = "https://api.telegram.org"
+TELEGRAM_LIMIT = 4096  # characters per message (Bot API)
+STATE_FILE = Path(".snakemake/swingflow/notify_start.json")
+TIMEOUT_S = 10.0
+ATTEMPTS = 2
+MAX_LISTED = 20  # failures / changed champions listed by name; the rest are counted
+
+
+# ---- what happened: read from the run's own files ------------------------------------------------------------
+def failed_jobs(log_path: str | os.PathLike | None) -> dict:
+    """Parse Snakemake's log: jobs that failed for good (no restart followed) and the attempts that were retried.
+
+    Returns {"failed": [{rule, jobid, wildcards, logs: [paths], message}], "retried": n}. Works for local and
+    Slurm runs (Slurm failures add the job's slurm log to `log:` and a `SLURM-job ... failed` message).
+    """
+    out: dict[str, Any] = {"failed": [], "retried": 0}
+    try:
+        text = Path(log_path).read_text(errors="replace") if log_path else ""
+    except OSError:
+        return out
+    last_error: dict[str, dict] = {}
+    order: list[str] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        m = re.match(r"^Error in (?:rule|group job) ([^:]+):\s*$", line)
+        restart = re.match(r"^Trying to restart job (\d+)\.", line)
+        if m:
+            block = {"rule": m.group(1), "jobid": None, "wildcards": "", "logs": [], "message": ""}
+            i += 1
+            while i < len(lines) and lines[i].startswith("    "):
+                key, _, value = lines[i].strip().partition(": ")
+                if key == "jobid":
+                    block["jobid"] = value.strip()
+                elif key == "wildcards":
+                    block["wildcards"] = value.strip()
+                elif key == "log":
+                    value = value.split(" (check log file(s)")[0]
+                    block["logs"] = [p.strip() for p in value.split(",") if p.strip()]
+                elif key == "message" and value.strip() not in ("", "None"):
+                    block["message"] = value.strip()
+                i += 1
+            jid = block["jobid"] or f"?{len(order)}"
+            if jid not in last_error:
+                order.append(jid)
+            last_error[jid] = block
+            continue
+        if restart:
+            jid = restart.group(1)
+            if jid in last_error:
+                del last_error[jid]
+                order.remove(jid)
+            out["retried"] += 1
+        i += 1
+    out["failed"] = [last_error[j] for j in order if j in last_error]
+    return out
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def champions(workdir: Path, registry_dir: str | None) -> dict[str, str]:
+    """Current champions as {key: id}: the registry's champion VIN per (symbol, side) when a registry exists, and
+    the best stage-1 variant per (symbol, window, side) from results/best_variant/."""
+    found: dict[str, str] = {}
+    if registry_dir:
+        for f in sorted((workdir / registry_dir / "champions").glob("*.json")):
+            doc = _read_json(f)
+            if f.name == "roster.json" or not isinstance(doc, dict):
+                continue
+            for side, slot in sorted((doc.get("sides") or {}).items()):
+                if isinstance(slot, dict) and slot.get("champion"):
+                    found[f"champion {f.stem}/{side}"] = str(slot["champion"])
+    for f in sorted((workdir / "results" / "best_variant").glob("*/w*/*.json")):
+        doc = _read_json(f)
+        if isinstance(doc, dict) and isinstance(doc.get("best"), dict) and doc["best"].get("target"):
+            found[f"best {f.parent.parent.name}/{f.parent.name}/{f.stem}"] = str(doc["best"]["target"])
+    return found
+
+
+def models_summary(workdir: Path, since: float) -> dict:
+    """Stage-1 models whose metrics were written at or after `since` (epoch seconds): trained, skipped, passed.
+
+    `passed` counts metrics carrying a quality-gate verdict ({"gate": {"passed": true}} or "passed": true);
+    `gated` says how many carried one at all (0: no gates ran in this run).
+    """
+    trained = skipped = passed = gated = 0
+    for f in (workdir / "results").glob("**/metrics.json"):
+        try:
+            if f.stat().st_mtime < since:
+                continue
+        except OSError:
+            continue
+        m = _read_json(f)
+        if not isinstance(m, dict):
+            continue
+        if m.get("status", "trained") == "trained":
+            trained += 1
+        else:
+            skipped += 1
+        verdict = m.get("gate") if isinstance(m.get("gate"), dict) else m
+        if "passed" in verdict:
+            gated += 1
+            passed += bool(verdict["passed"])
+    return {"trained": trained, "skipped": skipped, "passed": passed, "gated": gated}
+
+
+def _state_path(workdir: Path) -> Path:
+    return workdir / STATE_FILE
+
+
+def record_start(workdir: Path, registry_dir: str | None) -> dict:
+    state = {"started": time.time(), "champions": champions(workdir, registry_dir)}
+    try:
+        p = _state_path(workdir)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, sort_keys=True))
+        tmp.replace(p)
+    except OSError as exc:
+        LOG.warning("could not record the run start (%s); the summary will count every model", exc)
+    return state
+
+
+def load_start(workdir: Path) -> dict:
+    state = _read_json(_state_path(workdir))
+    return state if isinstance(state, dict) else {"started": 0.0, "champions": {}}
+
+
+# ---- the messages -------------------------------------------------------------------------------------------
+def _header(event: str, context: Mapping[str, Any]) -> str:
+    env = context.get("env", "?")
+    return f"swingflow [{env}] {event} on {context.get('host') or socket.gethostname()}"
+
+
+def _elapsed(start: float) -> str:
+    if not start:
+        return "?"
+    return str(dt.timedelta(seconds=round(time.time() - start)))
+
+
+def start_message(context: Mapping[str, Any]) -> tuple[str, dict]:
+    lines = [_header("started", context)]
+    if context.get("symbols"):
+        syms = list(context["symbols"])
+        lines.append(f"symbols ({len(syms)}): {', '.join(syms[:MAX_LISTED])}{' …' if len(syms) > MAX_LISTED else ''}")
+    for key in ("windows", "targets", "jobs", "profile"):
+        if context.get(key) not in (None, "", []):
+            value = context[key]
+            lines.append(f"{key}: {len(value) if isinstance(value, (list, tuple)) else value}")
+    return "\n".join(lines), {"event": "start", **_plain(context)}
+
+
+def success_message(context: Mapping[str, Any], start: dict, log_path, workdir: Path) -> tuple[str, dict]:
+    models = models_summary(workdir, float(start.get("started") or 0.0))
+    now = champions(workdir, context.get("registry_dir"))
+    before = start.get("champions") or {}
+    changed = sorted(k for k in now if before.get(k) != now[k])
+    jobs = failed_jobs(log_path)
+    passed = f"{models['passed']} of {models['gated']}" if models["gated"] else "n/a (no quality gates ran)"
+    lines = [
+        _header("finished", context),
+        f"elapsed: {_elapsed(float(start.get('started') or 0.0))}",
+        f"models trained: {models['trained']} (skipped: {models['skipped']})",
+        f"passed quality gates: {passed}",
+        f"champions changed: {len(changed)}",
+    ]
+    lines += [f"  {k}: {before.get(k, '-')} -> {now[k]}" for k in changed[:MAX_LISTED]]
+    if len(changed) > MAX_LISTED:
+        lines.append(f"  … and {len(changed) - MAX_LISTED} more")
+    lines.append(f"failures: {len(jobs['failed'])} (attempts retried: {jobs['retried']})")
+    payload = {
+        "event": "success", **_plain(context), "models": models, "elapsed_s": _since(start),
+        "champions_changed": {k: {"before": before.get(k), "after": now[k]} for k in changed},
+        "failures": jobs["failed"], "retried": jobs["retried"], "log": str(log_path or ""),
+    }
+    return "\n".join(lines), payload
+
+
+def error_message(context: Mapping[str, Any], start: dict, log_path) -> tuple[str, dict]:
+    jobs = failed_jobs(log_path)
+    lines = [_header("FAILED", context), f"elapsed: {_elapsed(float(start.get('started') or 0.0))}"]
+    if jobs["failed"]:
+        lines.append(f"failed jobs: {len(jobs['failed'])} (attempts retried before: {jobs['retried']})")
+        for job in jobs["failed"][:MAX_LISTED]:
+            what = job["rule"] + (f" [{job['wildcards']}]" if job["wildcards"] else "")
+            logs = ", ".join(job["logs"]) or "no log file"
+            lines.append(f"- {what}: {logs}")
+            if job["message"]:
+                lines.append(f"  {job['message'][:300]}")
+        if len(jobs["failed"]) > MAX_LISTED:
+            lines.append(f"… and {len(jobs['failed']) - MAX_LISTED} more")
+    else:
+        lines.append("the workflow stopped before or outside a job (see the Snakemake log)")
+    lines.append(f"snakemake log: {log_path or '?'}")
+    payload = {"event": "error", **_plain(context), "elapsed_s": _since(start), "failures": jobs["failed"],
+               "retried": jobs["retried"], "log": str(log_path or "")}
+    return "\n".join(lines), payload
+
+
+def _since(start: dict) -> float | None:
+    return round(time.time() - float(start["started"]), 1) if start.get("started") else None
+
+
+def _plain(context: Mapping[str, Any]) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in context.items()}
+
+
+# ---- delivery ------------------------------------------------------------------------------------------------
+def _redact(text: str, secrets: list[str]) -> str:
+    for s in secrets:
+        if s:
+            text = text.replace(s, "<redacted>")
+    return text
+
+
+def _post_json(url: str, body: dict, timeout: float, secrets: list[str], channel: str) -> str:
+    data = json.dumps(body).encode()
+    last = ""
+    for attempt in range(1, ATTEMPTS + 1):
+        req = urllib.request.Request(url, data=data, method="POST",
+                                     headers={"Content-Type": "application/json", "User-Agent": "swingflow-notify"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                resp.read(65536)
+                return "sent"
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+            if 400 <= exc.code < 500 and exc.code != 429:
+                break  # a bad token or chat id does not get better by retrying
+        except Exception as exc:  # noqa: BLE001 - delivery must never raise
+            last = f"{type(exc).__name__}: {exc}"
+        if attempt < ATTEMPTS:
+            time.sleep(1.0)
+    msg = _redact(f"{channel}: not delivered ({last})", secrets)
+    LOG.warning(msg)
+    return f"failed: {_redact(last, secrets)}"
+
+
+def send_telegram(text: str, token: str, chat_id: str, api: str | None = None, timeout: float = TIMEOUT_S) -> str:
+    base = (api or TELEGRAM_API).rstrip("/")
+    if len(text) > TELEGRAM_LIMIT:
+        text = text[: TELEGRAM_LIMIT - 2] + "\n…"
+    body = {"chat_id": chat_id, "text": text, "disable_web_page_preview": True}
+    return _post_json(f"{base}/bot{token}/sendMessage", body, timeout, [token], "telegram")
+
+
+def send_webhook(payload: dict, url: str, timeout: float = TIMEOUT_S) -> str:
+    return _post_json(url, payload, timeout, [url], "webhook")
+
+
+def deliver(text: str, payload: dict, settings: Mapping[str, Any] | None,
+            environ: Mapping[str, str] | None = None, timeout: float = TIMEOUT_S) -> dict:
+    """Send to every enabled channel; returns {channel: "sent" | "skipped: why" | "failed: why"}. Never raises."""
+    env = os.environ if environ is None else environ
+    settings = settings or {}
+    report: dict[str, str] = {}
+    if str(env.get("SWINGFLOW_NOTIFY", "")).lower() in ("0", "off", "false", "no"):
+        return {"telegram": "skipped: SWINGFLOW_NOTIFY=off", "webhook": "skipped: SWINGFLOW_NOTIFY=off"}
+    if settings.get("telegram"):
+        token, chat = env.get("SWINGFLOW_TELEGRAM_TOKEN"), env.get("SWINGFLOW_TELEGRAM_CHAT_ID")
+        if token and chat:
+            report["telegram"] = send_telegram(text, token, chat, env.get("SWINGFLOW_TELEGRAM_API"), timeout)
+        else:
+            report["telegram"] = "skipped: SWINGFLOW_TELEGRAM_TOKEN / SWINGFLOW_TELEGRAM_CHAT_ID not set"
+    else:
+        report["telegram"] = "skipped: disabled in config"
+    var = settings.get("webhook_url_env")
+    if var:
+        url = env.get(var)
+        report["webhook"] = send_webhook({**payload, "text": text}, url, timeout) if url else f"skipped: {var} not set"
+    else:
+        report["webhook"] = "skipped: disabled in config"
+    return report
+
+
+# ---- the hooks -----------------------------------------------------------------------------------------------
+def _hook(event: str, log, settings, context, workdir) -> dict:
+    try:
+        context = dict(context or {})
+        context.setdefault("host", socket.gethostname())
+        wd = Path(workdir)
+        if event == "start":
+            record_start(wd, context.get("registry_dir"))
+            text, payload = start_message(context)
+        elif event == "success":
+            text, payload = success_message(context, load_start(wd), log, wd)
+        else:
+            text, payload = error_message(context, load_start(wd), log)
+        report = deliver(text, payload, settings)
+        LOG.info("%s notification: %s", event, ", ".join(f"{k} {v}" for k, v in sorted(report.items())))
+        return report
+    except Exception as exc:  # noqa: BLE001 - a notification never fails the workflow
+        LOG.warning("%s notification failed: %s: %s", event, type(exc).__name__, exc)
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def on_start(log=None, settings=None, context=None, workdir=".") -> dict:
+    return _hook("start", log, settings, context, workdir)
+
+
+def on_success(log=None, settings=None, context=None, workdir=".") -> dict:
+    return _hook("success", log, settings, context, workdir)
+
+
+def on_error(log=None, settings=None, context=None, workdir=".") -> dict:
+    return _hook("error", log, settings, context, workdir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """By hand: python -m workflow_scripts.notify {start,success,error} [--log LOG] [--telegram] [--webhook-env VAR]"""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("event", choices=["start", "success", "error"])
+    ap.add_argument("--log", default=None, help="Snakemake log of the run (.snakemake/log/*.snakemake.log)")
+    ap.add_argument("--env", default="manual")
+    ap.add_argument("--registry-dir", default=None)
+    ap.add_argument("--telegram", action="store_true")
+    ap.add_argument("--webhook-env", default="SWINGFLOW_WEBHOOK_URL")
+    a = ap.parse_args(argv)
+    settings = {"telegram": a.telegram, "webhook_url_env": a.webhook_env}
+    context = {"env": a.env, "registry_dir": a.registry_dir}
+    report = _hook(a.event, a.log, settings, context, ".")
+    print(json.dumps(report, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
