@@ -11,6 +11,7 @@ include: "rules/features.smk"
 include: "rules/targets.smk"
 include: "rules/splits.smk"
 include: "rules/stage1.smk"
+include: "rules/evaluation.smk"
 include: "rules/best_variant.smk"
 
 

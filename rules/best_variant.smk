@@ -5,6 +5,7 @@
 rule pick_best_variant:
     input:
         metrics=stage1_metrics_of_side,
+        evaluations=stage1_evaluations_of_side,
     output:
         choice="results/best_variant/{symbol}/w{window}/{side}.json",
     log:
@@ -15,8 +16,8 @@ rule pick_best_variant:
         runtime=5,
     shell:
         "{PYTHON} -m workflow_scripts.entries.pick_best_variant --symbol {wildcards.symbol} "
-        "--window {wildcards.window} --side {wildcards.side} --metrics {input.metrics} --out {output.choice} "
-        "> {log} 2>&1"
+        "--window {wildcards.window} --side {wildcards.side} --metrics {input.metrics} "
+        "--evaluations {input.evaluations} --out {output.choice} > {log} 2>&1"
 
 
 rule summarize_symbol:

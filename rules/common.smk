@@ -62,6 +62,28 @@ def split_spec(wildcards):
     )
 
 
+def symbol_cost_table(wildcards):
+    """Only this symbol's cost entry (and the default): editing another symbol's costs leaves it alone."""
+    costs = CFG["costs"]
+    entry = costs["symbols"].get(wildcards.symbol)
+    table = {"source": costs["source"], "default": costs["default"]}
+    if entry is not None:
+        table["symbols"] = {wildcards.symbol: entry}
+    return as_json(table)
+
+
+def evaluation_spec():
+    return as_json(
+        {
+            "targets": CFG["targets"],
+            "evaluation": CFG["evaluation"],
+            "gates": CFG["gates"],
+            "grades": CFG["grades"],
+            "stage1_params": CFG["stage1"]["params"],
+        }
+    )
+
+
 # ---- input functions ----------------------------------------------------------------------------------------
 def raw_bars(wildcards):
     return str(find_raw_file(CFG["env"]["data"]["raw_dir"], wildcards.symbol))
@@ -84,12 +106,22 @@ def stage1_metrics_of_side(wildcards):
     )
 
 
+def stage1_evaluations_of_side(wildcards):
+    return expand(
+        "results/evaluation/stage1/{symbol}/w{window}/{target}.json",
+        symbol=wildcards.symbol,
+        window=wildcards.window,
+        target=targets_of_side(wildcards.side),
+    )
+
+
 def all_outputs():
     return [
         "results/config/resolved.yaml",
         expand("results/ingest/{symbol}.quality.json", symbol=SYMBOLS),
         expand("results/best_variant/{symbol}/summary.md", symbol=SYMBOLS),
         "results/best_variant/summary.md",
+        "results/evaluation/summary.md",
     ]
 
 

@@ -11,6 +11,9 @@ rule train_stage1:
         models=expand("results/stage1/{{symbol}}/w{{window}}/{target}/model.txt", target=TARGETS),
         metrics=expand("results/stage1/{{symbol}}/w{{window}}/{target}/metrics.json", target=TARGETS),
         indices=expand("results/stage1/{{symbol}}/w{{window}}/{target}/split_indices.json", target=TARGETS),
+        predictions=expand(
+            "results/stage1/{{symbol}}/w{{window}}/{target}/predictions.parquet", target=TARGETS
+        ),
         logs=expand("results/stage1/{{symbol}}/w{{window}}/{target}/training_log.json", target=TARGETS),
     params:
         spec=as_json(CFG["stage1"]),

@@ -7,8 +7,10 @@
 #   scripts/slurm_local.sh status             daemons, sinfo, squeue
 #   scripts/slurm_local.sh env                prints `export SLURM_CONF=...` (for `eval "$(... env)"`)
 #
-# Nothing is written to /etc: slurm.conf and gres.conf live in the state dir and every Slurm command finds them
-# through SLURM_CONF (Snakemake's Slurm jobs export the environment, so the jobs find it too).
+# slurm.conf and gres.conf live in the state dir; /etc/slurm/slurm.conf and gres.conf become symlinks to them,
+# because Snakemake's jobstep plugin strips every SLURM_* variable (SLURM_CONF included) from the environment of
+# the `srun` it runs inside a job, so Slurm commands inside jobs only find the default path. An /etc/slurm file
+# that is not our symlink is never overwritten (start fails instead). `stop` removes our symlinks.
 # Environment: SWINGFLOW_SLURM_DIR (state dir, default /tmp/swingflow-slurm), SWINGFLOW_SLURM_CPUS (CPUs the
 # node claims, default nproc; more than nproc is allowed), SWINGFLOW_SLURM_PORT (slurmctld port, default 6817;
 # slurmd uses the next one), SWINGFLOW_SLURM_NO_INSTALL=1 (fail instead of calling apt-get).
@@ -108,6 +110,24 @@ PartitionName=main Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
 }
 
+link_etc() {
+    mkdir -p /etc/slurm
+    local f
+    for f in slurm.conf gres.conf; do
+        if [ -e "/etc/slurm/$f" ] && [ ! -L "/etc/slurm/$f" ]; then
+            die "/etc/slurm/$f exists and is not a link from this script; move it away first"
+        fi
+        ln -sfn "$CONF_DIR/$f" "/etc/slurm/$f"
+    done
+}
+
+unlink_etc() {
+    local f
+    for f in slurm.conf gres.conf; do
+        if [ -L "/etc/slurm/$f" ] && [ "$(readlink "/etc/slurm/$f")" = "$CONF_DIR/$f" ]; then rm -f "/etc/slurm/$f"; fi
+    done
+}
+
 start_munge() {
     # One munged per machine: reuse a running one (its socket is the default), else start it and remember the PID.
     if pgrep -x munged >/dev/null; then
@@ -158,6 +178,7 @@ cmd_start() {
     mkdir -p "$STATE/run"
     install_packages
     write_config "$gpus"
+    link_etc
     start_munge
     rm -f "$STATE/run/slurmctld.pid" "$STATE/run/slurmd.pid" # stale pid files stop slurmctld from starting
     # -c: clean start (no saved jobs from an earlier run). Both daemonize and write their pid files.
@@ -190,6 +211,7 @@ cmd_stop() {
     stop_pidfile "$STATE/run/slurmd.pid"
     stop_pidfile "$STATE/run/slurmctld.pid"
     stop_pidfile "$STATE/run/munged.ours"
+    unlink_etc
     log "stopped (state $STATE kept for its logs)"
 }
 

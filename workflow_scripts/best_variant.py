@@ -12,8 +12,21 @@ import pandas as pd
 from workflow_scripts.config import parse_target_id
 
 
-def rank_variants(metrics: list[dict]) -> pd.DataFrame:
+def evaluation_columns(result: dict | None) -> dict:
+    """The after-cost facts of one variant's evaluation that a person wants beside its rank."""
+    if not result or result.get("status") != "evaluated":
+        return {"n_trades": None, "net_total_return": None, "sharpe_per_trade": None, "dsr": None,
+                "max_drawdown": None, "grade": None, "gate_passed": None, "vin": None}
+    after = result["after_costs"]
+    return {"n_trades": after["n_trades"], "net_total_return": after["total_return"],
+            "sharpe_per_trade": after["sharpe_per_trade"], "dsr": after["dsr"],
+            "max_drawdown": after["max_drawdown"], "grade": result["grade"]["grade"],
+            "gate_passed": result["gate"]["passed"], "vin": result["vin"]}
+
+
+def rank_variants(metrics: list[dict], evaluations: dict[str, dict] | None = None) -> pd.DataFrame:
     rows = []
+    evaluations = evaluations or {}
     for m in metrics:
         t = parse_target_id(m["target"])
         rows.append({
@@ -24,7 +37,7 @@ def rank_variants(metrics: list[dict]) -> pd.DataFrame:
             "best_iteration": m.get("best_iteration"),
             "train_rows": m["rows"]["train"],
             "reason": m.get("reason", ""),
-        })
+        } | evaluation_columns(evaluations.get(m["target"])))
     table = pd.DataFrame(rows)
     table["_trained"] = table["status"] == "trained"
     table = table.sort_values(["_trained", "validation_average_precision", "target"],
@@ -33,8 +46,9 @@ def rank_variants(metrics: list[dict]) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def best_of(symbol: str, window: int, side: str, metrics: list[dict]) -> dict:
-    ranked = rank_variants(metrics)
+def best_of(symbol: str, window: int, side: str, metrics: list[dict],
+            evaluations: dict[str, dict] | None = None) -> dict:
+    ranked = rank_variants(metrics, evaluations)
     trained = ranked[ranked["status"] == "trained"]
     best = trained.iloc[0].to_dict() if len(trained) else None
     return {
@@ -56,7 +70,8 @@ def summary_table(choices: list[dict]) -> pd.DataFrame:
             "test_average_precision": best.get("test_average_precision"),
             "best_iteration": best.get("best_iteration"),
             "variants_trained": c["trained"], "variants_skipped": c["skipped"],
-        })
+        } | {k: best.get(k) for k in ("n_trades", "net_total_return", "sharpe_per_trade", "dsr", "grade",
+                                      "gate_passed", "vin")})
     return pd.DataFrame(rows).sort_values(["symbol", "window", "side"]).reset_index(drop=True)
 
 
@@ -78,6 +93,7 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
     cols = list(table.columns)
     lines = [f"# {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in table.iterrows():
-        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.tolist()]
+        cells = ["" if v is None or (isinstance(v, float) and v != v) else f"{v:.4f}" if isinstance(v, float)
+                 else str(v) for v in row.tolist()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

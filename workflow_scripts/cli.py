@@ -13,8 +13,9 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -29,8 +30,8 @@ def _console() -> Console:
     return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 220, soft_wrap=False)
 
 
-def _table(title: str, rows: Sequence[dict], columns: Sequence[str]) -> Table:
-    t = Table(title=title)
+def _table(rows: Sequence[dict], columns: Sequence[str]) -> Table:
+    t = Table()
     for c in columns:
         t.add_column(c)
     for r in rows:
@@ -53,11 +54,13 @@ def _emit(args, data: Any, title: str = "", columns: Sequence[str] | None = None
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
         return
     con = _console()
+    if title:  # above the table, not inside: a narrow table must not wrap it
+        con.print(f"[bold]{title}[/]", highlight=False)
     if columns is not None:
-        con.print(_table(title, data, columns))
+        con.print(_table(data, columns))
     elif isinstance(data, dict):
-        con.print(_table(title, [{"key": k, "value": json.dumps(v, default=str) if isinstance(v, (dict, list))
-                                  else v} for k, v in data.items()], ["key", "value"]))
+        con.print(_table([{"key": k, "value": json.dumps(v, default=str) if isinstance(v, (dict, list))
+                           else v} for k, v in data.items()], ["key", "value"]))
     else:
         con.print(data)
 

@@ -106,6 +106,45 @@ class Stage1Config:
 
 
 @dataclass
+class CostsConfig:
+    name: str = "default"
+    source: str = "config"
+    default: Optional[dict[str, Any]] = None
+    symbols: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GatesConfig:
+    name: str = "strict"
+    label: str = ""
+    min_trades: int = 30
+    min_dsr: float = 0.95
+    max_drawdown: float = 0.25
+    min_net_return: float = 0.0
+
+
+@dataclass
+class GradesConfig:
+    name: str = "default"
+    basis: str = "per_trade"
+    method: str = "absolute"
+    table: list[Any] = field(default_factory=list)
+    fail_grade: str = "F"
+    percentile_scale: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class EvaluationConfig:
+    name: str = "default"
+    allow_short: bool = True
+    allow_overlap: bool = False
+    position_size: float = 1.0
+    threshold_grid: list[float] = field(default_factory=list)
+    threshold_min_trades: int = 10
+    fallback_threshold: float = 0.5
+
+
+@dataclass
 class WorkflowConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     universe: UniverseConfig = field(default_factory=UniverseConfig)
@@ -113,6 +152,10 @@ class WorkflowConfig:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     stage1: Stage1Config = field(default_factory=Stage1Config)
+    costs: CostsConfig = field(default_factory=CostsConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    gates: GatesConfig = field(default_factory=GatesConfig)
+    grades: GradesConfig = field(default_factory=GradesConfig)
 
 
 GROUPS = tuple(f.name for f in dataclasses.fields(WorkflowConfig))
@@ -202,6 +245,25 @@ def validate(cfg: dict) -> None:
     _require(0 < s["validation_frac"] < 1 - s["train_frac"], "split.validation_frac",
              f"a number in (0, {1 - s['train_frac']:.3g}) so that a test segment remains", s["validation_frac"])
     _require(s["embargo_bars"] >= 0, "split.embargo_bars", "an integer >= 0", s["embargo_bars"])
+
+    from workflow_scripts.costs import ConfigCostProvider
+    from workflow_scripts.gates import validate_profile
+    from workflow_scripts.grades import BASES
+
+    try:
+        provider = ConfigCostProvider(cfg["costs"])
+        for sym in symbols:
+            provider.costs_for(sym)
+        validate_profile(cfg["gates"])
+    except ValueError as exc:
+        raise ConfigError(f"config group 'costs'/'gates': {exc}") from exc
+    _require(cfg["grades"]["basis"] in BASES, "grades.basis", f"one of {list(BASES)}", cfg["grades"]["basis"])
+    _require(cfg["grades"]["method"] in ("absolute", "percentile"), "grades.method", "absolute or percentile",
+             cfg["grades"]["method"])
+    ev = cfg["evaluation"]
+    _require(len(ev["threshold_grid"]) > 0 and all(0 <= t < 1 for t in ev["threshold_grid"]),
+             "evaluation.threshold_grid", "a non-empty list of probabilities in [0, 1)", ev["threshold_grid"])
+    _require(0 < ev["position_size"] <= 1, "evaluation.position_size", "a number in (0, 1]", ev["position_size"])
 
     st = cfg["stage1"]
     _require(st["num_boost_round"] >= 1, "stage1.num_boost_round", "an integer >= 1", st["num_boost_round"])

@@ -38,10 +38,13 @@ memory is one n x p float32 copy plus a block x kept result, never a p x p matri
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from workflow_scripts.splits import segment_mask
 
 DEFAULT_SPEC: dict[str, Any] = {
     "max_missing_frac": 0.70,
@@ -96,16 +99,9 @@ def feature_source(name: str) -> str:
 
 # ---- rows ---------------------------------------------------------------------------------------------------
 def segment_positions(split: Mapping[str, Any], segment: str, n_rows: int) -> np.ndarray:
-    """Bar positions of one segment: lo <= i and i + H < hi (the label of row i ends inside the segment)."""
-    bounds = split[segment]
-    if isinstance(bounds, Mapping):
-        lo, hi = int(bounds["lo"]), int(bounds["hi"])
-    else:
-        lo, hi = (int(b) for b in bounds)
-    horizon = int(split.get("horizon", 0))
-    lo = max(lo, 0)
-    stop = min(hi - horizon, n_rows)  # i + H < hi  <=>  i < hi - H
-    return np.arange(lo, max(stop, lo), dtype=np.int64)
+    """Bar positions of one segment of the split JSON: lo <= i and i + H < hi (`splits.segment_mask`)."""
+    pos = np.arange(n_rows, dtype=np.int64)
+    return pos[segment_mask(dict(split), segment, pos, pos + int(split["horizon"]))]
 
 
 def training_rows(frame: pd.DataFrame, split: Mapping[str, Any]) -> pd.DataFrame:
@@ -130,18 +126,21 @@ def _infer_availability(values: np.ndarray, columns: list[str]) -> dict[str, np.
 
 def _top_value_frac(block: np.ndarray) -> np.ndarray:
     """Share of the finite values taken by the most frequent one, per column of `block` (rows x cols)."""
-    cols = np.ascontiguousarray(block.T)
+    cols = np.array(block.T, dtype=np.float32, order="C")  # values are float32: equality is exact
     cols[~np.isfinite(cols)] = np.nan
-    cols.sort(axis=1)  # NaN sorts last
-    n_finite = np.isfinite(cols).sum(axis=1)
-    n = cols.shape[1]
-    pos = np.arange(n)
-    is_start = np.ones_like(cols, dtype=bool)
+    cols.sort(axis=1)  # NaN sorts last; each NaN is a run of 1, which never beats a finite run
+    n_cols, n = cols.shape
+    n_finite = n - np.isnan(cols).sum(axis=1)
+    if n == 0:
+        return np.full(n_cols, np.nan)
+    is_start = np.ones(cols.shape, dtype=bool)
     is_start[:, 1:] = cols[:, 1:] != cols[:, :-1]
-    run_start = np.maximum.accumulate(np.where(is_start, pos, 0), axis=1)
-    run_len = pos - run_start + 1
-    run_len[pos[None, :] >= n_finite[:, None]] = 0
-    top = run_len.max(axis=1) if n else np.zeros(cols.shape[0], dtype=np.int64)
+    starts = np.flatnonzero(is_start.ravel())  # every row's first element is a start: runs never cross rows
+    run_len = np.empty_like(starts)
+    run_len[:-1] = starts[1:] - starts[:-1]
+    run_len[-1] = cols.size - starts[-1]
+    first_run = np.searchsorted(starts, np.arange(n_cols) * n)
+    top = np.maximum.reduceat(run_len, first_run)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n_finite > 0, top / np.maximum(n_finite, 1), np.nan)
 
@@ -163,16 +162,19 @@ def column_statistics(
     sources = [feature_source(c) for c in columns]
     for start in range(0, n_cols, block_size):
         stop = min(start + block_size, n_cols)
-        block = np.asarray(values[:, start:stop], dtype=np.float64)
-        finite = np.isfinite(block)
+        raw = values[:, start:stop]
+        finite = np.isfinite(raw)
         n_fin = finite.sum(axis=0)
         nan[start:stop] = 1.0 - n_fin / max(n_rows, 1)
-        filled = np.where(finite, block, 0.0)
-        mean = filled.sum(axis=0) / np.maximum(n_fin, 1)
-        centred = np.where(finite, block - mean, 0.0)
+        block = raw.astype(np.float64)
+        block[~finite] = 0.0
+        block -= block.sum(axis=0) / np.maximum(n_fin, 1)
+        block[~finite] = 0.0
         with np.errstate(invalid="ignore", divide="ignore"):
-            var[start:stop] = np.where(n_fin > 1, (centred**2).sum(axis=0) / np.maximum(n_fin - 1, 1), np.nan)
-        top[start:stop] = _top_value_frac(block)
+            sq = np.einsum("ij,ij->j", block, block)
+            var[start:stop] = np.where(n_fin > 1, sq / np.maximum(n_fin - 1, 1), np.nan)
+        del block
+        top[start:stop] = _top_value_frac(raw)
     source_missing = {s: 1.0 - float(np.mean(m)) if n_rows else 0.0 for s, m in availability.items()}
     missing[:] = [source_missing.get(s, 0.0) for s in sources]
     return pd.DataFrame(
@@ -185,14 +187,16 @@ def standardised_columns(values: np.ndarray, col_idx: np.ndarray, block_size: in
     out = np.empty((len(col_idx), values.shape[0]), dtype=np.float32)
     for start in range(0, len(col_idx), block_size):
         idx = col_idx[start : start + block_size]
-        block = np.asarray(values[:, idx], dtype=np.float64)
-        finite = np.isfinite(block)
-        n_fin = np.maximum(finite.sum(axis=0), 1)
-        mean = np.where(finite, block, 0.0).sum(axis=0) / n_fin
-        centred = np.where(finite, block - mean, 0.0)
-        norm = np.sqrt((centred**2).sum(axis=0))
+        raw = values[:, idx]
+        finite = np.isfinite(raw)
+        block = raw.astype(np.float64)
+        block[~finite] = 0.0
+        block -= block.sum(axis=0) / np.maximum(finite.sum(axis=0), 1)
+        block[~finite] = 0.0  # NaN -> 0 after centring: contributes nothing to any dot product
+        norm = np.sqrt(np.einsum("ij,ij->j", block, block))
         norm[norm == 0] = 1.0  # constant columns never reach here; guard anyway
-        out[start : start + len(idx)] = (centred / norm).T
+        block /= norm
+        out[start : start + len(idx)] = block.T
     return out
 
 
@@ -244,7 +248,9 @@ def greedy_correlation_filter(
                     partner_r[start + i] = inner[i, j]
         survivors = np.flatnonzero(alive)
         kept[start + survivors] = True
-        z[n_kept : n_kept + survivors.size] = block[survivors]  # rows < start are never read again as candidates
+        z[n_kept : n_kept + survivors.size] = block[
+            survivors
+        ]  # rows < start are never read again as candidates
         kept_ids[n_kept : n_kept + survivors.size] = start + survivors
         n_kept += survivors.size
     return kept, partner, partner_r
@@ -325,7 +331,7 @@ def screening_summary(report: pd.DataFrame, spec: Mapping[str, Any]) -> dict[str
     counts = report["reason"].replace("", "kept").value_counts()
     return {
         "spec": {**DEFAULT_SPEC, **dict(spec)},
-        "n_input": int(len(report)),
+        "n_input": len(report),
         "n_kept": int(report["kept"].sum()),
         "dropped_by_reason": {r: int(counts.get(r, 0)) for r in REASONS},
         "kept": report.loc[report["kept"], "feature"].tolist(),
@@ -336,14 +342,18 @@ def screening_summary(report: pd.DataFrame, spec: Mapping[str, Any]) -> dict[str
     }
 
 
-def screening_markdown(report: pd.DataFrame, summary: Mapping[str, Any], title: str = "Feature screening") -> str:
+def screening_markdown(
+    report: pd.DataFrame, summary: Mapping[str, Any], title: str = "Feature screening"
+) -> str:
     """A short human-readable report: counts per reason, then every dropped feature with its statistics."""
     lines = [f"# {title}", "", f"{summary['n_kept']} of {summary['n_input']} features kept.", ""]
     lines += ["| reason | features dropped |", "|---|---:|"]
     lines += [f"| {r} | {n} |" for r, n in summary["dropped_by_reason"].items()]
     lines += ["", "## Dropped features", ""]
-    lines += ["| feature | reason | missing | NaN | variance | top value | correlated with (abs r) |",
-              "|---|---|---:|---:|---:|---:|---|"]
+    lines += [
+        "| feature | reason | missing | NaN | variance | top value | correlated with (abs r) |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
     for row in report.loc[~report["kept"]].itertuples():
         corr = f"{row.correlated_with} ({row.abs_corr:.3f})" if row.correlated_with else ""
         lines.append(

@@ -19,9 +19,10 @@ Because the raw data are gone, bin-related parameters must be identical for the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -98,8 +99,10 @@ def chronological_subsample(
 
     Fit rows whose label ends at or after the first early-stopping bar (pos + horizon >= that bar) are purged.
     """
-    positions = np.sort(np.asarray(positions, dtype=np.int64))[-int(n_rows):] if n_rows > 0 else positions[:0]
-    n_val = int(round(len(positions) * float(val_frac)))
+    positions = (
+        np.sort(np.asarray(positions, dtype=np.int64))[-int(n_rows) :] if n_rows > 0 else positions[:0]
+    )
+    n_val = round(len(positions) * float(val_frac))
     if n_val == 0 or n_val >= len(positions):
         return positions, positions[:0]
     val = positions[-n_val:]
@@ -140,8 +143,9 @@ def dataset_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in _VARIANT_SEED_KEYS}
 
 
-def build_shared_dataset(X: np.ndarray | pd.DataFrame, feature_names: Sequence[str],
-                         params: Mapping[str, Any]) -> lgb.Dataset:
+def build_shared_dataset(
+    X: np.ndarray | pd.DataFrame, feature_names: Sequence[str], params: Mapping[str, Any]
+) -> lgb.Dataset:
     """Bin `X` (union rows x features) once; variants take `subset(idx)` of it (idx = row numbers of `X`).
 
     `params` are the full LightGBM parameters (DEFAULT_PARAMS, or the config's selection.params); every variant
@@ -218,8 +222,11 @@ def select_for_variant(
     best = booster.best_iteration if booster.best_iteration > 0 else None
     table = importance_table(booster, top_k, iteration=best)
     table.attrs.update(
-        {"best_iteration": int(best or booster.current_iteration()), "n_fit": int(len(row_idx)),
-         "n_val": int(0 if val_idx is None else len(val_idx))}
+        {
+            "best_iteration": int(best or booster.current_iteration()),
+            "n_fit": len(row_idx),
+            "n_val": int(0 if val_idx is None else len(val_idx)),
+        }
     )
     return table
 
@@ -228,9 +235,15 @@ def importance_table(booster: lgb.Booster, top_k: int, iteration: int | None = N
     gain = booster.feature_importance(importance_type="gain", iteration=iteration).astype(np.float64)
     total = gain.sum()
     table = pd.DataFrame(
-        {"feature": booster.feature_name(), "gain": gain, "norm_gain": gain / total if total > 0 else 0.0 * gain}
+        {
+            "feature": booster.feature_name(),
+            "gain": gain,
+            "norm_gain": gain / total if total > 0 else 0.0 * gain,
+        }
     )
-    table = table[table["gain"] > 0].sort_values(["gain", "feature"], ascending=[False, True], kind="mergesort")
+    table = table[table["gain"] > 0].sort_values(
+        ["gain", "feature"], ascending=[False, True], kind="mergesort"
+    )
     return table.head(int(top_k)).reset_index(drop=True)
 
 
@@ -291,7 +304,9 @@ def aggregate_selection(
     table["frequency"] = table["count"] / n_variants
     table["mean_norm_gain"] = table["sum"] / table["count"]
     table["score"] = table["sum"] / n_variants
-    table = table.sort_values(["score", "frequency", "feature"], ascending=[False, False, True], kind="mergesort")
+    table = table.sort_values(
+        ["score", "frequency", "feature"], ascending=[False, False, True], kind="mergesort"
+    )
     table = table.reset_index(drop=True)
     table["rank"] = np.arange(1, len(table) + 1)
     cumulative = table["score"].cumsum() / table["score"].sum()
@@ -307,27 +322,45 @@ def selection_summary(table: pd.DataFrame, spec: Mapping[str, Any], n_variants: 
     return {
         "spec": {k: v for k, v in {**DEFAULT_SPEC, **dict(spec)}.items()},
         "n_variants": int(n_variants),
-        "n_candidates": int(len(table)),
-        "n_selected": int(len(sel)),
+        "n_candidates": len(table),
+        "n_selected": len(sel),
         "features": sel["feature"].tolist(),
-        "scores": {r.feature: {"rank": int(r.rank), "frequency": float(r.frequency),
-                               "mean_norm_gain": float(r.mean_norm_gain), "score": float(r.score)}
-                   for r in sel.itertuples()},
+        "scores": {
+            r.feature: {
+                "rank": int(r.rank),
+                "frequency": float(r.frequency),
+                "mean_norm_gain": float(r.mean_norm_gain),
+                "score": float(r.score),
+            }
+            for r in sel.itertuples()
+        },
     }
 
 
-def selection_markdown(table: pd.DataFrame, title: str = "Feature selection", top_n: int | None = None) -> str:
+def selection_markdown(
+    table: pd.DataFrame, title: str = "Feature selection", top_n: int | None = None
+) -> str:
     sel = table[table["selected"]]
     if top_n is not None:
         sel = sel.head(top_n)
-    lines = [f"# {title}", "", f"{int(table['selected'].sum())} of {len(table)} candidate features selected.", "",
-             "| rank | feature | frequency | mean norm gain | score |", "|---:|---|---:|---:|---:|"]
-    lines += [f"| {r.rank} | {r.feature} | {r.frequency:.3f} | {r.mean_norm_gain:.4f} | {r.score:.5f} |"
-              for r in sel.itertuples()]
+    lines = [
+        f"# {title}",
+        "",
+        f"{int(table['selected'].sum())} of {len(table)} candidate features selected.",
+        "",
+        "| rank | feature | frequency | mean norm gain | score |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r.rank} | {r.feature} | {r.frequency:.3f} | {r.mean_norm_gain:.4f} | {r.score:.5f} |"
+        for r in sel.itertuples()
+    ]
     return "\n".join(lines) + "\n"
 
 
-def plot_importance(path: str | Path, table: pd.DataFrame, top_n: int = 40, title: str = "Feature selection") -> None:
+def plot_importance(
+    path: str | Path, table: pd.DataFrame, top_n: int = 40, title: str = "Feature selection"
+) -> None:
     """Horizontal bars of score for the `top_n` best-ranked features, frequency written beside each (PNG)."""
     import matplotlib
 

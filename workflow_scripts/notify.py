@@ -60,20 +60,19 @@ def failed_jobs(log_path: str | os.PathLike | None) -> dict:
     Slurm runs (Slurm failures add the job's slurm log to `log:` and a `SLURM-job ... failed` message).
     """
     out: dict[str, Any] = {"failed": [], "retried": 0}
-    try:
-        text = Path(log_path).read_text(errors="replace") if log_path else ""
-    except OSError:
-        return out
+    text = "\n".join(_read_text(p) for p in _log_files(log_path))
     last_error: dict[str, dict] = {}
     order: list[str] = []
+    wildcards_of: dict[str, str] = {}  # jobid -> wildcards, from the job's start block (error blocks omit them)
     lines = text.splitlines()
     i = 0
     while i < len(lines):
         line = lines[i]
+        started = re.match(r"^(?:local)?rule ([^:\s]+):\s*$", line)
         m = re.match(r"^Error in (?:rule|group job) ([^:]+):\s*$", line)
         restart = re.match(r"^Trying to restart job (\d+)\.", line)
-        if m:
-            block = {"rule": m.group(1), "jobid": None, "wildcards": "", "logs": [], "message": ""}
+        if started or m:
+            block = {"rule": (started or m).group(1), "jobid": None, "wildcards": "", "logs": [], "message": ""}
             i += 1
             while i < len(lines) and lines[i].startswith("    "):
                 key, _, value = lines[i].strip().partition(": ")
@@ -87,7 +86,13 @@ def failed_jobs(log_path: str | os.PathLike | None) -> dict:
                 elif key == "message" and value.strip() not in ("", "None"):
                     block["message"] = value.strip()
                 i += 1
+            if started:
+                if block["jobid"] and block["wildcards"]:
+                    wildcards_of[block["jobid"]] = block["wildcards"]
+                continue
             jid = block["jobid"] or f"?{len(order)}"
+            if not block["wildcards"]:
+                block["wildcards"] = wildcards_of.get(jid, "")
             if jid not in last_error:
                 order.append(jid)
             last_error[jid] = block
@@ -101,6 +106,22 @@ def failed_jobs(log_path: str | os.PathLike | None) -> dict:
         i += 1
     out["failed"] = [last_error[j] for j in order if j in last_error]
     return out
+
+
+def _log_files(log_path) -> list[str]:
+    """Snakemake hands the hooks its log file, as a path or a list of paths (several log handlers)."""
+    if not log_path:
+        return []
+    if isinstance(log_path, (list, tuple)):
+        return [str(p) for p in log_path if p]
+    return [str(log_path)]
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _read_json(path: Path) -> Any:
@@ -223,7 +244,7 @@ def success_message(context: Mapping[str, Any], start: dict, log_path, workdir: 
     payload = {
         "event": "success", **_plain(context), "models": models, "elapsed_s": _since(start),
         "champions_changed": {k: {"before": before.get(k), "after": now[k]} for k in changed},
-        "failures": jobs["failed"], "retried": jobs["retried"], "log": str(log_path or ""),
+        "failures": jobs["failed"], "retried": jobs["retried"], "log": _log_files(log_path),
     }
     return "\n".join(lines), payload
 
@@ -243,9 +264,9 @@ def error_message(context: Mapping[str, Any], start: dict, log_path) -> tuple[st
             lines.append(f"… and {len(jobs['failed']) - MAX_LISTED} more")
     else:
         lines.append("the workflow stopped before or outside a job (see the Snakemake log)")
-    lines.append(f"snakemake log: {log_path or '?'}")
+    lines.append(f"snakemake log: {', '.join(_log_files(log_path)) or '?'}")
     payload = {"event": "error", **_plain(context), "elapsed_s": _since(start), "failures": jobs["failed"],
-               "retried": jobs["retried"], "log": str(log_path or "")}
+               "retried": jobs["retried"], "log": _log_files(log_path)}
     return "\n".join(lines), payload
 
 

@@ -16,8 +16,8 @@ recomputed) and atomic (the file is replaced whole, under a file lock).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd

@@ -31,9 +31,10 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from filelock import FileLock
@@ -64,11 +65,12 @@ class IntegrityError(RegistryError):
 
 # ---- small helpers ----------------------------------------------------------------------------------------------
 def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _parse_time(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    t = dt.datetime.fromisoformat(str(text))
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)  # a naive time in the index is UTC
 
 
 def check_symbol(symbol: str) -> str:
@@ -781,13 +783,13 @@ def cleanup(registry_dir, *, keep_days: float = 7, keep_top: int = 20, dry_run: 
     """Remove log files older than `keep_days` (under registry logs/ and `log_dirs`) and non-protected models that
     are older than `keep_days` and not among the `keep_top` best. Returns {"logs": [...], "models": [...],
     "dry_run": bool}; with dry_run nothing is deleted."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     cutoff = now - dt.timedelta(days=keep_days)
     logs = []
     for d in [paths(registry_dir)["logs"], *map(Path, log_dirs)]:
         if d.is_dir():
             for p in sorted(d.rglob("*")):
-                if p.is_file() and dt.datetime.fromtimestamp(p.stat().st_mtime, dt.timezone.utc) < cutoff:
+                if p.is_file() and dt.datetime.fromtimestamp(p.stat().st_mtime, dt.UTC) < cutoff:
                     logs.append(str(p))
     with registry_lock(registry_dir):
         index = read_index(registry_dir)
@@ -827,7 +829,7 @@ def best_champion(registry_dir) -> str:
     if not champs:
         raise RegistryError("no champions yet: promote a model first (or pass a VIN)")
     index = read_index(registry_dir)
-    return sorted((index["models"][c["vin"]] for c in champs if c["vin"] in index["models"]), key=rank_key)[0]["vin"]
+    return min((index["models"][c["vin"]] for c in champs if c["vin"] in index["models"]), key=rank_key)["vin"]
 
 
 def deploy(registry_dir, slot: int, vin: str | None = None, now: str | None = None) -> dict:

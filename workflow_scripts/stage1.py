@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score
 
 from workflow_scripts.splits import SEGMENTS, segment_mask
-from workflow_scripts.swing_targets import BREAKOUT, CLASS_NAMES, NEITHER, REVERSION
+from workflow_scripts.swing_targets import BREAKOUT, CLASS_NAMES, NEITHER, NO_EVENT, REVERSION
 
 CLASSES = (NEITHER, BREAKOUT, REVERSION)
 DATASET_KEYS = ("max_bin", "min_data_in_bin", "seed", "deterministic", "force_row_wise", "force_col_wise",
@@ -30,6 +30,7 @@ class VariantResult:
     model_text: str  # empty when the variant was skipped
     metrics: dict
     split_indices: dict
+    predictions: pd.DataFrame  # every event bar of validation and test (ambiguous and unknown included)
 
 
 def macro_average_precision(y: np.ndarray, proba: np.ndarray) -> float:
@@ -43,10 +44,15 @@ def class_counts(y: np.ndarray) -> dict:
 
 
 def variant_rows(labels: np.ndarray, split: dict, label_end: np.ndarray) -> dict[str, np.ndarray]:
-    """Bar positions of trainable event rows (codes 0/1/2) per segment."""
+    """Bar positions of trainable event rows (codes 0/1/2) per segment, plus `scored`: every event bar of
+    validation and test whatever its label, which a live model would have been asked about."""
     positions = np.arange(len(labels))
     usable = np.isin(labels, CLASSES)
-    return {seg: positions[usable & segment_mask(split, seg, positions, label_end)] for seg in SEGMENTS}
+    rows = {seg: positions[usable & segment_mask(split, seg, positions, label_end)] for seg in SEGMENTS}
+    in_scored = segment_mask(split, "validation", positions, label_end) | segment_mask(split, "test", positions,
+                                                                                        label_end)
+    rows["scored"] = positions[(labels != NO_EVENT) & in_scored]
+    return rows
 
 
 def train_window(features: pd.DataFrame, targets: pd.DataFrame, split: dict, target_ids: list[str],
@@ -88,7 +94,7 @@ def _train_variant(target, labels, rows, union, train_all, val_all, test_X, para
     reason = _skip_reason(y, spec)
     if reason:
         metrics |= {"status": "skipped", "reason": reason}
-        return VariantResult(target, "", metrics, split_indices)
+        return VariantResult(target, "", metrics, split_indices, prediction_frame(rows["scored"], None))
 
     train_ds = train_all.subset(np.searchsorted(union["train"], rows["train"]).tolist()).construct()
     train_ds.set_label(y["train"])
@@ -102,8 +108,9 @@ def _train_variant(target, labels, rows, union, train_all, val_all, test_X, para
     )
     fit_seconds = time.perf_counter() - started
     best = booster.best_iteration or booster.current_iteration()
-    proba_val = booster.predict(test_X[rows["validation"]], num_iteration=best)
-    proba_test = booster.predict(test_X[rows["test"]], num_iteration=best)
+    scored = booster.predict(test_X[rows["scored"]], num_iteration=best)
+    where = {seg: np.searchsorted(rows["scored"], rows[seg]) for seg in ("validation", "test")}
+    proba_val, proba_test = scored[where["validation"]], scored[where["test"]]
     metrics |= {
         "status": "trained",
         "best_iteration": int(best),
@@ -112,7 +119,15 @@ def _train_variant(target, labels, rows, union, train_all, val_all, test_X, para
         "test_average_precision": macro_average_precision(y["test"], proba_test),
         "validation_multi_logloss": float(booster.best_score["validation"]["multi_logloss"]),
     }
-    return VariantResult(target, booster.model_to_string(num_iteration=best), metrics, split_indices)
+    return VariantResult(target, booster.model_to_string(num_iteration=best), metrics, split_indices,
+                         prediction_frame(rows["scored"], scored))
+
+
+def prediction_frame(positions: np.ndarray, proba: np.ndarray | None) -> pd.DataFrame:
+    """Bar position and class probabilities (NaN for a skipped variant): what evaluation needs, no model."""
+    proba = np.full((len(positions), 3), np.nan) if proba is None else proba
+    return pd.DataFrame({"pos": positions.astype(np.int64), "p_neither": proba[:, 0], "p_breakout": proba[:, 1],
+                         "p_reversion": proba[:, 2]})
 
 
 def _skip_reason(y: dict, spec: dict) -> str | None:

@@ -4,10 +4,10 @@
   neighbours of the window's stage-2 best in that grid (`narrowed_space`), stage 4 continuous ranges of
   +-`focus_radius` around the combination's stage-3 best (`focused_space`). A parameter with one value is fixed.
 - The objective trains LightGBM on each fold (purged walk-forward folds from `purged_walk_forward`, or the one
-  train/validation split for stage 2) and returns the mean macro average precision over folds. Inside every
-  fold a LightGBM callback reports the validation multi_logloss (negated: higher is better, as the study) to
-  the trial at global step `fold * max_rounds + iteration`, so the pruner compares like with like and can stop
-  a hopeless trial in any fold.
+  train/validation split for stage 2) and returns the mean macro average precision over folds. Pruning is per
+  fold: by default each fold's AP is reported at step = fold; optionally (`report="iteration"`) a LightGBM
+  callback reports the validation multi_logloss (negated: higher is better, as the study) every few rounds at
+  step `fold * max_rounds + round`, so the pruner compares like with like and can stop a trial inside a fit.
 - Budgets: a stage gets `share * total` trials and/or minutes, split evenly over its studies (`stage_budget`).
   Finished trials (COMPLETE or PRUNED) and their run time count toward it, also across reruns.
 - Storage: one JournalStorage + JournalFileBackend file per study (append-only, file-lock based, fine on a
@@ -216,12 +216,21 @@ def make_objective(
     num_threads: int = 1,
     report_every: int = 1,
     pruning: bool = True,
+    report: str = "fold",
 ) -> Callable[[optuna.Trial], float]:
     """Objective: mean macro average precision over `folds` of LightGBM with the trial's parameters.
 
     X: DataFrame of features (float32), y: class codes 0/1/2 aligned with X; folds index rows of X. Build folds
     with `cv_folds` (stages 3-4) or pass the one (train, validation) split (stage 2).
+
+    Pruning (`pruning=True`), `report` chooses the intermediate value:
+    - "fold": each fold's macro AP at step = fold number; the pruner compares trials on the same fold, so a
+      trial is stopped after the first fold that is hopeless. Fair to small learning rates.
+    - "iteration": LightGBMPruningCallback reports -multi_logloss every `report_every` rounds at step
+      fold * max_rounds + round; prunes inside a fit (cheaper per trial) but favours fast learners.
     """
+    if report not in ("fold", "iteration"):
+        raise ValueError(f"report must be 'fold' or 'iteration', got {report!r}")
     import lightgbm as lgb
 
     X_np = X.to_numpy(dtype=np.float32) if hasattr(X, "to_numpy") else np.asarray(X, dtype=np.float32)
@@ -249,7 +258,7 @@ def make_objective(
             params = lightgbm_params(resolve_params(fixed, sampled, len(tr)), seed, num_threads)
             params["feature_pre_filter"] = False
             callbacks = [lgb.early_stopping(early_stopping_rounds, verbose=False)]
-            if pruning:
+            if pruning and report == "iteration":
                 callbacks.append(LightGBMPruningCallback(trial, step_offset=k * max_rounds,
                                                          report_every=report_every))
             booster = lgb.train(params, dtrain, num_boost_round=max_rounds, valid_sets=[dval],
@@ -257,6 +266,12 @@ def make_objective(
             best = int(booster.best_iteration or booster.current_iteration())
             scores.append(macro_average_precision(y[va], booster.predict(X_np[va], num_iteration=best)))
             best_iters.append(best)
+            _heartbeat(trial)
+            if pruning and report == "fold":
+                trial.report(scores[-1], step=k)
+                if trial.should_prune():
+                    trial.set_user_attr("fold_scores", [float(s) for s in scores])
+                    raise optuna.TrialPruned(f"pruned after fold {k}")
         trial.set_user_attr("fold_scores", [float(s) for s in scores])
         trial.set_user_attr("best_iterations", best_iters)
         return float(np.nanmean(scores))

@@ -18,10 +18,12 @@ def approx(x):
     return pytest.approx(x, rel=1e-6, abs=1e-7)
 
 
-# -- candle ----------------------------------------------------------------------------------------------------
+# -- candle --------------------------------------------------------------------------------------------------
 def test_candle_shape_ratios_and_patterns():
     # bar 0: bearish 10 -> 8; bar 1: bullish 7.5 -> 11 engulfing it; bar 2: o=1 h=3 l=0 c=2; bar 3: doji.
-    bars = make_bars(close=[8, 11, 2, 2.05], open_=[10, 7.5, 1, 2], high=[10.5, 11.2, 3, 3], low=[7.9, 7.4, 0, 1])
+    bars = make_bars(
+        close=[8, 11, 2, 2.05], open_=[10, 7.5, 1, 2], high=[10.5, 11.2, 3, 3], low=[7.9, 7.4, 0, 1]
+    )
     f = build_features(bars, spec(["candle"]))
     assert f["candle__body_ratio"].iloc[2] == approx(1 / 3)
     assert f["candle__upper_wick_ratio"].iloc[2] == approx(1 / 3)
@@ -39,8 +41,7 @@ def test_candle_shape_ratios_and_patterns():
     assert f["candle__bullish_freq_3"].iloc[2] == approx(2 / 3)
     assert math.isnan(f["candle__bull_engulfing_freq_3"].iloc[2])
     assert f["candle__bull_engulfing_freq_3"].iloc[3] == approx(1 / 3)
-    assert f["candle__body_ratio_mean_3"].iloc[3] == approx(np.mean(
-        [3.5 / 3.8, 1 / 3, 0.05 / 2]))
+    assert f["candle__body_ratio_mean_3"].iloc[3] == approx(np.mean([3.5 / 3.8, 1 / 3, 0.05 / 2]))
 
 
 def test_hammer_and_shooting_star():
@@ -50,7 +51,7 @@ def test_hammer_and_shooting_star():
     assert f["candle__shooting_star"].tolist() == [0, 1]
 
 
-# -- tech ------------------------------------------------------------------------------------------------------
+# -- tech ----------------------------------------------------------------------------------------------------
 def test_returns_sma_and_rsi_known_answers():
     close = np.array([10, 11, 10, 11, 12, 11, 13, 12.0])
     f = build_features(make_bars(close), spec(["tech"]))
@@ -76,7 +77,10 @@ def test_returns_sma_and_rsi_known_answers():
 def test_rsi_extremes_and_bollinger():
     up = build_features(make_bars(np.arange(1, 30, dtype=float)), spec(["tech"], [5]))
     assert up["tech__rsi_5"].iloc[5:].eq(100).all()
-    assert up["tech__linreg_r2_5"].iloc[4:].gt(0.97).all()
+    geometric = build_features(make_bars(100 * np.exp(0.01 * np.arange(12))), spec(["tech"], [5]))
+    np.testing.assert_allclose(geometric["tech__linreg_slope_5"].iloc[4:], 0.01, rtol=1e-5)
+    np.testing.assert_allclose(geometric["tech__linreg_r2_5"].iloc[4:], 1.0, rtol=1e-5)
+    assert geometric["tech__linreg_slope_5"].isna().iloc[:4].all()
     close = np.array([1, 2, 3, 4, 5, 6.0])
     f = build_features(make_bars(close), spec(["tech"], [5]))
     w = close[1:]
@@ -96,7 +100,7 @@ def test_ema_distance_is_adjust_false_ema():
     np.testing.assert_allclose(f["tech__ema_dist_3"].iloc[2:], close[2:] / np.array(ema[2:]) - 1, rtol=1e-5)
 
 
-# -- vol -------------------------------------------------------------------------------------------------------
+# -- vol -----------------------------------------------------------------------------------------------------
 def test_volatility_estimators_known_answers():
     close = np.array([100, 101, 99, 102, 103, 101.0])
     high, low = close * 1.01, close * 0.98
@@ -123,13 +127,14 @@ def test_atr_and_skew():
     assert f["vol__atr_8"].notna().iloc[7:].all() and f["vol__atr_8"].isna().iloc[:7].all()
 
 
-# -- struct ----------------------------------------------------------------------------------------------------
+# -- struct --------------------------------------------------------------------------------------------------
 def test_structure_known_answers():
     high = np.array([5, 7, 6, 7, 4.0])
     low = np.array([4, 5, 3, 5, 3.5])
     close = np.array([4.5, 6, 5, 6.5, 3.8])
-    f = build_features(make_bars(close, high=high, low=low, open_=close, volume=[1, 2, 3, 4, 10]),
-                       spec(["struct"]))
+    f = build_features(
+        make_bars(close, high=high, low=low, open_=close, volume=[1, 2, 3, 4, 10]), spec(["struct"])
+    )
     assert f["struct__dist_high_3"].iloc[3] == approx(6.5 / 7 - 1)
     assert f["struct__dist_low_3"].iloc[3] == approx(6.5 / 3 - 1)
     assert f["struct__bars_since_high_3"].iloc[3] == 0  # tie 7 at rows 1 and 3: the most recent
@@ -141,10 +146,11 @@ def test_structure_known_answers():
     assert f["struct__volume_ratio_3"].iloc[4] == approx(10 / np.mean([3, 4, 10]))
 
 
-# -- time ------------------------------------------------------------------------------------------------------
+# -- time ----------------------------------------------------------------------------------------------------
 def test_calendar_features_and_gap_counters():
-    ts = pd.DatetimeIndex(["2024-01-06 06:00", "2024-01-06 07:00", "2024-01-06 10:00", "2024-01-08 00:00"],
-                          tz="UTC")  # Saturday 06:00, 07:00, gap of 2 h, gap of 37 h, Monday 00:00
+    ts = pd.DatetimeIndex(
+        ["2024-01-06 06:00", "2024-01-06 07:00", "2024-01-06 10:00", "2024-01-08 00:00"], tz="UTC"
+    )  # Saturday 06:00, 07:00, gap of 2 h, gap of 37 h, Monday 00:00
     f = build_features(make_bars([1, 2, 3, 4.0], timestamps=ts), spec(["time"]))
     assert f["time__hour_sin"].iloc[0] == approx(1.0)
     assert f["time__weekend"].tolist() == [1, 1, 1, 0]

@@ -8,8 +8,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from workflow_scripts.features import (DEFAULT_SPEC, SEED_SCALE_SPEC, build_features, feature_count,
-                                       feature_names, validate_spec)
+from workflow_scripts.features import (
+    DEFAULT_SPEC,
+    SEED_SCALE_SPEC,
+    build_features,
+    feature_count,
+    feature_names,
+    validate_spec,
+)
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "features"
 NAME = re.compile(r"^[A-Za-z0-9_]+$")
@@ -73,8 +79,8 @@ def test_default_spec_on_real_bars(raw_bars):
     assert count >= 500
     values = _check_table(table, bars, count)
     assert table._mgr.nblocks == 2  # one float block + timestamp: no fragmentation
-    # After the longest warm-up (vol_ratio_233 reads 4 * 233 bars) and before the gap at row 1981, nearly every
-    # feature has values (the rest: ratios on the halt bar, row 1980).
+    # After the longest warm-up (vol_ratio_233 reads 4 * 233 bars) and before the gap at row 1981, nearly
+    # every feature has values (the rest: ratios on the halt bar, row 1980).
     late = values[1000:1981]
     assert np.isnan(late).mean() < 0.01
     assert not np.isnan(late).all(axis=0).any()
@@ -99,14 +105,18 @@ def test_names_are_deterministic_and_family_order_canonical():
     fams = [n.split("__")[0] for n in names]
     assert fams == sorted(fams, key=["candle", "time", "vol"].index)
     assert "vol__std_21_lag2" in names and "candle__doji_freq_5_lag2" in names
-    assert not any(n.startswith("time__") and "_lag" in n for n in names)  # calendar features have no lookback
+    assert not any(
+        n.startswith("time__") and "_lag" in n for n in names
+    )  # calendar features have no lookback
 
 
 def test_halts_and_flat_series_give_nan_not_inf():
     n = 300
-    bars = pd.concat([
-        pd.DataFrame({"open": 5.0, "high": 5.0, "low": 5.0, "close": 5.0, "volume": 0.0}, index=range(n)),
-    ])
+    bars = pd.concat(
+        [
+            pd.DataFrame({"open": 5.0, "high": 5.0, "low": 5.0, "close": 5.0, "volume": 0.0}, index=range(n)),
+        ]
+    )
     bars.insert(0, "timestamp", pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC"))
     table = build_features(bars, DEFAULT_SPEC)
     assert not np.isinf(table.iloc[:, 1:].to_numpy()).any()
@@ -116,8 +126,9 @@ def test_halts_and_flat_series_give_nan_not_inf():
 
 def test_bad_bars_are_refused():
     with pytest.raises(ValueError, match="close"):
-        build_features(pd.DataFrame({"timestamp": pd.date_range("2024", periods=3, freq="h", tz="UTC")}),
-                       DEFAULT_SPEC)
+        build_features(
+            pd.DataFrame({"timestamp": pd.date_range("2024", periods=3, freq="h", tz="UTC")}), DEFAULT_SPEC
+        )
     ts = pd.date_range("2024", periods=3, freq="h", tz="UTC")[::-1]
     bars = pd.DataFrame({"timestamp": ts, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0})
     with pytest.raises(ValueError, match="sorted"):

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import FIXTURES, ROOT, run_env, run_snakemake
+from tests.ops.helpers import FIXTURES, ROOT, run_env, run_snakemake
 
 from workflow_scripts import timeout_guard
 

@@ -19,6 +19,13 @@ ROWS = 2400
 TRAIN = 1600
 HORIZON = 5
 SIMPLE_SPEC = {"windows": [4, 24]}
+OTHER = "ETHUSDT"
+# The training code path (workflow_scripts.features) with short lookbacks: fast, and exercises the cross-coin join.
+REAL_SPEC = {"families": ["candle", "tech", "time", "struct", "vol"], "lookbacks": [3, 5, 8], "lags": [1],
+             "dtype": "float32"}
+# Own feature columns whose value depends on where the data starts, not only on trailing bars: none since the
+# continuity features are capped (features/temporal.py CONTINUITY_CAP), so live features equal batch features.
+HISTORY_DEPENDENT = ()
 
 
 def simple_features(bars: pd.DataFrame) -> pd.DataFrame:
@@ -54,20 +61,39 @@ def labels_for(bars: pd.DataFrame) -> np.ndarray:
 class Factory:
     """Trains small boosters once and writes production folders on demand."""
 
-    def __init__(self, bars: pd.DataFrame, root: Path):
+    def __init__(self, bars: pd.DataFrame, root: Path, other_bars: pd.DataFrame):
         self.bars = bars
+        self.bars_by_symbol = {SYMBOL: bars, OTHER: other_bars}
         self.features = simple_features(bars)
+        self._real: pd.DataFrame | None = None
         self.labels = labels_for(bars)
         self.root = root
         self._n = itertools.count()
         self._models: dict = {}
 
-    def model_text(self, num_leaves: int = 7, rounds: int = 20, columns: tuple[str, ...] | None = None) -> str:
-        key = (num_leaves, rounds, columns)
+    @property
+    def real_features(self) -> pd.DataFrame:
+        """The cross-coin table of the workflow's own feature code (BTCUSDT + ETHUSDT), built once."""
+        if self._real is None:
+            from workflow_scripts.predictions import workflow_feature_builder
+
+            self._real = workflow_feature_builder(REAL_SPEC, [SYMBOL, OTHER])(self.bars_by_symbol, SYMBOL)
+        return self._real
+
+    def real_columns(self) -> tuple[str, ...]:
+        cols = [c for c in self.real_features.columns if c != "timestamp"]
+        own = [c for c in cols if not c.startswith(OTHER) and c not in HISTORY_DEPENDENT]
+        other = [c for c in cols if c.startswith(OTHER) and c.split("__", 1)[1] not in HISTORY_DEPENDENT]
+        return tuple(own[:: max(1, len(own) // 12)] + other[:3])
+
+    def model_text(self, num_leaves: int = 7, rounds: int = 20, columns: tuple[str, ...] | None = None,
+                   real: bool = False) -> str:
+        key = (num_leaves, rounds, columns, real)
         if key not in self._models:
-            cols = list(columns or [c for c in self.features.columns if c != "timestamp"])
+            table = self.real_features if real else self.features
+            cols = list(columns or [c for c in table.columns if c != "timestamp"])
             ok = np.flatnonzero(self.labels[:TRAIN] >= 0)
-            ds = lgb.Dataset(self.features[cols].iloc[ok].to_numpy(np.float32), label=self.labels[ok],
+            ds = lgb.Dataset(table[cols].iloc[ok].to_numpy(np.float32), label=self.labels[ok],
                              feature_name=cols, params={"verbosity": -1})
             params = {"objective": "multiclass", "num_class": 3, "num_leaves": num_leaves, "learning_rate": 0.1,
                       "verbosity": -1, "num_threads": 1, "seed": 1, "deterministic": True}
@@ -77,9 +103,13 @@ class Factory:
     def folder(self, *, side: str = "high", window: int = 5, kind: str = "breakout", num_leaves: int = 7,
                rounds: int = 20, columns: tuple[str, ...] | None = None, score: float | None = 0.5,
                gate_passed: bool = True, grade: str = "A", data_version: str = "d" * 64,
-               symbol: str = SYMBOL, spec: dict | None = None, universe: list[str] | None = None) -> Path:
+               symbol: str = SYMBOL, real: bool = False) -> Path:
+        """A production folder; real=True: a model on the workflow's own features (features.json carries the spec
+        and universe so live predictions rebuild them)."""
         n = next(self._n)
-        text = self.model_text(num_leaves, rounds, columns)
+        if real:
+            columns = columns or self.real_columns()
+        text = self.model_text(num_leaves, rounds, columns, real)
         cols = list(columns or [c for c in self.features.columns if c != "timestamp"])
         target = f"{side}_{kind}_k1.5_th0.5"
         vin = encode_vin({"type": "LGBM", "grade": grade, "arch": {"num_leaves": num_leaves},
@@ -98,8 +128,8 @@ class Factory:
             "gate": {"profile": "exploratory", "passed": gate_passed, "reasons": []},
             "test": {"macro_ap": score}})
         artifacts.write_json(folder / "costs.json", {"fee_bps": 10.0, "spread_bps": 2.0, "slippage_bps": 1.0})
-        feats = {"features": cols, "spec": spec or SIMPLE_SPEC, "universe": universe or [symbol],
-                 "history_bars": 60}
+        feats = ({"features": cols, "spec": REAL_SPEC, "universe": [SYMBOL, OTHER]} if real else
+                 {"features": cols, "spec": SIMPLE_SPEC, "universe": [symbol], "history_bars": 60})
         artifacts.write_json(folder / "features.json", feats)
         artifacts.write_json(folder / "split_indices.json", {"train": [0, TRAIN], "test": [TRAIN, ROWS]})
         artifacts.write_json(folder / "training_log.json", {"best_iteration": rounds, "fit_seconds": 0.1})
@@ -114,7 +144,10 @@ def bars(btc_bars) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def factory(bars, tmp_path_factory) -> Factory:
-    return Factory(bars, tmp_path_factory.mktemp("production"))
+    other = pd.read_parquet(Path(__file__).resolve().parents[2] / "data" / "raw" / f"{OTHER}_1h.parquet")
+    other = other[(other["timestamp"] >= bars["timestamp"].iloc[0])
+                  & (other["timestamp"] <= bars["timestamp"].iloc[-1])].reset_index(drop=True)
+    return Factory(bars, tmp_path_factory.mktemp("production"), other)
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
@@ -36,7 +35,7 @@ def test_register_load_round_trip(factory, reg_dir):
     assert reg.list_models(reg_dir, symbol="BTCUSDT", grade="A", model_type="lgbm")[0]["vin"] == entry["vin"]
     assert reg.list_models(reg_dir, grade="B") == []
     # sha256.txt is sha256sum compatible
-    out = subprocess.run(["sha256sum", "-c", "sha256.txt"], cwd=reg_dir / e["folder"], capture_output=True, text=True)
+    out = subprocess.run(["sha256sum", "-c", "sha256.txt"], cwd=reg_dir / e["folder"], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     assert artifacts.read_json(reg_dir / "runs" / "r1" / "status.json")["symbols"]["BTCUSDT"]["registered"] == [e["vin"]]
 
@@ -191,7 +190,7 @@ def test_rollback_needs_side_when_two(factory, reg_dir):
 
 # ---- archive, cleanup, deploy ------------------------------------------------------------------------------------
 def _populate(factory, reg_dir, n=5):
-    old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)).isoformat()
+    old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).isoformat()
     entries = [reg.register(reg_dir, factory.folder(score=0.1 * (i + 1), num_leaves=3 + i), created=old)
                for i in range(n)]
     return entries

@@ -16,6 +16,7 @@ from workflow_scripts.feature_screening import (
     segment_positions,
     training_rows,
 )
+from workflow_scripts.splits import chronological_split
 
 N = 200
 
@@ -64,9 +65,14 @@ def test_nan_rule_catches_what_missing_does_not(rng):
     own_sparse = np.where(np.arange(N) < int(0.85 * N), np.nan, rng.normal(size=N))
     # inf counts as NaN (not a finite number) but not as missing.
     with_inf = np.where(np.arange(N) < int(0.92 * N), np.inf, rng.normal(size=N))
-    X = _frame(rng, SOLUSDT__vol__sparse=sparse, SOLUSDT__vol__other=other, tech__sparse=own_sparse,
-               tech__inf=with_inf)
-    kept, report = screen_features(X, {})
+    X = _frame(
+        rng,
+        SOLUSDT__vol__sparse=sparse,
+        SOLUSDT__vol__other=other,
+        tech__sparse=own_sparse,
+        tech__inf=with_inf,
+    )
+    _, report = screen_features(X, {})
     r = _reasons(report)
     rep = report.set_index("feature")
     assert rep.loc["SOLUSDT__vol__sparse", "missing_frac"] == pytest.approx(0.5)
@@ -130,7 +136,7 @@ def test_correlation_keeps_fewer_missing(rng):
     with_nan = noisy.copy()
     with_nan[:10] = np.nan
     X = _frame(rng, tech__z_has_none=base, tech__a_has_nan=with_nan)
-    kept, report = screen_features(X, {})
+    _, report = screen_features(X, {})
     r = _reasons(report)
     # The name order alone would keep tech__a_has_nan; fewer NaN rows wins first.
     assert r["tech__z_has_none"] == ""
@@ -150,7 +156,7 @@ def test_correlation_tie_break_by_name_and_negative_correlation(rng):
     assert report.set_index("feature").loc["tech__b", "correlated_with"] == "tech__a"
     assert r["tech__c"] == ""  # |r| ~ 0.45
     # Column order of the input does not change the decision.
-    kept2, report2 = screen_features(X[list(reversed(X.columns))], {})
+    kept2, _ = screen_features(X[list(reversed(X.columns))], {})
     assert sorted(kept2) == sorted(kept)
 
 
@@ -173,7 +179,9 @@ def test_correlation_chain_is_greedy(rng):
 @pytest.mark.parametrize("block", [1, 2, 3, 7, 1024])
 def test_block_size_does_not_change_the_result(rng, block):
     base = rng.normal(size=(N, 3))
-    cols = {f"tech__f{i:02d}": base[:, i % 3] + rng.normal(size=N) * (0.1 if i % 2 else 1.0) for i in range(12)}
+    cols = {
+        f"tech__f{i:02d}": base[:, i % 3] + rng.normal(size=N) * (0.1 if i % 2 else 1.0) for i in range(12)
+    }
     X = _frame(rng, **cols)
     ref_kept, ref = screen_features(X, {"corr_block_size": 1024})
     kept, report = screen_features(X, {"corr_block_size": block})
@@ -190,8 +198,13 @@ def test_blocked_correlation_equals_corrcoef(rng):
 
 
 def test_target_columns_are_dropped(rng):
-    X = _frame(rng, high_breakout_k1_5_th0_5=rng.normal(size=N), target_x=rng.normal(size=N),
-               ETHUSDT__label_end=rng.normal(size=N), tech__labelled_not=rng.normal(size=N))
+    X = _frame(
+        rng,
+        high_breakout_k1_5_th0_5=rng.normal(size=N),
+        target_x=rng.normal(size=N),
+        ETHUSDT__label_end=rng.normal(size=N),
+        tech__labelled_not=rng.normal(size=N),
+    )
     _, report = screen_features(X, {})
     r = _reasons(report)
     assert r["high_breakout_k1_5_th0_5"] == r["target_x"] == r["ETHUSDT__label_end"] == "target_derived"
@@ -230,7 +243,13 @@ def test_deterministic_and_summary(rng):
 
 
 # ---- training rows only -------------------------------------------------------------------------------------
-SPLIT = {"train": [0, 120], "validation": [140, 170], "test": [180, 240], "horizon": 5, "purge": 5}
+SPLIT = {
+    "train": {"lo": 0, "hi": 120},
+    "validation": {"lo": 140, "hi": 170},
+    "test": {"lo": 180, "hi": 240},
+    "horizon": 5,
+    "purge": 5,
+}
 
 
 def test_segment_positions_follow_the_contract():
@@ -240,16 +259,26 @@ def test_segment_positions_follow_the_contract():
     assert segment_positions(SPLIT, "test", 200).tolist() == list(range(180, 200))
 
 
+def test_training_rows_of_a_real_split_json():
+    ts = pd.Series(pd.date_range("2024-01-01", periods=300, freq="h", tz="UTC"))
+    split = chronological_split(ts, horizon=10, train_frac=0.6, validation_frac=0.2, embargo_bars=24)
+    frame = pd.DataFrame({"tech__x": np.arange(300, dtype=np.float32)})
+    rows = training_rows(frame, split)
+    assert rows["tech__x"].iloc[0] == 0 and rows["tech__x"].iloc[-1] == split["train"]["last_row"] == 169
+
+
 def test_statistics_ignore_validation_and_test_rows(rng):
     n = 240
     base = rng.normal(size=n)
-    frame = pd.DataFrame({
-        "tech__a": base,
-        "tech__b": base + rng.normal(size=n) * 0.2,
-        "tech__c": rng.normal(size=n),
-        "candle__d": np.where(np.arange(n) % 30 == 0, 1.0, 0.0),
-        "ETHUSDT__tech__e": np.where(np.arange(n) < 60, np.nan, rng.normal(size=n)),
-    }).astype(np.float32)
+    frame = pd.DataFrame(
+        {
+            "tech__a": base,
+            "tech__b": base + rng.normal(size=n) * 0.2,
+            "tech__c": rng.normal(size=n),
+            "candle__d": np.where(np.arange(n) % 30 == 0, 1.0, 0.0),
+            "ETHUSDT__tech__e": np.where(np.arange(n) < 60, np.nan, rng.normal(size=n)),
+        }
+    ).astype(np.float32)
     kept, report = screen_features(training_rows(frame, SPLIT), {})
 
     # Scramble everything outside the training rows: NaN, constants, a perfect copy of another column.
@@ -270,8 +299,9 @@ def test_statistics_ignore_validation_and_test_rows(rng):
 
 
 def test_default_spec_matches_config_file():
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     cfg = yaml.safe_load((Path(__file__).parents[2] / "config/screening/default.yaml").read_text())
     cfg.pop("name", None)

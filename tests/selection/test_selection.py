@@ -58,13 +58,29 @@ def test_chronological_subsample_takes_the_most_recent_rows_and_purges():
 
 def test_plan_window_uses_training_event_rows_only(rng):
     n = 400
-    split = {"train": [0, 240], "validation": [260, 320], "test": [340, 400], "horizon": 3, "purge": 3}
+    split = {
+        "train": {"lo": 0, "hi": 240},
+        "validation": {"lo": 260, "hi": 320},
+        "test": {"lo": 340, "hi": 400},
+        "horizon": 3,
+    }
     codes = rng.choice([-1, 0, 1, 2, -2, -3], size=(n, 2)).astype(np.int8)
-    targets = pd.DataFrame({"timestamp": np.arange(n), "label_end": np.arange(n) + 3,
-                            "high_breakout_k1.0_th0.5": codes[:, 0], "low_reversion_k1.0_th0.5": codes[:, 1]})
+    targets = pd.DataFrame(
+        {
+            "timestamp": np.arange(n),
+            "label_end": np.arange(n) + 3,
+            "high_breakout_k1.0_th0.5": codes[:, 0],
+            "low_reversion_k1.0_th0.5": codes[:, 1],
+        }
+    )
     train = segment_positions(split, "train", n)
-    union, variants = plan_window(targets, train, ["high_breakout_k1.0_th0.5", "low_reversion_k1.0_th0.5"],
-                                  {"subsample_rows": 100, "val_frac": 0.25}, horizon=3)
+    union, variants = plan_window(
+        targets,
+        train,
+        ["high_breakout_k1.0_th0.5", "low_reversion_k1.0_th0.5"],
+        {"subsample_rows": 100, "val_frac": 0.25},
+        horizon=3,
+    )
     for tid, rows in variants.items():
         used = np.concatenate([rows.fit_pos, rows.val_pos])
         assert used.max() + 3 < 240  # inside the training segment, label included
@@ -93,7 +109,6 @@ def test_each_variant_trains_on_its_own_labels(rng):
 
     # The boosters' training predictions follow their own labels (and not the others').
 
-
     for y, other in ((y_a, y_b), (y_b, y_a)):
         booster = lgb.train(variant_params(PARAMS, 1), _labelled_subset(shared, idx, y[idx]), 30)
         assert _accuracy(booster, X[idx], y[idx]) > 0.9
@@ -105,7 +120,6 @@ def test_unsorted_indices_keep_labels_aligned(rng):
     shared = build_shared_dataset(X, names, PARAMS)
     y = _classes(X[:, 3])
     idx = rng.permutation(600)[:500]
-
 
     sub = _labelled_subset(shared, idx, y[idx])
     assert np.array_equal(sub.get_field("label"), y[np.sort(idx)].astype(np.float32))
@@ -135,10 +149,11 @@ def test_selection_is_deterministic_for_a_fixed_seed(rng):
     y = _classes(X[:, 2] + 0.5 * X[:, 7])
     spec = {"top_k": 10, "seed": 7, "params": PARAMS}
 
-
     pos = np.arange(900)
-    variants = {"v1": VariantRows(pos[:700], y[:700], pos[720:], y[720:]),
-                "v2": VariantRows(pos[100:700], 2 - y[100:700], pos[720:], 2 - y[720:])}
+    variants = {
+        "v1": VariantRows(pos[:700], y[:700], pos[720:], y[720:]),
+        "v2": VariantRows(pos[100:700], 2 - y[100:700], pos[720:], 2 - y[720:]),
+    }
     first = select_window(X, names, pos, variants, spec)
     second = select_window(X.copy(), names, pos, variants, spec)
     for key in variants:
@@ -155,7 +170,9 @@ def test_target_columns_never_enter(rng):
 
 
 def test_load_columns_reads_only_what_is_asked(tmp_path, rng):
-    frame = pd.DataFrame(rng.normal(size=(20, 5)).astype(np.float32), columns=[f"tech__c{i}" for i in range(5)])
+    frame = pd.DataFrame(
+        rng.normal(size=(20, 5)).astype(np.float32), columns=[f"tech__c{i}" for i in range(5)]
+    )
     path = tmp_path / "f.parquet"
     frame.to_parquet(path, index=False)
     got = load_columns(path, ["tech__c3", "tech__c1"])
@@ -165,8 +182,13 @@ def test_load_columns_reads_only_what_is_asked(tmp_path, rng):
 
 # ---- aggregation and outputs --------------------------------------------------------------------------------
 def _variant(pairs):
-    return pd.DataFrame({"feature": [f for f, _ in pairs], "gain": [g * 100 for _, g in pairs],
-                         "norm_gain": [g for _, g in pairs]})
+    return pd.DataFrame(
+        {
+            "feature": [f for f, _ in pairs],
+            "gain": [g * 100 for _, g in pairs],
+            "norm_gain": [g for _, g in pairs],
+        }
+    )
 
 
 def test_aggregate_known_answer():
@@ -212,8 +234,9 @@ def test_outputs_a_person_reads(tmp_path):
 
 
 def test_default_spec_matches_config_file():
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     cfg = yaml.safe_load((Path(__file__).parents[2] / "config/selection/default.yaml").read_text())
     cfg.pop("name", None)

@@ -102,7 +102,7 @@ def test_pruning_callback_prunes_hopeless_trials(tmp_path, data):
     # learning_rate 1e-4 barely moves the loss: the median pruner should cut those trials.
     space = {"learning_rate": {"choices": [0.3, 0.0001]}}
     obj = tuning.make_objective(X, y, folds, space, {"num_leaves": 8}, early_stopping_rounds=50, max_rounds=60,
-                                report_every=5)
+                                report_every=5, report="iteration")
     study = tuning.open_study(tmp_path / "p.journal", "p", pruner_cfg={"n_startup_trials": 1, "n_warmup_steps": 5})
     study.enqueue_trial({"learning_rate": 0.3})
     study.enqueue_trial({"learning_rate": 0.3})
@@ -110,6 +110,22 @@ def test_pruning_callback_prunes_hopeless_trials(tmp_path, data):
     study.optimize(obj, n_trials=3)
     states = [t.state for t in study.trials]
     assert states[:2] == [TrialState.COMPLETE] * 2 and states[2] == TrialState.PRUNED
+
+
+def test_fold_pruning_stops_after_a_hopeless_fold(tmp_path, data):
+    X, y, positions, label_end = data
+    y_noise = y.copy()
+    folds = tuning.cv_folds(positions, label_end, {"n_folds": 3, "min_train_rows": 50})
+    # num_leaves 2 + a tiny learning rate is a weak model: pruned after its first fold.
+    space = {"num_leaves": {"choices": [16, 2]}, "learning_rate": {"choices": [0.1, 1e-5]}}
+    obj = tuning.make_objective(X, y_noise, folds, space, {"max_depth": 1}, early_stopping_rounds=5, max_rounds=30)
+    study = tuning.open_study(tmp_path / "f.journal", "f", pruner_cfg={"n_startup_trials": 2, "n_warmup_steps": 0})
+    for params in ({"num_leaves": 16, "learning_rate": 0.1},) * 2 + ({"num_leaves": 2, "learning_rate": 1e-5},):
+        study.enqueue_trial(params)
+    study.optimize(obj, n_trials=3)
+    last = study.trials[-1]
+    assert last.state == TrialState.PRUNED and last.last_step == 0
+    assert len(last.user_attrs["fold_scores"]) == 1
 
 
 def test_killed_job_resumes_and_retries_running_trial(tmp_path):

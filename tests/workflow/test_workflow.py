@@ -34,6 +34,19 @@ def test_tiny_run_outputs_then_nothing_to_do_then_only_affected_jobs(workflow_di
     assert planned["split_segments"] == 4 and planned["train_stage1"] == 4
     assert not {"ingest_bars", "build_features", "add_cross_coin_features", "build_swing_targets"} & set(planned)
 
+    evaluation = json.loads((res / "evaluation" / "summary.json").read_text())
+    assert evaluation["gates"]["n_evaluated"] > 0 and "evaluated models passed" in evaluation["message"]
+    assert (res / "evaluation" / "plots" / "BTCUSDT" / "w5" / "high.png").stat().st_size > 10_000
+    one = json.loads((res / "evaluation/stage1/BTCUSDT/w5/high_breakout_k1.0_th0.5.json").read_text())
+    assert one["costs"]["symbol"] == "BTCUSDT" and one["gate"]["profile"] == "strict" and one["vin"]
+
+    # One symbol's costs change: its evaluations and what depends on them rerun, no retraining.
+    costs = snakemake(workflow_dir, "-n", config=TINY[:3] + [
+        'overrides=["features.lookbacks=[5,21]","features.lags=[]","costs.symbols.ETHUSDT.half_spread_bps=2.0"]'])
+    planned = planned_jobs(costs)
+    assert planned["snapshot_costs"] == 1 and planned["evaluate_stage1"] == 2
+    assert not {"train_stage1", "build_features", "build_swing_targets"} & set(planned)
+
     grid = snakemake(workflow_dir, "-n", config=TINY[:3] + [
         'overrides=["features.lookbacks=[5,21]","features.lags=[]","targets.barrier_thresholds=[0.5,1.5]"]'])
     planned = planned_jobs(grid)

@@ -1,7 +1,7 @@
 """Entry of rule train_stage1: every target of one (symbol, window) -> one folder per variant.
 
 Per variant: model.txt (LightGBM text; empty when skipped), metrics.json (deterministic: no timings),
-split_indices.json, training_log.json (fit seconds and other facts that differ between runs).
+split_indices.json, predictions.parquet (validation and test event bars), training_log.json (fit seconds and other facts that differ between runs).
 """
 
 import json
@@ -27,6 +27,7 @@ def main(args) -> None:
         log = {"fit_seconds": r.metrics.pop("fit_seconds", None), "threads": args.threads}
         artifacts.write_text(folder / "model.txt", r.model_text)
         artifacts.write_json(folder / "split_indices.json", r.split_indices)
+        artifacts.write_parquet(folder / "predictions.parquet", r.predictions)
         artifacts.write_json(folder / "training_log.json", log)
         artifacts.write_json(folder / "metrics.json", r.metrics)  # last: its presence means the folder is whole
 

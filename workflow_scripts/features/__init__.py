@@ -1,19 +1,20 @@
 """Per-coin feature tables from hourly bars, and the cross-coin table built from them.
 
-`build_features(bars, spec)` turns one coin's bars (docs/CONTRACTS.md: `timestamp` + OHLCV, sorted, unique, gaps
-kept) into `timestamp` + float32 columns `{family}__{name}`; `add_cross_coin(own, others)` appends the other coins'
-columns as `{SYMBOL}__{family}__{name}`, aligned on timestamp.
+`build_features(bars, spec)` turns one coin's bars (docs/CONTRACTS.md: `timestamp` + OHLCV, sorted, unique,
+gaps kept) into `timestamp` + float32 columns `{family}__{name}`; `add_cross_coin(own, others)` appends the
+other coins' columns as `{SYMBOL}__{family}__{name}`, aligned on timestamp.
 
-Time semantics: bar t opens at `timestamp` t; every value at row t is computed from rows 0..t only. Gap rule (two
-consecutive timestamps more than one hour apart make a gap): a windowed value whose window would reach back across
-a gap is NaN until the window has refilled after it, and recursive smoothers (EMA, Wilder) restart after each gap,
-so every value after a gap equals the value computed on the post-gap bars alone. Details in `_core`.
+Time semantics: bar t opens at `timestamp` t; every value at row t is computed from rows 0..t only. Gap rule
+(two consecutive timestamps more than one hour apart make a gap): a windowed value whose window would reach
+back across a gap is NaN until the window has refilled after it, and recursive smoothers (EMA, Wilder) restart
+after each gap, so every value after a gap equals the value computed on the post-gap bars alone. Details in
+`_core`.
 
 Families (module per family): `candle` (candlestick), `tech` (technical), `time` (temporal), `struct`
 (market_structure), `vol` (volatility). Each gives per-bar ("static") features and per-lookback features
-`{name}_{n}`; `lags` add causal copies `{name}_{n}_lag{k}` (value k bars earlier in the same segment, NaN if the
-segment is shorter) of every per-lookback feature. Divisions by zero give NaN, never inf; any inf left (float32
-overflow) becomes NaN.
+`{name}_{n}`; `lags` add causal copies `{name}_{n}_lag{k}` (value k bars earlier in the same segment, NaN if
+the segment is shorter) of every per-lookback feature. Divisions by zero give NaN, never inf; any inf left
+(float32 overflow) becomes NaN.
 
 Column order is deterministic: families in the order above (whatever order the spec lists them in), per family
 the static features, then per-lookback features by increasing lookback, then the lag blocks by increasing lag.
@@ -62,17 +63,17 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 
 __all__ = [
     "DEFAULT_SPEC",
-    "SEED_SCALE_SPEC",
     "FAMILIES",
-    "validate_spec",
-    "build_features",
+    "SEED_SCALE_SPEC",
     "add_cross_coin",
+    "build_features",
     "feature_count",
     "feature_names",
+    "validate_spec",
 ]
 
 
-# -- spec --------------------------------------------------------------------------------------------------------
+# -- spec ----------------------------------------------------------------------------------------------------
 def _int_list(spec, key, lo, hi, allow_empty):
     val = spec[key]
     allowed = f"a list of distinct integers in [{lo}, {hi}]" + ("" if allow_empty else ", not empty")
@@ -87,10 +88,13 @@ def _int_list(spec, key, lo, hi, allow_empty):
 
 
 def validate_spec(spec: Mapping) -> dict:
-    """Check a features spec (all of families, lookbacks, lags, dtype; nothing else) and return a normalised copy
-    (lookbacks and lags sorted, families in canonical order). Raises ValueError naming the offending key."""
+    """Check a features spec (all of families, lookbacks, lags, dtype; nothing else) and return a
+    normalised copy (lookbacks and lags sorted, families in canonical order). Raises ValueError naming the
+    offending key."""
     if not isinstance(spec, Mapping):
-        raise ValueError(f"features spec must be a mapping with keys {list(SPEC_KEYS)}, got {type(spec).__name__}")
+        raise TypeError(
+            f"features spec must be a mapping with keys {list(SPEC_KEYS)}, got {type(spec).__name__}"
+        )
     for key in SPEC_KEYS:
         if key not in spec:
             raise ValueError(f"features spec key '{key}' is missing; required keys: {list(SPEC_KEYS)}")
@@ -98,10 +102,16 @@ def validate_spec(spec: Mapping) -> dict:
         if key not in SPEC_KEYS:
             raise ValueError(f"features spec key '{key}' is unknown; allowed keys: {list(SPEC_KEYS)}")
     fams = spec["families"]
-    if (not isinstance(fams, (list, tuple)) or not fams or any(f not in FAMILIES for f in fams)
-            or len(set(fams)) != len(fams)):
-        raise ValueError(f"features spec key 'families': got {fams!r}; allowed: a non-empty list of distinct "
-                         f"names from {list(FAMILIES)}")
+    if (
+        not isinstance(fams, (list, tuple))
+        or not fams
+        or any(f not in FAMILIES for f in fams)
+        or len(set(fams)) != len(fams)
+    ):
+        raise ValueError(
+            f"features spec key 'families': got {fams!r}; allowed: a non-empty list of distinct "
+            f"names from {list(FAMILIES)}"
+        )
     if spec["dtype"] not in DTYPES:
         raise ValueError(f"features spec key 'dtype': got {spec['dtype']!r}; allowed: {list(DTYPES)}")
     return {
@@ -122,7 +132,7 @@ def _check_bars(bars: pd.DataFrame) -> None:
         raise ValueError("bars 'timestamp' must be sorted and unique")
 
 
-# -- build -------------------------------------------------------------------------------------------------------
+# -- build ---------------------------------------------------------------------------------------------------
 def _to_f32(x: np.ndarray) -> np.ndarray:
     out = np.asarray(x).astype(np.float32)
     out[~np.isfinite(out)] = np.nan
@@ -136,9 +146,9 @@ def _lagged(x: np.ndarray, k: int, pos: np.ndarray, out: np.ndarray) -> None:
 
 
 def build_features(bars: pd.DataFrame, spec: Mapping) -> pd.DataFrame:
-    """One coin's own feature table: `timestamp` + float32 `{family}__{name}` columns, one row per bar, same order
-    (RangeIndex). Value at row t uses bars 0..t only; see the module docstring for the gap rule. `bars` is not
-    modified."""
+    """One coin's own feature table: `timestamp` + float32 `{family}__{name}` columns, one row per bar,
+    same order (RangeIndex). Value at row t uses bars 0..t only; see the module docstring for the gap rule.
+    `bars` is not modified."""
     spec = validate_spec(spec)
     _check_bars(bars)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -185,7 +195,8 @@ def _synthetic_bars(rows: int = 2) -> pd.DataFrame:
 
 
 def feature_names(spec: Mapping) -> list[str]:
-    """Column names (without `timestamp`) that `build_features` gives for `spec`, from a two-bar dummy series."""
+    """Column names (without `timestamp`) that `build_features` gives for `spec`, from a two-bar dummy
+    series."""
     return list(build_features(_synthetic_bars(), spec).columns[1:])
 
 
@@ -194,7 +205,7 @@ def feature_count(spec: Mapping) -> int:
     return len(feature_names(spec))
 
 
-# -- cross-coin --------------------------------------------------------------------------------------------------
+# -- cross-coin ----------------------------------------------------------------------------------------------
 def _ts_ns(frame: pd.DataFrame, what: str) -> np.ndarray:
     if "timestamp" not in frame.columns:
         raise ValueError(f"{what} has no 'timestamp' column")
@@ -207,10 +218,10 @@ def _ts_ns(frame: pd.DataFrame, what: str) -> np.ndarray:
 
 
 def add_cross_coin(own: pd.DataFrame, others: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """`own` (this coin's feature table) plus every other coin's feature columns as `{SYMBOL}__{column}`, in sorted
-    symbol order, left-joined on own's timestamps: NaN where the other coin has no bar at that timestamp (before
-    its listing, in its gaps). The other coin's value at t is its own feature at t, so still known at t. float32;
-    inputs are not modified."""
+    """`own` (this coin's feature table) plus every other coin's feature columns as `{SYMBOL}__{column}`,
+    in sorted symbol order, left-joined on own's timestamps: NaN where the other coin has no bar at that
+    timestamp (before its listing, in its gaps). The other coin's value at t is its own feature at t, so
+    still known at t. float32; inputs are not modified."""
     own_ns = _ts_ns(own, "own feature table")
     own_cols = [c for c in own.columns if c != "timestamp"]
     plan: list[tuple[str, str, str]] = []  # (symbol, source column, new name)

@@ -1,19 +1,20 @@
 """Shared machinery of the feature families: gap-aware rolling, shifting and EWM on one coin's bars.
 
-Time semantics: bar t is the hourly candle that OPENS at timestamp t; every value this module returns at row t is
-computed from rows 0..t only (strictly causal). A gap is two consecutive timestamps more than one hour apart; the
-bars between two gaps form a segment, and `pos` is a bar's position inside its segment (0 for the first bar after
-a gap). The gap rule, applied everywhere:
+Time semantics: bar t is the hourly candle that OPENS at timestamp t; every value this module returns at row t
+is computed from rows 0..t only (strictly causal). A gap is two consecutive timestamps more than one hour
+apart; the bars between two gaps form a segment, and `pos` is a bar's position inside its segment (0 for the
+first bar after a gap). The gap rule, applied everywhere:
 
-- fixed windows (rolling mean/std/max/min/median, shifts, sliding windows) are computed on the whole series and
-  then set to NaN where `pos < need`, `need` being how many bars of history before t the value reads (a rolling
-  window of n bars needs n - 1, a one-bar return needs 1, a rolling mean of n one-bar returns needs n);
-- recursive filters (EMA, Wilder smoothing) are run per segment, so nothing from before a gap is blended in, and
-  are also NaN until `pos >= need` (their nominal window has filled).
+- fixed windows (rolling mean/std/max/min/median, shifts, sliding windows) are computed on the whole series
+  and then set to NaN where `pos < need`, `need` being how many bars of history before t the value reads (a
+  rolling window of n bars needs n - 1, a one-bar return needs 1, a rolling mean of n one-bar returns needs
+  n);
+- recursive filters (EMA, Wilder smoothing) are run per segment, so nothing from before a gap is blended in,
+  and are also NaN until `pos >= need` (their nominal window has filled).
 
-Hence every value after a gap equals the value computed on the post-gap bars alone (up to float rounding). Rolling
-helpers use min_periods=1 and rely on the mask for warm-up, so a NaN input inside a window (a 0/0 ratio on a
-trading-halt bar, o = h = l = c) is skipped rather than poisoning the whole window.
+Hence every value after a gap equals the value computed on the post-gap bars alone (up to float rounding).
+Rolling helpers use min_periods=1 and rely on the mask for warm-up, so a NaN input inside a window (a 0/0
+ratio on a trading-halt bar, o = h = l = c) is skipped rather than poisoning the whole window.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class Bars:
         self.n = len(ns)
         self.o = bars["open"].to_numpy(dtype=np.float64, copy=True)
         self.h = bars["high"].to_numpy(dtype=np.float64, copy=True)
-        self.l = bars["low"].to_numpy(dtype=np.float64, copy=True)  # noqa: E741
+        self.l = bars["low"].to_numpy(dtype=np.float64, copy=True)
         self.c = bars["close"].to_numpy(dtype=np.float64, copy=True)
         self.v = bars["volume"].to_numpy(dtype=np.float64, copy=True)
 
@@ -68,11 +69,14 @@ class Bars:
         self.logc = np.log(self.c)
         self.lr = self.logc - self.shift(self.logc, 1)  # one-bar log return, needs 1
         self.rng = self.h - self.l
-        self.tr = np.where(np.isnan(self.prev_c), self.rng,
-                           np.fmax(self.rng, np.fmax(np.abs(self.h - self.prev_c), np.abs(self.l - self.prev_c))))
+        self.tr = np.where(
+            np.isnan(self.prev_c),
+            self.rng,
+            np.fmax(self.rng, np.fmax(np.abs(self.h - self.prev_c), np.abs(self.l - self.prev_c))),
+        )
         self.tp = (self.h + self.l + self.c) / 3.0
 
-    # -- masks and shifts -------------------------------------------------------------------------------------
+    # -- masks and shifts ------------------------------------------------------------------------------------
     def mask(self, x, need: int) -> np.ndarray:
         """NaN where fewer than `need` bars of history exist in the current segment."""
         return np.where(self.pos >= need, x, NAN)
@@ -85,7 +89,7 @@ class Bars:
             out[k:] = x[: self.n - k]
         return self.mask(out, k)
 
-    # -- rolling windows (whole series, then masked) ------------------------------------------------------------
+    # -- rolling windows (whole series, then masked) ---------------------------------------------------------
     def _roll(self, x, n: int):
         return pd.Series(x, copy=False).rolling(n, min_periods=1)
 
@@ -117,7 +121,7 @@ class Bars:
             k = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
             var_t = float((k * k).sum())
             # np.convolve flips the kernel: weight k[j] must meet y[t - n + 1 + j].
-            slope[n - 1:] = np.convolve(np.asarray(y, dtype=np.float64), k[::-1], mode="valid") / var_t
+            slope[n - 1 :] = np.convolve(np.asarray(y, dtype=np.float64), k[::-1], mode="valid") / var_t
             var_y = self.rstd(y, n, 0) ** 2 * n
             r2 = np.minimum(sdiv(slope * slope * var_t, var_y), 1.0)
         else:
@@ -132,13 +136,13 @@ class Bars:
         """Bars since the most recent maximum of x over the last n bars (0 = this bar)."""
         out = np.full(self.n, NAN)
         if n <= self.n:
-            out[n - 1:] = self.windows(x, n)[:, ::-1].argmax(axis=1)
+            out[n - 1 :] = self.windows(x, n)[:, ::-1].argmax(axis=1)
         return self.mask(out, need)
 
     def bars_since_min(self, x, n: int, need: int) -> np.ndarray:
         out = np.full(self.n, NAN)
         if n <= self.n:
-            out[n - 1:] = self.windows(x, n)[:, ::-1].argmin(axis=1)
+            out[n - 1 :] = self.windows(x, n)[:, ::-1].argmin(axis=1)
         return self.mask(out, need)
 
     def rmad(self, x, n: int, need: int) -> np.ndarray:
@@ -149,9 +153,9 @@ class Bars:
             res = np.empty(w.shape[0])
             step = max(1, 2_000_000 // n)
             for lo in range(0, w.shape[0], step):  # chunks of rows, not a loop per bar
-                blk = w[lo: lo + step]
-                res[lo: lo + step] = np.abs(blk - blk.mean(axis=1, keepdims=True)).mean(axis=1)
-            out[n - 1:] = res
+                blk = w[lo : lo + step]
+                res[lo : lo + step] = np.abs(blk - blk.mean(axis=1, keepdims=True)).mean(axis=1)
+            out[n - 1 :] = res
         return self.mask(out, need)
 
     # -- recursive filters, run per segment -----------------------------------------------------------------

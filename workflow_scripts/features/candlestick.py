@@ -4,9 +4,9 @@ Per bar (static, known at the bar's close): signed body / range, |body| / range,
 close location in the range, range and body in percent of price, open vs previous close, and 0/1 pattern flags
 (doji, hammer, shooting star, marubozu, spinning top, bullish / bearish bar, bullish / bearish engulfing,
 bullish / bearish harami, inside and outside bar, three white soldiers, three black crows). Flags that look at
-earlier bars are NaN until those bars exist in the segment. Per lookback n: the frequency of each pattern over the
-last n bars and the mean of the shape ratios. A halt bar (o = h = l = c) has NaN ratios but well-defined flags
-(it counts as a doji). Gap rule: see `_core`.
+earlier bars are NaN until those bars exist in the segment. Per lookback n: the frequency of each pattern over
+the last n bars and the mean of the shape ratios. A halt bar (o = h = l = c) has NaN ratios but well-defined
+flags (it counts as a doji). Gap rule: see `_core`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ RATIOS = ("body_ratio", "upper_wick_ratio", "lower_wick_ratio", "close_location"
 
 
 def build(b: Bars, lookbacks: list[int]) -> tuple[dict, dict]:
-    o, h, l, c = b.o, b.h, b.l, b.c  # noqa: E741
+    o, h, l, c = b.o, b.h, b.l, b.c
     body = c - o
     abody = np.abs(body)
     rng = b.rng
@@ -58,8 +58,12 @@ def build(b: Bars, lookbacks: list[int]) -> tuple[dict, dict]:
         "spinning_top": flag((abody > 0.1 * rng) & (abody <= 0.35 * rng) & (upper > abody) & (lower > abody)),
         "bullish": flag(up),
         "bearish": flag(down),
-        "bull_engulfing": flag(up & prev_down & (top >= prev_top) & (bot <= prev_bot) & (abody > (prev_top - prev_bot)), 1),
-        "bear_engulfing": flag(down & prev_up & (top >= prev_top) & (bot <= prev_bot) & (abody > (prev_top - prev_bot)), 1),
+        "bull_engulfing": flag(
+            up & prev_down & (top >= prev_top) & (bot <= prev_bot) & (abody > (prev_top - prev_bot)), 1
+        ),
+        "bear_engulfing": flag(
+            down & prev_up & (top >= prev_top) & (bot <= prev_bot) & (abody > (prev_top - prev_bot)), 1
+        ),
         "bull_harami": flag(up & prev_down & (top < prev_top) & (bot > prev_bot), 1),
         "bear_harami": flag(down & prev_up & (top < prev_top) & (bot > prev_bot), 1),
         "inside_bar": flag((h < prev_h) & (l > prev_l), 1),
@@ -67,8 +71,16 @@ def build(b: Bars, lookbacks: list[int]) -> tuple[dict, dict]:
         "three_white": flag(up & (c1 > o1) & (c2 > o2) & (c > c1) & (c1 > c2), 2),
         "three_black": flag(down & (c1 < o1) & (c2 < o2) & (c < c1) & (c1 < c2), 2),
     }
-    needs = {"bull_engulfing": 1, "bear_engulfing": 1, "bull_harami": 1, "bear_harami": 1, "inside_bar": 1,
-             "outside_bar": 1, "three_white": 2, "three_black": 2}
+    needs = {
+        "bull_engulfing": 1,
+        "bear_engulfing": 1,
+        "bull_harami": 1,
+        "bear_harami": 1,
+        "inside_bar": 1,
+        "outside_bar": 1,
+        "three_white": 2,
+        "three_black": 2,
+    }
     static.update(patterns)
 
     rolled = {}

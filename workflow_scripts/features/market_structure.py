@@ -1,14 +1,15 @@
 """Market-structure family (`struct__*`), one set per lookback n (bars); windows include bar t.
 
 - `dist_high_n` / `dist_low_n` = c / (highest high | lowest low over n) - 1.
-- `dist_prev_high_n` / `dist_prev_low_n`: the same against the n bars BEFORE t (breakout above / below them > 0 / < 0).
+- `dist_prev_high_n` / `dist_prev_low_n`: the same against the n bars BEFORE t (breakout above / below them >
+  0 / < 0).
 - `close_range_pos_n` = position of c in the range of closes over n (0 = lowest close, 1 = highest).
 - `bars_since_high_n` / `bars_since_low_n`: bars since the most recent highest high / lowest low (0 = bar t).
 - `hh_frac_n`, `hl_frac_n`, `lh_frac_n`, `ll_frac_n`: share of the last n bars with a higher high, higher low,
   lower high, lower low than the bar before.
 - `range_width_n` = (highest high - lowest low) / c; `median_dist_n` = c / median close - 1.
-- `volume_z_n`: z-score of log(1 + volume); `volume_ratio_n` = v / mean v; `volume_trend_n` = mean v over the last n
-  / mean v over the n before; `volume_imbalance_n` = sum(sign(c - o) v) / sum(v).
+- `volume_z_n`: z-score of log(1 + volume); `volume_ratio_n` = v / mean v; `volume_trend_n` = mean v over the
+  last n / mean v over the n before; `volume_imbalance_n` = sum(sign(c - o) v) / sum(v).
 
 Gap rule: see `_core`.
 """
@@ -21,7 +22,7 @@ from ._core import Bars, sdiv
 
 
 def build(b: Bars, lookbacks: list[int]) -> tuple[dict, dict]:
-    c, h, l, v = b.c, b.h, b.l, b.v  # noqa: E741
+    c, h, l, v = b.c, b.h, b.l, b.v
     prev_h, prev_l = b.shift(h, 1), b.shift(l, 1)
 
     def step_flag(cond):

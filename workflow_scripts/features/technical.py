@@ -5,13 +5,13 @@
 - `rsi_n`: Wilder RSI in [0, 100]; `mfi_n`: money-flow index in [0, 100] (typical price * volume).
 - `bb_pctb_n` = (c - (SMA - 2 sd)) / (4 sd), `bb_width_n` = 4 sd / SMA (population sd of closes over n).
 - `zscore_ema_n` = (c - EMA_n) / sd_n (the SMA z-score is omitted: it is exactly 4 * %b - 2).
-- `stoch_k_n` = (c - lowest low) / (highest high - lowest low), `stoch_d_n` = 3-bar SMA of %K, `stoch_slow_n` =
-  3-bar SMA of %D. Williams %R is omitted: it is exactly %K - 1.
+- `stoch_k_n` = (c - lowest low) / (highest high - lowest low), `stoch_d_n` = 3-bar SMA of %K, `stoch_slow_n`
+  = 3-bar SMA of %D. Williams %R is omitted: it is exactly %K - 1.
 - `cci_n` = (tp - SMA(tp)) / (0.015 * mean absolute deviation of tp), tp = (h + l + c) / 3.
 - `obv_slope_n` = sum(sign(dc) * v) / sum(v) over n bars (the n-bar change of OBV, scaled to [-1, 1]).
-- `macd_n`, `macd_signal_n`, `macd_hist_n`: EMA_n - EMA_{slow}, its EMA (span sig) and the difference, divided by
-  the close; slow = round(26 n / 12), sig = max(2, round(9 n / 12)) (12/26/9 scaled); `macd_hist_z_n` = hist / sd of
-  closes over slow bars.
+- `macd_n`, `macd_signal_n`, `macd_hist_n`: EMA_n - EMA_{slow}, its EMA (span sig) and the difference, divided
+  by the close; slow = round(26 n / 12), sig = max(2, round(9 n / 12)) (12/26/9 scaled); `macd_hist_z_n` =
+  hist / sd of closes over slow bars.
 - `linreg_slope_n` (log price per bar) and `linreg_r2_n` of an OLS line through the last n log closes.
 - `vwap_dist_n` = c / (sum(tp v) / sum(v)) - 1; `efficiency_n` = |c_t - c_{t-n}| / sum |dc| (Kaufman).
 

@@ -1,9 +1,11 @@
 """Calendar and data-continuity family (`time__*`); no lookback, so never lagged.
 
-All from the bar's UTC open timestamp (known at t): hour of day and day of week as sin/cos pairs, day of month and
-month of year as sin/cos pairs, weekend flag, trading-session flags (UTC hours: Asia 0-8, Europe 7-15, US 13-21),
-first-hour-of-day / first-hour-of-week flags, `bars_since_gap` (position inside the gap-free segment, counting the
-first bar of the data as after a gap) and `last_gap_hours` (hours missing in the most recent gap, 0 before any).
+All from the bar's UTC open timestamp (known at t): hour of day and day of week as sin/cos pairs, day of month
+and month of year as sin/cos pairs, weekend flag, trading-session flags (UTC hours: Asia 0-8, Europe 7-15, US
+13-21), first-hour-of-day / first-hour-of-week flags, `bars_since_gap` (position inside the gap-free segment,
+counting the first bar of the data as after a gap) and `last_gap_hours` (hours missing in the most recent gap,
+0 before any). Both are capped at CONTINUITY_CAP bars: uncapped, they would depend on where the data starts, and
+live prediction (which rebuilds features from recent history only) could not reproduce them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._core import Bars
+
+CONTINUITY_CAP = 720  # bars (30 days): live prediction keeps at least this much history
 
 
 def build(b: Bars, lookbacks: list[int]) -> tuple[dict, dict]:
@@ -40,7 +44,7 @@ def build(b: Bars, lookbacks: list[int]) -> tuple[dict, dict]:
         "session_us": ((hour >= 13) & (hour < 22)).astype(np.float64),
         "day_open": (hour == 0).astype(np.float64),
         "week_open": (how == 0).astype(np.float64),
-        "bars_since_gap": b.pos.astype(np.float64),
-        "last_gap_hours": b.last_gap_hours.astype(np.float64),
+        "bars_since_gap": np.minimum(b.pos, CONTINUITY_CAP).astype(np.float64),
+        "last_gap_hours": np.where(b.pos < CONTINUITY_CAP, b.last_gap_hours, 0).astype(np.float64),
     }
     return static, {}

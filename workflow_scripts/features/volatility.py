@@ -1,10 +1,12 @@
 """Volatility family (`vol__*`), one set per lookback n (bars); per-bar units (not annualised).
 
-- `std_n`: population std of the last n one-bar log returns; `ewm_vol_n`: sqrt of the EMA (span n) of squared log
-  returns; `abs_ret_n`: mean |log return|; `down_semi_n` / `up_semi_n`: sqrt(mean(min(r, 0)^2)) / sqrt(mean(max(r, 0)^2)).
+- `std_n`: population std of the last n one-bar log returns; `ewm_vol_n`: sqrt of the EMA (span n) of squared
+  log returns; `abs_ret_n`: mean |log return|; `down_semi_n` / `up_semi_n`: sqrt(mean(min(r, 0)^2)) /
+  sqrt(mean(max(r, 0)^2)).
 - `parkinson_n` = sqrt(mean(ln(h/l)^2) / (4 ln 2)); `garman_klass_n` = sqrt(mean(0.5 ln(h/l)^2 - (2 ln 2 - 1)
   ln(c/o)^2)) (clipped at 0); `rogers_satchell_n` = sqrt(mean(ln(h/c) ln(h/o) + ln(l/c) ln(l/o)));
-  `yang_zhang_n` = sqrt(var(ln(o/c_prev)) + k var(ln(c/o)) + (1 - k) RS^2), k = 0.34 / (1.34 + (n + 1) / (n - 1)).
+  `yang_zhang_n` = sqrt(var(ln(o/c_prev)) + k var(ln(c/o)) + (1 - k) RS^2), k = 0.34 / (1.34 + (n + 1) / (n -
+  1)).
 - `atr_n`: Wilder ATR / c; `tr_atr_n` = true range_t / ATR_n; `range_z_n`: z-score of (h - l) / c over n.
 - `vol_ratio_n` = std_n / std_{4n}; `vol_change_n` = std_n now / std_n n bars ago.
 - `skew_n`, `kurt_n` (excess) of log returns, only for n >= 8 (fewer returns give noise).
@@ -23,7 +25,7 @@ MIN_MOMENTS = 8
 
 
 def build(b: Bars, lookbacks: list[int]) -> tuple[dict, dict]:
-    o, h, l, c, r = b.o, b.h, b.l, b.c, b.lr  # noqa: E741
+    o, h, l, c, r = b.o, b.h, b.l, b.c, b.lr
     hl2 = np.log(sdiv(h, l)) ** 2
     co = np.log(sdiv(c, o))
     gk_term = 0.5 * hl2 - (2.0 * LN2 - 1.0) * co**2
@@ -58,8 +60,8 @@ def build(b: Bars, lookbacks: list[int]) -> tuple[dict, dict]:
         out[f"vol_ratio_{n}"] = sdiv(std, b.std_lr(4 * n))
         out[f"vol_change_{n}"] = sdiv(std, b.shift(std, n))
         if n >= MIN_MOMENTS:
-            # Moments from rolling means of powers: pandas' own rolling skew/kurt centre on the whole series' mean,
-            # which would let later bars touch earlier values.
+            # Moments from rolling means of powers: pandas' own rolling skew/kurt centre on the whole series'
+            # mean, which would let later bars touch earlier values.
             m1 = b.rmean(r, n, n)
             m2 = b.rmean(r2, n, n)
             m3 = b.rmean(r2 * r, n, n)

@@ -1,0 +1,34 @@
+"""Helpers shared by the torch model tests (a uniquely named module: tests/ has no packages)."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workflow_scripts import torch_models as tm
+
+ROOT = Path(__file__).resolve().parents[2]
+RAW = ROOT / "data" / "raw"
+SMALL_SPEC = {"families": ["tech", "vol"], "lookbacks": [5, 21], "lags": [], "dtype": "float32"}
+
+
+def synthetic_frame(n=600, p=5, seed=0, gap_at=None):
+    """timestamp + p float32 features with signal in f0 and some NaN; labels 0/1/2 per bar."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p)).astype(np.float32)
+    X[::17, 2] = np.nan
+    score = X[:, 0] + 0.5 * np.nan_to_num(X[:, 1]) + rng.normal(scale=0.6, size=n)
+    y = np.where(score > 0.6, 1, np.where(score < -0.6, 2, 0)).astype(np.int64)
+    ts = pd.date_range("2024-01-01", periods=n + (5 if gap_at else 0), freq="h", tz="UTC")
+    if gap_at:
+        ts = ts.delete(range(gap_at, gap_at + 5))
+    frame = pd.DataFrame(X, columns=[f"tech__f{i}" for i in range(p)])
+    frame.insert(0, "timestamp", ts.astype("datetime64[ns, UTC]"))
+    return frame, y
+
+
+def tiny_cfg(arch="mlp", **kw):
+    base = dict(arch=arch, seq_len=4, hidden=(16,), d_model=8, n_heads=2, n_layers=1, max_epochs=4, patience=2,
+                batch_size=64, seed=7, lr=3e-3, device="cpu")
+    base.update(kw)
+    return tm.TorchModelConfig(**base)

@@ -1,0 +1,120 @@
+"""Cost-aware evaluation of the stage-1 variants of one (symbol, window), from their saved predictions.
+
+Evaluation reads predictions, never models or features: a change of costs reruns this and nothing upstream.
+Per variant: the trading rule's threshold is chosen on validation, then the test segment is evaluated. The
+deflated Sharpe ratio counts the real trials behind a choice: all trained variants of the same (symbol, window,
+side), with the variance of their per-trade test Sharpes (docs/EVALUATION.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from workflow_scripts.config import horizon_bars, parse_target_id
+from workflow_scripts.evaluation import evaluate_model, rows_from_targets, select_threshold
+from workflow_scripts.vin import encode_vin, vin_fields_for_lgbm
+
+PROBA_COLUMNS = ["p_neither", "p_breakout", "p_reversion"]
+
+
+def model_inputs(targets: pd.DataFrame, target: str, predictions: pd.DataFrame, horizon: int) -> dict:
+    """The event rows that were scored, with their probabilities aligned on bar position."""
+    rows = rows_from_targets(targets, target, horizon)
+    keep = np.isin(rows["pos"], predictions["pos"].to_numpy())
+    out = {k: (v[keep] if isinstance(v, np.ndarray) else v) for k, v in rows.items()}
+    proba = predictions.set_index("pos").loc[out["pos"], PROBA_COLUMNS].to_numpy()
+    out["proba"] = proba
+    return out
+
+
+def evaluate_window(targets: pd.DataFrame, close: np.ndarray, split: dict, window: int, targets_cfg: dict,
+                    predictions: dict[str, pd.DataFrame], costs: dict, cfg: dict) -> dict[str, dict]:
+    """{target id: result}; cfg holds the evaluation, gates and grades config groups."""
+    horizon = horizon_bars(window, targets_cfg)
+    ev = cfg["evaluation"]
+    rule = {"allow_short": ev["allow_short"], "allow_overlap": ev["allow_overlap"],
+            "position_size": ev["position_size"]}
+    segments = {s: (split[s]["lo"], split[s]["hi"]) for s in ("validation", "test")}
+    first_pass: dict[str, dict] = {}
+    for target, pred in predictions.items():
+        if pred[PROBA_COLUMNS].isna().all().all():
+            continue  # a skipped variant: nothing to trade
+        inputs = model_inputs(targets, target, pred, horizon) | {"horizon": horizon, "close": close,
+                                                                 "costs": costs}
+        choice = select_threshold(ev["threshold_grid"], min_trades=ev["threshold_min_trades"],
+                                  fallback=ev["fallback_threshold"], rule=rule, segment=segments["validation"],
+                                  **inputs)
+        test_rule = rule | {"threshold": choice["threshold"]}
+        once = evaluate_model(**inputs, segment=segments["test"], rule=test_rule)
+        first_pass[target] = {"inputs": inputs, "rule": test_rule, "threshold": choice,
+                              "sharpe": once["after_costs"]["sharpe_per_trade"]}
+
+    results = {}
+    for target in predictions:
+        if target not in first_pass:
+            results[target] = {"target": target, "status": "skipped"}
+            continue
+        side = parse_target_id(target)["side"]
+        peers = [v["sharpe"] for t, v in first_pass.items() if parse_target_id(t)["side"] == side]
+        fp = first_pass[target]
+        result = evaluate_model(**fp["inputs"], segment=segments["test"], rule=fp["rule"], n_trials=len(peers),
+                                trial_sharpes=[s for s in peers if s is not None],
+                                gate_profile=cfg["gates"], grades=cfg["grades"])
+        results[target] = {"target": target, "status": "evaluated", "threshold_choice": fp["threshold"]} | result
+    return results
+
+
+def variant_vin(symbol: str, window: int, target: str, params: dict, grade: str, best_iteration: int,
+                data_end: str, model_sha256: str) -> str:
+    """The VIN of a stage-1 model. The date is the last bar of the data it saw, so reruns give the same code."""
+    date = pd.Timestamp(data_end).strftime("%Y%m%d")
+    identity = {"symbol": symbol, "target": target, "window": window, "params": params, "date": date,
+                "model_sha256": model_sha256}
+    fields = vin_fields_for_lgbm(params, grade=grade, target=parse_target_id(target), window=window, date=date,
+                                 identity=identity, best_iteration=best_iteration)
+    return encode_vin(fields)
+
+
+def test_result_with_curves(targets: pd.DataFrame, close: np.ndarray, split: dict, window: int, targets_cfg: dict,
+                            target: str, predictions: pd.DataFrame, costs: dict, cfg: dict,
+                            evaluated: dict) -> dict:
+    """Re-run one variant's test evaluation with its chosen threshold, keeping the equity curves for a plot."""
+    horizon = horizon_bars(window, targets_cfg)
+    inputs = model_inputs(targets, target, predictions, horizon) | {"horizon": horizon, "close": close,
+                                                                    "costs": costs}
+    result = evaluate_model(**inputs, segment=(split["test"]["lo"], split["test"]["hi"]), rule=evaluated["rule"],
+                            n_trials=evaluated["sharpe_tests"]["n_trials"], gate_profile=cfg["gates"],
+                            grades=cfg["grades"], include_curves=True)
+    # The plot's caption shows the verdict of record (computed with every peer's Sharpe), not a re-derived one.
+    result["gate"], result["grade"] = evaluated["gate"], evaluated["grade"]
+    result["after_costs"]["dsr"] = evaluated["after_costs"]["dsr"]
+    return result
+
+
+def run_summary(evaluations: list[dict], choices: list[dict], grades_cfg: dict) -> dict:
+    """Gate verdicts over every evaluated variant, grade distribution, and the chosen variants' verdicts."""
+    from workflow_scripts.gates import summarise
+    from workflow_scripts.grades import grade_run
+
+    evaluated = [e for e in evaluations if e.get("status") == "evaluated"]
+    gates = summarise([e["gate"] for e in evaluated])
+    grades = [e["grade"]["grade"] for e in evaluated]
+    percentile = None
+    if grades_cfg["method"] == "percentile":
+        percentile = grade_run([e["after_costs"] for e in evaluated], grades_cfg)
+    chosen = []
+    for c in choices:
+        best = c["best"] or {}
+        chosen.append({"symbol": c["symbol"], "window": c["window"], "side": c["side"],
+                       "target": best.get("target"), "vin": best.get("vin"), "grade": best.get("grade"),
+                       "gate_passed": best.get("gate_passed"), "n_trades": best.get("n_trades"),
+                       "net_total_return": best.get("net_total_return"), "dsr": best.get("dsr")})
+    return {
+        "gates": gates,
+        "message": gates["message"],
+        "grade_counts": {g: grades.count(g) for g in sorted(set(grades))},
+        "percentile_grades": percentile,
+        "chosen": chosen,
+        "chosen_passed": sum(1 for c in chosen if c["gate_passed"]),
+    }
