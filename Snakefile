@@ -1,4 +1,5 @@
-# swingflow: raw bars -> features -> swing targets -> stage-1 variants -> best variant per (symbol, window, side).
+# swingflow: raw bars -> features -> swing targets -> screening and selection -> stage-1 variants ->
+# cost-aware evaluation -> best variant per (symbol, window, side).
 # The stages, in order; each rules/<stage>.smk says which workflow_scripts module does the work.
 from snakemake.utils import min_version
 
@@ -10,6 +11,7 @@ include: "rules/ingest.smk"
 include: "rules/features.smk"
 include: "rules/targets.smk"
 include: "rules/splits.smk"
+include: "rules/selection.smk"
 include: "rules/stage1.smk"
 include: "rules/evaluation.smk"
 include: "rules/best_variant.smk"

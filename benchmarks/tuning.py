@@ -31,7 +31,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from workflow_scripts import artifacts, config, swing_targets, tuning  # noqa: E402
+from workflow_scripts import artifacts, config, swing_targets, tuning
 
 WINDOW, HORIZON = 10, 10
 TARGET = {"types": ["high_breakout"], "std_thresholds": [1.0], "barrier_thresholds": [1.0]}
@@ -107,8 +107,8 @@ def main(argv=None) -> None:
     X, y, positions, label_end, n_bars = load_problem()
     folds = tuning.cv_folds(positions, label_end, {**cfg["cv"], "min_train_rows": 200})
     space = tuning.broad_space(cfg)
-    common = dict(early_stopping_rounds=cfg["early_stopping_rounds"]["stage3"], max_rounds=cfg["max_rounds"],
-                  seed=cfg["seed"], num_threads=1, report_every=cfg["report_every"])
+    common = {"early_stopping_rounds": cfg["early_stopping_rounds"]["stage3"], "max_rounds": cfg["max_rounds"],
+                  "seed": cfg["seed"], "num_threads": 1, "report_every": cfg["report_every"]}
     arms = [
         ("tpe_pruned_fold", "tpe", cfg["pruner"], "fold"),
         ("tpe_pruned_iteration", "tpe", {**cfg["pruner"], "n_warmup_steps": 20}, "iteration"),
@@ -123,7 +123,7 @@ def main(argv=None) -> None:
                 rows.append(run_arm(name, sampler, pruner_cfg, objective, args.seconds, seed, workdir))
                 print(json.dumps(rows[-1]), flush=True)
     report = {
-        "data": {"symbol": "BTCUSDT", "bars": n_bars, "rows": int(len(y)), "features": int(X.shape[1]),
+        "data": {"symbol": "BTCUSDT", "bars": n_bars, "rows": len(y), "features": int(X.shape[1]),
                  "class_counts": {int(c): int((y == c).sum()) for c in (0, 1, 2)},
                  "folds": [[len(t), len(v)] for t, v in folds]},
         "budget_seconds_per_arm": args.seconds,

@@ -36,6 +36,11 @@ def as_json(obj):
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
+def group_spec(group):
+    """A config group without its `name` label: the keys a stage module reads."""
+    return as_json({k: v for k, v in CFG[group].items() if k != "name"})
+
+
 def targets_of_side(side):
     return [g["id"] for g in GRID if g["side"] == side]
 
@@ -122,6 +127,7 @@ def all_outputs():
         expand("results/best_variant/{symbol}/summary.md", symbol=SYMBOLS),
         "results/best_variant/summary.md",
         "results/evaluation/summary.md",
+        "results/selection/overall.json",
     ]
 
 

@@ -5,6 +5,7 @@
 rule train_stage1:
     input:
         features="results/features/{symbol}.parquet",
+        selected="results/selection/{symbol}/selected.json",
         targets="results/targets/{symbol}/w{window}.parquet",
         split="results/splits/{symbol}/w{window}.json",
     output:
@@ -29,5 +30,6 @@ rule train_stage1:
         runtime=45,
     shell:
         "{PYTHON} -m workflow_scripts.entries.train_stage1 --features {input.features} "
+        "--feature-list {input.selected} "
         "--targets {input.targets} --split {input.split} --targets-ids {params.targets} "
         "--spec {params.spec:q} --threads {threads} --outdir {params.outdir} > {log} 2>&1"

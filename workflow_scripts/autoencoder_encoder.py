@@ -19,7 +19,6 @@ same pooled rows give the same file and version.
 from __future__ import annotations
 
 import copy
-import io
 import logging
 import math
 import time
@@ -33,6 +32,7 @@ import torch
 from torch import nn
 
 from workflow_scripts import artifacts
+from workflow_scripts.torch_models import load_scripted, script_module, scripted_bytes
 
 log = logging.getLogger(__name__)
 
@@ -225,12 +225,8 @@ def append_encoded(features: pd.DataFrame, encoder: AutoencoderEncoder) -> pd.Da
 def encoder_bytes(encoder: AutoencoderEncoder) -> bytes:
     module = encoder.module
     if not isinstance(module, torch.jit.ScriptModule):
-        from workflow_scripts.torch_models import script_module
-
         module = script_module(module)
-    buf = io.BytesIO()
-    torch.jit.save(module, buf)
-    return buf.getvalue()
+    return scripted_bytes(module)
 
 
 def save_encoder(path, encoder: AutoencoderEncoder) -> str:
@@ -252,8 +248,7 @@ def save_encoder(path, encoder: AutoencoderEncoder) -> str:
 def load_encoder(path) -> AutoencoderEncoder:
     """torch.jit.load the encoder; everything prediction needs is inside the .pt (the .json is informative)."""
     path = Path(path)
-    module = torch.jit.load(io.BytesIO(path.read_bytes()), map_location="cpu")
-    module.eval()
+    module = load_scripted(path.read_bytes())
     side = path.with_suffix(".json")
     meta = artifacts.read_json(side) if side.is_file() else {}
     if meta and meta.get("sha256") != encoder_version(path):

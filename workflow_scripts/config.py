@@ -106,6 +106,32 @@ class Stage1Config:
 
 
 @dataclass
+class ScreeningConfig:
+    name: str = "default"
+    max_missing_frac: float = 0.70
+    max_nan_frac: float = 0.90
+    min_variance: float = 1e-12
+    max_same_value_frac: float = 0.95
+    max_abs_corr: float = 0.90
+    corr_block_size: int = 1024
+
+
+@dataclass
+class SelectionConfig:
+    name: str = "default"
+    subsample_rows: int = 25000
+    val_frac: float = 0.2
+    num_boost_round: int = 100
+    early_stopping_rounds: int = 20
+    top_k: int = 200
+    keep_min: int = 300
+    keep_max: int = 500
+    score_coverage: float = 0.95
+    seed: int = 42
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class CostsConfig:
     name: str = "default"
     source: str = "config"
@@ -151,6 +177,8 @@ class WorkflowConfig:
     targets: TargetsConfig = field(default_factory=TargetsConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    screening: ScreeningConfig = field(default_factory=ScreeningConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
     stage1: Stage1Config = field(default_factory=Stage1Config)
     costs: CostsConfig = field(default_factory=CostsConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
@@ -264,6 +292,15 @@ def validate(cfg: dict) -> None:
     _require(len(ev["threshold_grid"]) > 0 and all(0 <= t < 1 for t in ev["threshold_grid"]),
              "evaluation.threshold_grid", "a non-empty list of probabilities in [0, 1)", ev["threshold_grid"])
     _require(0 < ev["position_size"] <= 1, "evaluation.position_size", "a number in (0, 1]", ev["position_size"])
+
+    sc = cfg["screening"]
+    for key in ("max_missing_frac", "max_nan_frac", "max_same_value_frac", "max_abs_corr"):
+        _require(0 < sc[key] <= 1, f"screening.{key}", "a fraction in (0, 1]", sc[key])
+    se = cfg["selection"]
+    _require(1 <= se["keep_min"] <= se["keep_max"], "selection.keep_min",
+             f"an integer in [1, selection.keep_max={se['keep_max']}]", se["keep_min"])
+    _require(se["top_k"] >= 1 and se["subsample_rows"] >= 100, "selection.top_k/subsample_rows",
+             "top_k >= 1 and subsample_rows >= 100", (se["top_k"], se["subsample_rows"]))
 
     st = cfg["stage1"]
     _require(st["num_boost_round"] >= 1, "stage1.num_boost_round", "an integer >= 1", st["num_boost_round"])

@@ -14,9 +14,9 @@ every head that uses the encoder records it (heads.Head.encoder_sha256).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -98,7 +98,7 @@ def fit_pca_encoder(X_train: pd.DataFrame, n_components: int = 50, prefix: str =
     comps *= np.where(signs == 0, 1.0, signs)[:, None]
     total = float(np.trace(cov))
     ratio = eigval / total if total > 0 else np.zeros(k)
-    return PcaEncoder(columns, mean, scale, comps, ratio, int(len(Z)), prefix)
+    return PcaEncoder(columns, mean, scale, comps, ratio, len(Z), prefix)
 
 
 def transform(encoder: PcaEncoder, X: pd.DataFrame) -> pd.DataFrame:

@@ -707,15 +707,31 @@ def script_module(module: nn.Module) -> torch.jit.ScriptModule:
     """torch.jit.script on a CPU float32 eval copy. TorchScript is deprecated upstream (torch >= 2.10 warns) but is
     still the one pickle-free, Python-free archive format the contract asks for; the warning is silenced here."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\..*deprecated", category=DeprecationWarning)
         return torch.jit.script(copy.deepcopy(module).to("cpu").float().eval())
 
 
-def module_bytes(module: SwingNet) -> bytes:
-    """TorchScript archive bytes (deterministic for equal weights: measured, see docs/TORCH_MODELS.md)."""
+def scripted_bytes(scripted: torch.jit.ScriptModule) -> bytes:
+    """torch.jit.save into memory (deterministic for equal weights: measured, see docs/TORCH_MODELS.md)."""
     buf = io.BytesIO()
-    torch.jit.save(script_module(module), buf)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\..*deprecated", category=DeprecationWarning)
+        torch.jit.save(scripted, buf)
     return buf.getvalue()
+
+
+def load_scripted(data: bytes) -> torch.jit.ScriptModule:
+    """torch.jit.load from bytes onto the CPU, eval mode (never torch.load / pickle)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\..*deprecated", category=DeprecationWarning)
+        module = torch.jit.load(io.BytesIO(data), map_location="cpu")
+    module.eval()
+    return module
+
+
+def module_bytes(module: SwingNet) -> bytes:
+    """model.pt bytes for an eager SwingNet."""
+    return scripted_bytes(script_module(module))
 
 
 def code_version() -> dict:
@@ -813,9 +829,7 @@ def export_model(out_dir, trained: TrainedModel, feature_spec: Mapping, *,
         diff = float((scripted(x) - module(x)).abs().max())
     if diff > PARITY_ATOL:
         raise AssertionError(f"scripted and eager logits differ by {diff} > {PARITY_ATOL}")
-    buf = io.BytesIO()
-    torch.jit.save(scripted, buf)
-    artifacts.write_bytes(out_dir / MODEL_FILE, buf.getvalue())
+    artifacts.write_bytes(out_dir / MODEL_FILE, scripted_bytes(scripted))
     artifacts.write_json(out_dir / FEATURE_SPEC_FILE, dict(feature_spec))
     hist = {k: v for k, v in trained.history.items()
             if k not in ("fit_seconds", "train_samples_per_second")}  # timings vary run to run
@@ -874,8 +888,7 @@ def load_model(folder, *, verify: bool = True) -> LoadedTorchModel:
     meta = artifacts.read_json(meta_path) if meta_path.is_file() else None
     if meta is not None and verify and hashlib.sha256(data).hexdigest() != meta["model_sha256"]:
         raise ValueError(f"{folder / MODEL_FILE} does not match the sha256 recorded in {meta_path}")
-    module = torch.jit.load(io.BytesIO(data), map_location="cpu")
-    module.eval()
+    module = load_scripted(data)
     if meta is None:  # model.pt alone carries what prediction needs
         meta = {"feature_names": list(module.feature_names), "seq_len": int(module.seq_len)}
     elif list(module.feature_names) != list(meta["feature_names"]):

@@ -22,8 +22,9 @@ import math
 import os
 import socket
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import optuna
@@ -73,7 +74,7 @@ def stage_budget(tuning_cfg: dict, stage: str, n_studies: int = 1) -> dict:
     share = float(shares[stage])
     n_trials = None
     if budget.get("trials") is not None:
-        n_trials = max(1, int(math.floor(share * float(budget["trials"]) / n_studies)))
+        n_trials = max(1, math.floor(share * float(budget["trials"]) / n_studies))
     timeout_s = None
     if budget.get("minutes") is not None:
         timeout_s = share * float(budget["minutes"]) * 60.0 / n_studies
@@ -129,7 +130,7 @@ def focused_space(tuning_cfg: dict, best: dict) -> dict:
         lim_lo, lim_hi = _LIMITS.get(name, (-math.inf, math.inf))
         lo, hi = max(lo, lim_lo), min(hi, lim_hi)
         if is_int:
-            lo, hi = int(math.floor(lo)), int(math.ceil(hi))
+            lo, hi = math.floor(lo), math.ceil(hi)
             if lo == hi:
                 hi = lo + 1
             space[name] = {"low": lo, "high": hi, "int": True}
@@ -170,7 +171,7 @@ def resolve_params(fixed: dict, sampled: dict, n_train_rows: int) -> dict:
     params = {**fixed, **sampled}
     frac = params.pop("min_child_samples_frac", None)
     if frac is not None:
-        params["min_child_samples"] = max(1, int(round(float(frac) * n_train_rows)))
+        params["min_child_samples"] = max(1, round(float(frac) * n_train_rows))
     return params
 
 
@@ -446,11 +447,11 @@ def representative(stage1_best: Sequence[dict], rule: str = "best_validation_ap"
     """
     if not stage1_best:
         raise ValueError("no stage-1 results to choose a representative from")
-    key_tie = lambda e: (e.get("symbol", ""), e.get("side", ""), e.get("target", ""))  # noqa: E731
+    key_tie = lambda e: (e.get("symbol", ""), e.get("side", ""), e.get("target", ""))
     if rule == "best_validation_ap":
-        return sorted(stage1_best, key=lambda e: (-float(e["validation_ap"]), key_tie(e)))[0]
+        return min(stage1_best, key=lambda e: (-float(e["validation_ap"]), key_tie(e)))
     if rule == "most_rows":
-        return sorted(stage1_best, key=lambda e: (-int(e["train_rows"]), key_tie(e)))[0]
+        return min(stage1_best, key=lambda e: (-int(e["train_rows"]), key_tie(e)))
     if rule == "median_ap":
         ranked = sorted(stage1_best, key=lambda e: (float(e["validation_ap"]), key_tie(e)))
         return ranked[(len(ranked) - 1) // 2]

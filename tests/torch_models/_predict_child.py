@@ -18,7 +18,7 @@ torch.set_num_threads(1)
 model_dir, raw_dir, out = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 spec = json.loads((model_dir / "feature_spec.json").read_text())
 table = tm.regenerate_features(spec, raw_dir)
-module = torch.jit.load(str(model_dir / "model.pt"), map_location="cpu")
+module = tm.load_scripted((model_dir / "model.pt").read_bytes())  # torch.jit.load, nothing else
 proba = tm.predict_proba(module, table)
 np.save(out, proba)
 np.save(out + ".ts.npy", table["timestamp"].to_numpy(dtype="datetime64[ns]").astype(np.int64))

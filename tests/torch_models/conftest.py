@@ -55,14 +55,15 @@ def real_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("real")
     matrix = tm.write_feature_matrix(table, out / "X.npy")
     cfg = tiny_cfg(seq_len=6, hidden=(32,), max_epochs=3)
-    trained = tm.train_torch_model(matrix, rows, {k: labels_all[v] for k, v in rows.items()}, cfg)
+    labels = {k: labels_all[v] for k, v in rows.items()}
+    trained = tm.train_torch_model(matrix, rows, labels, cfg)
     spec = tm.make_feature_spec(SMALL_SPEC, "BTCUSDT", ["ETHUSDT"], matrix.feature_names, first, last)
     proba = tm.softmax64(tm.predict_logits_matrix(trained.module, matrix, rows["test"]))
     ts_ns = table["timestamp"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
     ref = {"positions": rows["test"], "timestamp_ns": ts_ns[rows["test"]], "proba": proba}
     model_dir = out / "model"
     meta = tm.export_model(model_dir, trained, spec, reference=ref)
-    return {"dir": model_dir, "meta": meta, "table": table, "rows": rows, "trained": trained, "spec": spec,
+    return {"dir": model_dir, "meta": meta, "table": table, "rows": rows, "trained": trained, "spec": spec, "labels": labels,
             "matrix": matrix}
 
 

@@ -21,6 +21,10 @@ def test_tiny_run_outputs_then_nothing_to_do_then_only_affected_jobs(workflow_di
     assert summary["validation_average_precision"].between(0, 1).all()
     metrics = json.loads((res / "stage1/BTCUSDT/w5/high_breakout_k1.0_th0.5/metrics.json").read_text())
     assert metrics["status"] == "trained" and metrics["feature_count"] > 0
+    selected = json.loads((res / "selection" / "BTCUSDT" / "selected.json").read_text())
+    assert metrics["feature_count"] == selected["n_selected"] > 0  # stage 1 trains on the selected features
+    screening = json.loads((res / "screening" / "BTCUSDT" / "screening.json").read_text())
+    assert set(selected["features"]) <= set(screening["kept"])
     resolved = (res / "config" / "resolved.yaml").read_text()
     assert "integration-test" in resolved and "lookbacks:" in resolved
     features = pd.read_parquet(res / "features" / "BTCUSDT.parquet")
@@ -46,6 +50,12 @@ def test_tiny_run_outputs_then_nothing_to_do_then_only_affected_jobs(workflow_di
     planned = planned_jobs(costs)
     assert planned["snapshot_costs"] == 1 and planned["evaluate_stage1"] == 2
     assert not {"train_stage1", "build_features", "build_swing_targets"} & set(planned)
+
+    screening = snakemake(workflow_dir, "-n", config=TINY[:3] + [
+        'overrides=["features.lookbacks=[5,21]","features.lags=[]","screening.max_abs_corr=0.8"]'])
+    planned = planned_jobs(screening)
+    assert planned["screen_features"] == 2 and planned["select_features"] == 4 and planned["train_stage1"] == 4
+    assert not {"ingest_bars", "build_features", "add_cross_coin_features", "build_swing_targets"} & set(planned)
 
     grid = snakemake(workflow_dir, "-n", config=TINY[:3] + [
         'overrides=["features.lookbacks=[5,21]","features.lags=[]","targets.barrier_thresholds=[0.5,1.5]"]'])
