@@ -29,7 +29,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workflow_scripts.feature_screening import screen_features, segment_positions
+from workflow_scripts.feature_screening import feature_source, screen_features, segment_positions
 from workflow_scripts.feature_selection import (
     DEFAULT_PARAMS,
     DEFAULT_SPEC,
@@ -182,17 +182,19 @@ def screening_child(per_coin: int, block: int) -> dict:
     build_s = time.perf_counter() - t0
     rss_before = _rss_mib()
     peak_reset = _reset_peak()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     kept, report = screen_features(frame, {"corr_block_size": block})
-    screen_s = time.perf_counter() - t0
+    screen_s, screen_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     return {
         "source": source,
         "rows": int(frame.shape[0]),
         "columns": int(frame.shape[1]),
         "kept": len(kept),
         "dropped_by_reason": report["reason"].replace("", "kept").value_counts().to_dict(),
+        "kept_by_source": pd.Series([feature_source(c) or "own" for c in kept]).value_counts().to_dict(),
         "build_s": round(build_s, 1),
         "screen_s": round(screen_s, 1),
+        "screen_cpu_s": round(screen_cpu, 1),
         "frame_mib": round(frame.memory_usage(index=False).sum() / 2**20, 0),
         "rss_before_screen_mib": round(rss_before, 0),
         "peak_rss_during_screen_mib": round(_rss_mib("VmHWM"), 0) if peak_reset else None,
@@ -267,13 +269,13 @@ def run_selection(n_variants: int, n_columns: int, per_coin: int) -> dict:
     params = {**DEFAULT_PARAMS, **spec["params"]}
     union, variants = plan_window(targets, train, list(targets.columns), spec, horizon)
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     shared = build_shared_dataset(X[union], names, params)
-    build_s = time.perf_counter() - t0
-    shared_s, naive_s, overlap, rows = [], [], [], []
+    build_s, build_cpu = time.perf_counter() - t0, time.process_time() - c0
+    shared_s, naive_s, shared_cpu, naive_cpu, overlap, rows = [], [], [], [], [], []
     tables = []
     for tid, v in variants.items():
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         tab = select_for_variant(
             shared,
             np.searchsorted(union, v.fit_pos),
@@ -287,21 +289,25 @@ def run_selection(n_variants: int, n_columns: int, per_coin: int) -> dict:
             early_stopping_rounds=spec["early_stopping_rounds"],
         )
         shared_s.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        shared_cpu.append(time.process_time() - c0)
+        t0, c0 = time.perf_counter(), time.process_time()
         ref = naive_select(X, names, v.fit_pos, v.y_fit, v.val_pos, v.y_val, params, spec)
         naive_s.append(time.perf_counter() - t0)
+        naive_cpu.append(time.process_time() - c0)
         a, b = set(tab["feature"]), set(ref["feature"])
         overlap.append(len(a & b) / max(len(a | b), 1))
         rows.append((len(v.fit_pos), len(v.val_pos), tab.attrs["best_iteration"]))
         tables.append(tab)
         print(
             f"  {tid}: fit {len(v.fit_pos)} val {len(v.val_pos)} best_it {tab.attrs['best_iteration']} "
-            f"shared {shared_s[-1]:.1f}s naive {naive_s[-1]:.1f}s top-{spec['top_k']} Jaccard {overlap[-1]:.2f}",
+            f"shared {shared_s[-1]:.1f}s (cpu {shared_cpu[-1]:.1f}) naive {naive_s[-1]:.1f}s (cpu {naive_cpu[-1]:.1f}) top-{spec['top_k']} Jaccard {overlap[-1]:.2f}",
             flush=True,
         )
     agg = aggregate_selection(tables, spec["keep_min"], spec["keep_max"], spec["score_coverage"])
     per_shared = (build_s + sum(shared_s)) / len(shared_s)
     per_naive = sum(naive_s) / len(naive_s)
+    per_shared_cpu = (build_cpu + sum(shared_cpu)) / len(shared_cpu)
+    per_naive_cpu = sum(naive_cpu) / len(naive_cpu)
     return {
         "source": source,
         "variants": len(variants),
@@ -313,6 +319,11 @@ def run_selection(n_variants: int, n_columns: int, per_coin: int) -> dict:
         "naive_per_variant_s": round(per_naive, 2),
         "speedup_incl_build": round(per_naive / per_shared, 2),
         "speedup_excl_build": round(per_naive / float(np.mean(shared_s)), 2),
+        "cpu_shared_build_s": round(build_cpu, 2),
+        "cpu_shared_per_variant_incl_build_s": round(per_shared_cpu, 2),
+        "cpu_naive_per_variant_s": round(per_naive_cpu, 2),
+        "cpu_speedup_incl_build": round(per_naive_cpu / per_shared_cpu, 2),
+        "cpu_speedup_excl_build": round(per_naive_cpu / float(np.mean(shared_cpu)), 2),
         "top_k_jaccard_mean": round(float(np.mean(overlap)), 3),
         "aggregated_candidates": len(agg),
         "aggregated_selected": int(agg["selected"].sum()),

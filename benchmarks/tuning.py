@@ -76,9 +76,16 @@ def best_so_far(trials: list[dict]) -> list[float | None]:
 
 def run_arm(name, sampler, pruner_cfg, objective, seconds, seed, workdir) -> dict:
     start = time.perf_counter()
-    result = tuning.run_stage(journal_path=Path(workdir) / f"{name}_{seed}.journal", study_name=name,
-                              objective=objective, n_trials=None, timeout_s=seconds, seed=seed,
-                              sampler=sampler, pruner_cfg=pruner_cfg)
+    result = tuning.run_stage(
+        journal_path=Path(workdir) / f"{name}_{seed}.journal",
+        study_name=name,
+        objective=objective,
+        n_trials=None,
+        timeout_s=seconds,
+        seed=seed,
+        sampler=sampler,
+        pruner_cfg=pruner_cfg,
+    )
     wall = time.perf_counter() - start
     trials = [t for t in result["trials"] if t["state"] in ("COMPLETE", "PRUNED")]
     curve = best_so_far(trials)
@@ -107,8 +114,13 @@ def main(argv=None) -> None:
     X, y, positions, label_end, n_bars = load_problem()
     folds = tuning.cv_folds(positions, label_end, {**cfg["cv"], "min_train_rows": 200})
     space = tuning.broad_space(cfg)
-    common = {"early_stopping_rounds": cfg["early_stopping_rounds"]["stage3"], "max_rounds": cfg["max_rounds"],
-                  "seed": cfg["seed"], "num_threads": 1, "report_every": cfg["report_every"]}
+    common = {
+        "early_stopping_rounds": cfg["early_stopping_rounds"]["stage3"],
+        "max_rounds": cfg["max_rounds"],
+        "seed": cfg["seed"],
+        "num_threads": 1,
+        "report_every": cfg["report_every"],
+    }
     arms = [
         ("tpe_pruned_fold", "tpe", cfg["pruner"], "fold"),
         ("tpe_pruned_iteration", "tpe", {**cfg["pruner"], "n_warmup_steps": 20}, "iteration"),
@@ -118,14 +130,27 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         for seed in range(cfg["seed"], cfg["seed"] + args.seeds):
             for name, sampler, pruner_cfg, report in arms:
-                objective = tuning.make_objective(X, y, folds, space, cfg["fixed"], pruning=report is not None,
-                                                  report=report or "fold", **common)
+                objective = tuning.make_objective(
+                    X,
+                    y,
+                    folds,
+                    space,
+                    cfg["fixed"],
+                    pruning=report is not None,
+                    report=report or "fold",
+                    **common,
+                )
                 rows.append(run_arm(name, sampler, pruner_cfg, objective, args.seconds, seed, workdir))
                 print(json.dumps(rows[-1]), flush=True)
     report = {
-        "data": {"symbol": "BTCUSDT", "bars": n_bars, "rows": len(y), "features": int(X.shape[1]),
-                 "class_counts": {int(c): int((y == c).sum()) for c in (0, 1, 2)},
-                 "folds": [[len(t), len(v)] for t, v in folds]},
+        "data": {
+            "symbol": "BTCUSDT",
+            "bars": n_bars,
+            "rows": len(y),
+            "features": int(X.shape[1]),
+            "class_counts": {int(c): int((y == c).sum()) for c in (0, 1, 2)},
+            "folds": [[len(t), len(v)] for t, v in folds],
+        },
         "budget_seconds_per_arm": args.seconds,
         "arms": rows,
     }

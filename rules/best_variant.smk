@@ -4,8 +4,10 @@
 
 rule pick_best_variant:
     input:
-        metrics=stage1_metrics_of_side,
-        evaluations=stage1_evaluations_of_side,
+        stage1="results/stage1/{symbol}/w{window}",
+        evaluations="results/evaluation/stage1/{symbol}/w{window}",
+    params:
+        targets=lambda wc: " ".join(targets_of_side(wc.side)),
     output:
         choice="results/best_variant/{symbol}/w{window}/{side}.json",
     log:
@@ -16,8 +18,8 @@ rule pick_best_variant:
         runtime=5,
     shell:
         "{PYTHON} -m workflow_scripts.entries.pick_best_variant --symbol {wildcards.symbol} "
-        "--window {wildcards.window} --side {wildcards.side} --metrics {input.metrics} "
-        "--evaluations {input.evaluations} --out {output.choice} > {log} 2>&1"
+        "--window {wildcards.window} --side {wildcards.side} --stage1-dir {input.stage1} "
+        "--evaluation-dir {input.evaluations} --targets-ids {params.targets} --out {output.choice} > {log} 2>&1"
 
 
 rule summarize_symbol:

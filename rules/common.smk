@@ -102,24 +102,6 @@ def others_arg(wildcards, input):
     return " ".join(f"{s}={input[s]}" for s in SYMBOLS if s != wildcards.symbol)
 
 
-def stage1_metrics_of_side(wildcards):
-    return expand(
-        "results/stage1/{symbol}/w{window}/{target}/metrics.json",
-        symbol=wildcards.symbol,
-        window=wildcards.window,
-        target=targets_of_side(wildcards.side),
-    )
-
-
-def stage1_evaluations_of_side(wildcards):
-    return expand(
-        "results/evaluation/stage1/{symbol}/w{window}/{target}.json",
-        symbol=wildcards.symbol,
-        window=wildcards.window,
-        target=targets_of_side(wildcards.side),
-    )
-
-
 def all_outputs():
     return [
         "results/config/resolved.yaml",

@@ -25,17 +25,12 @@ rule evaluate_stage1:
         targets="results/targets/{symbol}/w{window}.parquet",
         split="results/splits/{symbol}/w{window}.json",
         costs="results/costs/{symbol}.json",
-        predictions=expand(
-            "results/stage1/{{symbol}}/w{{window}}/{target}/predictions.parquet", target=TARGETS
-        ),
-        metrics=expand("results/stage1/{{symbol}}/w{{window}}/{target}/metrics.json", target=TARGETS),
+        stage1="results/stage1/{symbol}/w{window}",
     output:
-        results=expand("results/evaluation/stage1/{{symbol}}/w{{window}}/{target}.json", target=TARGETS),
+        results=directory("results/evaluation/stage1/{symbol}/w{window}"),
     params:
         spec=evaluation_spec(),
         targets=" ".join(TARGETS),
-        stage1_dir=lambda wc: f"results/stage1/{wc.symbol}/w{wc.window}",
-        outdir=lambda wc: f"results/evaluation/stage1/{wc.symbol}/w{wc.window}",
     log:
         "logs/evaluation/stage1/{symbol}/w{window}.log",
     benchmark:
@@ -47,8 +42,8 @@ rule evaluate_stage1:
     shell:
         "{PYTHON} -m workflow_scripts.entries.evaluate_stage1 --symbol {wildcards.symbol} "
         "--window {wildcards.window} --bars {input.bars} --targets {input.targets} --split {input.split} "
-        "--costs {input.costs} --stage1-dir {params.stage1_dir} --targets-ids {params.targets} "
-        "--spec {params.spec:q} --outdir {params.outdir} > {log} 2>&1"
+        "--costs {input.costs} --stage1-dir {input.stage1} --targets-ids {params.targets} "
+        "--spec {params.spec:q} --outdir {output.results} > {log} 2>&1"
 
 
 rule plot_best_variant:
@@ -58,13 +53,12 @@ rule plot_best_variant:
         targets="results/targets/{symbol}/w{window}.parquet",
         split="results/splits/{symbol}/w{window}.json",
         costs="results/costs/{symbol}.json",
-        evaluations=stage1_evaluations_of_side,
+        stage1="results/stage1/{symbol}/w{window}",
+        evaluations="results/evaluation/stage1/{symbol}/w{window}",
     output:
         plot="results/evaluation/plots/{symbol}/w{window}/{side}.png",
     params:
         spec=evaluation_spec(),
-        stage1_dir=lambda wc: f"results/stage1/{wc.symbol}/w{wc.window}",
-        evaluation_dir=lambda wc: f"results/evaluation/stage1/{wc.symbol}/w{wc.window}",
     log:
         "logs/evaluation/plots/{symbol}/w{window}/{side}.log",
     threads: 1
@@ -74,18 +68,13 @@ rule plot_best_variant:
     shell:
         "{PYTHON} -m workflow_scripts.entries.plot_best_variant --choice {input.choice} --bars {input.bars} "
         "--targets {input.targets} --split {input.split} --costs {input.costs} "
-        "--stage1-dir {params.stage1_dir} --evaluation-dir {params.evaluation_dir} --spec {params.spec:q} "
+        "--stage1-dir {input.stage1} --evaluation-dir {input.evaluations} --spec {params.spec:q} "
         "--out {output.plot} > {log} 2>&1"
 
 
 rule summarize_evaluation:
     input:
-        evaluations=expand(
-            "results/evaluation/stage1/{symbol}/w{window}/{target}.json",
-            symbol=SYMBOLS,
-            window=WINDOWS,
-            target=TARGETS,
-        ),
+        evaluations=expand("results/evaluation/stage1/{symbol}/w{window}", symbol=SYMBOLS, window=WINDOWS),
         choices=expand(
             "results/best_variant/{symbol}/w{window}/{side}.json",
             symbol=SYMBOLS,

@@ -9,17 +9,12 @@ rule train_stage1:
         targets="results/targets/{symbol}/w{window}.parquet",
         split="results/splits/{symbol}/w{window}.json",
     output:
-        models=expand("results/stage1/{{symbol}}/w{{window}}/{target}/model.txt", target=TARGETS),
-        metrics=expand("results/stage1/{{symbol}}/w{{window}}/{target}/metrics.json", target=TARGETS),
-        indices=expand("results/stage1/{{symbol}}/w{{window}}/{target}/split_indices.json", target=TARGETS),
-        predictions=expand(
-            "results/stage1/{{symbol}}/w{{window}}/{target}/predictions.parquet", target=TARGETS
-        ),
-        logs=expand("results/stage1/{{symbol}}/w{{window}}/{target}/training_log.json", target=TARGETS),
+        # One folder per (symbol, window) holding one folder per target: a single declared output keeps
+        # planning linear in jobs, not in files (docs/ARCHITECTURE.md, "Job granularity").
+        variants=directory("results/stage1/{symbol}/w{window}"),
     params:
         spec=as_json(CFG["stage1"]),
         targets=" ".join(TARGETS),
-        outdir=lambda wc: f"results/stage1/{wc.symbol}/w{wc.window}",
     log:
         "logs/stage1/{symbol}/w{window}.log",
     benchmark:
@@ -32,4 +27,4 @@ rule train_stage1:
         "{PYTHON} -m workflow_scripts.entries.train_stage1 --features {input.features} "
         "--feature-list {input.selected} "
         "--targets {input.targets} --split {input.split} --targets-ids {params.targets} "
-        "--spec {params.spec:q} --threads {threads} --outdir {params.outdir} > {log} 2>&1"
+        "--spec {params.spec:q} --threads {threads} --outdir {output.variants} > {log} 2>&1"

@@ -173,7 +173,7 @@ def fit_autoencoder_encoder(X_train: pd.DataFrame, cfg: AutoencoderConfig | None
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total += float(loss) * len(idx)
+                total += float(loss.detach()) * len(idx)
             ae.eval()
             with torch.no_grad():
                 ho = float(_masked_mse(ae(z_ho), z_ho, m_ho))

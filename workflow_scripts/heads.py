@@ -44,9 +44,22 @@ _LGB_TO_XGB = {
 }
 # LightGBM-only switches that mean nothing (or the same fixed thing) to XGBoost.
 _LGB_ONLY = {
-    "objective", "num_class", "boosting_type", "boosting", "metric", "bagging_freq", "deterministic",
-    "force_row_wise", "force_col_wise", "verbosity", "verbose", "seed", "num_threads", "min_child_samples",
-    "min_child_samples_frac", "feature_pre_filter",
+    "objective",
+    "num_class",
+    "boosting_type",
+    "boosting",
+    "metric",
+    "bagging_freq",
+    "deterministic",
+    "force_row_wise",
+    "force_col_wise",
+    "verbosity",
+    "verbose",
+    "seed",
+    "num_threads",
+    "min_child_samples",
+    "min_child_samples_frac",
+    "feature_pre_filter",
 }
 
 

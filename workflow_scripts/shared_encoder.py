@@ -56,7 +56,9 @@ def training_range(splits: list[dict]) -> tuple[int, int]:
 
 
 def training_rows(
-    features: Mapping[str, pd.DataFrame], ranges: Mapping[str, tuple[int, int]], columns: list[str] | None = None
+    features: Mapping[str, pd.DataFrame],
+    ranges: Mapping[str, tuple[int, int]],
+    columns: list[str] | None = None,
 ) -> pd.DataFrame:
     """Pool bar positions [lo, hi) of each coin's feature table (symbols in sorted order) on shared columns.
 
@@ -76,7 +78,9 @@ def training_rows(
     return pd.concat(parts, ignore_index=True)
 
 
-def fit_pca_encoder(X_train: pd.DataFrame, n_components: int = 50, prefix: str = "shared__pca_") -> PcaEncoder:
+def fit_pca_encoder(
+    X_train: pd.DataFrame, n_components: int = 50, prefix: str = "shared__pca_"
+) -> PcaEncoder:
     """Fit standardisation + PCA on training rows only (see module docstring for NaN handling)."""
     columns = [str(c) for c in X_train.columns if c != "timestamp"]
     X = X_train[columns].to_numpy(dtype=np.float64)

@@ -35,8 +35,16 @@ from workflow_scripts.heads import lightgbm_params, macro_average_precision
 from workflow_scripts.purged_walk_forward import purged_walk_forward
 
 # LightGBM parameters fixed when a Dataset is binned (shared by every trial of a study).
-_DATASET_KEYS = ("max_bin", "min_data_in_bin", "seed", "deterministic", "force_row_wise", "force_col_wise",
-                 "verbosity", "num_threads")
+_DATASET_KEYS = (
+    "max_bin",
+    "min_data_in_bin",
+    "seed",
+    "deterministic",
+    "force_row_wise",
+    "force_col_wise",
+    "verbosity",
+    "num_threads",
+)
 STAGES = ("stage1", "stage2", "stage3", "stage4")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Parameters whose stage-4 range is searched on a log scale.
@@ -159,7 +167,9 @@ def suggest_params(trial: optuna.Trial, space: dict) -> dict:
         elif spec.get("int"):
             params[name] = trial.suggest_int(name, int(spec["low"]), int(spec["high"]))
         else:
-            params[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=spec.get("log", False))
+            params[name] = trial.suggest_float(
+                name, float(spec["low"]), float(spec["high"]), log=spec.get("log", False)
+            )
     return params
 
 
@@ -185,8 +195,14 @@ class LightGBMPruningCallback:
 
     order = 20  # before lgb.early_stopping (30)
 
-    def __init__(self, trial, metric: str = "multi_logloss", valid_name: str = "validation",
-                 step_offset: int = 0, report_every: int = 1):
+    def __init__(
+        self,
+        trial,
+        metric: str = "multi_logloss",
+        valid_name: str = "validation",
+        step_offset: int = 0,
+        report_every: int = 1,
+    ):
         self.trial, self.metric, self.valid_name = trial, metric, valid_name
         self.step_offset, self.report_every = int(step_offset), max(1, int(report_every))
         self._last_heartbeat = 0.0
@@ -245,10 +261,12 @@ def make_objective(
     ds_params["feature_pre_filter"] = False
     datasets = []
     for tr, va in folds:
-        dtrain = lgb.Dataset(X_np[tr], label=y[tr], feature_name=names or "auto", params=ds_params,
-                             free_raw_data=False).construct()
-        dval = lgb.Dataset(X_np[va], label=y[va], reference=dtrain, params=ds_params,
-                           free_raw_data=False).construct()
+        dtrain = lgb.Dataset(
+            X_np[tr], label=y[tr], feature_name=names or "auto", params=ds_params, free_raw_data=False
+        ).construct()
+        dval = lgb.Dataset(
+            X_np[va], label=y[va], reference=dtrain, params=ds_params, free_raw_data=False
+        ).construct()
         datasets.append((dtrain, dval))
 
     def objective(trial: optuna.Trial) -> float:
@@ -260,10 +278,17 @@ def make_objective(
             params["feature_pre_filter"] = False
             callbacks = [lgb.early_stopping(early_stopping_rounds, verbose=False)]
             if pruning and report == "iteration":
-                callbacks.append(LightGBMPruningCallback(trial, step_offset=k * max_rounds,
-                                                         report_every=report_every))
-            booster = lgb.train(params, dtrain, num_boost_round=max_rounds, valid_sets=[dval],
-                                valid_names=["validation"], callbacks=callbacks)
+                callbacks.append(
+                    LightGBMPruningCallback(trial, step_offset=k * max_rounds, report_every=report_every)
+                )
+            booster = lgb.train(
+                params,
+                dtrain,
+                num_boost_round=max_rounds,
+                valid_sets=[dval],
+                valid_names=["validation"],
+                callbacks=callbacks,
+            )
             best = int(booster.best_iteration or booster.current_iteration())
             scores.append(macro_average_precision(y[va], booster.predict(X_np[va], num_iteration=best)))
             best_iters.append(best)
@@ -294,14 +319,23 @@ def cv_folds(positions, label_end, cv_cfg: dict) -> list[tuple[np.ndarray, np.nd
 
 
 # ------------------------------------------------------------------------------------- storage and runs
-def open_study(journal_path, study_name: str, *, seed: int = 42, sampler: str = "tpe",
-               pruner_cfg: dict | None = None, direction: str = "maximize") -> optuna.Study:
+def open_study(
+    journal_path,
+    study_name: str,
+    *,
+    seed: int = 42,
+    sampler: str = "tpe",
+    pruner_cfg: dict | None = None,
+    direction: str = "maximize",
+) -> optuna.Study:
     """Create or load `study_name` in its journal file. The sampler seed moves on with the trial count so a
     resumed study does not replay the random start-up trials it already ran."""
     journal_path = Path(journal_path)
     journal_path.parent.mkdir(parents=True, exist_ok=True)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal_path)))
-    probe = optuna.load_study(study_name=study_name, storage=storage) if _has_study(storage, study_name) else None
+    probe = (
+        optuna.load_study(study_name=study_name, storage=storage) if _has_study(storage, study_name) else None
+    )
     offset = len(probe.get_trials(deepcopy=False)) if probe else 0
     if sampler == "tpe":
         smp = optuna.samplers.TPESampler(seed=seed + offset)
@@ -309,8 +343,14 @@ def open_study(journal_path, study_name: str, *, seed: int = 42, sampler: str = 
         smp = optuna.samplers.RandomSampler(seed=seed + offset)
     else:
         raise ValueError(f"unknown sampler {sampler!r}")
-    return optuna.create_study(study_name=study_name, storage=storage, sampler=smp,
-                               pruner=make_pruner(pruner_cfg), direction=direction, load_if_exists=True)
+    return optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        sampler=smp,
+        pruner=make_pruner(pruner_cfg),
+        direction=direction,
+        load_if_exists=True,
+    )
 
 
 def make_pruner(pruner_cfg: dict | None) -> optuna.pruners.BasePruner:
@@ -352,7 +392,9 @@ def recover_stale_trials(study: optuna.Study, stale_after_s: float = 3600.0) -> 
         try:
             storage.set_trial_user_attr(t._trial_id, "fail_reason", "process died while RUNNING")
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:  # finished meanwhile, or recovered by another process
+        except (
+            optuna.exceptions.UpdateFinishedTrialError
+        ):  # finished meanwhile, or recovered by another process
             continue
         if t.params:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
@@ -392,17 +434,36 @@ def run_stage(
         callbacks = []
         if n_trials is not None:
             callbacks.append(optuna.study.MaxTrialsCallback(int(n_trials), states=FINISHED))
-        study.optimize(objective, n_trials=remaining, timeout=remaining_s, callbacks=callbacks,
-                       gc_after_trial=False, show_progress_bar=False)
-    result = stage_result(study, n_trials=n_trials, timeout_s=timeout_s, retried=retried,
-                          run_seconds=time.perf_counter() - started, budget=budget)
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            timeout=remaining_s,
+            callbacks=callbacks,
+            gc_after_trial=False,
+            show_progress_bar=False,
+        )
+    result = stage_result(
+        study,
+        n_trials=n_trials,
+        timeout_s=timeout_s,
+        retried=retried,
+        run_seconds=time.perf_counter() - started,
+        budget=budget,
+    )
     if result_path is not None:
         artifacts.write_json(result_path, result)
     return result
 
 
-def stage_result(study: optuna.Study, *, n_trials=None, timeout_s=None, retried=(), run_seconds=0.0,
-                 budget: dict | None = None) -> dict:
+def stage_result(
+    study: optuna.Study,
+    *,
+    n_trials=None,
+    timeout_s=None,
+    retried=(),
+    run_seconds=0.0,
+    budget: dict | None = None,
+) -> dict:
     """Best parameters, budget accounting and the trial history of a study (plain JSON types)."""
     trials = study.get_trials(deepcopy=False)
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}

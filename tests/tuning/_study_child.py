@@ -10,8 +10,16 @@ journal, n_trials, slow = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 X, y, positions, label_end = synthetic()
 folds = tuning.cv_folds(positions, label_end, {"n_folds": 2, "embargo_bars": 2, "min_train_rows": 50})
 cfg = {"space": {"num_leaves": [4, 8, 16], "learning_rate": [0.05, 0.1], "min_child_samples_frac": [0.01]}}
-inner = tuning.make_objective(X, y, folds, tuning.broad_space(cfg), {"bagging_freq": 5, "bagging_fraction": 0.8},
-                              early_stopping_rounds=5, max_rounds=30, num_threads=1)
+inner = tuning.make_objective(
+    X,
+    y,
+    folds,
+    tuning.broad_space(cfg),
+    {"bagging_freq": 5, "bagging_fraction": 0.8},
+    early_stopping_rounds=5,
+    max_rounds=30,
+    num_threads=1,
+)
 
 
 def objective(trial):
@@ -20,6 +28,12 @@ def objective(trial):
     return value
 
 
-result = tuning.run_stage(journal_path=journal, study_name="resume-test", objective=objective,
-                          n_trials=n_trials, seed=7, pruner_cfg=None)
+result = tuning.run_stage(
+    journal_path=journal,
+    study_name="resume-test",
+    objective=objective,
+    n_trials=n_trials,
+    seed=7,
+    pruner_cfg=None,
+)
 print("FINISHED", result["finished_trials"], flush=True)

@@ -3,14 +3,32 @@ import pytest
 
 from workflow_scripts import artifacts, heads
 
-PARAMS = {"num_leaves": 8, "max_depth": 5, "learning_rate": 0.1, "feature_fraction": 0.7, "lambda_l1": 0.01,
-          "bagging_freq": 5, "bagging_fraction": 0.8, "min_child_samples": 10}
+PARAMS = {
+    "num_leaves": 8,
+    "max_depth": 5,
+    "learning_rate": 0.1,
+    "feature_fraction": 0.7,
+    "lambda_l1": 0.01,
+    "bagging_freq": 5,
+    "bagging_fraction": 0.8,
+    "min_child_samples": 10,
+}
 
 
 def _fit(kind, data, seed=42):
     X, y, _, _ = data
-    return heads.train_head(kind, X.iloc[:400], y[:400], X.iloc[400:], y[400:], PARAMS, seed,
-                            num_boost_round=60, early_stopping_rounds=10, encoder_sha256="ab" * 32)
+    return heads.train_head(
+        kind,
+        X.iloc[:400],
+        y[:400],
+        X.iloc[400:],
+        y[400:],
+        PARAMS,
+        seed,
+        num_boost_round=60,
+        early_stopping_rounds=10,
+        encoder_sha256="ab" * 32,
+    )
 
 
 @pytest.mark.parametrize("kind", ["lightgbm", "xgboost"])
@@ -22,8 +40,9 @@ def test_head_roundtrip_and_determinism(tmp_path, data, kind):
     for name in (heads.MODEL_FILES[kind], heads.HEAD_FILE):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     loaded = heads.load_head(tmp_path / "a")
-    np.testing.assert_allclose(heads.predict_proba(loaded, X.iloc[400:]), heads.predict_proba(a, X.iloc[400:]),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        heads.predict_proba(loaded, X.iloc[400:]), heads.predict_proba(a, X.iloc[400:]), rtol=1e-6
+    )
     proba = heads.predict_proba(loaded, X)
     assert proba.shape == (len(X), 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
     assert loaded.encoder_sha256 == "ab" * 32
@@ -52,9 +71,20 @@ def test_tampered_model_is_refused(tmp_path, data):
 
 
 def test_xgboost_params_translate_lightgbm_names():
-    p = heads.xgboost_params({"learning_rate": 0.05, "num_leaves": 30, "lambda_l1": 0.1, "bagging_freq": 5,
-                              "objective": "multiclass", "min_child_samples": 50}, seed=1)
-    assert p["eta"] == 0.05 and p["max_leaves"] == 30 and p["alpha"] == 0.1 and p["grow_policy"] == "lossguide"
+    p = heads.xgboost_params(
+        {
+            "learning_rate": 0.05,
+            "num_leaves": 30,
+            "lambda_l1": 0.1,
+            "bagging_freq": 5,
+            "objective": "multiclass",
+            "min_child_samples": 50,
+        },
+        seed=1,
+    )
+    assert (
+        p["eta"] == 0.05 and p["max_leaves"] == 30 and p["alpha"] == 0.1 and p["grow_policy"] == "lossguide"
+    )
     assert p["objective"] == "multi:softprob" and "bagging_freq" not in p and "min_child_samples" not in p
 
 

@@ -8,7 +8,9 @@ from workflow_scripts import shared_encoder as enc
 def _features(seed, n=300, p=8):
     rng = np.random.default_rng(seed)
     base = rng.normal(size=(n, 2))
-    X = np.column_stack([base @ rng.normal(size=2) + 0.1 * rng.normal(size=n) for _ in range(p)]).astype(np.float32)
+    X = np.column_stack([base @ rng.normal(size=2) + 0.1 * rng.normal(size=n) for _ in range(p)]).astype(
+        np.float32
+    )
     X[rng.random(size=X.shape) < 0.05] = np.nan
     df = pd.DataFrame(X, columns=[f"tech__c{i}" for i in range(p)])
     df.insert(0, "timestamp", pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC"))
@@ -26,7 +28,9 @@ def test_encoder_sees_training_rows_only(tmp_path):
     v1 = _fit_and_save(tmp_path / "a.json", feats, ranges)
     changed = {s: f.copy() for s, f in feats.items()}
     for s, (_, hi) in ranges.items():  # scramble every validation/test row
-        changed[s].iloc[hi:, 1:] = (np.random.default_rng(9).normal(size=changed[s].iloc[hi:, 1:].shape) * 100).astype(np.float32)
+        changed[s].iloc[hi:, 1:] = (
+            np.random.default_rng(9).normal(size=changed[s].iloc[hi:, 1:].shape) * 100
+        ).astype(np.float32)
     v2 = _fit_and_save(tmp_path / "b.json", changed, ranges)
     assert v1 == v2 and (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
     changed["BTCUSDT"].iloc[5, 1] = 1e3  # a training row does change it

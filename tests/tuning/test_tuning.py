@@ -46,12 +46,16 @@ def test_stage_budgets_are_shares_of_the_total():
 def test_spaces_narrow_then_focus():
     broad = tuning.broad_space(CFG)
     assert broad["max_depth"]["choices"] == [5, 6, 7, 9]
-    narrow = tuning.narrowed_space(CFG, {"num_leaves": 30, "max_depth": 7, "learning_rate": 0.05, "lambda_l1": 0.1})
+    narrow = tuning.narrowed_space(
+        CFG, {"num_leaves": 30, "max_depth": 7, "learning_rate": 0.05, "lambda_l1": 0.1}
+    )
     assert narrow["num_leaves"]["choices"] == [30, 50]
     assert narrow["max_depth"]["choices"] == [6, 7, 9]
     assert narrow["lambda_l1"]["choices"] == [0.01, 0.1]
     assert narrow["feature_fraction"]["choices"] == [0.7]
-    focus = tuning.focused_space(CFG, {"num_leaves": 50, "max_depth": 6, "learning_rate": 0.05, "lambda_l1": 0.0})
+    focus = tuning.focused_space(
+        CFG, {"num_leaves": 50, "max_depth": 6, "learning_rate": 0.05, "lambda_l1": 0.0}
+    )
     assert focus["num_leaves"] == {"low": 37, "high": 63, "int": True}
     assert focus["learning_rate"]["log"] and focus["learning_rate"]["low"] == pytest.approx(0.0375)
     assert focus["lambda_l1"]["low"] == 0.0 and focus["lambda_l1"]["high"] == pytest.approx(0.025)
@@ -67,11 +71,18 @@ def test_stage_respects_trial_budget_and_resumes(tmp_path, data):
     X, y, positions, label_end = data
     folds = tuning.cv_folds(positions, label_end, {"n_folds": 3, "embargo_bars": 2, "min_train_rows": 50})
     space = tuning.broad_space({"space": {"num_leaves": [4, 8], "learning_rate": [0.1, 0.2]}})
-    obj = tuning.make_objective(X, y, folds, space, {}, early_stopping_rounds=5, max_rounds=40, report_every=5)
+    obj = tuning.make_objective(
+        X, y, folds, space, {}, early_stopping_rounds=5, max_rounds=40, report_every=5
+    )
     journal = tmp_path / "s.journal"
-    r1 = tuning.run_stage(journal_path=journal, study_name="s", objective=obj, n_trials=4,
-                          pruner_cfg={"kind": "median", "n_startup_trials": 2, "n_warmup_steps": 0},
-                          result_path=tmp_path / "r.json")
+    r1 = tuning.run_stage(
+        journal_path=journal,
+        study_name="s",
+        objective=obj,
+        n_trials=4,
+        pruner_cfg={"kind": "median", "n_startup_trials": 2, "n_warmup_steps": 0},
+        result_path=tmp_path / "r.json",
+    )
     assert r1["finished_trials"] == 4 and (tmp_path / "r.json").exists()
     assert 0 < r1["best_value"] <= 1 and set(r1["best_params"]) == {"num_leaves", "learning_rate"}
     # Rerun with a bigger budget: continues from 4, does not start over.
@@ -88,11 +99,13 @@ def test_time_budget_stops_a_study(tmp_path):
         time.sleep(0.2)
         return 0.0
 
-    r = tuning.run_stage(journal_path=tmp_path / "t.journal", study_name="t", objective=slow,
-                         n_trials=None, timeout_s=0.7)
+    r = tuning.run_stage(
+        journal_path=tmp_path / "t.journal", study_name="t", objective=slow, n_trials=None, timeout_s=0.7
+    )
     assert 2 <= r["finished_trials"] <= 5
-    r2 = tuning.run_stage(journal_path=tmp_path / "t.journal", study_name="t", objective=slow,
-                          n_trials=None, timeout_s=0.7)
+    r2 = tuning.run_stage(
+        journal_path=tmp_path / "t.journal", study_name="t", objective=slow, n_trials=None, timeout_s=0.7
+    )
     assert r2["finished_trials"] == r["finished_trials"]  # budget already spent
 
 
@@ -101,9 +114,20 @@ def test_pruning_callback_prunes_hopeless_trials(tmp_path, data):
     folds = tuning.cv_folds(positions, label_end, {"n_folds": 2, "min_train_rows": 50})
     # learning_rate 1e-4 barely moves the loss: the median pruner should cut those trials.
     space = {"learning_rate": {"choices": [0.3, 0.0001]}}
-    obj = tuning.make_objective(X, y, folds, space, {"num_leaves": 8}, early_stopping_rounds=50, max_rounds=60,
-                                report_every=5, report="iteration")
-    study = tuning.open_study(tmp_path / "p.journal", "p", pruner_cfg={"n_startup_trials": 1, "n_warmup_steps": 5})
+    obj = tuning.make_objective(
+        X,
+        y,
+        folds,
+        space,
+        {"num_leaves": 8},
+        early_stopping_rounds=50,
+        max_rounds=60,
+        report_every=5,
+        report="iteration",
+    )
+    study = tuning.open_study(
+        tmp_path / "p.journal", "p", pruner_cfg={"n_startup_trials": 1, "n_warmup_steps": 5}
+    )
     study.enqueue_trial({"learning_rate": 0.3})
     study.enqueue_trial({"learning_rate": 0.3})
     study.enqueue_trial({"learning_rate": 0.0001})
@@ -118,9 +142,15 @@ def test_fold_pruning_stops_after_a_hopeless_fold(tmp_path, data):
     folds = tuning.cv_folds(positions, label_end, {"n_folds": 3, "min_train_rows": 50})
     # num_leaves 2 + a tiny learning rate is a weak model: pruned after its first fold.
     space = {"num_leaves": {"choices": [16, 2]}, "learning_rate": {"choices": [0.1, 1e-5]}}
-    obj = tuning.make_objective(X, y_noise, folds, space, {"max_depth": 1}, early_stopping_rounds=5, max_rounds=30)
-    study = tuning.open_study(tmp_path / "f.journal", "f", pruner_cfg={"n_startup_trials": 2, "n_warmup_steps": 0})
-    for params in ({"num_leaves": 16, "learning_rate": 0.1},) * 2 + ({"num_leaves": 2, "learning_rate": 1e-5},):
+    obj = tuning.make_objective(
+        X, y_noise, folds, space, {"max_depth": 1}, early_stopping_rounds=5, max_rounds=30
+    )
+    study = tuning.open_study(
+        tmp_path / "f.journal", "f", pruner_cfg={"n_startup_trials": 2, "n_warmup_steps": 0}
+    )
+    for params in ({"num_leaves": 16, "learning_rate": 0.1},) * 2 + (
+        {"num_leaves": 2, "learning_rate": 1e-5},
+    ):
         study.enqueue_trial(params)
     study.optimize(obj, n_trials=3)
     last = study.trials[-1]
@@ -148,7 +178,9 @@ def test_killed_job_resumes_and_retries_running_trial(tmp_path):
                 child.send_signal(signal.SIGKILL)
                 killed_running = running[0]
                 break
-        assert killed_running is not None, child.stderr.read().decode() if child.poll() is not None else "slow"
+        assert killed_running is not None, (
+            child.stderr.read().decode() if child.poll() is not None else "slow"
+        )
     finally:
         child.kill()
         child.wait()
@@ -157,7 +189,9 @@ def test_killed_job_resumes_and_retries_running_trial(tmp_path):
     assert n_done_before < budget
     assert before[killed_running.number].state == TrialState.RUNNING  # the dead process left it RUNNING
 
-    out = subprocess.run([*cmd, "0"], check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [*cmd, "0"], check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     after = optuna.load_study(study_name="resume-test", storage=_storage(journal)).trials
     assert [t.number for t in after[: len(before)]] == [t.number for t in before]  # continued, not restarted

@@ -1,5 +1,7 @@
 """Entry of rule summarize_evaluation: gate verdicts, grades and the chosen variants of the whole run."""
 
+from pathlib import Path
+
 import pandas as pd
 
 from workflow_scripts import artifacts
@@ -8,7 +10,8 @@ from workflow_scripts.variant_evaluation import run_summary
 
 
 def main(args) -> None:
-    summary = run_summary([artifacts.read_json(p) for p in args.evaluations],
+    files = sorted(p for d in args.evaluations for p in Path(d).glob("*.json"))
+    summary = run_summary([artifacts.read_json(p) for p in files],
                           [artifacts.read_json(p) for p in args.choices], args.grades)
     artifacts.write_json(args.out_json, summary)
     gates = summary["gates"]
@@ -31,7 +34,7 @@ if __name__ == "__main__":
     from workflow_scripts.entries import _cli
 
     p = _cli.parser(__doc__)
-    p.add_argument("--evaluations", nargs="+", required=True)
+    p.add_argument("--evaluations", nargs="+", required=True, help="evaluation folders of (symbol, window)")
     p.add_argument("--choices", nargs="+", required=True)
     p.add_argument("--grades", type=_cli.json_arg, required=True)
     p.add_argument("--out-json", required=True)
