@@ -7,6 +7,7 @@ min_version("9.0")
 
 
 include: "rules/common.smk"
+include: "rules/config.smk"
 include: "rules/ingest.smk"
 include: "rules/features.smk"
 include: "rules/targets.smk"

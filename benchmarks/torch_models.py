@@ -17,7 +17,6 @@ device), best epoch, and TorchScript inference latency per bar at batch 1 (media
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -31,13 +30,13 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from workflow_scripts import artifacts, config, splits, swing_targets  # noqa: E402
-from workflow_scripts import torch_models as tm  # noqa: E402
-from workflow_scripts.features import build_features  # noqa: E402
+from workflow_scripts import artifacts, config, splits, swing_targets
+from workflow_scripts import torch_models as tm
+from workflow_scripts.features import build_features
 
 SPEC = {"families": ["tech", "vol"], "lookbacks": [5, 21, 55], "lags": [], "dtype": "float32"}
 WINDOW = HORIZON = 10
-ARCHS = {"mlp": dict(arch="mlp", seq_len=8), "transformer": dict(arch="transformer", seq_len=32)}
+ARCHS = {"mlp": {"arch": "mlp", "seq_len": 8}, "transformer": {"arch": "transformer", "seq_len": 32}}
 
 
 def load_data(tmp: Path):
@@ -92,7 +91,7 @@ def bench(device: torch.device, arch: str, matrix, rows, labels, epochs: int, th
         lat8k = latency(scripted, x, device, 8192, 7)
     return {
         "device": str(device), "arch": arch, "seq_len": cfg.seq_len, "n_features": len(matrix.feature_names),
-        "train_rows": int(len(rows["train"])), "epochs": h["epochs_run"], "batch_size": h["final_batch_size"],
+        "train_rows": len(rows["train"]), "epochs": h["epochs_run"], "batch_size": h["final_batch_size"],
         "amp": h["amp_dtype"], "compile_used": h["compile"]["used"],
         "train_samples_per_s": round(h["train_samples_per_second"], 1), "fit_wall_s": round(wall, 2),
         "best_val_loss": round(h["best_val_loss"], 4),
@@ -119,7 +118,7 @@ def main(argv=None):
         "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
         "cpu_threads": args.threads,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "data": {"symbol": "BTCUSDT", "spec": SPEC, "window": WINDOW, "rows": {k: int(len(v)) for k, v in rows.items()}},
+        "data": {"symbol": "BTCUSDT", "spec": SPEC, "window": WINDOW, "rows": {k: len(v) for k, v in rows.items()}},
         "results": results,
     }
     artifacts.write_json(args.out, report)

@@ -16,8 +16,10 @@ rule pick_best_variant:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../envs/swingflow.yaml"
     shell:
-        "{PYTHON} -m workflow_scripts.entries.pick_best_variant --symbol {wildcards.symbol} "
+        "python -m workflow_scripts.entries.pick_best_variant --symbol {wildcards.symbol} "
         "--window {wildcards.window} --side {wildcards.side} --stage1-dir {input.stage1} "
         "--evaluation-dir {input.evaluations} --targets-ids {params.targets} --out {output.choice} > {log} 2>&1"
 
@@ -36,8 +38,10 @@ rule summarize_symbol:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../envs/swingflow.yaml"
     shell:
-        "{PYTHON} -m workflow_scripts.entries.summarize_best_variants --choices {input.choices} "
+        "python -m workflow_scripts.entries.summarize_best_variants --choices {input.choices} "
         "--title 'Best stage-1 variant per window and side: {wildcards.symbol}' "
         "--out-parquet {output.parquet} --out-markdown {output.markdown} > {log} 2>&1"
 
@@ -61,7 +65,9 @@ rule summarize_best_variants:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../envs/swingflow.yaml"
     shell:
-        "{PYTHON} -m workflow_scripts.entries.summarize_best_variants --choices {input.choices} "
+        "python -m workflow_scripts.entries.summarize_best_variants --choices {input.choices} "
         "--title 'Best stage-1 variant per symbol, window and side' --out-parquet {output.parquet} "
         "--out-csv {output.csv} --out-markdown {output.markdown} --out-metrics {output.metrics} > {log} 2>&1"

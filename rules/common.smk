@@ -17,7 +17,6 @@ GRID = swcfg.target_grid(CFG["targets"])
 TARGETS = [g["id"] for g in GRID]
 SIDES = sorted({g["side"] for g in GRID})
 THREADS = CFG["env"]["compute"]["threads_per_job"]
-PYTHON = sys.executable  # jobs (also Slurm jobs, which export the environment) use the interpreter of the run
 
 
 def alternation(values):
@@ -111,20 +110,3 @@ def all_outputs():
         "results/evaluation/summary.md",
         "results/selection/overall.json",
     ]
-
-
-rule write_resolved_config:
-    output:
-        yaml="results/config/resolved.yaml",
-        json="results/config/resolved.json",
-    params:
-        config=as_json(CFG),
-    log:
-        "logs/config/write_resolved_config.log",
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
-    shell:
-        "{PYTHON} -m workflow_scripts.entries.write_config --config {params.config:q} "
-        "--out-yaml {output.yaml} --out-json {output.json} > {log} 2>&1"

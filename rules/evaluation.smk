@@ -14,8 +14,10 @@ rule snapshot_costs:
     resources:
         mem_mb=300,
         runtime=5,
+    conda:
+        "../envs/swingflow.yaml"
     shell:
-        "{PYTHON} -m workflow_scripts.entries.snapshot_costs --symbol {wildcards.symbol} "
+        "python -m workflow_scripts.entries.snapshot_costs --symbol {wildcards.symbol} "
         "--table {params.table:q} --out {output.costs} > {log} 2>&1"
 
 
@@ -39,8 +41,10 @@ rule evaluate_stage1:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../envs/swingflow.yaml"
     shell:
-        "{PYTHON} -m workflow_scripts.entries.evaluate_stage1 --symbol {wildcards.symbol} "
+        "python -m workflow_scripts.entries.evaluate_stage1 --symbol {wildcards.symbol} "
         "--window {wildcards.window} --bars {input.bars} --targets {input.targets} --split {input.split} "
         "--costs {input.costs} --stage1-dir {input.stage1} --targets-ids {params.targets} "
         "--spec {params.spec:q} --outdir {output.results} > {log} 2>&1"
@@ -65,8 +69,10 @@ rule plot_best_variant:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/swingflow.yaml"
     shell:
-        "{PYTHON} -m workflow_scripts.entries.plot_best_variant --choice {input.choice} --bars {input.bars} "
+        "python -m workflow_scripts.entries.plot_best_variant --choice {input.choice} --bars {input.bars} "
         "--targets {input.targets} --split {input.split} --costs {input.costs} "
         "--stage1-dir {input.stage1} --evaluation-dir {input.evaluations} --spec {params.spec:q} "
         "--out {output.plot} > {log} 2>&1"
@@ -98,7 +104,9 @@ rule summarize_evaluation:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/swingflow.yaml"
     shell:
-        "{PYTHON} -m workflow_scripts.entries.summarize_evaluation --evaluations {input.evaluations} "
+        "python -m workflow_scripts.entries.summarize_evaluation --evaluations {input.evaluations} "
         "--choices {input.choices} --grades {params.grades:q} --out-json {output.json} "
         "--out-markdown {output.markdown} > {log} 2>&1"

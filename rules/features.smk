@@ -16,8 +16,10 @@ rule build_features:
     resources:
         mem_mb=4000,
         runtime=45,
+    conda:
+        "../envs/swingflow.yaml"
     shell:
-        "{PYTHON} -m workflow_scripts.entries.build_features --bars {input.bars} --spec {params.spec:q} "
+        "python -m workflow_scripts.entries.build_features --bars {input.bars} --spec {params.spec:q} "
         "--out {output.features} > {log} 2>&1"
 
 
@@ -36,6 +38,8 @@ rule add_cross_coin_features:
     resources:
         mem_mb=6000,
         runtime=30,
+    conda:
+        "../envs/swingflow.yaml"
     shell:
-        "{PYTHON} -m workflow_scripts.entries.add_cross_coin --own {input.own} --others {params.others} "
+        "python -m workflow_scripts.entries.add_cross_coin --own {input.own} --others {params.others} "
         "--out {output.features} > {log} 2>&1"

@@ -15,6 +15,8 @@ rule ingest_bars:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/swingflow.yaml"
     shell:
-        "{PYTHON} -m workflow_scripts.entries.ingest_bars --raw {input.raw} --symbol {wildcards.symbol} "
+        "python -m workflow_scripts.entries.ingest_bars --raw {input.raw} --symbol {wildcards.symbol} "
         "--spec {params.spec:q} --out-bars {output.bars} --out-quality {output.quality} > {log} 2>&1"

@@ -20,8 +20,10 @@ rule screen_features:
     resources:
         mem_mb=12000,
         runtime=45,
+    conda:
+        "../envs/swingflow.yaml"
     shell:
-        "{PYTHON} -m workflow_scripts.entries.screen_features --symbol {wildcards.symbol} "
+        "python -m workflow_scripts.entries.screen_features --symbol {wildcards.symbol} "
         "--features {input.features} --split {input.split} --spec {params.spec:q} --out-json {output.json} "
         "--out-csv {output.csv} --out-markdown {output.markdown} > {log} 2>&1"
 
@@ -45,8 +47,10 @@ rule select_features:
     resources:
         mem_mb=6000,
         runtime=45,
+    conda:
+        "../envs/swingflow.yaml"
     shell:
-        "{PYTHON} -m workflow_scripts.entries.select_features --features {input.features} "
+        "python -m workflow_scripts.entries.select_features --features {input.features} "
         "--screening {input.screening} --targets {input.targets} --split {input.split} "
         "--targets-ids {params.targets} --spec {params.spec:q} --out {output.table} > {log} 2>&1"
 
@@ -66,8 +70,10 @@ rule aggregate_selection:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/swingflow.yaml"
     shell:
-        "{PYTHON} -m workflow_scripts.entries.aggregate_selection --per-window {input.per_window} "
+        "python -m workflow_scripts.entries.aggregate_selection --per-window {input.per_window} "
         "--title {wildcards.symbol} --spec {params.spec:q} --out-json {output.json} "
         "--out-markdown {output.markdown} --out-plot {output.plot} > {log} 2>&1"
 
@@ -87,7 +93,9 @@ rule aggregate_selection_overall:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/swingflow.yaml"
     shell:
-        "{PYTHON} -m workflow_scripts.entries.aggregate_selection --per-window {input.per_window} "
+        "python -m workflow_scripts.entries.aggregate_selection --per-window {input.per_window} "
         "--title 'all symbols' --spec {params.spec:q} --out-json {output.json} "
         "--out-markdown {output.markdown} --out-plot {output.plot} > {log} 2>&1"

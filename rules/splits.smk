@@ -14,6 +14,8 @@ rule split_segments:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../envs/swingflow.yaml"
     shell:
-        "{PYTHON} -m workflow_scripts.entries.split_segments --bars {input.bars} --spec {params.spec:q} "
+        "python -m workflow_scripts.entries.split_segments --bars {input.bars} --spec {params.spec:q} "
         "--out {output.split} > {log} 2>&1"

@@ -23,8 +23,10 @@ rule train_stage1:
     resources:
         mem_mb=4000,
         runtime=45,
+    conda:
+        "../envs/swingflow.yaml"
     shell:
-        "{PYTHON} -m workflow_scripts.entries.train_stage1 --features {input.features} "
+        "python -m workflow_scripts.entries.train_stage1 --features {input.features} "
         "--feature-list {input.selected} "
         "--targets {input.targets} --split {input.split} --targets-ids {params.targets} "
         "--spec {params.spec:q} --threads {threads} --outdir {output.variants} > {log} 2>&1"

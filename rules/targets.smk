@@ -17,6 +17,8 @@ rule build_swing_targets:
     resources:
         mem_mb=2000,
         runtime=15,
+    conda:
+        "../envs/swingflow.yaml"
     shell:
-        "{PYTHON} -m workflow_scripts.entries.build_targets --bars {input.bars} --window {wildcards.window} "
+        "python -m workflow_scripts.entries.build_targets --bars {input.bars} --window {wildcards.window} "
         "--spec {params.spec:q} --out {output.targets} --summary {output.summary} > {log} 2>&1"

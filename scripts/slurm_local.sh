@@ -49,7 +49,10 @@ install_packages() {
     fi
 }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A process that exists and is not a zombie (where PID 1 does not reap, a killed daemon lingers as one).
+running() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f1)" != Z ]; }
+alive() { [ -f "$1" ] && running "$(cat "$1")"; }
+munge_works() { munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; }
 
 write_config() {
     local gpus=$1 cpus mem_kb mem_mb node_gres=""
@@ -129,10 +132,11 @@ unlink_etc() {
 }
 
 start_munge() {
-    # One munged per machine: reuse a running one (its socket is the default), else start it and remember the PID.
-    if pgrep -x munged >/dev/null; then
+    # One munged per machine: reuse a working one (its socket is the default), else start it and remember the PID.
+    if munge_works; then
         return 0
     fi
+    rm -f /run/munge/munged.pid
     mkdir -p /run/munge /var/log/munge /var/lib/munge /etc/munge
     chown munge:munge /run/munge /var/log/munge /var/lib/munge
     chmod 0755 /run/munge
@@ -143,10 +147,12 @@ start_munge() {
     fi
     runuser -u munge -- /usr/sbin/munged
     for _ in $(seq 50); do
-        pgrep -x munged >/dev/null && [ -S /run/munge/munge.socket.2 ] && break
+        [ -S /run/munge/munge.socket.2 ] && [ -s /run/munge/munged.pid ] && break
         sleep 0.1
     done
-    pgrep -x munged >"$STATE/run/munged.ours" || die "munged did not start"
+    # munged's own pid file (pgrep can still see the parent of the fork for a moment).
+    munge_works || die "munged did not start (see /var/log/munge/munged.log)"
+    cp /run/munge/munged.pid "$STATE/run/munged.ours"
 }
 
 wait_idle() {
@@ -193,10 +199,10 @@ stop_pidfile() {
     local f=$1 pid
     [ -f "$f" ] || return 0
     pid=$(cat "$f")
-    if kill -0 "$pid" 2>/dev/null; then
+    if running "$pid"; then
         kill "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do running "$pid" || break; sleep 0.1; done
+        if running "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
     fi
     rm -f "$f"
 }

@@ -22,9 +22,10 @@ import copy
 import logging
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -102,7 +103,7 @@ class AutoencoderConfig:
     num_threads: int = 1
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], **overrides) -> "AutoencoderConfig":
+    def from_config(cls, cfg: Mapping[str, Any], **overrides) -> AutoencoderConfig:
         """From config/encoder/autoencoder.yaml ({name, kind, columns, ..., params: {...}}); unknown keys refused."""
         flat = {k: v for k, v in cfg.items() if k not in ("name", "kind", "columns", "params")}
         flat.update(cfg.get("params") or {})
@@ -195,7 +196,7 @@ def fit_autoencoder_encoder(X_train: pd.DataFrame, cfg: AutoencoderConfig | None
                  "fit_seconds": time.perf_counter() - start})
     cfg_d = asdict(cfg)
     cfg_d["hidden"] = list(cfg.hidden)
-    return AutoencoderEncoder(ae.encoder.eval(), columns, cfg.prefix, enc.n_components, int(len(Z)), hist, cfg_d)
+    return AutoencoderEncoder(ae.encoder.eval(), columns, cfg.prefix, enc.n_components, len(Z), hist, cfg_d)
 
 
 def _masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -16,9 +16,9 @@ out-of-fold validation probabilities (blocked chronological folds) for ranking i
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -57,7 +57,7 @@ def _members(members: Sequence[Mapping | str]) -> list[dict]:
 
 def select_members(scores: Mapping[str, float], top_k: int = 3, min_score: float | None = None) -> list[str]:
     """The `top_k` best heads by validation score (higher is better; NaN never chosen; ties by name)."""
-    ok = [(s, n) for n, s in scores.items() if s == s and (min_score is None or s >= min_score)]
+    ok = [(s, n) for n, s in scores.items() if not np.isnan(s) and (min_score is None or s >= min_score)]
     ok.sort(key=lambda t: (-t[0], t[1]))
     return [n for _, n in ok[:top_k]]
 
@@ -100,7 +100,7 @@ def fit_stacker(members: Sequence[Mapping | str], val_probas: Mapping[str, np.nd
     coef, intercept, info = _fit_multinomial(X, y, C, max_iter)
     counts = {str(c): int((y == c).sum()) for c in range(NUM_CLASS)}
     return Ensemble("stacker", members, coef=coef, intercept=intercept,
-                    fitted_on={"segment": "validation", "rows": int(len(y)), "class_counts": counts, "C": float(C),
+                    fitted_on={"segment": "validation", "rows": len(y), "class_counts": counts, "C": float(C),
                                "input": "log(clip(proba, 1e-6, 1)) per member, members in order", **info})
 
 

@@ -99,9 +99,8 @@ def chronological_subsample(
 
     Fit rows whose label ends at or after the first early-stopping bar (pos + horizon >= that bar) are purged.
     """
-    positions = (
-        np.sort(np.asarray(positions, dtype=np.int64))[-int(n_rows) :] if n_rows > 0 else positions[:0]
-    )
+    positions = np.sort(np.asarray(positions, dtype=np.int64))
+    positions = positions[max(len(positions) - int(n_rows), 0) :] if n_rows > 0 else positions[:0]
     n_val = round(len(positions) * float(val_frac))
     if n_val == 0 or n_val >= len(positions):
         return positions, positions[:0]

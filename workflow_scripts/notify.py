@@ -33,8 +33,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 LOG = logging.getLogger("swingflow.notify")
 if not LOG.handlers:  # inside Snakemake nobody configures logging: make warnings visible on stderr
@@ -151,29 +152,37 @@ def champions(workdir: Path, registry_dir: str | None) -> dict[str, str]:
 
 
 def models_summary(workdir: Path, since: float) -> dict:
-    """Stage-1 models whose metrics were written at or after `since` (epoch seconds): trained, skipped, passed.
-
-    `passed` counts metrics carrying a quality-gate verdict ({"gate": {"passed": true}} or "passed": true);
-    `gated` says how many carried one at all (0: no gates ran in this run).
-    """
+    """Models written at or after `since` (epoch seconds): stage-1 models trained / skipped (from
+    results/stage1/**/metrics.json) and quality-gate verdicts (a {"gate": {"passed": ...}} in the cost-aware
+    evaluation results, results/evaluation/**/*.json, or in the metrics themselves). `gated` says how many
+    verdicts there were (0: no gates ran in this run)."""
     trained = skipped = passed = gated = 0
-    for f in (workdir / "results").glob("**/metrics.json"):
-        try:
-            if f.stat().st_mtime < since:
+
+    def fresh(paths):
+        for f in paths:
+            try:
+                if f.stat().st_mtime >= since:
+                    doc = _read_json(f)
+                    if isinstance(doc, dict):
+                        yield doc
+            except OSError:
                 continue
-        except OSError:
-            continue
-        m = _read_json(f)
-        if not isinstance(m, dict):
-            continue
+
+    def verdict(doc):
+        nonlocal passed, gated
+        gate = doc.get("gate")
+        if isinstance(gate, dict) and "passed" in gate:
+            gated += 1
+            passed += bool(gate["passed"])
+
+    for m in fresh((workdir / "results" / "stage1").glob("**/metrics.json")):
         if m.get("status", "trained") == "trained":
             trained += 1
         else:
             skipped += 1
-        verdict = m.get("gate") if isinstance(m.get("gate"), dict) else m
-        if "passed" in verdict:
-            gated += 1
-            passed += bool(verdict["passed"])
+        verdict(m)
+    for doc in fresh((workdir / "results" / "evaluation").glob("**/*.json")):
+        verdict(doc)
     return {"trained": trained, "skipped": skipped, "passed": passed, "gated": gated}
 
 

@@ -20,6 +20,7 @@ Pieces (docs/TORCH_MODELS.md has the why):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import io
@@ -29,9 +30,11 @@ import subprocess
 import time
 import warnings
 import zipfile
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, List, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,7 +80,7 @@ def select_device(prefer: str = "auto") -> torch.device:
             x = torch.ones(8, device=name)
             float((x * 2).sum().item())
             return torch.device(name)
-        except Exception as exc:  # a device that cannot run a kernel is not usable
+        except Exception as exc:  # noqa: BLE001  (a device that cannot run a kernel is not usable)
             log.warning("device %s is reported available but failed a probe (%s); trying the next one", name, exc)
     return torch.device("cpu")
 
@@ -175,7 +178,7 @@ class SwingNet(nn.Module):
         self.core = core
         self.register_buffer("mean", torch.as_tensor(np.asarray(mean, dtype=np.float32)))
         self.register_buffer("std", torch.as_tensor(np.asarray(std, dtype=np.float32)))
-        self.n_features = int(len(feature_names))
+        self.n_features = len(feature_names)
         self.seq_len = int(seq_len)
         self.feature_names = [str(c) for c in feature_names]
         self.arch = str(arch)
@@ -214,7 +217,7 @@ class SwingNet(nn.Module):
         padded = torch.cat([pad, bars], dim=0)
         # offset of window position j from the predicted bar: t-1-j bars back
         back = torch.arange(t - 1, -1, -1, device=bars.device)
-        outs: List[torch.Tensor] = []
+        outs: list[torch.Tensor] = []
         start = 0
         while start < n:
             stop = min(n, start + 4096)
@@ -262,7 +265,7 @@ class TorchModelConfig:
     cpu_fallback: bool = True
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], **overrides) -> "TorchModelConfig":
+    def from_config(cls, cfg: Mapping[str, Any], **overrides) -> TorchModelConfig:
         """From a model group dict ({name, kind, seed, num_threads, ..., params: {...}}); unknown keys refused."""
         flat = {k: v for k, v in cfg.items() if k not in ("name", "kind", "params")}
         flat.update(cfg.get("params") or {})
@@ -510,7 +513,7 @@ def _train_on(device: torch.device, matrix: FeatureMatrix, rows, y_tr, y_va, cfg
             try:
                 step_model = torch.compile(model)
                 compile_info["used"] = True
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  (any compiler failure -> eager)
                 compile_info["fallback_error"] = f"{type(exc).__name__}: {exc}"[:500]
                 log.warning("torch.compile failed (%s); continuing eager", exc)
         compile_checked = not compile_info["used"]
@@ -706,9 +709,34 @@ def predict_proba(model, frame: pd.DataFrame, rows: np.ndarray | None = None) ->
 def script_module(module: nn.Module) -> torch.jit.ScriptModule:
     """torch.jit.script on a CPU float32 eval copy. TorchScript is deprecated upstream (torch >= 2.10 warns) but is
     still the one pickle-free, Python-free archive format the contract asks for; the warning is silenced here."""
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _ordered_constants():
         warnings.filterwarnings("ignore", message=r".*torch\.jit\..*deprecated", category=DeprecationWarning)
         return torch.jit.script(copy.deepcopy(module).to("cpu").float().eval())
+
+
+class _SortedSet(set):
+    def __iter__(self):
+        return iter(sorted(set.__iter__(self), key=repr))
+
+
+@contextlib.contextmanager
+def _ordered_constants():
+    """TorchScript emits a module's constants (nn.Dropout's p/inplace, nn.Linear's in/out_features ...) in the
+    iteration order of a `set` of names inside torch.jit._recursive, which follows PYTHONHASHSEED: the same model
+    would get different model.pt bytes in different processes. While scripting, that module's `set` iterates in
+    sorted order. (A module type scripted earlier in the process without this keeps its cached order.)"""
+    import torch.jit._recursive as rec
+
+    had = "set" in rec.__dict__
+    old = rec.__dict__.get("set")
+    rec.set = _SortedSet
+    try:
+        yield
+    finally:
+        if had:
+            rec.set = old
+        else:
+            del rec.set
 
 
 def scripted_bytes(scripted: torch.jit.ScriptModule) -> bytes:
@@ -717,7 +745,47 @@ def scripted_bytes(scripted: torch.jit.ScriptModule) -> bytes:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*torch\.jit\..*deprecated", category=DeprecationWarning)
         torch.jit.save(scripted, buf)
-    return buf.getvalue()
+    return canonical_archive(buf.getvalue())
+
+
+SERIALIZATION_ID = ".data/serialization_id"
+
+
+def canonical_archive(data: bytes) -> bytes:
+    """Replace the archive's `.data/serialization_id` record (a per-process random number torch writes for its
+    load-time logging only) by digits derived from the rest of the archive, in place (same length, CRC fixed in
+    the local and central headers), so equal weights give byte-equal files across processes. Record offsets and
+    the 64-byte alignment torch relies on are untouched."""
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    infos = [i for i in zf.infolist() if i.filename.endswith(SERIALIZATION_ID)]
+    if not infos:
+        return data
+    info = infos[0]
+    if info.compress_type != zipfile.ZIP_STORED:
+        return data
+    out = bytearray(data)
+    h = info.header_offset
+    start = h + 30 + int.from_bytes(out[h + 26:h + 28], "little") + int.from_bytes(out[h + 28:h + 30], "little")
+    size = info.file_size
+    out[start:start + size] = b"0" * size
+    digits = str(int(hashlib.sha256(bytes(out)).hexdigest(), 16)).encode()[:size].rjust(size, b"0")
+    out[start:start + size] = digits
+    crc = zlib.crc32(digits).to_bytes(4, "little")
+    flags = int.from_bytes(out[h + 6:h + 8], "little")
+    if flags & 0x8:  # CRC lives in a data descriptor after the data (optionally signed)
+        d = start + size + (4 if out[start + size:start + size + 4] == b"PK\x07\x08" else 0)
+        out[d:d + 4] = crc
+    else:
+        out[h + 14:h + 18] = crc
+    name = info.filename.encode()
+    c = out.find(b"PK\x01\x02")
+    while c >= 0:
+        n = int.from_bytes(out[c + 28:c + 30], "little")
+        if bytes(out[c + 46:c + 46 + n]) == name:
+            out[c + 16:c + 20] = crc
+            break
+        c = out.find(b"PK\x01\x02", c + 4)
+    return bytes(out)
 
 
 def load_scripted(data: bytes) -> torch.jit.ScriptModule:
@@ -743,8 +811,8 @@ def code_version() -> dict:
         digest.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=10).stdout.strip() or None
-    except Exception:
+                                timeout=10, check=False).stdout.strip() or None
+    except Exception:  # noqa: BLE001  (no git, not a checkout: the features hash still identifies the code)
         commit = None
     return {"features_sha256": digest.hexdigest(), "git_commit": commit}
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 import http.server
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from tests.ops.helpers import FIXTURES, run_env, run_snakemake
 
+from tests.ops.helpers import FIXTURES, ROOT, run_env, run_snakemake
 from workflow_scripts import notify
 
 TOKEN = "123456:SECRET-token-do-not-log"
@@ -92,7 +93,7 @@ def test_a_bad_token_is_not_retried(http_recorder):
 
 def test_a_server_that_never_answers_costs_at_most_the_timeout():
     class Silent(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             time.sleep(5)
 
         def log_message(self, *args):
@@ -200,7 +201,7 @@ def test_a_failed_run_alerts_with_the_failed_jobs_log(tmp_path, http_recorder):
                        "--retries", "1", "--config", "fail=1"],
                       cwd=tmp_path, env=run_env(**secrets_env(http_recorder)), timeout=120)
     assert r.returncode != 0
-    start, alert = texts(http_recorder)
+    _start, alert = texts(http_recorder)
     assert "FAILED" in alert
     assert "- train [symbol=ETHUSDT]: logs/stage1/ETHUSDT/w2.log" in alert
     assert "attempts retried before: 1" in alert
@@ -217,3 +218,40 @@ def test_an_unreachable_endpoint_never_fails_the_workflow(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "not delivered" in r.stderr
     no_secret_anywhere(tmp_path, r)
+
+
+OVERRIDE_CHANNELS = "overrides=[env.notifications.telegram=true,env.notifications.webhook_url_env=SWINGFLOW_WEBHOOK_URL]"
+
+
+def test_the_hooks_snippet_works_with_the_real_workflow(tmp_path, http_recorder):
+    # One cheap job of the real workflow (the resolved config), the env's notification settings overridden to
+    # use both channels: the snippet the Snakefile gets is exactly tests/ops/fixtures/hooks/Snakefile.
+    (tmp_path / "data").symlink_to(ROOT / "data")
+    r = run_snakemake(["write_resolved_config", "-s", str(FIXTURES / "hooks" / "Snakefile"), "-d", str(tmp_path),
+                       "-c1", "--workflow-profile", "none", "--config", "env=integration-test", "universe=tiny",
+                       "targets=small", OVERRIDE_CHANNELS],
+                      cwd=tmp_path, env=run_env(**secrets_env(http_recorder)), timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    start, summary = texts(http_recorder)
+    assert start.startswith("swingflow [integration-test] started") and "BTCUSDT, ETHUSDT" in start
+    assert "models trained: 0" in summary and "failures: 0" in summary
+    no_secret_anywhere(tmp_path, r)
+
+
+def test_the_summary_counts_this_runs_models_and_gate_verdicts(tmp_path):
+    def write(rel, doc, age_s=0.0):
+        f = tmp_path / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(doc))
+        if age_s:
+            t = time.time() - age_s
+            os.utime(f, (t, t))
+
+    write("results/stage1/BTCUSDT/w2/a/metrics.json", {"status": "trained"})
+    write("results/stage1/BTCUSDT/w2/b/metrics.json", {"status": "skipped"})
+    write("results/stage1/BTCUSDT/w3/a/metrics.json", {"status": "trained"}, age_s=3600)  # an earlier run
+    write("results/evaluation/stage1/BTCUSDT/w2/a.json", {"status": "evaluated", "gate": {"passed": True}})
+    write("results/evaluation/stage1/BTCUSDT/w2/b.json", {"status": "evaluated", "gate": {"passed": False}})
+    write("results/evaluation/summary.json", {"rows": []})
+    assert notify.models_summary(tmp_path, since=time.time() - 60) == {
+        "trained": 1, "skipped": 1, "passed": 1, "gated": 2}

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from tests.ops.helpers import FIXTURES, ROOT, free_port_pair, run_env, run_snakemake
 
 pytestmark = pytest.mark.slow
@@ -36,7 +37,7 @@ class Cluster:
 
     def scontrol_job(self, job_id: str) -> str:
         return subprocess.run(["timeout", "-k", "5", "30", "scontrol", "show", "job", job_id], env=self.env,
-                              capture_output=True, text=True).stdout
+                              capture_output=True, check=False, text=True).stdout
 
     def ctld_log(self) -> str:
         return (self.state / "log" / "slurmctld.log").read_text(errors="replace")
@@ -51,7 +52,7 @@ def slurm(tmp_path_factory):
                   SWINGFLOW_SLURM_CPUS="4", SLURM_CONF=str(state / "etc" / "slurm.conf"))
     t0 = time.monotonic()
     r = subprocess.run(["timeout", "-k", "10", "600", "bash", str(SCRIPT), "start", "--gpus", "2"], env=env,
-                       capture_output=True, text=True)
+                       capture_output=True, check=False, text=True)
     start_s = time.monotonic() - t0
     if r.returncode == 3:
         pytest.skip(f"Slurm packages could not be installed: {r.stderr.strip()[-500:]}")
@@ -62,7 +63,7 @@ def slurm(tmp_path_factory):
         TIMINGS["slurm start (s)"] = round(start_s, 1)
         yield Cluster(state, env, start_s)
     finally:
-        subprocess.run(["timeout", "-k", "10", "60", "bash", str(SCRIPT), "stop"], env=env, capture_output=True)
+        subprocess.run(["timeout", "-k", "10", "60", "bash", str(SCRIPT), "stop"], env=env, capture_output=True, check=False)
         print(f"\nslurm timings: {TIMINGS}")
 
 
@@ -79,11 +80,11 @@ def slurm_job_logs(workdir: Path) -> dict[str, Path]:
 
 
 def test_the_cluster_is_up_with_fake_gpus(slurm):
-    r = subprocess.run(["timeout", "-k", "5", "30", "scontrol", "show", "node"], env=slurm.env, capture_output=True,
+    r = subprocess.run(["timeout", "-k", "5", "30", "scontrol", "show", "node"], env=slurm.env, capture_output=True, check=False,
                        text=True)
     assert "Gres=gpu:2" in r.stdout and "State=IDLE" in r.stdout, r.stdout
     status = subprocess.run(["timeout", "-k", "5", "30", "bash", str(SCRIPT), "status"], env=slurm.env,
-                            capture_output=True, text=True)
+                            capture_output=True, check=False, text=True)
     assert status.returncode == 0 and "slurmctld: running" in status.stdout
 
 
@@ -119,15 +120,19 @@ def test_a_small_workflow_runs_through_slurm_with_gpu_requests(slurm, tmp_path):
 def test_the_real_workflow_runs_through_slurm(slurm, tmp_path):
     (tmp_path / "data").symlink_to(ROOT / "data")  # raw bars are read relative to the working directory
     r, seconds = slurm_snakemake(slurm, ROOT / "Snakefile", tmp_path, "--config", "env=integration-test",
-                                 "universe=tiny", "targets=small", timeout=900)
+                                 "universe=tiny", "targets=small", timeout=1200)
     TIMINGS["real workflow tiny/small (s)"] = round(seconds, 1)
     assert r.returncode == 0, r.stderr[-6000:]
     for f in ("results/best_variant/summary.md", "results/best_variant/BTCUSDT/summary.md"):
         assert (tmp_path / f).stat().st_size > 0, f
     assert len(list((tmp_path / "results" / "stage1").glob("*/w*/*/model.txt"))) == 8
+    # every job (single or group job; the profile groups the short ones) went through Slurm
     logs = slurm_job_logs(tmp_path)
-    submitted = re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", r.stderr)
-    assert submitted and {sid for _, sid in submitted} <= set(logs)
+    submitted = re.findall(r"(?:Job|Group job) \S+ has been submitted with SLURM jobid (\d+)", r.stderr)
+    assert submitted and set(submitted) <= set(logs), (submitted, sorted(logs))
+    assert "localrule" not in r.stderr.replace("localrule all:", "")
+    ctld = slurm.ctld_log()
+    assert all(re.search(rf"JobId={jid}\b", ctld) for jid in submitted)
     TIMINGS["real workflow Slurm jobs"] = len(submitted)
 
 
@@ -144,6 +149,6 @@ def test_slurm_stops_a_job_past_its_runtime_and_the_retry_gets_a_longer_one(slur
 
 
 def test_the_script_refuses_bad_usage():
-    r = subprocess.run(["bash", str(SCRIPT), "bogus"], capture_output=True, text=True, timeout=30)
+    r = subprocess.run(["bash", str(SCRIPT), "bogus"], capture_output=True, check=False, text=True, timeout=30)
     assert r.returncode == 2 and "usage" in r.stderr
     assert shutil.which("bash")

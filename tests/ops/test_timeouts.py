@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from tests.ops.helpers import FIXTURES, ROOT, run_env, run_snakemake
-
 from workflow_scripts import timeout_guard
 
 GUARD = [sys.executable, "-m", "workflow_scripts.timeout_guard"]
@@ -19,7 +18,7 @@ GUARD = [sys.executable, "-m", "workflow_scripts.timeout_guard"]
 
 def guard(runtime, *cmd, unit="1", grace="1", timeout=30):
     env = run_env(SWINGFLOW_TIMEOUT_UNIT_S=unit, SWINGFLOW_TIMEOUT_GRACE_S=grace)
-    return subprocess.run([*GUARD, str(runtime), "--", *cmd], env=env, cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([*GUARD, str(runtime), "--", *cmd], env=env, cwd=ROOT, capture_output=True, check=False, text=True,
                           timeout=timeout)
 
 

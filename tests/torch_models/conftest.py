@@ -6,10 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _torch_helpers import RAW, SMALL_SPEC, synthetic_frame, tiny_cfg
 
 from workflow_scripts import torch_models as tm
-
-from _torch_helpers import RAW, SMALL_SPEC, synthetic_frame, tiny_cfg
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -73,7 +73,6 @@ def test_nan_is_the_training_mean_and_columns_are_checked():
 
 def test_config_file():
     import yaml
-
     from _torch_helpers import ROOT
 
     cfg = yaml.safe_load((ROOT / "config" / "encoder" / "autoencoder.yaml").read_text())

@@ -29,7 +29,7 @@ def _logloss(p, y):
 
 
 def test_average():
-    p, y = _probas()
+    p, _y = _probas()
     e = ens.fit_average(MEMBERS, weights=[3, 1])
     out = ens.predict_proba(e, p)
     np.testing.assert_allclose(out, 0.75 * p["head0"] + 0.25 * p["head1"])
@@ -68,7 +68,7 @@ def test_stacker_copes_with_a_missing_class():
 
 
 def test_members_must_be_present_and_shaped():
-    p, y = _probas()
+    p, _y = _probas()
     e = ens.fit_average(MEMBERS)
     with pytest.raises(ValueError, match="missing for ensemble member"):
         ens.predict_proba(e, {"head0": p["head0"]})

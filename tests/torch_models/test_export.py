@@ -9,17 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _torch_helpers import RAW, SMALL_SPEC, tiny_cfg
 
 from workflow_scripts import artifacts
 from workflow_scripts import torch_models as tm
-
-from _torch_helpers import RAW, SMALL_SPEC, tiny_cfg
 
 HERE = Path(__file__).resolve().parent
 
 
 def test_export_files_and_metadata(real_model):
-    d, meta = real_model["dir"], real_model["meta"]
+    d = real_model["dir"]
     for name in (tm.MODEL_FILE, tm.METADATA_FILE, tm.FEATURE_SPEC_FILE, tm.REFERENCE_FILE):
         assert (d / name).is_file()
     on_disk = artifacts.read_json(d / tm.METADATA_FILE)

@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from _torch_helpers import synthetic_frame, tiny_cfg
 
 from workflow_scripts import torch_models as tm
-
-from _torch_helpers import synthetic_frame, tiny_cfg
 
 
 def _net(arch, n_features=5, seq_len=4, seed=0):
@@ -77,7 +76,7 @@ def test_gap_and_start_are_masked():
 
 
 def test_memmap_batches_equal_materialised_windows(synth):
-    frame, matrix, rows, labels = synth
+    frame, matrix, _rows, _labels = synth
     arr = matrix.array()
     assert isinstance(arr, np.memmap)
     batches = [np.array([3, 100, 251, 252]), np.array([599])]
@@ -91,7 +90,7 @@ def test_memmap_batches_equal_materialised_windows(synth):
 @pytest.mark.parametrize("arch", tm.ARCHS)
 def test_windowing_inside_the_module_matches_training_windows(synth, arch):
     """predict_proba_rows (what a fresh process uses) == the memmap/DataLoader path used in training."""
-    frame, matrix, rows, labels = synth
+    frame, matrix, _rows, _labels = synth
     net = _net(arch)
     scripted = tm.script_module(net)
     r = np.arange(matrix.n_bars)
