@@ -44,8 +44,15 @@ class EncoderModule(nn.Module):
     """RAW encoder columns (n, p) -> embedding (n, k). Normalisation baked in (NaN/inf -> 0 after standardising);
     refuses a last dimension other than p."""
 
-    def __init__(self, columns: Sequence[str], mean: np.ndarray, std: np.ndarray, hidden: Sequence[int],
-                 n_components: int, prefix: str):
+    def __init__(
+        self,
+        columns: Sequence[str],
+        mean: np.ndarray,
+        std: np.ndarray,
+        hidden: Sequence[int],
+        n_components: int,
+        prefix: str,
+    ):
         super().__init__()
         self.columns = [str(c) for c in columns]
         self.prefix = str(prefix)
@@ -63,8 +70,11 @@ class EncoderModule(nn.Module):
 
     def standardise(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.size(1) != self.n_columns:
-            raise RuntimeError("autoencoder encoder: expected (rows, " + str(self.n_columns)
-                               + ") raw encoder columns in the order of its `columns`")
+            raise RuntimeError(
+                "autoencoder encoder: expected (rows, "
+                + str(self.n_columns)
+                + ") raw encoder columns in the order of its `columns`"
+            )
         z = (x.to(self.mean.dtype) - self.mean) / self.std
         return torch.where(torch.isfinite(z), z, torch.zeros_like(z))
 
@@ -132,13 +142,17 @@ class AutoencoderEncoder:
         return [f"{self.prefix}{i:03d}" for i in range(self.n_components)]
 
 
-def fit_autoencoder_encoder(X_train: pd.DataFrame, cfg: AutoencoderConfig | None = None) -> AutoencoderEncoder:
+def fit_autoencoder_encoder(
+    X_train: pd.DataFrame, cfg: AutoencoderConfig | None = None
+) -> AutoencoderEncoder:
     """Fit on training rows only (pooled across coins by `shared_encoder.training_rows`). CPU, deterministic."""
     cfg = cfg or AutoencoderConfig()
     columns = [str(c) for c in X_train.columns if c != "timestamp"]
     X = X_train[columns].to_numpy(dtype=np.float64)
     if len(X) < 2 * cfg.holdout_every:
-        raise ValueError(f"the autoencoder needs at least {2 * cfg.holdout_every} training rows, got {len(X)}")
+        raise ValueError(
+            f"the autoencoder needs at least {2 * cfg.holdout_every} training rows, got {len(X)}"
+        )
     with np.errstate(all="ignore"):
         mean = np.nanmean(X, axis=0)
         std = np.nanstd(X, axis=0)
@@ -148,7 +162,7 @@ def fit_autoencoder_encoder(X_train: pd.DataFrame, cfg: AutoencoderConfig | None
     observed = np.isfinite(Z)
     Z[~observed] = 0.0
     hold = np.zeros(len(Z), dtype=bool)
-    hold[cfg.holdout_every - 1::cfg.holdout_every] = True
+    hold[cfg.holdout_every - 1 :: cfg.holdout_every] = True
 
     det_before, threads_before = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
     torch.set_num_threads(cfg.num_threads)
@@ -169,7 +183,7 @@ def fit_autoencoder_encoder(X_train: pd.DataFrame, cfg: AutoencoderConfig | None
             perm = torch.randperm(len(z_tr), generator=gen)
             total = 0.0
             for i in range(0, len(perm), cfg.batch_size):
-                idx = perm[i:i + cfg.batch_size]
+                idx = perm[i : i + cfg.batch_size]
                 loss = _masked_mse(ae(z_tr[idx]), z_tr[idx], m_tr[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -192,8 +206,14 @@ def fit_autoencoder_encoder(X_train: pd.DataFrame, cfg: AutoencoderConfig | None
     finally:
         torch.use_deterministic_algorithms(det_before)
         torch.set_num_threads(threads_before)
-    hist.update({"epochs_run": len(hist["holdout_loss"]), "best_epoch": best_epoch, "best_holdout_loss": best,
-                 "fit_seconds": time.perf_counter() - start})
+    hist.update(
+        {
+            "epochs_run": len(hist["holdout_loss"]),
+            "best_epoch": best_epoch,
+            "best_holdout_loss": best,
+            "fit_seconds": time.perf_counter() - start,
+        }
+    )
     cfg_d = asdict(cfg)
     cfg_d["hidden"] = list(cfg.hidden)
     return AutoencoderEncoder(ae.encoder.eval(), columns, cfg.prefix, enc.n_components, len(Z), hist, cfg_d)
@@ -213,7 +233,7 @@ def transform(encoder: AutoencoderEncoder, X: pd.DataFrame, batch_size: int = 65
     outs = []
     with torch.no_grad():
         for i in range(0, len(A), batch_size):
-            outs.append(encoder.module(torch.from_numpy(A[i:i + batch_size])).numpy())
+            outs.append(encoder.module(torch.from_numpy(A[i : i + batch_size])).numpy())
     out = np.concatenate(outs) if outs else np.zeros((0, encoder.n_components), np.float32)
     return pd.DataFrame(out.astype(np.float32), index=X.index, columns=encoder.output_columns)
 
@@ -237,12 +257,22 @@ def save_encoder(path, encoder: AutoencoderEncoder) -> str:
     artifacts.write_bytes(path, encoder_bytes(encoder))
     version = encoder_version(path)
     hist = {k: v for k, v in encoder.history.items() if k != "fit_seconds"}
-    artifacts.write_json(path.with_suffix(".json"), {
-        "format": FORMAT, "model_file": path.name, "sha256": version, "columns": encoder.columns,
-        "prefix": encoder.prefix, "n_components": encoder.n_components, "output_columns": encoder.output_columns,
-        "n_train_rows": encoder.n_train_rows, "config": encoder.config, "history": hist,
-        "torch_version": torch.__version__,
-    })
+    artifacts.write_json(
+        path.with_suffix(".json"),
+        {
+            "format": FORMAT,
+            "model_file": path.name,
+            "sha256": version,
+            "columns": encoder.columns,
+            "prefix": encoder.prefix,
+            "n_components": encoder.n_components,
+            "output_columns": encoder.output_columns,
+            "n_train_rows": encoder.n_train_rows,
+            "config": encoder.config,
+            "history": hist,
+            "torch_version": torch.__version__,
+        },
+    )
     return version
 
 
@@ -254,8 +284,15 @@ def load_encoder(path) -> AutoencoderEncoder:
     meta = artifacts.read_json(side) if side.is_file() else {}
     if meta and meta.get("sha256") != encoder_version(path):
         raise ValueError(f"{path} does not match the sha256 recorded in {side}")
-    return AutoencoderEncoder(module, list(module.columns), str(module.prefix), int(module.n_components),
-                              int(meta.get("n_train_rows", 0)), meta.get("history", {}), meta.get("config", {}))
+    return AutoencoderEncoder(
+        module,
+        list(module.columns),
+        str(module.prefix),
+        int(module.n_components),
+        int(meta.get("n_train_rows", 0)),
+        meta.get("history", {}),
+        meta.get("config", {}),
+    )
 
 
 def encoder_version(path) -> str:

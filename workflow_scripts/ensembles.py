@@ -34,7 +34,9 @@ EPS = 1e-6  # probabilities are clipped to [EPS, 1] before the log
 @dataclass
 class Ensemble:
     kind: str
-    members: list[dict]  # [{"name": ..., optional "vin", "model_type", "sha256", "path", "score"}], fixed order
+    members: list[
+        dict
+    ]  # [{"name": ..., optional "vin", "model_type", "sha256", "path", "score"}], fixed order
     weights: list[float] | None = None  # average
     coef: np.ndarray | None = None  # stacker, (3, 3 * members)
     intercept: np.ndarray | None = None  # stacker, (3,)
@@ -86,8 +88,13 @@ def fit_average(members: Sequence[Mapping | str], weights: Sequence[float] | Non
     return Ensemble("average", members, weights=(w / w.sum()).tolist(), fitted_on={"segment": None})
 
 
-def fit_stacker(members: Sequence[Mapping | str], val_probas: Mapping[str, np.ndarray], y_val,
-                C: float = 1.0, max_iter: int = 500) -> Ensemble:
+def fit_stacker(
+    members: Sequence[Mapping | str],
+    val_probas: Mapping[str, np.ndarray],
+    y_val,
+    C: float = 1.0,
+    max_iter: int = 500,
+) -> Ensemble:
     """Multinomial logistic regression on validation rows only: `val_probas[name]` (n, 3), `y_val` codes 0/1/2."""
     members = _members(members)
     names = [m["name"] for m in members]
@@ -99,9 +106,20 @@ def fit_stacker(members: Sequence[Mapping | str], val_probas: Mapping[str, np.nd
         raise ValueError("labels must be class codes 0, 1, 2")
     coef, intercept, info = _fit_multinomial(X, y, C, max_iter)
     counts = {str(c): int((y == c).sum()) for c in range(NUM_CLASS)}
-    return Ensemble("stacker", members, coef=coef, intercept=intercept,
-                    fitted_on={"segment": "validation", "rows": len(y), "class_counts": counts, "C": float(C),
-                               "input": "log(clip(proba, 1e-6, 1)) per member, members in order", **info})
+    return Ensemble(
+        "stacker",
+        members,
+        coef=coef,
+        intercept=intercept,
+        fitted_on={
+            "segment": "validation",
+            "rows": len(y),
+            "class_counts": counts,
+            "C": float(C),
+            "input": "log(clip(proba, 1e-6, 1)) per member, members in order",
+            **info,
+        },
+    )
 
 
 def _fit_multinomial(X: np.ndarray, y: np.ndarray, C: float, max_iter: int):
@@ -113,7 +131,7 @@ def _fit_multinomial(X: np.ndarray, y: np.ndarray, C: float, max_iter: int):
 
     def f(theta):
         W = theta[: NUM_CLASS * d].reshape(NUM_CLASS, d)
-        b = theta[NUM_CLASS * d:]
+        b = theta[NUM_CLASS * d :]
         Z = X @ W.T + b
         Z -= Z.max(axis=1, keepdims=True)
         logp = Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
@@ -122,10 +140,11 @@ def _fit_multinomial(X: np.ndarray, y: np.ndarray, C: float, max_iter: int):
         gW = G.T @ X + lam * W
         return loss, np.concatenate([gW.ravel(), G.sum(axis=0)])
 
-    res = minimize(f, np.zeros(NUM_CLASS * (d + 1)), jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_iter})
+    res = minimize(
+        f, np.zeros(NUM_CLASS * (d + 1)), jac=True, method="L-BFGS-B", options={"maxiter": max_iter}
+    )
     W = res.x[: NUM_CLASS * d].reshape(NUM_CLASS, d)
-    b = res.x[NUM_CLASS * d:]
+    b = res.x[NUM_CLASS * d :]
     return W, b, {"converged": bool(res.success), "iterations": int(res.nit), "loss": float(res.fun)}
 
 
@@ -143,8 +162,13 @@ def predict_proba(ens: Ensemble, member_probas: Mapping[str, np.ndarray]) -> np.
     raise ValueError(f"unknown ensemble kind {ens.kind!r}; expected one of {KINDS}")
 
 
-def stacker_oof_proba(members: Sequence[Mapping | str], val_probas: Mapping[str, np.ndarray], y_val,
-                      n_folds: int = 5, C: float = 1.0) -> np.ndarray:
+def stacker_oof_proba(
+    members: Sequence[Mapping | str],
+    val_probas: Mapping[str, np.ndarray],
+    y_val,
+    n_folds: int = 5,
+    C: float = 1.0,
+) -> np.ndarray:
     """Out-of-fold stacker probabilities on the validation rows (in time order): fold i is predicted by a stacker
     fitted on the other folds - an honest validation score for ranking the stacker against its members."""
     names = [m["name"] for m in _members(members)]

@@ -16,7 +16,8 @@ applies (the statistics of all filters are still reported for every feature):
 5. ``low_variance``     variance of the finite values <= ``min_variance`` (absolute, so it catches constants and
                         float noise; quasi-constant features are the job of rule 4).
 6. ``correlated``       |Pearson r| > ``max_abs_corr`` with a feature that is kept; of a correlated pair the one
-                        with fewer NaN rows stays, then fewer structurally missing rows, then the smaller name.
+                        with fewer NaN rows stays, then fewer structurally missing rows, then the coin's own
+                        feature over another coin's, then the smaller name.
 
 Missing vs NaN: "missing" counts only rows where the source coin has no bar, so it is a statement about the
 data supply; "NaN" counts every unusable value. Every missing row is also a NaN row, never the other way round,
@@ -270,7 +271,7 @@ def screen_features(
     that caused a `correlated` drop). `availability` optionally maps source ('' = own, 'ETHUSDT', ...) to a bool
     mask over the rows; without it availability is inferred (module docstring).
     """
-    spec = {**DEFAULT_SPEC, **(spec or {})}
+    spec = {k: v for k, v in {**DEFAULT_SPEC, **(spec or {})}.items() if k != "name"}  # Hydra group label
     unknown = sorted(set(spec) - set(DEFAULT_SPEC))
     if unknown:
         raise KeyError(f"unknown screening key(s) {unknown}; allowed: {sorted(DEFAULT_SPEC)}")
@@ -300,12 +301,15 @@ def screen_features(
     abs_corr = np.full(len(columns), np.nan)
     candidates = np.flatnonzero(reason == "")
     if candidates.size > 1:
-        # Priority: fewer NaN rows, then fewer missing rows, then name. Counts (not shares) keep ties exact.
+        # Priority: fewer NaN rows, fewer missing rows, own before cross-coin, name. Counts (not shares) keep ties exact.
         n = max(len(X_train), 1)
         nan_count = np.rint(report["nan_frac"].to_numpy()[candidates] * n)
         missing_count = np.rint(report["missing_frac"].to_numpy()[candidates] * n)
         names = np.array(columns, dtype=object)[candidates]
-        order = sorted(range(candidates.size), key=lambda i: (nan_count[i], missing_count[i], names[i]))
+        own_last = np.array([feature_source(c) != OWN_SOURCE for c in names])  # own copy beats another coin's
+        order = sorted(
+            range(candidates.size), key=lambda i: (nan_count[i], missing_count[i], own_last[i], names[i])
+        )
         ordered = candidates[np.array(order, dtype=np.int64)]
         z = standardised_columns(values, ordered, block)
         kept_mask, partner, partner_r = greedy_correlation_filter(z, float(spec["max_abs_corr"]), block)

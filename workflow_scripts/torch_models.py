@@ -81,7 +81,9 @@ def select_device(prefer: str = "auto") -> torch.device:
             float((x * 2).sum().item())
             return torch.device(name)
         except Exception as exc:  # noqa: BLE001  (a device that cannot run a kernel is not usable)
-            log.warning("device %s is reported available but failed a probe (%s); trying the next one", name, exc)
+            log.warning(
+                "device %s is reported available but failed a probe (%s); trying the next one", name, exc
+            )
     return torch.device("cpu")
 
 
@@ -98,7 +100,9 @@ def amp_dtype_for(device: torch.device, amp: str = "auto") -> torch.dtype | None
 class MLPCore(nn.Module):
     """Flattened window (B, T*F) -> hidden layers (GELU, dropout) -> logits (B, 3)."""
 
-    def __init__(self, n_features: int, seq_len: int, hidden: Sequence[int] = (128, 64), dropout: float = 0.1):
+    def __init__(
+        self, n_features: int, seq_len: int, hidden: Sequence[int] = (128, 64), dropout: float = 0.1
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         width = n_features * seq_len
@@ -146,8 +150,16 @@ class TransformerCore(nn.Module):
 
     No causal mask: every bar in the window is already known at t (the last position)."""
 
-    def __init__(self, n_features: int, seq_len: int, d_model: int = 32, n_heads: int = 4, n_layers: int = 2,
-                 ff_mult: int = 2, dropout: float = 0.1):
+    def __init__(
+        self,
+        n_features: int,
+        seq_len: int,
+        d_model: int = 32,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        ff_mult: int = 2,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         self.embed = nn.Linear(n_features, d_model)
         self.pos = nn.Parameter(torch.zeros(seq_len, d_model))
@@ -172,8 +184,15 @@ class SwingNet(nn.Module):
     inf) becomes 0, i.e. the training mean. Refuses an input whose last dimension is not the number of features the
     model was trained on, or whose window length differs."""
 
-    def __init__(self, core: nn.Module, mean: np.ndarray, std: np.ndarray, feature_names: Sequence[str],
-                 seq_len: int, arch: str):
+    def __init__(
+        self,
+        core: nn.Module,
+        mean: np.ndarray,
+        std: np.ndarray,
+        feature_names: Sequence[str],
+        seq_len: int,
+        arch: str,
+    ):
         super().__init__()
         self.core = core
         self.register_buffer("mean", torch.as_tensor(np.asarray(mean, dtype=np.float32)))
@@ -189,15 +208,25 @@ class SwingNet(nn.Module):
         if x.dim() == 2:
             x = x.unsqueeze(1)
         if x.dim() != 3:
-            raise RuntimeError("SwingNet expects raw features shaped (batch, seq_len, n_features); got "
-                               + str(x.dim()) + " dimensions")
+            raise RuntimeError(
+                "SwingNet expects raw features shaped (batch, seq_len, n_features); got "
+                + str(x.dim())
+                + " dimensions"
+            )
         if x.size(2) != self.n_features:
-            raise RuntimeError("SwingNet: wrong number of features in the last dimension: expected "
-                               + str(self.n_features) + " (in the order of metadata.json feature_names), got "
-                               + str(x.size(2)))
+            raise RuntimeError(
+                "SwingNet: wrong number of features in the last dimension: expected "
+                + str(self.n_features)
+                + " (in the order of metadata.json feature_names), got "
+                + str(x.size(2))
+            )
         if x.size(1) != self.seq_len:
-            raise RuntimeError("SwingNet: wrong window length: expected seq_len " + str(self.seq_len) + ", got "
-                               + str(x.size(1)))
+            raise RuntimeError(
+                "SwingNet: wrong window length: expected seq_len "
+                + str(self.seq_len)
+                + ", got "
+                + str(x.size(1))
+            )
         z = (x.to(self.mean.dtype) - self.mean) / self.std
         z = torch.where(torch.isfinite(z), z, torch.zeros_like(z))
         return self.core(z)
@@ -207,8 +236,11 @@ class SwingNet(nn.Module):
         """Class probabilities (n, 3) for every row of a bar-ordered RAW feature matrix (n, F); `seg_pos` (n,) is
         bars since the last gap. Windows are cut here (chunks of 4096 rows), with the same masking as training."""
         if bars.dim() != 2 or bars.size(1) != self.n_features:
-            raise RuntimeError("SwingNet.predict_proba_rows: expected a (rows, " + str(self.n_features)
-                               + ") feature matrix in the order of metadata.json feature_names")
+            raise RuntimeError(
+                "SwingNet.predict_proba_rows: expected a (rows, "
+                + str(self.n_features)
+                + ") feature matrix in the order of metadata.json feature_names"
+            )
         if seg_pos.dim() != 1 or seg_pos.size(0) != bars.size(0):
             raise RuntimeError("SwingNet.predict_proba_rows: seg_pos must have one entry per row")
         n = bars.size(0)
@@ -221,7 +253,7 @@ class SwingNet(nn.Module):
         start = 0
         while start < n:
             stop = min(n, start + 4096)
-            win = padded[start:stop + t - 1].unfold(0, t, 1).permute(0, 2, 1)
+            win = padded[start : stop + t - 1].unfold(0, t, 1).permute(0, 2, 1)
             ok = back.unsqueeze(0) <= seg_pos[start:stop].unsqueeze(1)
             win = torch.where(ok.unsqueeze(2), win, torch.full_like(win, float("nan")))
             outs.append(torch.softmax(self.forward(win).double(), dim=1))
@@ -271,7 +303,9 @@ class TorchModelConfig:
         flat.update(cfg.get("params") or {})
         if "kind" in cfg:
             if cfg["kind"] not in KIND_TO_ARCH:
-                raise ValueError(f"model kind {cfg['kind']!r} is not a torch model; expected {list(KIND_TO_ARCH)}")
+                raise ValueError(
+                    f"model kind {cfg['kind']!r} is not a torch model; expected {list(KIND_TO_ARCH)}"
+                )
             flat["arch"] = KIND_TO_ARCH[cfg["kind"]]
         if "early_stopping_patience" in flat:
             flat["patience"] = flat.pop("early_stopping_patience")
@@ -299,8 +333,9 @@ def build_core(cfg: TorchModelConfig, n_features: int) -> nn.Module:
     if cfg.arch == "mlp":
         return MLPCore(n_features, cfg.seq_len, cfg.hidden, cfg.dropout)
     if cfg.arch == "transformer":
-        return TransformerCore(n_features, cfg.seq_len, cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.ff_mult,
-                               cfg.dropout)
+        return TransformerCore(
+            n_features, cfg.seq_len, cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.ff_mult, cfg.dropout
+        )
     raise ValueError(f"arch {cfg.arch!r}: expected one of {ARCHS}")
 
 
@@ -323,7 +358,9 @@ class FeatureMatrix:
         return len(self.seg_pos)
 
 
-def write_feature_matrix(frame: pd.DataFrame, path, feature_names: Sequence[str] | None = None) -> FeatureMatrix:
+def write_feature_matrix(
+    frame: pd.DataFrame, path, feature_names: Sequence[str] | None = None
+) -> FeatureMatrix:
     """Save `frame`'s feature columns (default: all but `timestamp`, in order) as a C-order float32 .npy (atomic)."""
     if "timestamp" not in frame.columns:
         raise ValueError("the feature table needs its 'timestamp' column (gaps decide where windows stop)")
@@ -363,7 +400,9 @@ class WindowBatches(torch.utils.data.Dataset):
     """Map-style dataset whose items are whole batches: item i = (windows (B, T, F), labels (B,)) for the i-th list
     of row positions. Used with `DataLoader(batch_size=None)`, so a batch is one vectorised memmap read."""
 
-    def __init__(self, matrix: FeatureMatrix, batches: list[np.ndarray], labels_by_row: np.ndarray, seq_len: int):
+    def __init__(
+        self, matrix: FeatureMatrix, batches: list[np.ndarray], labels_by_row: np.ndarray, seq_len: int
+    ):
         self.matrix = matrix
         self.batches = batches
         self.labels_by_row = labels_by_row
@@ -381,8 +420,9 @@ class WindowBatches(torch.utils.data.Dataset):
         return torch.from_numpy(x), torch.from_numpy(self.labels_by_row[rows].astype(np.int64))
 
 
-def normalisation_stats(matrix: FeatureMatrix, train_rows: np.ndarray, seq_len: int,
-                        chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+def normalisation_stats(
+    matrix: FeatureMatrix, train_rows: np.ndarray, seq_len: int, chunk: int = 65536
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std (float64, NaN ignored, two passes in chunks) over the bars the training windows read:
     [min(train_rows) - T + 1, max(train_rows)]. std -> 1 where not finite or 0; mean -> 0 where all NaN."""
     arr = matrix.array()
@@ -391,7 +431,7 @@ def normalisation_stats(matrix: FeatureMatrix, train_rows: np.ndarray, seq_len: 
     p = arr.shape[1]
     s, c = np.zeros(p), np.zeros(p)
     for a in range(lo, hi, chunk):
-        x = np.asarray(arr[a:min(hi, a + chunk)], dtype=np.float64)
+        x = np.asarray(arr[a : min(hi, a + chunk)], dtype=np.float64)
         ok = np.isfinite(x)
         s += np.where(ok, x, 0.0).sum(0)
         c += ok.sum(0)
@@ -399,7 +439,7 @@ def normalisation_stats(matrix: FeatureMatrix, train_rows: np.ndarray, seq_len: 
         mean = np.where(c > 0, s / np.maximum(c, 1), 0.0)
     ss = np.zeros(p)
     for a in range(lo, hi, chunk):
-        x = np.asarray(arr[a:min(hi, a + chunk)], dtype=np.float64)
+        x = np.asarray(arr[a : min(hi, a + chunk)], dtype=np.float64)
         d = np.where(np.isfinite(x), x - mean, 0.0)
         ss += (d * d).sum(0)
     std = np.sqrt(ss / np.maximum(c, 1))
@@ -430,13 +470,19 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def _batches(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    return [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+    return [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
 
 
 def _loader(matrix, batches, labels_by_row, cfg, device):
     ds = WindowBatches(matrix, batches, labels_by_row, cfg.seq_len)
-    return torch.utils.data.DataLoader(ds, batch_size=None, shuffle=False, num_workers=cfg.num_workers,
-                                       pin_memory=device.type == "cuda", persistent_workers=False)
+    return torch.utils.data.DataLoader(
+        ds,
+        batch_size=None,
+        shuffle=False,
+        num_workers=cfg.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
 
 
 def _class_weights(y: np.ndarray, mode: str | None) -> torch.Tensor | None:
@@ -449,9 +495,15 @@ def _class_weights(y: np.ndarray, mode: str | None) -> torch.Tensor | None:
     return torch.tensor(w, dtype=torch.float32)
 
 
-def train_torch_model(matrix: FeatureMatrix, rows: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray],
-                      cfg: TorchModelConfig, *, encoder_sha256: str | None = None,
-                      step_hook: StepHook | None = None) -> TrainedModel:
+def train_torch_model(
+    matrix: FeatureMatrix,
+    rows: Mapping[str, np.ndarray],
+    labels: Mapping[str, np.ndarray],
+    cfg: TorchModelConfig,
+    *,
+    encoder_sha256: str | None = None,
+    step_hook: StepHook | None = None,
+) -> TrainedModel:
     """Fit on rows["train"] (bar positions, labels 0/1/2), early-stop on rows["validation"] (mean cross-entropy).
 
     Device from `cfg.device` (`select_device`). If training on a GPU fails for any reason other than an OOM that
@@ -482,8 +534,16 @@ def _labels(y, rows) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _train_on(device: torch.device, matrix: FeatureMatrix, rows, y_tr, y_va, cfg: TorchModelConfig,
-              encoder_sha256, step_hook) -> TrainedModel:
+def _train_on(
+    device: torch.device,
+    matrix: FeatureMatrix,
+    rows,
+    y_tr,
+    y_va,
+    cfg: TorchModelConfig,
+    encoder_sha256,
+    step_hook,
+) -> TrainedModel:
     start = time.perf_counter()
     tr_rows = np.asarray(rows["train"], dtype=np.int64)
     va_rows = np.asarray(rows["validation"], dtype=np.int64)
@@ -500,8 +560,9 @@ def _train_on(device: torch.device, matrix: FeatureMatrix, rows, y_tr, y_va, cfg
     try:
         torch.manual_seed(cfg.seed)
         mean, std = normalisation_stats(matrix, tr_rows, cfg.seq_len)
-        model = SwingNet(build_core(cfg, len(matrix.feature_names)), mean, std, matrix.feature_names, cfg.seq_len,
-                         cfg.arch).to(device)
+        model = SwingNet(
+            build_core(cfg, len(matrix.feature_names)), mean, std, matrix.feature_names, cfg.seq_len, cfg.arch
+        ).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         w = _class_weights(y_tr, cfg.class_weight)
         loss_fn = nn.CrossEntropyLoss(weight=None if w is None else w.to(device))
@@ -538,8 +599,9 @@ def _train_on(device: torch.device, matrix: FeatureMatrix, rows, y_tr, y_va, cfg
                             step_hook(len(yb), device)
                         xb = xb.to(device, non_blocking=True)
                         yb = yb.to(device, non_blocking=True)
-                        with torch.autocast(device_type=device.type, dtype=amp or torch.bfloat16,
-                                            enabled=amp is not None):
+                        with torch.autocast(
+                            device_type=device.type, dtype=amp or torch.bfloat16, enabled=amp is not None
+                        ):
                             try:
                                 logits = step_model(xb)
                             except Exception as exc:
@@ -547,7 +609,9 @@ def _train_on(device: torch.device, matrix: FeatureMatrix, rows, y_tr, y_va, cfg
                                     raise
                                 compile_info["fallback_error"] = f"{type(exc).__name__}: {exc}"[:500]
                                 compile_info["used"] = False
-                                log.warning("compiled model failed on its first batch (%s); continuing eager", exc)
+                                log.warning(
+                                    "compiled model failed on its first batch (%s); continuing eager", exc
+                                )
                                 step_model = model
                                 logits = model(xb)
                             loss = loss_fn(logits.float(), yb)
@@ -569,10 +633,12 @@ def _train_on(device: torch.device, matrix: FeatureMatrix, rows, y_tr, y_va, cfg
                     if device.type == "cuda":
                         torch.cuda.empty_cache()
                     if bs // 2 < cfg.min_batch_size:
-                        raise RuntimeError(f"out of memory even at batch size {bs} (min_batch_size "
-                                           f"{cfg.min_batch_size})") from exc
-                    hist["oom_events"].append({"epoch": epoch, "at_row": int(pos), "batch_size": bs,
-                                               "new_batch_size": bs // 2})
+                        raise RuntimeError(
+                            f"out of memory even at batch size {bs} (min_batch_size {cfg.min_batch_size})"
+                        ) from exc
+                    hist["oom_events"].append(
+                        {"epoch": epoch, "at_row": int(pos), "batch_size": bs, "new_batch_size": bs // 2}
+                    )
                     log.warning("out of memory at batch size %d; halving to %d and continuing", bs, bs // 2)
                     bs //= 2
             train_seconds += time.perf_counter() - t_ep
@@ -595,21 +661,27 @@ def _train_on(device: torch.device, matrix: FeatureMatrix, rows, y_tr, y_va, cfg
         if device.type == "cpu":
             torch.use_deterministic_algorithms(det_before)
             torch.set_num_threads(threads_before)
-    hist.update({
-        "epochs_run": len(hist["val_loss"]),
-        "best_epoch": best_epoch,
-        "best_val_loss": best,
-        "stopped_early": len(hist["val_loss"]) < cfg.max_epochs,
-        "final_batch_size": bs,
-        "device": str(device),
-        "amp_dtype": None if amp is None else str(amp).replace("torch.", ""),
-        "compile": compile_info,
-        "train_samples_per_second": seen / train_seconds if train_seconds > 0 else None,
-        "fit_seconds": time.perf_counter() - start,
-    })
-    counts = {seg: {CLASS_NAMES[c]: int((y == c).sum()) for c in range(NUM_CLASS)}
-              for seg, y in (("train", y_tr), ("validation", y_va))}
-    return TrainedModel(module, cfg, hist, {"train": len(y_tr), "validation": len(y_va)}, counts, encoder_sha256)
+    hist.update(
+        {
+            "epochs_run": len(hist["val_loss"]),
+            "best_epoch": best_epoch,
+            "best_val_loss": best,
+            "stopped_early": len(hist["val_loss"]) < cfg.max_epochs,
+            "final_batch_size": bs,
+            "device": str(device),
+            "amp_dtype": None if amp is None else str(amp).replace("torch.", ""),
+            "compile": compile_info,
+            "train_samples_per_second": seen / train_seconds if train_seconds > 0 else None,
+            "fit_seconds": time.perf_counter() - start,
+        }
+    )
+    counts = {
+        seg: {CLASS_NAMES[c]: int((y == c).sum()) for c in range(NUM_CLASS)}
+        for seg, y in (("train", y_tr), ("validation", y_va))
+    }
+    return TrainedModel(
+        module, cfg, hist, {"train": len(y_tr), "validation": len(y_va)}, counts, encoder_sha256
+    )
 
 
 def _val_loss(model, matrix, va_rows, labels_by_row, cfg, device, amp, eval_bs) -> tuple[float, int]:
@@ -620,7 +692,9 @@ def _val_loss(model, matrix, va_rows, labels_by_row, cfg, device, amp, eval_bs) 
             with torch.no_grad():
                 for xb, yb in _loader(matrix, _batches(va_rows, eval_bs), labels_by_row, cfg, device):
                     xb, yb = xb.to(device), yb.to(device)
-                    with torch.autocast(device_type=device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                    with torch.autocast(
+                        device_type=device.type, dtype=amp or torch.bfloat16, enabled=amp is not None
+                    ):
                         logits = model(xb)
                     total += float(F.cross_entropy(logits.float(), yb, reduction="sum"))
                     n += len(yb)
@@ -634,8 +708,13 @@ def _val_loss(model, matrix, va_rows, labels_by_row, cfg, device, amp, eval_bs) 
 
 
 # -- prediction ---------------------------------------------------------------------------------------------------
-def predict_logits_matrix(module: nn.Module, matrix: FeatureMatrix, rows: np.ndarray, batch_size: int = 8192,
-                          device: str | torch.device = "cpu") -> np.ndarray:
+def predict_logits_matrix(
+    module: nn.Module,
+    matrix: FeatureMatrix,
+    rows: np.ndarray,
+    batch_size: int = 8192,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
     """Logits (len(rows), 3) float32 for the windows ending at `rows` of an on-disk matrix."""
     arr = matrix.array()
     seq_len = int(module.seq_len)
@@ -655,26 +734,33 @@ def softmax64(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def check_columns(columns: Sequence[str], expected: Sequence[str], *, allow_extra: bool = False,
-                  what: str = "input") -> None:
+def check_columns(
+    columns: Sequence[str], expected: Sequence[str], *, allow_extra: bool = False, what: str = "input"
+) -> None:
     """Refuse feature columns that are not exactly `expected` in order (ignoring `timestamp`). With `allow_extra`,
     the expected names need only be present (the caller selects them by name)."""
     cols = [str(c) for c in columns if c != "timestamp"]
     expected = list(expected)
     missing = [c for c in expected if c not in set(cols)]
     if missing:
-        raise ValueError(f"{what}: {len(missing)} model feature column(s) missing, e.g. {missing[:5]} "
-                         f"(the model reads {len(expected)} features listed in metadata.json)")
+        raise ValueError(
+            f"{what}: {len(missing)} model feature column(s) missing, e.g. {missing[:5]} "
+            f"(the model reads {len(expected)} features listed in metadata.json)"
+        )
     if allow_extra:
         return
     if len(cols) != len(expected):
         extra = [c for c in cols if c not in set(expected)]
-        raise ValueError(f"{what}: got {len(cols)} feature columns, the model reads exactly {len(expected)}; "
-                         f"unexpected: {extra[:5]} (select metadata.json feature_names, in that order)")
+        raise ValueError(
+            f"{what}: got {len(cols)} feature columns, the model reads exactly {len(expected)}; "
+            f"unexpected: {extra[:5]} (select metadata.json feature_names, in that order)"
+        )
     if cols != expected:
         i = next(i for i, (a, b) in enumerate(zip(cols, expected)) if a != b)
-        raise ValueError(f"{what}: feature columns are in the wrong order: position {i} is {cols[i]!r}, the model "
-                         f"expects {expected[i]!r} (select metadata.json feature_names, in that order)")
+        raise ValueError(
+            f"{what}: feature columns are in the wrong order: position {i} is {cols[i]!r}, the model "
+            f"expects {expected[i]!r} (select metadata.json feature_names, in that order)"
+        )
 
 
 def predict_proba(model, frame: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
@@ -693,7 +779,9 @@ def predict_proba(model, frame: pd.DataFrame, rows: np.ndarray | None = None) ->
     elif int(module.seq_len) == 1:
         seg = np.zeros(len(frame), dtype=np.int64)
     else:
-        raise ValueError("a windowed model (seq_len > 1) needs the table's 'timestamp' column to respect gaps")
+        raise ValueError(
+            "a windowed model (seq_len > 1) needs the table's 'timestamp' column to respect gaps"
+        )
     X = frame[names].to_numpy(dtype=np.float32, copy=True)
     rows = np.arange(len(frame)) if rows is None else np.asarray(rows, dtype=np.int64)
     if len(rows) == 0:
@@ -765,24 +853,29 @@ def canonical_archive(data: bytes) -> bytes:
         return data
     out = bytearray(data)
     h = info.header_offset
-    start = h + 30 + int.from_bytes(out[h + 26:h + 28], "little") + int.from_bytes(out[h + 28:h + 30], "little")
+    start = (
+        h
+        + 30
+        + int.from_bytes(out[h + 26 : h + 28], "little")
+        + int.from_bytes(out[h + 28 : h + 30], "little")
+    )
     size = info.file_size
-    out[start:start + size] = b"0" * size
+    out[start : start + size] = b"0" * size
     digits = str(int(hashlib.sha256(bytes(out)).hexdigest(), 16)).encode()[:size].rjust(size, b"0")
-    out[start:start + size] = digits
+    out[start : start + size] = digits
     crc = zlib.crc32(digits).to_bytes(4, "little")
-    flags = int.from_bytes(out[h + 6:h + 8], "little")
+    flags = int.from_bytes(out[h + 6 : h + 8], "little")
     if flags & 0x8:  # CRC lives in a data descriptor after the data (optionally signed)
-        d = start + size + (4 if out[start + size:start + size + 4] == b"PK\x07\x08" else 0)
-        out[d:d + 4] = crc
+        d = start + size + (4 if out[start + size : start + size + 4] == b"PK\x07\x08" else 0)
+        out[d : d + 4] = crc
     else:
-        out[h + 14:h + 18] = crc
+        out[h + 14 : h + 18] = crc
     name = info.filename.encode()
     c = out.find(b"PK\x01\x02")
     while c >= 0:
-        n = int.from_bytes(out[c + 28:c + 30], "little")
-        if bytes(out[c + 46:c + 46 + n]) == name:
-            out[c + 16:c + 20] = crc
+        n = int.from_bytes(out[c + 28 : c + 30], "little")
+        if bytes(out[c + 46 : c + 46 + n]) == name:
+            out[c + 16 : c + 20] = crc
             break
         c = out.find(b"PK\x01\x02", c + 4)
     return bytes(out)
@@ -810,16 +903,33 @@ def code_version() -> dict:
     for p in sorted((root / "features").glob("*.py")):
         digest.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=10, check=False).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            ).stdout.strip()
+            or None
+        )
     except Exception:  # noqa: BLE001  (no git, not a checkout: the features hash still identifies the code)
         commit = None
     return {"features_sha256": digest.hexdigest(), "git_commit": commit}
 
 
-def make_feature_spec(features_cfg: Mapping, symbol: str, cross_symbols: Sequence[str],
-                      feature_columns: Sequence[str], bars_first, bars_last, *, encoder: Mapping | None = None,
-                      raw_pattern: str = "data/raw/{symbol}_1h.parquet") -> dict:
+def make_feature_spec(
+    features_cfg: Mapping,
+    symbol: str,
+    cross_symbols: Sequence[str],
+    feature_columns: Sequence[str],
+    bars_first,
+    bars_last,
+    *,
+    encoder: Mapping | None = None,
+    raw_pattern: str = "data/raw/{symbol}_1h.parquet",
+) -> dict:
     """The feature_spec.json document: enough to rebuild the model's input columns exactly from raw bars.
 
     `features_cfg`: the features group (families, lookbacks, lags, dtype); `cross_symbols`: the other coins in the
@@ -835,8 +945,11 @@ def make_feature_spec(features_cfg: Mapping, symbol: str, cross_symbols: Sequenc
         "cross_coin_symbols": sorted(str(s) for s in cross_symbols if s != symbol),
         "features": spec,
         "feature_columns": [str(c) for c in feature_columns],
-        "bars": {"first": pd.Timestamp(bars_first).isoformat(), "last": pd.Timestamp(bars_last).isoformat(),
-                 "raw_pattern": raw_pattern},
+        "bars": {
+            "first": pd.Timestamp(bars_first).isoformat(),
+            "last": pd.Timestamp(bars_last).isoformat(),
+            "raw_pattern": raw_pattern,
+        },
         "encoder": dict(encoder) if encoder else None,
         "code_version": code_version(),
     }
@@ -851,8 +964,10 @@ def regenerate_features(feature_spec: Mapping, raw_dir="data/raw") -> pd.DataFra
     if feature_spec.get("format") != FEATURE_SPEC_FORMAT:
         raise ValueError(f"not a {FEATURE_SPEC_FORMAT} document")
     if feature_spec.get("encoder"):
-        raise ValueError("this feature spec includes shared-encoder outputs; append them with the encoder "
-                         f"{feature_spec['encoder']} before predicting")
+        raise ValueError(
+            "this feature spec includes shared-encoder outputs; append them with the encoder "
+            f"{feature_spec['encoder']} before predicting"
+        )
     first = pd.Timestamp(feature_spec["bars"]["first"])
     last = pd.Timestamp(feature_spec["bars"]["last"])
 
@@ -877,13 +992,22 @@ def _write_npz(path, arrays: Mapping[str, np.ndarray]) -> None:
         for name in sorted(arrays):
             member = io.BytesIO()
             np.lib.format.write_array(member, np.ascontiguousarray(arrays[name]), allow_pickle=False)
-            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue(),
-                        compress_type=zipfile.ZIP_DEFLATED)
+            zf.writestr(
+                zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)),
+                member.getvalue(),
+                compress_type=zipfile.ZIP_DEFLATED,
+            )
     artifacts.write_bytes(path, buf.getvalue())
 
 
-def export_model(out_dir, trained: TrainedModel, feature_spec: Mapping, *,
-                 reference: Mapping[str, np.ndarray] | None = None, extra: Mapping | None = None) -> dict:
+def export_model(
+    out_dir,
+    trained: TrainedModel,
+    feature_spec: Mapping,
+    *,
+    reference: Mapping[str, np.ndarray] | None = None,
+    extra: Mapping | None = None,
+) -> dict:
     """Write model.pt (TorchScript SwingNet), metadata.json, feature_spec.json and, if given, reference
     predictions ({"positions", "timestamp_ns", "proba"} -> reference_predictions.npz); all atomic. Returns the
     metadata. No wall-clock values in any file: equal inputs give equal bytes."""
@@ -899,8 +1023,9 @@ def export_model(out_dir, trained: TrainedModel, feature_spec: Mapping, *,
         raise AssertionError(f"scripted and eager logits differ by {diff} > {PARITY_ATOL}")
     artifacts.write_bytes(out_dir / MODEL_FILE, scripted_bytes(scripted))
     artifacts.write_json(out_dir / FEATURE_SPEC_FILE, dict(feature_spec))
-    hist = {k: v for k, v in trained.history.items()
-            if k not in ("fit_seconds", "train_samples_per_second")}  # timings vary run to run
+    hist = {
+        k: v for k, v in trained.history.items() if k not in ("fit_seconds", "train_samples_per_second")
+    }  # timings vary run to run
     meta = {
         "format": METADATA_FORMAT,
         "model_file": MODEL_FILE,
@@ -911,23 +1036,33 @@ def export_model(out_dir, trained: TrainedModel, feature_spec: Mapping, *,
         "feature_names": list(module.feature_names),
         "n_features": module.n_features,
         "seq_len": module.seq_len,
-        "input": {"shape": [-1, module.seq_len, module.n_features], "dtype": "float32", "values": "raw features",
-                  "window": "bars t-seq_len+1 .. t; positions before the first bar or across a gap are NaN",
-                  "nan_policy": "NaN/inf -> training mean (0 after standardising), inside the module"},
+        "input": {
+            "shape": [-1, module.seq_len, module.n_features],
+            "dtype": "float32",
+            "values": "raw features",
+            "window": "bars t-seq_len+1 .. t; positions before the first bar or across a gap are NaN",
+            "nan_policy": "NaN/inf -> training mean (0 after standardising), inside the module",
+        },
         "output": {"shape": [-1, NUM_CLASS], "values": "logits; softmax gives probabilities"},
         "classes": [{"code": c, "name": CLASS_NAMES[c]} for c in range(NUM_CLASS)],
         "normalisation": {"mean": module.mean.tolist(), "std": module.std.tolist()},
         "parity": {"scripted_vs_eager_max_abs_diff": diff, "atol": PARITY_ATOL},
-        "training": {"config": trained.config.to_dict(), "history": hist, "n_rows": trained.n_rows,
-                     "class_counts": trained.class_counts},
+        "training": {
+            "config": trained.config.to_dict(),
+            "history": hist,
+            "n_rows": trained.n_rows,
+            "class_counts": trained.class_counts,
+        },
         "encoder_sha256": trained.encoder_sha256,
         "torch_version": torch.__version__,
         "extra": dict(extra or {}),
     }
     if reference is not None:
         _write_npz(out_dir / REFERENCE_FILE, {k: np.asarray(v) for k, v in reference.items()})
-        meta["reference_predictions"] = {"file": REFERENCE_FILE,
-                                         "sha256": artifacts.sha256_file(out_dir / REFERENCE_FILE)}
+        meta["reference_predictions"] = {
+            "file": REFERENCE_FILE,
+            "sha256": artifacts.sha256_file(out_dir / REFERENCE_FILE),
+        }
     artifacts.write_json(out_dir / METADATA_FILE, meta)
     return meta
 

@@ -147,7 +147,15 @@ def hashes(workdir: Path, under: str = "results", skip_dirs=("benchmarks",)) -> 
 
 @pytest.fixture(scope="session")
 def clean_run(tmp_path_factory) -> Path:
-    """One complete, uninterrupted tiny run of the real workflow on real bars (shared by the slow proofs)."""
+    """One complete, uninterrupted tiny run of the real workflow on real bars (shared by the slow proofs).
+
+    SWINGFLOW_RELIABILITY_CLEAN_RUN=<folder> reuses a finished tiny run's sandbox (a local convenience when
+    iterating on one slow test; CI leaves it unset)."""
+    reuse = os.environ.get("SWINGFLOW_RELIABILITY_CLEAN_RUN")
+    if reuse:
+        wd = Path(reuse)
+        assert (wd / "results" / "best_variant" / "summary.md").is_file(), f"{wd}: not a finished tiny run"
+        return wd
     wd = sandbox(tmp_path_factory.mktemp("clean") / "wf")
     proc = smk(wd, timeout=1800)
     if proc.returncode != 0:

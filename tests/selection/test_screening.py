@@ -160,6 +160,14 @@ def test_correlation_tie_break_by_name_and_negative_correlation(rng):
     assert sorted(kept2) == sorted(kept)
 
 
+def test_correlation_tie_prefers_the_own_feature(rng):
+    hour = (np.arange(N) % 24).astype(float)
+    X = _frame(rng, time__hour=hour, ETHUSDT__time__hour=hour)
+    _, report = screen_features(X, {})
+    r = _reasons(report)
+    assert r["time__hour"] == "" and r["ETHUSDT__time__hour"] == "correlated"
+
+
 def test_correlation_chain_is_greedy(rng):
     # a ~ b (0.95) and b ~ c (0.95) but a, c ~ 0.81: keep a, drop b, keep c.
     a = rng.normal(size=N)
@@ -304,5 +312,6 @@ def test_default_spec_matches_config_file():
     import yaml
 
     cfg = yaml.safe_load((Path(__file__).parents[2] / "config/screening/default.yaml").read_text())
+    assert screen_features(_frame(np.random.default_rng(0)), cfg)[0]  # the group file is accepted as it is
     cfg.pop("name", None)
     assert cfg == DEFAULT_SPEC

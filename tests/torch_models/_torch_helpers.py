@@ -28,7 +28,19 @@ def synthetic_frame(n=600, p=5, seed=0, gap_at=None):
 
 
 def tiny_cfg(arch="mlp", **kw):
-    base = {"arch": arch, "seq_len": 4, "hidden": (16,), "d_model": 8, "n_heads": 2, "n_layers": 1, "max_epochs": 4, "patience": 2,
-                "batch_size": 64, "seed": 7, "lr": 3e-3, "device": "cpu"}
+    base = {
+        "arch": arch,
+        "seq_len": 4,
+        "hidden": (16,),
+        "d_model": 8,
+        "n_heads": 2,
+        "n_layers": 1,
+        "max_epochs": 4,
+        "patience": 2,
+        "batch_size": 64,
+        "seed": 7,
+        "lr": 3e-3,
+        "device": "cpu",
+    }
     base.update(kw)
     return tm.TorchModelConfig(**base)

@@ -1,6 +1,6 @@
 """Fresh process: train the tiny synthetic MLP and transformer on CPU and write their model.pt bytes.
 
-    python _train_child.py OUT_DIR
+python _train_child.py OUT_DIR
 """
 
 import sys
@@ -23,6 +23,7 @@ with tempfile.TemporaryDirectory() as tmp:
     matrix = tm.write_feature_matrix(frame, Path(tmp) / "X.npy")
     rows = {"train": np.arange(0, 200), "validation": np.arange(210, 260)}
     for arch in tm.ARCHS:
-        trained = tm.train_torch_model(matrix, rows, {k: y[v] for k, v in rows.items()},
-                                       tiny_cfg(arch, max_epochs=2))
+        trained = tm.train_torch_model(
+            matrix, rows, {k: y[v] for k, v in rows.items()}, tiny_cfg(arch, max_epochs=2)
+        )
         (out / f"{arch}.pt").write_bytes(tm.module_bytes(trained.module))

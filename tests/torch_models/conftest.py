@@ -38,19 +38,25 @@ def real_model(tmp_path_factory):
 
     btc = bars("BTCUSDT")
     first, last = btc["timestamp"].iloc[-1500], btc["timestamp"].iloc[-1]
-    clip = {s: b[(b["timestamp"] >= first) & (b["timestamp"] <= last)].reset_index(drop=True)
-            for s, b in (("BTCUSDT", btc), ("ETHUSDT", bars("ETHUSDT")))}
+    clip = {
+        s: b[(b["timestamp"] >= first) & (b["timestamp"] <= last)].reset_index(drop=True)
+        for s, b in (("BTCUSDT", btc), ("ETHUSDT", bars("ETHUSDT")))
+    }
     own = build_features(clip["BTCUSDT"], SMALL_SPEC)
     table = add_cross_coin(own, {"ETHUSDT": build_features(clip["ETHUSDT"], SMALL_SPEC)})
     window = horizon = 5
-    grid = config.target_grid({"types": ["high_breakout"], "std_thresholds": [1.0], "barrier_thresholds": [1.0]})
+    grid = config.target_grid(
+        {"types": ["high_breakout"], "std_thresholds": [1.0], "barrier_thresholds": [1.0]}
+    )
     targets = swing_targets.build_targets(clip["BTCUSDT"], window, grid, horizon, 24)
     labels_all = targets[grid[0]["id"]].to_numpy()
     split = splits.chronological_split(table["timestamp"], horizon, 0.6, 0.2, 24)
     pos = np.arange(len(table))
     usable = np.isin(labels_all, (0, 1, 2))
-    rows = {s: pos[usable & splits.segment_mask(split, s, pos, targets["label_end"].to_numpy())]
-            for s in ("train", "validation", "test")}
+    rows = {
+        s: pos[usable & splits.segment_mask(split, s, pos, targets["label_end"].to_numpy())]
+        for s in ("train", "validation", "test")
+    }
     out = tmp_path_factory.mktemp("real")
     matrix = tm.write_feature_matrix(table, out / "X.npy")
     cfg = tiny_cfg(seq_len=6, hidden=(32,), max_epochs=3)
@@ -62,8 +68,16 @@ def real_model(tmp_path_factory):
     ref = {"positions": rows["test"], "timestamp_ns": ts_ns[rows["test"]], "proba": proba}
     model_dir = out / "model"
     meta = tm.export_model(model_dir, trained, spec, reference=ref)
-    return {"dir": model_dir, "meta": meta, "table": table, "rows": rows, "trained": trained, "spec": spec, "labels": labels,
-            "matrix": matrix}
+    return {
+        "dir": model_dir,
+        "meta": meta,
+        "table": table,
+        "rows": rows,
+        "trained": trained,
+        "spec": spec,
+        "labels": labels,
+        "matrix": matrix,
+    }
 
 
 def read_json(path):

@@ -13,7 +13,9 @@ def _coins(n=300, p=6):
     for i, sym in enumerate(("AAAUSDT", "BBBUSDT")):
         rng = np.random.default_rng(i)
         base = rng.normal(size=(n, 2))
-        X = np.column_stack([base @ rng.normal(size=(2, p)) + 0.05 * rng.normal(size=(n, p))]).astype(np.float32)
+        X = np.column_stack([base @ rng.normal(size=(2, p)) + 0.05 * rng.normal(size=(n, p))]).astype(
+            np.float32
+        )
         X[::13, 1] = np.nan
         f = pd.DataFrame(X, columns=[f"tech__f{j}" for j in range(p)])
         f.insert(0, "timestamp", pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC"))
@@ -45,17 +47,20 @@ def test_fit_transform_save_load(tmp_path):
 
 def test_only_training_rows_reach_the_fit(tmp_path):
     feats = _coins()
-    a = ae.save_encoder(tmp_path / "a.pt", ae.fit_autoencoder_encoder(shared_encoder.training_rows(feats, RANGES),
-                                                                       CFG))
+    a = ae.save_encoder(
+        tmp_path / "a.pt", ae.fit_autoencoder_encoder(shared_encoder.training_rows(feats, RANGES), CFG)
+    )
     changed = {s: f.copy() for s, f in feats.items()}
     for f in changed.values():
         f.iloc[200:, 1:] = 1e6  # validation/test rows: never seen
-    b = ae.save_encoder(tmp_path / "b.pt", ae.fit_autoencoder_encoder(
-        shared_encoder.training_rows(changed, RANGES), CFG))
+    b = ae.save_encoder(
+        tmp_path / "b.pt", ae.fit_autoencoder_encoder(shared_encoder.training_rows(changed, RANGES), CFG)
+    )
     assert a == b  # same version: byte-identical file (deterministic CPU training)
     changed["AAAUSDT"].iloc[10, 1] = 5.0  # a training row
-    c = ae.save_encoder(tmp_path / "c.pt", ae.fit_autoencoder_encoder(
-        shared_encoder.training_rows(changed, RANGES), CFG))
+    c = ae.save_encoder(
+        tmp_path / "c.pt", ae.fit_autoencoder_encoder(shared_encoder.training_rows(changed, RANGES), CFG)
+    )
     assert c != a
 
 
@@ -66,7 +71,9 @@ def test_nan_is_the_training_mean_and_columns_are_checked():
     filled = row.copy()
     row.iloc[0, 3] = np.nan
     filled.iloc[0, 3] = float(enc.module.mean[2])
-    np.testing.assert_allclose(ae.transform(enc, row).to_numpy(), ae.transform(enc, filled).to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        ae.transform(enc, row).to_numpy(), ae.transform(enc, filled).to_numpy(), atol=1e-6
+    )
     with pytest.raises(ValueError, match="encoder columns missing"):
         ae.transform(enc, feats["AAAUSDT"].drop(columns="tech__f0"))
 

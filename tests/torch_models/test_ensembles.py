@@ -20,8 +20,10 @@ def _probas(n=400, seed=0):
     return out, y
 
 
-MEMBERS = [{"name": "head0", "vin": "V0", "model_type": "lightgbm", "sha256": "a" * 64},
-           {"name": "head1", "vin": "V1", "model_type": "torchscript", "sha256": "b" * 64}]
+MEMBERS = [
+    {"name": "head0", "vin": "V0", "model_type": "lightgbm", "sha256": "a" * 64},
+    {"name": "head1", "vin": "V1", "model_type": "torchscript", "sha256": "b" * 64},
+]
 
 
 def _logloss(p, y):

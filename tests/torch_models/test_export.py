@@ -53,8 +53,11 @@ def test_fresh_process_reproduces_test_predictions_from_raw_bars(real_model, tmp
     for name in (tm.MODEL_FILE, tm.FEATURE_SPEC_FILE):
         (only / name).write_bytes((real_model["dir"] / name).read_bytes())
     out = tmp_path / "proba.npy"
-    subprocess.run([sys.executable, str(HERE / "_predict_child.py"), str(only), str(RAW), str(out)], check=True,
-                   timeout=300)
+    subprocess.run(
+        [sys.executable, str(HERE / "_predict_child.py"), str(only), str(RAW), str(out)],
+        check=True,
+        timeout=300,
+    )
     proba, ts = np.load(out), np.load(str(out) + ".ts.npy")
     ref = tm.read_reference(real_model["dir"])
     at = pd.Index(ts).get_indexer(ref["timestamp_ns"])
@@ -81,8 +84,15 @@ def test_wrong_order_or_number_of_features_is_refused(real_model):
 def test_load_refuses_a_changed_model_file(real_model, tmp_path):
     for name in (tm.MODEL_FILE, tm.METADATA_FILE, tm.FEATURE_SPEC_FILE):
         (tmp_path / name).write_bytes((real_model["dir"] / name).read_bytes())
-    other = tm.TrainedModel(tm.SwingNet(tm.build_core(tiny_cfg(seq_len=6), 3), np.zeros(3), np.ones(3),
-                                        ["a", "b", "c"], 6, "mlp"), tiny_cfg(), {}, {}, {})
+    other = tm.TrainedModel(
+        tm.SwingNet(
+            tm.build_core(tiny_cfg(seq_len=6), 3), np.zeros(3), np.ones(3), ["a", "b", "c"], 6, "mlp"
+        ),
+        tiny_cfg(),
+        {},
+        {},
+        {},
+    )
     (tmp_path / tm.MODEL_FILE).write_bytes(tm.module_bytes(other.module))
     with pytest.raises(ValueError, match="does not match the sha256"):
         tm.load_model(tmp_path)
@@ -90,9 +100,12 @@ def test_load_refuses_a_changed_model_file(real_model, tmp_path):
 
 def test_export_is_byte_identical_for_identical_inputs(real_model, tmp_path):
     r = real_model
-    again = tm.train_torch_model(r["matrix"], {k: r["rows"][k] for k in ("train", "validation")},
-                                 {k: r["labels"][k] for k in ("train", "validation")},
-                                 r["trained"].config)
+    again = tm.train_torch_model(
+        r["matrix"],
+        {k: r["rows"][k] for k in ("train", "validation")},
+        {k: r["labels"][k] for k in ("train", "validation")},
+        r["trained"].config,
+    )
     tm.export_model(tmp_path, again, r["spec"], reference=dict(tm.read_reference(r["dir"])))
     for name in (tm.MODEL_FILE, tm.METADATA_FILE, tm.FEATURE_SPEC_FILE, tm.REFERENCE_FILE):
         assert (tmp_path / name).read_bytes() == (r["dir"] / name).read_bytes(), name

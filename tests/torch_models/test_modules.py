@@ -83,7 +83,9 @@ def test_memmap_batches_equal_materialised_windows(synth):
     ds = tm.WindowBatches(matrix, batches, np.arange(matrix.n_bars), 4)
     x, y = ds[0]
     assert x.shape == (4, 4, 5) and y.tolist() == [3, 100, 251, 252]
-    ref = tm.gather_windows(frame.drop(columns="timestamp").to_numpy(np.float32), matrix.seg_pos, batches[0], 4)
+    ref = tm.gather_windows(
+        frame.drop(columns="timestamp").to_numpy(np.float32), matrix.seg_pos, batches[0], 4
+    )
     np.testing.assert_array_equal(x.numpy(), ref)
 
 

@@ -57,8 +57,9 @@ def test_oom_halves_the_batch_and_continues(synth):
 
     _frame, matrix, rows, labels = synth
     tr = {k: rows[k] for k in ("train", "validation")}
-    trained = tm.train_torch_model(matrix, tr, {k: labels[k] for k in tr}, tiny_cfg(batch_size=128, max_epochs=2),
-                                   step_hook=hook)
+    trained = tm.train_torch_model(
+        matrix, tr, {k: labels[k] for k in tr}, tiny_cfg(batch_size=128, max_epochs=2), step_hook=hook
+    )
     h = trained.history
     assert [e["batch_size"] for e in h["oom_events"]] == [128, 64]
     assert h["final_batch_size"] == 32 and h["batch_size"] == [32, 32]
@@ -74,14 +75,16 @@ def test_oom_below_min_batch_size_is_an_error(synth):
     _frame, matrix, rows, labels = synth
     tr = {k: rows[k] for k in ("train", "validation")}
     with pytest.raises(RuntimeError, match="out of memory even at batch size"):
-        tm.train_torch_model(matrix, tr, {k: labels[k] for k in tr}, tiny_cfg(batch_size=32, min_batch_size=16),
-                             step_hook=hook)
+        tm.train_torch_model(
+            matrix, tr, {k: labels[k] for k in tr}, tiny_cfg(batch_size=32, min_batch_size=16), step_hook=hook
+        )
 
 
 def test_compile_failure_falls_back_to_eager(synth, monkeypatch):
     def broken_compile(model, *a, **k):
         def run(x):
             raise RuntimeError("simulated inductor failure")
+
         return run
 
     monkeypatch.setattr(torch, "compile", broken_compile)
@@ -161,7 +164,9 @@ def test_model_pt_is_byte_identical_across_processes(tmp_path):
         env = dict(os.environ, PYTHONHASHSEED=seed)
         subprocess.run([sys.executable, str(child), str(tmp_path / seed)], check=True, env=env, timeout=300)
     for arch in tm.ARCHS:
-        assert (tmp_path / "1" / f"{arch}.pt").read_bytes() == (tmp_path / "2" / f"{arch}.pt").read_bytes(), arch
+        assert (tmp_path / "1" / f"{arch}.pt").read_bytes() == (tmp_path / "2" / f"{arch}.pt").read_bytes(), (
+            arch
+        )
 
 
 def test_canonical_archive_is_a_valid_zip_that_loads(synth):
