@@ -23,6 +23,9 @@ CONF=$CONF_DIR/slurm.conf
 PORT=${SWINGFLOW_SLURM_PORT:-6817}
 HOST=$(hostname -s)
 PACKAGES=(slurmctld slurmd slurm-client munge)
+# munged runs as the munge user, which cannot enter a private state dir (pytest's tmp dirs are 0700): its
+# socket, pid and log live in a world-traversable folder named after the state dir.
+MUNGE_DIR=/tmp/swingflow-munge-$(echo "$STATE" | md5sum | cut -c1-8)
 
 log() { echo "slurm_local: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -52,7 +55,6 @@ install_packages() {
 # A process that exists and is not a zombie (where PID 1 does not reap, a killed daemon lingers as one).
 running() { [ -n "$1" ] && [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f1)" != Z ]; }
 alive() { [ -f "$1" ] && running "$(cat "$1")"; }
-munge_works() { munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; }
 
 write_config() {
     local gpus=$1 cpus mem_kb mem_mb node_gres=""
@@ -80,6 +82,7 @@ SlurmdPort=$((PORT + 1))
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+AuthInfo=socket=$MUNGE_DIR/munge.socket
 CredType=cred/munge
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -132,27 +135,28 @@ unlink_etc() {
 }
 
 start_munge() {
-    # One munged per machine: reuse a working one (its socket is the default), else start it and remember the PID.
-    if munge_works; then
-        return 0
-    fi
-    rm -f /run/munge/munged.pid
-    mkdir -p /run/munge /var/log/munge /var/lib/munge /etc/munge
-    chown munge:munge /run/munge /var/log/munge /var/lib/munge
-    chmod 0755 /run/munge
+    # Our own munged with its own socket in the state dir (AuthInfo=socket=... in slurm.conf): a munged another
+    # session starts or stops on this machine cannot take our cluster's authentication down.
+    local dir=$MUNGE_DIR
+    mkdir -p "$dir" /etc/munge
     if [ ! -s /etc/munge/munge.key ]; then
         dd if=/dev/urandom of=/etc/munge/munge.key bs=1 count=1024 status=none
         chown munge:munge /etc/munge/munge.key
         chmod 0400 /etc/munge/munge.key
     fi
-    runuser -u munge -- /usr/sbin/munged
+    chown munge:munge "$dir"
+    chmod 0755 "$dir"
+    rm -f "$dir/munged.pid" "$dir/munge.socket" "$dir/munge.socket.lock"
+    runuser -u munge -- /usr/sbin/munged --socket="$dir/munge.socket" --pid-file="$dir/munged.pid" \
+        --log-file="$dir/munged.log" --seed-file="$dir/munged.seed" --key-file=/etc/munge/munge.key \
+        || die "munged failed (see $dir/munged.log)"
     for _ in $(seq 50); do
-        [ -S /run/munge/munge.socket.2 ] && [ -s /run/munge/munged.pid ] && break
+        [ -S "$dir/munge.socket" ] && [ -s "$dir/munged.pid" ] && break
         sleep 0.1
     done
-    # munged's own pid file (pgrep can still see the parent of the fork for a moment).
-    munge_works || die "munged did not start (see /var/log/munge/munged.log)"
-    cp /run/munge/munged.pid "$STATE/run/munged.ours"
+    munge -S "$dir/munge.socket" -n </dev/null 2>/dev/null | unmunge -S "$dir/munge.socket" >/dev/null 2>&1 \
+        || die "munged does not answer (see $dir/munged.log)"
+    cp "$dir/munged.pid" "$STATE/run/munged.ours"
 }
 
 wait_idle() {

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKFLOW_FILES = ("Snakefile", "rules", "config", "workflow_scripts", "profiles")
+WORKFLOW_FILES = ("Snakefile", "rules", "config", "workflow_scripts", "profiles", "envs")
 
 
 def copy_workflow(dest: Path, symbols=("BTCUSDT", "ETHUSDT")) -> Path:

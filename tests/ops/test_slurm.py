@@ -120,7 +120,7 @@ def test_a_small_workflow_runs_through_slurm_with_gpu_requests(slurm, tmp_path):
 def test_the_real_workflow_runs_through_slurm(slurm, tmp_path):
     (tmp_path / "data").symlink_to(ROOT / "data")  # raw bars are read relative to the working directory
     r, seconds = slurm_snakemake(slurm, ROOT / "Snakefile", tmp_path, "--config", "env=integration-test",
-                                 "universe=tiny", "targets=small", timeout=1200)
+                                 "universe=tiny", "targets=small", timeout=1500)
     TIMINGS["real workflow tiny/small (s)"] = round(seconds, 1)
     assert r.returncode == 0, r.stderr[-6000:]
     for f in ("results/best_variant/summary.md", "results/best_variant/BTCUSDT/summary.md"):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.workflow.conftest import TINY, planned_jobs  # noqa: F401  (re-exported for the test modules)
+from tests.workflow.conftest import TINY, planned_jobs
 from workflow_scripts.sandbox import ROOT, copy_workflow, snakemake_cmd
 
 VENV_BIN = Path(snakemake_cmd()[0]).parent
@@ -48,8 +48,27 @@ def output_text(proc: subprocess.CompletedProcess) -> str:
     return proc.stdout + proc.stderr
 
 
+_TEMPLATE: dict[str, Path] = {}
+
+
 def sandbox(root: Path, symbols=SYMBOLS) -> Path:
-    return copy_workflow(root, symbols=symbols)
+    """A private copy of the workflow. All copies of one test session come from one snapshot taken at its first
+    use, so runs compared with each other use the same workflow code even while the repository is being edited."""
+    if "wf" not in _TEMPLATE:
+        import tempfile
+
+        _TEMPLATE["wf"] = copy_workflow(Path(tempfile.mkdtemp(prefix="swingflow-reliability-")) / "wf",
+                                        symbols=SYMBOLS)
+        # The rules name conda environments in envs/ (Snakemake records them even without --use-conda);
+        # workflow_scripts.sandbox.WORKFLOW_FILES does not copy that folder yet.
+        for extra in ("envs",):
+            if (ROOT / extra).is_dir() and not (_TEMPLATE["wf"] / extra).exists():
+                shutil.copytree(ROOT / extra, _TEMPLATE["wf"] / extra)
+    shutil.copytree(_TEMPLATE["wf"], root, symlinks=True)
+    for p in (root / "data" / "raw").iterdir():
+        if p.name.split("_")[0] not in symbols:
+            p.unlink()
+    return root
 
 
 def incomplete_outputs(workdir: Path) -> set[str]:
@@ -92,7 +111,7 @@ def unreadable_outputs(workdir: Path) -> list[str]:
     return bad
 
 
-JOB_BLOCK = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):\n(?P<body>(?:    .*\n)+)", re.M)
+JOB_BLOCK = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):\n(?P<body>(?:    .*\n)+)", re.MULTILINE)
 
 
 def jobs_of_dry_run(text: str) -> list[tuple[str, list[str]]]:

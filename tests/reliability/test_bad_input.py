@@ -15,7 +15,13 @@ import pandas as pd
 import pytest
 
 from tests.reliability.conftest import (
-    output_text, replace_raw, sandbox, smk, tiny, tmp_leftovers, unreadable_outputs,
+    output_text,
+    replace_raw,
+    sandbox,
+    smk,
+    tiny,
+    tmp_leftovers,
+    unreadable_outputs,
 )
 from workflow_scripts.sandbox import ROOT
 

@@ -14,8 +14,19 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.conftest import (
-    TINY, env, finished_jobs_of_log, hashes, incomplete_outputs, jobs_of_dry_run, output_text, planned_jobs,
-    sandbox, smk, tmp_leftovers, unfinished_jobs, unreadable_outputs,
+    TINY,
+    env,
+    finished_jobs_of_log,
+    hashes,
+    incomplete_outputs,
+    jobs_of_dry_run,
+    output_text,
+    planned_jobs,
+    sandbox,
+    smk,
+    tmp_leftovers,
+    unfinished_jobs,
+    unreadable_outputs,
 )
 from workflow_scripts.sandbox import snakemake_cmd
 
@@ -174,7 +185,8 @@ def test_two_runs_give_byte_identical_models_metrics_features_and_targets(clean_
     a = {k: v for k, v in hashes(clean_run).items() if k.startswith(CORE)}
     b = {k: v for k, v in hashes(wd).items() if k.startswith(CORE)}
     assert any(k.endswith("model.txt") for k in a) and any(k.startswith("results/features/") for k in a)
-    assert sorted(a) == sorted(b)
+    only = sorted(set(a) ^ set(b))
+    assert only == [], f"files present in one run only: {only[:10]}"
     differ = sorted(k for k in a if a[k] != b[k])
     assert differ == [], f"{len(differ)} files differ between two runs, e.g. {differ[:10]}"
 
@@ -185,26 +197,32 @@ def test_two_runs_give_byte_identical_everything_else(clean_run, crash_run):
     assert rec["resume"].returncode == 0
     a = {k: v for k, v in hashes(clean_run).items() if not k.startswith(CORE)}
     b = {k: v for k, v in hashes(wd).items() if not k.startswith(CORE)}
-    assert sorted(a) == sorted(b)
+    only = sorted(set(a) ^ set(b))
+    assert only == [], f"files present in one run only: {only[:10]}"
     differ = sorted(k for k in a if a[k] != b[k])
     assert differ == [], f"{len(differ)} files differ between two runs, e.g. {differ[:10]}"
 
 
-def test_evaluation_records_the_sha256_of_every_trained_stage1_model(clean_run):
-    """The workflow's record of each stage-1 model's hash (results/evaluation/stage1/.../<target>.json,
-    model_sha256) matches the bytes on disk; a changed model.txt is detectable."""
+def test_the_sha256_of_every_trained_stage1_model_is_recorded_and_matches(clean_run):
+    """Each stage-1 model's sha256 is written down by the workflow (stage-1 metrics.json or its evaluation
+    result, key model_sha256) and matches the bytes on disk, so a changed model.txt is detectable.
+    FAILS today: evaluate_stage1 only folds the hash into the VIN's identity hash (variant_vin), nothing records
+    it in clear (see docs/RELIABILITY.md, open findings)."""
     from workflow_scripts.artifacts import sha256_file
 
-    checked = 0
+    checked = []
     for ev in sorted((clean_run / "results" / "evaluation" / "stage1").rglob("*.json")):
-        rec = json.loads(ev.read_text())
         sym, w, target = ev.parts[-3], ev.parts[-2], ev.stem
-        model = clean_run / "results" / "stage1" / sym / w / target / "model.txt"
-        recorded = _find_key(rec, "model_sha256")
-        assert recorded is not None, f"{ev}: no model_sha256"
-        assert recorded == sha256_file(model), f"{ev}: model_sha256 does not match {model}"
-        checked += 1
-    assert checked >= 16
+        folder = clean_run / "results" / "stage1" / sym / w / target
+        rec = json.loads(ev.read_text())
+        if rec.get("status") != "evaluated":
+            continue
+        recorded = _find_key(json.loads((folder / "metrics.json").read_text()), "model_sha256")
+        recorded = recorded or _find_key(rec, "model_sha256")
+        assert recorded is not None, f"no model_sha256 for {folder / 'model.txt'} in {folder / 'metrics.json'} or {ev}"
+        assert recorded == sha256_file(folder / "model.txt"), f"recorded sha256 does not match {folder / 'model.txt'}"
+        checked.append(target)
+    assert len(checked) >= 8
 
 
 def _find_key(obj, key):

@@ -215,10 +215,9 @@ def test_a_failed_write_leaves_neither_the_target_nor_a_temporary(tmp_path):
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom):
-        with artifacts.atomic_path(target) as tmp:
-            tmp.write_bytes(b"PAR1 half")
-            raise Boom
+    with pytest.raises(Boom), artifacts.atomic_path(target) as tmp:
+        tmp.write_bytes(b"PAR1 half")
+        raise Boom
     assert target.read_bytes() == before  # the old complete file is kept, not a half-written one
     assert [p.name for p in target.parent.iterdir()] == ["table.parquet"]
 
