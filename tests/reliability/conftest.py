@@ -59,11 +59,6 @@ def sandbox(root: Path, symbols=SYMBOLS) -> Path:
 
         _TEMPLATE["wf"] = copy_workflow(Path(tempfile.mkdtemp(prefix="swingflow-reliability-")) / "wf",
                                         symbols=SYMBOLS)
-        # The rules name conda environments in envs/ (Snakemake records them even without --use-conda);
-        # workflow_scripts.sandbox.WORKFLOW_FILES does not copy that folder yet.
-        for extra in ("envs",):
-            if (ROOT / extra).is_dir() and not (_TEMPLATE["wf"] / extra).exists():
-                shutil.copytree(ROOT / extra, _TEMPLATE["wf"] / extra)
     shutil.copytree(_TEMPLATE["wf"], root, symlinks=True)
     for p in (root / "data" / "raw").iterdir():
         if p.name.split("_")[0] not in symbols:
