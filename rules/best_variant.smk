@@ -15,11 +15,11 @@ rule pick_best_variant:
     threads: 1
     resources:
         mem_mb=500,
-        runtime=5,
+        runtime=runtime_min("pick_best_variant", 5),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.pick_best_variant --symbol {wildcards.symbol} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.pick_best_variant --symbol {wildcards.symbol} "
         "--window {wildcards.window} --side {wildcards.side} --stage1-dir {input.stage1} "
         "--evaluation-dir {input.evaluations} --targets-ids {params.targets} --out {output.choice} > {log} 2>&1"
 
@@ -37,11 +37,11 @@ rule summarize_symbol:
     threads: 1
     resources:
         mem_mb=500,
-        runtime=5,
+        runtime=runtime_min("summarize_symbol", 5),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.summarize_best_variants --choices {input.choices} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.summarize_best_variants --choices {input.choices} "
         "--title 'Best stage-1 variant per window and side: {wildcards.symbol}' "
         "--out-parquet {output.parquet} --out-markdown {output.markdown} > {log} 2>&1"
 
@@ -64,10 +64,10 @@ rule summarize_best_variants:
     threads: 1
     resources:
         mem_mb=500,
-        runtime=5,
+        runtime=runtime_min("summarize_best_variants", 5),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.summarize_best_variants --choices {input.choices} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.summarize_best_variants --choices {input.choices} "
         "--title 'Best stage-1 variant per symbol, window and side' --out-parquet {output.parquet} "
         "--out-csv {output.csv} --out-markdown {output.markdown} --out-metrics {output.metrics} > {log} 2>&1"

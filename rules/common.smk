@@ -30,6 +30,14 @@ wildcard_constraints:
     side=alternation(SIDES),
 
 
+def runtime_min(rule_name, minutes):
+    """Runtime in minutes for one attempt of a rule: env.compute.runtime_minutes[rule] or the rule's default,
+    times the attempt, so a job stopped for running too long is retried with more time (profiles: retries: 2).
+    Slurm enforces it (sbatch -t); locally each command runs behind workflow_scripts.timeout_guard."""
+    base = CFG["env"]["compute"]["runtime_minutes"].get(rule_name, minutes)
+    return lambda wildcards, attempt: base * attempt
+
+
 def as_json(obj):
     """Params travel as canonical JSON: a changed value changes the string, and Snakemake reruns the rule."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))

@@ -12,9 +12,9 @@ rule write_resolved_config:
     threads: 1
     resources:
         mem_mb=500,
-        runtime=5,
+        runtime=runtime_min("write_resolved_config", 5),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.write_config --config {params.config:q} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.write_config --config {params.config:q} "
         "--out-yaml {output.yaml} --out-json {output.json} > {log} 2>&1"

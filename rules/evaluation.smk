@@ -13,11 +13,11 @@ rule snapshot_costs:
     threads: 1
     resources:
         mem_mb=300,
-        runtime=5,
+        runtime=runtime_min("snapshot_costs", 5),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.snapshot_costs --symbol {wildcards.symbol} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.snapshot_costs --symbol {wildcards.symbol} "
         "--table {params.table:q} --out {output.costs} > {log} 2>&1"
 
 
@@ -40,11 +40,11 @@ rule evaluate_stage1:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=30,
+        runtime=runtime_min("evaluate_stage1", 30),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.evaluate_stage1 --symbol {wildcards.symbol} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.evaluate_stage1 --symbol {wildcards.symbol} "
         "--window {wildcards.window} --bars {input.bars} --targets {input.targets} --split {input.split} "
         "--costs {input.costs} --stage1-dir {input.stage1} --targets-ids {params.targets} "
         "--spec {params.spec:q} --outdir {output.results} > {log} 2>&1"
@@ -68,11 +68,11 @@ rule plot_best_variant:
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=10,
+        runtime=runtime_min("plot_best_variant", 10),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.plot_best_variant --choice {input.choice} --bars {input.bars} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.plot_best_variant --choice {input.choice} --bars {input.bars} "
         "--targets {input.targets} --split {input.split} --costs {input.costs} "
         "--stage1-dir {input.stage1} --evaluation-dir {input.evaluations} --spec {params.spec:q} "
         "--out {output.plot} > {log} 2>&1"
@@ -103,10 +103,10 @@ rule summarize_evaluation:
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=10,
+        runtime=runtime_min("summarize_evaluation", 10),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.summarize_evaluation --evaluations {input.evaluations} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.summarize_evaluation --evaluations {input.evaluations} "
         "--choices {input.choices} --grades {params.grades:q} --out-json {output.json} "
         "--out-markdown {output.markdown} > {log} 2>&1"

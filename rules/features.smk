@@ -15,11 +15,11 @@ rule build_features:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=45,
+        runtime=runtime_min("build_features", 45),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.build_features --bars {input.bars} --spec {params.spec:q} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.build_features --bars {input.bars} --spec {params.spec:q} "
         "--out {output.features} > {log} 2>&1"
 
 
@@ -37,9 +37,9 @@ rule add_cross_coin_features:
     threads: 1
     resources:
         mem_mb=6000,
-        runtime=30,
+        runtime=runtime_min("add_cross_coin_features", 30),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.add_cross_coin --own {input.own} --others {params.others} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.add_cross_coin --own {input.own} --others {params.others} "
         "--out {output.features} > {log} 2>&1"

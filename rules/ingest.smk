@@ -14,9 +14,9 @@ rule ingest_bars:
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=10,
+        runtime=runtime_min("ingest_bars", 10),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.ingest_bars --raw {input.raw} --symbol {wildcards.symbol} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.ingest_bars --raw {input.raw} --symbol {wildcards.symbol} "
         "--spec {params.spec:q} --out-bars {output.bars} --out-quality {output.quality} > {log} 2>&1"

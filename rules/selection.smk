@@ -19,11 +19,11 @@ rule screen_features:
     threads: 1
     resources:
         mem_mb=12000,
-        runtime=45,
+        runtime=runtime_min("screen_features", 45),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.screen_features --symbol {wildcards.symbol} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.screen_features --symbol {wildcards.symbol} "
         "--features {input.features} --split {input.split} --spec {params.spec:q} --out-json {output.json} "
         "--out-csv {output.csv} --out-markdown {output.markdown} > {log} 2>&1"
 
@@ -46,11 +46,11 @@ rule select_features:
     threads: 1
     resources:
         mem_mb=6000,
-        runtime=45,
+        runtime=runtime_min("select_features", 45),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.select_features --features {input.features} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.select_features --features {input.features} "
         "--screening {input.screening} --targets {input.targets} --split {input.split} "
         "--targets-ids {params.targets} --spec {params.spec:q} --out {output.table} > {log} 2>&1"
 
@@ -69,11 +69,11 @@ rule aggregate_selection:
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=10,
+        runtime=runtime_min("aggregate_selection", 10),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.aggregate_selection --per-window {input.per_window} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.aggregate_selection --per-window {input.per_window} "
         "--title {wildcards.symbol} --spec {params.spec:q} --out-json {output.json} "
         "--out-markdown {output.markdown} --out-plot {output.plot} > {log} 2>&1"
 
@@ -92,10 +92,10 @@ rule aggregate_selection_overall:
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=10,
+        runtime=runtime_min("aggregate_selection_overall", 10),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.aggregate_selection --per-window {input.per_window} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.aggregate_selection --per-window {input.per_window} "
         "--title 'all symbols' --spec {params.spec:q} --out-json {output.json} "
         "--out-markdown {output.markdown} --out-plot {output.plot} > {log} 2>&1"

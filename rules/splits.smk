@@ -13,9 +13,9 @@ rule split_segments:
     threads: 1
     resources:
         mem_mb=500,
-        runtime=5,
+        runtime=runtime_min("split_segments", 5),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.split_segments --bars {input.bars} --spec {params.spec:q} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.split_segments --bars {input.bars} --spec {params.spec:q} "
         "--out {output.split} > {log} 2>&1"

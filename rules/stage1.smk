@@ -22,11 +22,11 @@ rule train_stage1:
     threads: THREADS
     resources:
         mem_mb=4000,
-        runtime=45,
+        runtime=runtime_min("train_stage1", 45),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.train_stage1 --features {input.features} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.train_stage1 --features {input.features} "
         "--feature-list {input.selected} "
         "--targets {input.targets} --split {input.split} --targets-ids {params.targets} "
         "--spec {params.spec:q} --threads {threads} --outdir {output.variants} > {log} 2>&1"

@@ -16,9 +16,9 @@ rule build_swing_targets:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=15,
+        runtime=runtime_min("build_swing_targets", 15),
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.entries.build_targets --bars {input.bars} --window {wildcards.window} "
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.build_targets --bars {input.bars} --window {wildcards.window} "
         "--spec {params.spec:q} --out {output.targets} --summary {output.summary} > {log} 2>&1"

@@ -38,6 +38,9 @@ class DataSpan:
 class Compute:
     threads_per_job: int = 1
     device: str = "auto"
+    # Minutes a job may run on its first attempt, per rule (seed 000: 45 by default); each retry gets
+    # attempt x that. Rules not named keep their own default (rules/common.smk: runtime_min).
+    runtime_minutes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
