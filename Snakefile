@@ -16,6 +16,7 @@ include: "rules/selection.smk"
 include: "rules/stage1.smk"
 include: "rules/evaluation.smk"
 include: "rules/best_variant.smk"
+include: "rules/registry.smk"
 
 
 rule all:

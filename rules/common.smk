@@ -84,6 +84,11 @@ def symbol_cost_table(wildcards):
     return as_json(table)
 
 
+def registry_dir():
+    """env.storage.registry_dir: the registry folder outside results/ (relative paths: from the workflow root)."""
+    return CFG["env"]["storage"]["registry_dir"]
+
+
 def evaluation_spec():
     return as_json(
         {

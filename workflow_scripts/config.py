@@ -174,6 +174,98 @@ class EvaluationConfig:
 
 
 @dataclass
+class TuningBudget:
+    trials: Optional[int] = None
+    minutes: Optional[float] = None
+
+
+@dataclass
+class TuningPruner:
+    kind: str = "median"
+    report: str = "fold"
+    n_startup_trials: int = 5
+    n_warmup_steps: int = 0
+    interval_steps: int = 1
+
+
+@dataclass
+class TuningCV:
+    n_folds: int = 5
+    mode: str = "expanding"
+    embargo_bars: int = 24
+    min_train_rows: int = 200
+    train_size: Optional[int] = None
+
+
+@dataclass
+class TuningConfig:
+    name: str = "default"
+    budget: TuningBudget = field(default_factory=TuningBudget)
+    shares: dict[str, float] = field(default_factory=dict)
+    early_stopping_rounds: dict[str, int] = field(default_factory=dict)
+    max_rounds: int = 1000
+    representative_rule: str = "best_validation_ap"
+    space: dict[str, list[Any]] = field(default_factory=dict)
+    focus_radius: float = 0.25
+    fixed: dict[str, Any] = field(default_factory=dict)
+    seed: int = 42
+    num_threads: int = 1
+    sampler: str = "tpe"
+    pruner: TuningPruner = field(default_factory=TuningPruner)
+    report_every: int = 10
+    stale_after_s: float = 3600.0
+    cv: TuningCV = field(default_factory=TuningCV)
+
+
+@dataclass
+class ModelConfig:
+    """The production head (config/model): tree kinds read the boosting keys, torch kinds the training keys."""
+    name: str = "lightgbm"
+    kind: str = "lightgbm"
+    seed: int = 42
+    num_threads: int = 1
+    params: dict[str, Any] = field(default_factory=dict)
+    num_boost_round: Optional[int] = None
+    early_stopping_rounds: Optional[int] = None
+    xgboost_base: Optional[dict[str, Any]] = None
+    seq_len: Optional[int] = None
+    max_epochs: Optional[int] = None
+    early_stopping_patience: Optional[int] = None
+    batch_size: Optional[int] = None
+    gpu_batch_size: Optional[int] = None
+    min_batch_size: Optional[int] = None
+    eval_batch_size: Optional[int] = None
+    device: Optional[str] = None
+    amp: Optional[str] = None
+    compile: Optional[str] = None
+    deterministic: Optional[bool] = None
+    num_workers: Optional[int] = None
+    cpu_fallback: Optional[bool] = None
+
+
+@dataclass
+class EncoderConfig:
+    """The optional shared encoder (config/encoder): none, pca (shared_encoder.py) or autoencoder."""
+    name: str = "none"
+    kind: str = "none"
+    n_components: Optional[int] = None
+    columns: str = "own"
+    prefix: Optional[str] = None
+    seed: int = 42
+    num_threads: int = 1
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RegistryConfig:
+    name: str = "default"
+    margin: float = 0.005
+    recent_bars: Optional[int] = 720
+    min_rows: int = 20
+    promote_gate_profiles: list[str] = field(default_factory=lambda: ["strict"])
+
+
+@dataclass
 class WorkflowConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     universe: UniverseConfig = field(default_factory=UniverseConfig)
@@ -187,6 +279,10 @@ class WorkflowConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     gates: GatesConfig = field(default_factory=GatesConfig)
     grades: GradesConfig = field(default_factory=GradesConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
 
 
 GROUPS = tuple(f.name for f in dataclasses.fields(WorkflowConfig))
@@ -305,6 +401,17 @@ def validate(cfg: dict) -> None:
     _require(se["top_k"] >= 1 and se["subsample_rows"] >= 100, "selection.top_k/subsample_rows",
              "top_k >= 1 and subsample_rows >= 100", (se["top_k"], se["subsample_rows"]))
 
+    rg = cfg["registry"]
+    _require(0 <= rg["margin"] < 1, "registry.margin", "a number in [0, 1) (macro average precision)", rg["margin"])
+    _require(rg["recent_bars"] is None or rg["recent_bars"] >= 24, "registry.recent_bars",
+             "an integer >= 24 (bars) or null", rg["recent_bars"])
+    _require(rg["min_rows"] >= 1, "registry.min_rows", "an integer >= 1", rg["min_rows"])
+    profiles = sorted(p.stem for p in (CONFIG_DIR / "gates").glob("*.yaml"))
+    _require(all(g in profiles for g in rg["promote_gate_profiles"]), "registry.promote_gate_profiles",
+             f"gate profile names from {profiles}", rg["promote_gate_profiles"])
+
+    validate_tuning_and_heads(cfg)
+
     st = cfg["stage1"]
     _require(st["num_boost_round"] >= 1, "stage1.num_boost_round", "an integer >= 1", st["num_boost_round"])
     _require(st["early_stopping_rounds"] >= 1, "stage1.early_stopping_rounds", "an integer >= 1",
@@ -316,6 +423,53 @@ def validate(cfg: dict) -> None:
         if value is not None:
             _require(bool(re.match(r"^\d{4}-\d{2}-\d{2}", value)), f"env.data.{key}", "a date YYYY-MM-DD or null",
                      value)
+
+
+MODEL_KINDS = ("lightgbm", "xgboost", "torch_mlp", "torch_transformer")
+ENCODER_KINDS = ("none", "pca", "autoencoder")
+
+
+def validate_tuning_and_heads(cfg: dict) -> None:
+    """The tuning, model and encoder groups (docs/TUNING.md)."""
+    tu = cfg["tuning"]
+    stages = ("stage1", "stage2", "stage3", "stage4")
+    _require(sorted(tu["shares"]) == sorted(stages) and all(v >= 0 for v in tu["shares"].values())
+             and abs(sum(tu["shares"].values()) - 1) < 1e-6, "tuning.shares",
+             f"shares >= 0 for exactly {list(stages)} summing to 1", tu["shares"])
+    b = tu["budget"]
+    _require(b["trials"] is not None or b["minutes"] is not None, "tuning.budget",
+             "trials and/or minutes (the total over all stages)", b)
+    _require(b["trials"] is None or b["trials"] >= 1, "tuning.budget.trials", "an integer >= 1 or null", b["trials"])
+    _require(b["minutes"] is None or b["minutes"] > 0, "tuning.budget.minutes", "a number > 0 or null", b["minutes"])
+    _require(sorted(tu["early_stopping_rounds"]) == ["stage2", "stage3", "stage4"]
+             and all(v >= 1 for v in tu["early_stopping_rounds"].values()), "tuning.early_stopping_rounds",
+             "integers >= 1 for stage2, stage3, stage4", tu["early_stopping_rounds"])
+    _require(tu["max_rounds"] >= 1, "tuning.max_rounds", "an integer >= 1", tu["max_rounds"])
+    rules = ("best_validation_ap", "most_rows", "median_ap")
+    _require(tu["representative_rule"] in rules, "tuning.representative_rule", f"one of {list(rules)}",
+             tu["representative_rule"])
+    _require(len(tu["space"]) > 0 and all(len(v) > 0 for v in tu["space"].values()), "tuning.space",
+             "a non-empty list of values per parameter", tu["space"])
+    _require(tu["sampler"] in ("tpe", "random"), "tuning.sampler", "tpe or random", tu["sampler"])
+    _require(tu["pruner"]["kind"] in ("median", "successive_halving", "none"), "tuning.pruner.kind",
+             "median, successive_halving or none", tu["pruner"]["kind"])
+    _require(tu["pruner"]["report"] in ("fold", "iteration"), "tuning.pruner.report", "fold or iteration",
+             tu["pruner"]["report"])
+    _require(tu["cv"]["n_folds"] >= 2, "tuning.cv.n_folds", "an integer >= 2", tu["cv"]["n_folds"])
+    _require(tu["cv"]["mode"] in ("expanding", "rolling"), "tuning.cv.mode", "expanding or rolling",
+             tu["cv"]["mode"])
+    _require(tu["cv"]["embargo_bars"] >= 0, "tuning.cv.embargo_bars", "an integer >= 0", tu["cv"]["embargo_bars"])
+    mo = cfg["model"]
+    _require(mo["kind"] in MODEL_KINDS, "model.kind", f"one of {list(MODEL_KINDS)}", mo["kind"])
+    if mo["kind"] in ("lightgbm", "xgboost"):
+        for key in ("num_boost_round", "early_stopping_rounds"):
+            _require(mo[key] is not None and mo[key] >= 1, f"model.{key}", "an integer >= 1", mo[key])
+    en = cfg["encoder"]
+    _require(en["kind"] in ENCODER_KINDS, "encoder.kind", f"one of {list(ENCODER_KINDS)}", en["kind"])
+    if en["kind"] != "none":
+        _require(en["n_components"] is not None and en["n_components"] >= 1, "encoder.n_components",
+                 "an integer >= 1", en["n_components"])
+        _require(en["columns"] == "own", "encoder.columns", "'own' (the coins' own features)", en["columns"])
 
 
 # ---- derived lists the rules expand over -------------------------------------------------------------------

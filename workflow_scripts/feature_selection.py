@@ -46,7 +46,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "max_bin": 63,
     "seed": 42,
     "deterministic": True,
-    "force_row_wise": True,
+    "force_col_wise": True,
     "num_threads": 1,
     "verbosity": -1,
 }
@@ -54,7 +54,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
 DEFAULT_SPEC: dict[str, Any] = {
     "subsample_rows": 25000,
     "val_frac": 0.2,
-    "num_boost_round": 100,
+    "num_boost_round": 60,
     "early_stopping_rounds": 20,
     "top_k": 200,
     "keep_min": 300,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from filelock import FileLock
 
 from workflow_scripts import artifacts
@@ -76,10 +77,23 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(["timestamp", "side"], kind="stable").reset_index(drop=True)
 
 
-def batch_predictions(registry_dir, symbol: str, features: pd.DataFrame) -> pd.DataFrame:
-    """Every champion of `symbol` over the whole feature table."""
-    frames = [predict_frame(m, features) for m in champion_models(registry_dir, symbol)]
-    return _normalise(pd.concat(frames, ignore_index=True))
+def batch_predictions(registry_dir, symbol: str, features: pd.DataFrame,
+                      models: Sequence[reg.LoadedModel] | None = None) -> pd.DataFrame:
+    """Every champion of `symbol` (or the given verified `models`) over the whole feature table."""
+    models = champion_models(registry_dir, symbol) if models is None else models
+    return _normalise(pd.concat([predict_frame(m, features) for m in models], ignore_index=True))
+
+
+def batch_from_file(registry_dir, symbol: str, features_path: str | os.PathLike) -> pd.DataFrame:
+    """Batch predictions over a feature table file (rule predict_batch), reading only the columns the champions
+    use. A symbol without a champion gets an empty table: no model passing the gates is a result, not an error."""
+    if not any(slot.get("champion") for slot in reg.read_champions(registry_dir, symbol)["sides"].values()):
+        return empty_predictions()
+    models = champion_models(registry_dir, symbol)
+    available = set(pq.read_schema(features_path).names)
+    columns = sorted(set().union(*(m.features for m in models)) & available)
+    features = pd.read_parquet(features_path, columns=["timestamp", *columns])
+    return batch_predictions(registry_dir, symbol, features, models)
 
 
 def write_batch(registry_dir, symbol: str, features: pd.DataFrame, out_path: str | os.PathLike) -> pd.DataFrame:

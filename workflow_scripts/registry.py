@@ -332,13 +332,14 @@ def _copy_tree(src: Path, dst_parent: Path, prefix: str) -> Path:
 
 def register(registry_dir: str | os.PathLike, folder: str | os.PathLike, *, run: str | None = None,
              data_version: str | None = None, encoder_version: str | None = None,
-             created: str | None = None) -> dict:
+             created: str | None = None, keep_identical: bool = False) -> dict:
     """Copy a verified production folder to models/<VIN>/ and add it to the index; return its index entry.
 
     Safe when several processes register at once: the copy goes to a temporary folder first, then the index is
     re-read, the version decided, the folder renamed into place and the index replaced, all under the lock.
     Registering the same VIN again with identical files is a patch bump (metadata refresh); the same VIN with a
-    different model is refused (a VIN names one model)."""
+    different model is refused (a VIN names one model). With `keep_identical` a VIN already registered with exactly
+    these files is left alone (no patch bump, nothing written): what a workflow rerun with nothing new needs."""
     folder = Path(folder)
     hashes = verify_folder(folder)
     meta = read_model_meta(folder)
@@ -358,6 +359,8 @@ def register(registry_dir: str | os.PathLike, folder: str | os.PathLike, *, run:
             lineage = index["lineages"].get(key)
             old = index["models"].get(vin)
             dest = p["models"] / vin
+            if old is not None and keep_identical and old.get("files") == hashes:
+                return old
             if old is not None:
                 if old["model_sha256"] != model_sha:
                     raise RegistryError(f"VIN {vin} is already registered with a different model "
@@ -428,6 +431,7 @@ class LoadedModel:
     feature_info: dict
     model_type: str
     model: Any = field(repr=False)
+    predict_fn: Callable[[np.ndarray], np.ndarray] = field(repr=False, default=None)
 
     def matrix(self, frame) -> np.ndarray:
         missing = [c for c in self.features if c not in frame.columns]
@@ -439,18 +443,7 @@ class LoadedModel:
         X = self.matrix(frame)
         if len(X) == 0:
             return np.zeros((0, 3))
-        if self.model_type == "lightgbm":
-            proba = self.model.predict(X)
-        elif self.model_type == "xgboost":
-            import xgboost as xgb
-
-            proba = self.model.predict(xgb.DMatrix(X, feature_names=self.features))
-        else:
-            import torch
-
-            with torch.no_grad():
-                proba = self.model(torch.from_numpy(X)).double().numpy()
-        proba = np.asarray(proba, dtype=np.float64).reshape(len(X), -1)
+        proba = np.asarray(self.predict_fn(X), dtype=np.float64).reshape(len(X), -1)
         if proba.shape[1] != 3:
             raise RegistryError(f"model {self.vin}: expected 3 class probabilities, got {proba.shape[1]}")
         return proba
@@ -465,24 +458,39 @@ def load_folder(folder: str | os.PathLike, vin: str | None = None, entry: dict |
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected[model_name]:  # changed between the check and the read
         raise IntegrityError(f"{folder / model_name}: sha256 mismatch (expected {expected[model_name]}, actual {actual})")
+    feats = artifacts.read_json(folder / "features.json")
+    model, predict_fn = model_predictor(model_type, data, list(feats["features"]), folder)
+    meta_vin = vin or (entry or {}).get("vin") or artifacts.read_json(folder / "metrics.json").get("vin")
+    return LoadedModel(vin=str(meta_vin), folder=folder, entry=dict(entry or {}), features=list(feats["features"]),
+                       feature_info=feats, model_type=model_type, model=model, predict_fn=predict_fn)
+
+
+def model_predictor(model_type: str, data: bytes, features: list[str],
+                    folder: Path) -> tuple[Any, Callable[[np.ndarray], np.ndarray]]:
+    """The one model-kind dispatch: (model object, predict(X float32 (n, features)) -> (n, 3) probabilities) from
+    the verified bytes of the model file. `folder` holds the other verified files a kind may need. A new kind is
+    one more branch here (and its file name in MODEL_FILES)."""
     if model_type == "lightgbm":
         import lightgbm as lgb
 
         model = lgb.Booster(model_str=data.decode("utf-8"))
-    elif model_type == "xgboost":
+        return model, model.predict
+    if model_type == "xgboost":
         import xgboost as xgb
 
         model = xgb.Booster()
         model.load_model(bytearray(data))
-    else:
-        import torch
+        return model, lambda X: model.predict(xgb.DMatrix(X, feature_names=features))
+    import torch
 
-        model = torch.jit.load(io.BytesIO(data), map_location="cpu")
-        model.eval()
-    feats = artifacts.read_json(folder / "features.json")
-    meta_vin = vin or (entry or {}).get("vin") or artifacts.read_json(folder / "metrics.json").get("vin")
-    return LoadedModel(vin=str(meta_vin), folder=folder, entry=dict(entry or {}), features=list(feats["features"]),
-                       feature_info=feats, model_type=model_type, model=model)
+    model = torch.jit.load(io.BytesIO(data), map_location="cpu")
+    model.eval()
+
+    def predict(X: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(X)).double().numpy()
+
+    return model, predict
 
 
 def load_model(registry_dir, vin: str) -> LoadedModel:
@@ -551,19 +559,26 @@ def _set_status(index: dict, vin: str, status: str) -> None:
 
 
 def promote(registry_dir, vin: str, *, scorer: Scorer | None = None, scores: Mapping[str, float] | None = None,
-            margin: float = 0.0, run: str | None = None, now: str | None = None) -> dict:
+            margin: float = 0.0, run: str | None = None, now: str | None = None,
+            gate_profiles: Sequence[str] | None = None) -> dict:
     """Decide champion or challenger for a registered model (per symbol and side); return the decision.
 
     A model whose gate failed is 'rejected' (never champion). With no current champion a passing model becomes
     champion. Otherwise both are scored on the same recent bars (precomputed `scores` {vin: score} or a `scorer`
     called on each loaded model) and the newcomer becomes champion only if score_new > score_champion + margin;
-    else it is recorded as a challenger. The replaced champion is pushed on the rollback stack."""
+    else it is recorded as a challenger. The replaced champion is pushed on the rollback stack. With
+    `gate_profiles`, a pass under any other gate profile (say the research-only 'exploratory') is rejected too."""
     now = now or utc_now()
     entry = get_entry(registry_dir, vin)
     symbol, side = entry["symbol"], entry["side"]
     decision: dict = {"vin": vin, "symbol": symbol, "side": side, "at": now, "margin": float(margin)}
+    refusal = None
     if not entry.get("gate_passed"):
-        decision |= {"decision": "rejected", "reason": f"gate {entry.get('gate_profile')!r} not passed"}
+        refusal = f"gate {entry.get('gate_profile')!r} not passed"
+    elif gate_profiles is not None and entry.get("gate_profile") not in gate_profiles:
+        refusal = f"gate profile {entry.get('gate_profile')!r} may not promote (allowed: {sorted(gate_profiles)})"
+    if refusal:
+        decision |= {"decision": "rejected", "reason": refusal}
         with registry_lock(registry_dir):
             index = read_index(registry_dir)
             _set_status(index, vin, "rejected")

@@ -28,27 +28,43 @@ def model_inputs(targets: pd.DataFrame, target: str, predictions: pd.DataFrame, 
     return out
 
 
-def evaluate_window(targets: pd.DataFrame, close: np.ndarray, split: dict, window: int, targets_cfg: dict,
-                    predictions: dict[str, pd.DataFrame], costs: dict, cfg: dict) -> dict[str, dict]:
-    """{target id: result}; cfg holds the evaluation, gates and grades config groups."""
+def choose_on_validation(targets: pd.DataFrame, close: np.ndarray, split: dict, window: int, targets_cfg: dict,
+                         target: str, predictions: pd.DataFrame, costs: dict, cfg: dict) -> dict:
+    """First pass of one model: the trading rule's threshold chosen on validation, then its test Sharpe (the
+    value its peers' DSR variance is computed from)."""
     horizon = horizon_bars(window, targets_cfg)
     ev = cfg["evaluation"]
     rule = {"allow_short": ev["allow_short"], "allow_overlap": ev["allow_overlap"],
             "position_size": ev["position_size"]}
-    segments = {s: (split[s]["lo"], split[s]["hi"]) for s in ("validation", "test")}
+    inputs = model_inputs(targets, target, predictions, horizon) | {"horizon": horizon, "close": close,
+                                                                    "costs": costs}
+    choice = select_threshold(ev["threshold_grid"], min_trades=ev["threshold_min_trades"],
+                              fallback=ev["fallback_threshold"], rule=rule,
+                              segment=(split["validation"]["lo"], split["validation"]["hi"]), **inputs)
+    test_rule = rule | {"threshold": choice["threshold"]}
+    once = evaluate_model(**inputs, segment=(split["test"]["lo"], split["test"]["hi"]), rule=test_rule)
+    return {"inputs": inputs, "rule": test_rule, "threshold": choice, "sharpe": once["after_costs"]["sharpe_per_trade"],
+            "target": target}
+
+
+def evaluate_on_test(first: dict, split: dict, cfg: dict, n_trials: int, trial_sharpes: list) -> dict:
+    """Second pass: the test segment with the chosen threshold, DSR over `n_trials` trials whose per-trade test
+    Sharpes are `trial_sharpes`, gate verdict and grade."""
+    result = evaluate_model(**first["inputs"], segment=(split["test"]["lo"], split["test"]["hi"]), rule=first["rule"],
+                            n_trials=n_trials, trial_sharpes=[s for s in trial_sharpes if s is not None],
+                            gate_profile=cfg["gates"], grades=cfg["grades"])
+    return {"target": first["target"], "status": "evaluated", "threshold_choice": first["threshold"]} | result
+
+
+def evaluate_window(targets: pd.DataFrame, close: np.ndarray, split: dict, window: int, targets_cfg: dict,
+                    predictions: dict[str, pd.DataFrame], costs: dict, cfg: dict) -> dict[str, dict]:
+    """{target id: result}; cfg holds the evaluation, gates and grades config groups."""
     first_pass: dict[str, dict] = {}
     for target, pred in predictions.items():
         if pred[PROBA_COLUMNS].isna().all().all():
             continue  # a skipped variant: nothing to trade
-        inputs = model_inputs(targets, target, pred, horizon) | {"horizon": horizon, "close": close,
-                                                                 "costs": costs}
-        choice = select_threshold(ev["threshold_grid"], min_trades=ev["threshold_min_trades"],
-                                  fallback=ev["fallback_threshold"], rule=rule, segment=segments["validation"],
-                                  **inputs)
-        test_rule = rule | {"threshold": choice["threshold"]}
-        once = evaluate_model(**inputs, segment=segments["test"], rule=test_rule)
-        first_pass[target] = {"inputs": inputs, "rule": test_rule, "threshold": choice,
-                              "sharpe": once["after_costs"]["sharpe_per_trade"]}
+        first_pass[target] = choose_on_validation(targets, close, split, window, targets_cfg, target, pred, costs,
+                                                  cfg)
 
     results = {}
     for target in predictions:
@@ -57,11 +73,7 @@ def evaluate_window(targets: pd.DataFrame, close: np.ndarray, split: dict, windo
             continue
         side = parse_target_id(target)["side"]
         peers = [v["sharpe"] for t, v in first_pass.items() if parse_target_id(t)["side"] == side]
-        fp = first_pass[target]
-        result = evaluate_model(**fp["inputs"], segment=segments["test"], rule=fp["rule"], n_trials=len(peers),
-                                trial_sharpes=[s for s in peers if s is not None],
-                                gate_profile=cfg["gates"], grades=cfg["grades"])
-        results[target] = {"target": target, "status": "evaluated", "threshold_choice": fp["threshold"]} | result
+        results[target] = evaluate_on_test(first_pass[target], split, cfg, len(peers), peers)
     return results
 
 
