@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from workflow_scripts import artifacts
-from workflow_scripts.stage1 import macro_average_precision  # noqa: F401  (the one macro AP; re-exported)
+from workflow_scripts.metrics import macro_average_precision  # noqa: F401  (the one macro AP; re-exported)
 
 NUM_CLASS = 3
 MODEL_FILES = {"lightgbm": "model.txt", "xgboost": "model.json"}

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from statistics import NormalDist
 
 import numpy as np
+from sklearn.metrics import average_precision_score
 
 BARS_PER_YEAR = 24 * 365
 EULER_GAMMA = 0.5772156649015329
@@ -189,32 +190,29 @@ def trading_metrics(
 
 
 # ---- classifier ----------------------------------------------------------------------------------------------
-def average_precision(y_bin: np.ndarray, score: np.ndarray) -> float:
-    """sklearn's average_precision_score (step-wise, ties grouped), in numpy: sum_n (R_n - R_{n-1}) P_n."""
-    y = np.asarray(y_bin, dtype=bool)
-    npos = int(y.sum())
-    if npos == 0:
-        return float("nan")
-    order = np.argsort(-np.asarray(score, dtype=float), kind="mergesort")
-    s, yy = np.asarray(score, dtype=float)[order], y[order]
-    last = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]  # last index of each distinct score
-    tp = np.cumsum(yy)[last]
-    precision = tp / (last + 1)
-    recall = tp / npos
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+def per_class_average_precision(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[int] = (0, 1, 2)) -> dict:
+    """One-vs-rest average precision (scikit-learn's) of each class present in y_true, keyed by str(class)."""
+    y = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(proba, dtype=float)
+    return {str(c): float(average_precision_score(y == c, p[:, i])) for i, c in enumerate(classes) if (y == c).any()}
+
+
+def macro_average_precision(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[int] = (0, 1, 2)) -> float:
+    """Macro one-vs-rest average precision over the classes present (NaN if none): the one AP of the project."""
+    ap = per_class_average_precision(y_true, proba, classes)
+    return float(np.mean(list(ap.values()))) if ap else float("nan")
 
 
 def classifier_metrics(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[int] = (0, 1, 2)) -> dict:
     """Macro one-vs-rest average precision (over classes present), per-class precision / recall of the arg-max
-    prediction, multi-class log loss (probabilities clipped to [eps, 1 - eps], float64 eps). numpy only;
-    tests check equality with scikit-learn."""
+    prediction, multi-class log loss (probabilities clipped to [eps, 1 - eps], float64 eps, as scikit-learn)."""
     y = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(proba, dtype=float)
     out: dict = {"n": len(y), "class_counts": {str(c): int((y == c).sum()) for c in classes}}
     if len(y) == 0:
         return out | {"macro_ap": None, "log_loss": None, "per_class": {}}
     cls = np.asarray(classes)
-    ap = {str(c): average_precision(y == c, p[:, i]) for i, c in enumerate(classes) if (y == c).any()}
+    ap = per_class_average_precision(y, p, classes)
     pred = cls[p.argmax(axis=1)]
     eps = np.finfo(float).eps  # scikit-learn's clipping, so the numbers agree with its log_loss
     clipped = np.clip(p, eps, 1.0 - eps)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score
 
+from workflow_scripts.metrics import macro_average_precision
 from workflow_scripts.splits import SEGMENTS, segment_mask
 from workflow_scripts.swing_targets import BREAKOUT, CLASS_NAMES, NEITHER, NO_EVENT, REVERSION
 
@@ -31,12 +31,6 @@ class VariantResult:
     metrics: dict
     split_indices: dict
     predictions: pd.DataFrame  # every event bar of validation and test (ambiguous and unknown included)
-
-
-def macro_average_precision(y: np.ndarray, proba: np.ndarray) -> float:
-    """One-vs-rest average precision averaged over the classes present in y (NaN if none)."""
-    scores = [average_precision_score(y == c, proba[:, c]) for c in CLASSES if (y == c).any()]
-    return float(np.mean(scores)) if scores else float("nan")
 
 
 def class_counts(y: np.ndarray) -> dict:
