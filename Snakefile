@@ -16,7 +16,29 @@ include: "rules/selection.smk"
 include: "rules/stage1.smk"
 include: "rules/evaluation.smk"
 include: "rules/best_variant.smk"
+include: "rules/encoder.smk"
+include: "rules/tuning.smk"
+include: "rules/production.smk"
+include: "rules/ensemble.smk"
 include: "rules/registry.smk"
+include: "rules/report.smk"
+include: "rules/tracking.smk"
+
+
+# Notifications (Telegram, JSON webhook; channels per env, secrets only from the environment): never fail a run.
+from workflow_scripts import notify
+
+
+onstart:
+    notify.on_start(log, CFG["env"]["notifications"], notify.run_context(CFG))
+
+
+onsuccess:
+    notify.on_success(log, CFG["env"]["notifications"], notify.run_context(CFG))
+
+
+onerror:
+    notify.on_error(log, CFG["env"]["notifications"], notify.run_context(CFG))
 
 
 rule all:

@@ -8,6 +8,7 @@ sys.path.insert(0, workflow.basedir)  # the workflow runs from a checkout even b
 
 from workflow_scripts import config as swcfg
 from workflow_scripts.ingest import find_raw_file
+from workflow_scripts import stale_lock
 
 
 CFG = swcfg.compose(swcfg.overrides_from_snakemake(config))
@@ -17,6 +18,19 @@ GRID = swcfg.target_grid(CFG["targets"])
 TARGETS = [g["id"] for g in GRID]
 SIDES = sorted({g["side"] for g in GRID})
 THREADS = CFG["env"]["compute"]["threads_per_job"]
+
+# A lock left by a killed Snakemake (dead owner) is removed; a live one stays (docs/RELIABILITY.md).
+if workflow.is_main_process:
+    for line in stale_lock.claim(".snakemake"):
+        print(line, file=sys.stderr)
+
+# Production starts only from a commit that can rebuild it (docs/OPERATIONS.md, "Environments").
+if workflow.is_main_process and CFG["env"]["require_provenance"]:
+    from workflow_scripts import provenance
+
+    provenance.require_reproducible(
+        workflow.basedir, [find_raw_file(CFG["env"]["data"]["raw_dir"], s) for s in SYMBOLS]
+    )
 
 
 def alternation(values):
@@ -101,7 +115,51 @@ def evaluation_spec():
     )
 
 
+def ensemble_spec():
+    """What fit_ensemble reads: the ensemble group and, for evaluation, targets, trading rule, gates and grades."""
+    return as_json({k: CFG[k] for k in ("ensemble", "targets", "evaluation", "gates", "grades")})
+
+
+def production_spec():
+    """What train_production reads: the head, evaluation (targets, trading rule, gates, grades), what
+    features.json records for live predictions (feature spec, universe) and the encoder group (its prefix)."""
+    return as_json(
+        {
+            "model": CFG["model"],
+            "targets": CFG["targets"],
+            "evaluation": CFG["evaluation"],
+            "gates": CFG["gates"],
+            "grades": CFG["grades"],
+            "features": CFG["features"],
+            "universe": SYMBOLS,
+            "encoder": CFG["encoder"],
+        }
+    )
+
+
 # ---- input functions ----------------------------------------------------------------------------------------
+# The shared encoder file tuning and production read ([] when encoder=none) and the option passing it on.
+ENCODER_FILES = [] if CFG["encoder"]["kind"] == "none" else [f"results/encoder/{CFG['encoder']['kind']}.json"]
+ENCODER_OPTION = " ".join(f"--encoder {f}" for f in ENCODER_FILES)
+# The ensemble folders register_models registers beside the single models ([] unless ensemble.enabled).
+ENSEMBLE_FOLDERS = (
+    expand("results/ensemble/{symbol}/{side}", symbol=SYMBOLS, side=SIDES) if CFG["ensemble"]["enabled"] else []
+)
+
+
+def combination_inputs(previous):
+    """The files of one best combination (symbol, window, side) and the result of the stage before it."""
+    return {
+        "choice": "results/best_variant/{symbol}/w{window}/{side}.json",
+        "previous": previous,
+        "features": "results/features/{symbol}.parquet",
+        "selected": "results/selection/{symbol}/selected.json",
+        "targets": "results/targets/{symbol}/w{window}.parquet",
+        "split": "results/splits/{symbol}/w{window}.json",
+        "encoder": ENCODER_FILES,
+    }
+
+
 def raw_bars(wildcards):
     return str(find_raw_file(CFG["env"]["data"]["raw_dir"], wildcards.symbol))
 
@@ -122,4 +180,10 @@ def all_outputs():
         "results/best_variant/summary.md",
         "results/evaluation/summary.md",
         "results/selection/overall.json",
+        "results/production/summary.md",
+        "results/registry/run_status.json",
+        expand("results/predictions/{symbol}.parquet", symbol=SYMBOLS),
+        "results/report/evaluation.html",  # rules/report.smk: the sections of `snakemake --report`
+        # rules/tracking.smk: production models -> MLflow, only when env.tracking is mlflow
+        ["results/tracking/mlflow_runs.json"] if CFG["env"]["tracking"] == "mlflow" else [],
     ]

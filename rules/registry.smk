@@ -10,6 +10,7 @@ rule register_models:
         production=expand(
             "results/production/{symbol}/w{window}/{side}", symbol=SYMBOLS, window=WINDOWS, side=SIDES
         ),
+        ensembles=ENSEMBLE_FOLDERS,  # rules/ensemble.smk, [] unless ensemble.enabled
         features=expand("results/features/{symbol}.parquet", symbol=SYMBOLS),
         targets=expand("results/targets/{symbol}/w{window}.parquet", symbol=SYMBOLS, window=WINDOWS),
         splits=expand("results/splits/{symbol}/w{window}.json", symbol=SYMBOLS, window=WINDOWS),
@@ -31,7 +32,7 @@ rule register_models:
         "../envs/swingflow.yaml"
     shell:
         "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.register_models --registry {params.registry:q} "
-        "--production {input.production} --features {input.features} --targets {input.targets} "
+        "--production {input.production} {input.ensembles} --features {input.features} --targets {input.targets} "
         "--splits {input.splits} --spec {params.spec:q} --out-status {output.status} "
         "--out-roster {output.roster} > {log} 2>&1"
 

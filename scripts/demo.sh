@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command: install, then run the main job on the embedded demo data (BTC, ETH, SOL hourly bars from 2023).
+# One command: install, then run the main job on the embedded demo data (BTC, ETH, SOL hourly bars; env=local-dev trains on 2025-01 onwards).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh

@@ -9,11 +9,12 @@ the entries that were observed, so the network is never taught to reproduce the 
 fixed holdout of the pooled training rows (every `holdout_every`-th row; reconstruction uses no labels, so this
 leaks nothing about validation or test).
 
-Saved as ONE TorchScript file (`encoder.pt`): the encoder half with the normalisation baked in and the column
-names, prefix and component count as module attributes; a sidecar `encoder.json` repeats them with training
-facts. The encoder version is the sha256 of `encoder.pt`; every head that consumes the embedding records it
-(heads.Head.encoder_sha256 / torch metadata encoder_sha256). CPU training with fixed seeds is deterministic, so the
-same pooled rows give the same file and version.
+Saved as ONE canonical JSON file (results/encoder/autoencoder.json, like the PCA encoder's): columns, prefix,
+training mean/std and the encoder half's weights as plain float lists (float32 values, exact) - no pickle, no
+TorchScript; `load_encoder` rebuilds the module. The encoder version is the sha256 of that file; every head that
+consumes the embedding records it (config.json dependencies.encoder_version, heads.Head.encoder_sha256, torch
+metadata encoder_sha256). CPU training with fixed seeds is deterministic, so the same pooled rows give the same
+file and version.
 """
 
 from __future__ import annotations
@@ -33,11 +34,10 @@ import torch
 from torch import nn
 
 from workflow_scripts import artifacts
-from workflow_scripts.torch_models import load_scripted, script_module, scripted_bytes
 
 log = logging.getLogger(__name__)
 
-FORMAT = "swingflow-autoencoder-encoder/1"
+FORMAT = "swingflow-autoencoder-encoder/2"
 
 
 class EncoderModule(nn.Module):
@@ -243,56 +243,52 @@ def append_encoded(features: pd.DataFrame, encoder: AutoencoderEncoder) -> pd.Da
     return pd.concat([features, transform(encoder, features)], axis=1)
 
 
-def encoder_bytes(encoder: AutoencoderEncoder) -> bytes:
-    module = encoder.module
-    if not isinstance(module, torch.jit.ScriptModule):
-        module = script_module(module)
-    return scripted_bytes(module)
+def encoder_document(encoder: AutoencoderEncoder) -> dict:
+    """The encoder as plain JSON data: columns, normalisation and the encoder half's weights (float32 values
+    written exactly as Python floats), so the file is portable, pickle-free and byte-identical for equal weights."""
+    state = {k: v.detach().cpu().numpy() for k, v in encoder.module.state_dict().items()}
+    linear = sorted((int(k.split(".")[1]), v) for k, v in state.items() if k.endswith(".weight"))
+    hidden = [int(w.shape[0]) for _, w in linear[:-1]]  # every Linear but the last (n_components) one
+    hist = {k: v for k, v in encoder.history.items() if k != "fit_seconds"}
+    return {
+        "format": FORMAT,
+        "columns": encoder.columns,
+        "prefix": encoder.prefix,
+        "n_components": encoder.n_components,
+        "output_columns": encoder.output_columns,
+        "hidden": hidden,
+        "mean": state["mean"].astype(np.float32).tolist(),
+        "std": state["std"].astype(np.float32).tolist(),
+        "layers": {k: v.astype(np.float32).tolist() for k, v in sorted(state.items()) if k.startswith("net.")},
+        "n_train_rows": encoder.n_train_rows,
+        "config": encoder.config,
+        "history": hist,
+    }
 
 
 def save_encoder(path, encoder: AutoencoderEncoder) -> str:
-    """Write `path` (TorchScript, e.g. results/encoder/autoencoder.pt) and `path.with_suffix('.json')` atomically;
-    return the version (sha256 of the .pt file)."""
-    path = Path(path)
-    artifacts.write_bytes(path, encoder_bytes(encoder))
-    version = encoder_version(path)
-    hist = {k: v for k, v in encoder.history.items() if k != "fit_seconds"}
-    artifacts.write_json(
-        path.with_suffix(".json"),
-        {
-            "format": FORMAT,
-            "model_file": path.name,
-            "sha256": version,
-            "columns": encoder.columns,
-            "prefix": encoder.prefix,
-            "n_components": encoder.n_components,
-            "output_columns": encoder.output_columns,
-            "n_train_rows": encoder.n_train_rows,
-            "config": encoder.config,
-            "history": hist,
-            "torch_version": torch.__version__,
-        },
-    )
-    return version
+    """Write the encoder as ONE canonical JSON file (e.g. results/encoder/autoencoder.json) atomically; return its
+    version (sha256 of the file). No pickle, no TorchScript: `load_encoder` rebuilds the module from the data."""
+    artifacts.write_json(path, encoder_document(encoder))
+    return encoder_version(path)
 
 
-def load_encoder(path) -> AutoencoderEncoder:
-    """torch.jit.load the encoder; everything prediction needs is inside the .pt (the .json is informative)."""
-    path = Path(path)
-    module = load_scripted(path.read_bytes())
-    side = path.with_suffix(".json")
-    meta = artifacts.read_json(side) if side.is_file() else {}
-    if meta and meta.get("sha256") != encoder_version(path):
-        raise ValueError(f"{path} does not match the sha256 recorded in {side}")
-    return AutoencoderEncoder(
-        module,
-        list(module.columns),
-        str(module.prefix),
-        int(module.n_components),
-        int(meta.get("n_train_rows", 0)),
-        meta.get("history", {}),
-        meta.get("config", {}),
-    )
+def load_encoder(path, expected_sha256: str | None = None) -> AutoencoderEncoder:
+    """Rebuild the encoder from its JSON file. With `expected_sha256` (the version a head recorded) a file whose
+    sha256 differs is refused before it is read; a wrong format or weight shape is refused naming the file."""
+    from workflow_scripts.shared_encoder import read_document
+
+    d = read_document(path, FORMAT, expected_sha256)
+    module = EncoderModule(d["columns"], np.asarray(d["mean"]), np.asarray(d["std"]), d["hidden"],
+                           int(d["n_components"]), d["prefix"])
+    state = {"mean": module.mean, "std": module.std}
+    state |= {k: torch.tensor(v, dtype=torch.float32) for k, v in d["layers"].items()}
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: the stored weights do not fit the stored architecture: {exc}") from exc
+    return AutoencoderEncoder(module.eval(), list(module.columns), module.prefix, module.n_components,
+                              int(d["n_train_rows"]), d.get("history", {}), d.get("config", {}))
 
 
 def encoder_version(path) -> str:

@@ -4,7 +4,8 @@ Tuning stages 2-4 and production training read the same inputs the same way:
 
 - the target is the stage-1 choice (`results/best_variant/{symbol}/w{window}/{side}.json`, key `best.target`);
 - the features are the symbol's selected list (`results/selection/{symbol}/selected.json`), in that order, plus
-  the shared encoder's outputs when an encoder is configured (`shared__pca_000`... appended at the end);
+  the shared encoder's outputs when an encoder is configured (`shared__pca_000`... or `shared__ae_000`...,
+  appended at the end; PCA or autoencoder file, `shared_encoder.load_shared_encoder`);
 - the rows are stage 1's (`stage1.variant_rows`): event bars labelled 0/1/2 whose label ends inside their
   segment; `scored` = every event bar of validation and test, which evaluation trades on.
 
@@ -80,9 +81,9 @@ def build_combination(
         raise ValueError(f"{len(missing)} selected features are missing from the feature table, e.g. {missing[:3]}")
     X = features[feature_names].astype(np.float32)
     if encoder is not None:
-        from workflow_scripts.shared_encoder import transform
+        from workflow_scripts.shared_encoder import encode
 
-        X = pd.concat([X, transform(encoder, features)], axis=1)
+        X = pd.concat([X, encode(encoder, features)], axis=1)
     X = X.reset_index(drop=True)
     labels = targets[target].to_numpy()
     label_end = targets["label_end"].to_numpy().astype(np.int64)
@@ -113,9 +114,9 @@ def load_combination(choice_path, features_path, selected_path, targets_path, sp
     encoder, version = None, None
     columns = ["timestamp", *names]
     if encoder_path:
-        from workflow_scripts.shared_encoder import encoder_version, load_encoder
+        from workflow_scripts.shared_encoder import encoder_version, load_shared_encoder
 
-        encoder, version = load_encoder(encoder_path), encoder_version(encoder_path)
+        encoder, version = load_shared_encoder(encoder_path), encoder_version(encoder_path)
         columns += [c for c in encoder.columns if c not in columns]
     try:
         features = pd.read_parquet(features_path, columns=columns)

@@ -63,6 +63,8 @@ class EnvConfig:
     storage: Storage = field(default_factory=Storage)
     notifications: Notifications = field(default_factory=Notifications)
     tracking: str = "none"
+    # Refuse to start unless code/config are committed and the raw data is DVC-tracked (workflow_scripts/provenance.py)
+    require_provenance: bool = False
 
 
 @dataclass
@@ -257,6 +259,17 @@ class EncoderConfig:
 
 
 @dataclass
+class EnsembleConfig:
+    """Per (symbol, side) ensembles of the windows' production models (config/ensemble; ensemble_production.py)."""
+    name: str = "disabled"
+    enabled: bool = False
+    kind: str = "auto"  # average, stacker, or auto (better validation AP; stacker scored out-of-fold)
+    top_k: int = 3
+    C: float = 1.0
+    oof_folds: int = 5
+
+
+@dataclass
 class RegistryConfig:
     name: str = "default"
     margin: float = 0.005
@@ -283,6 +296,7 @@ class WorkflowConfig:
     tuning: TuningConfig = field(default_factory=TuningConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
 
 
 GROUPS = tuple(f.name for f in dataclasses.fields(WorkflowConfig))
@@ -416,6 +430,7 @@ def validate(cfg: dict) -> None:
     _require(st["num_boost_round"] >= 1, "stage1.num_boost_round", "an integer >= 1", st["num_boost_round"])
     _require(st["early_stopping_rounds"] >= 1, "stage1.early_stopping_rounds", "an integer >= 1",
              st["early_stopping_rounds"])
+    _require(cfg["env"]["tracking"] in ("none", "mlflow"), "env.tracking", "none or mlflow", cfg["env"]["tracking"])
     _require(cfg["env"]["compute"]["threads_per_job"] >= 1, "env.compute.threads_per_job", "an integer >= 1",
              cfg["env"]["compute"]["threads_per_job"])
     for key in ("start", "end"):
@@ -470,6 +485,11 @@ def validate_tuning_and_heads(cfg: dict) -> None:
         _require(en["n_components"] is not None and en["n_components"] >= 1, "encoder.n_components",
                  "an integer >= 1", en["n_components"])
         _require(en["columns"] == "own", "encoder.columns", "'own' (the coins' own features)", en["columns"])
+    es = cfg["ensemble"]
+    _require(es["kind"] in ("auto", "average", "stacker"), "ensemble.kind", "auto, average or stacker", es["kind"])
+    _require(es["top_k"] >= 2, "ensemble.top_k", "an integer >= 2 (members per ensemble)", es["top_k"])
+    _require(es["C"] > 0, "ensemble.C", "a number > 0 (inverse L2 strength of the stacker)", es["C"])
+    _require(es["oof_folds"] >= 2, "ensemble.oof_folds", "an integer >= 2", es["oof_folds"])
 
 
 # ---- derived lists the rules expand over -------------------------------------------------------------------

@@ -20,28 +20,37 @@ from rich.table import Table
 
 from workflow_scripts import registry as reg
 
-# stage -> (glob under results/, how many the config expects: f(symbols, windows, targets_per_window))
+# stage -> (glob under results/, how many the config expects: f(symbols, windows, targets per window, sides)).
+# One file per job, the file a job writes last where it writes several (sha256.txt of a production folder).
 STAGES: dict[str, tuple[str, Any]] = {
-    "ingest": ("ingest/*.parquet", lambda s, w, t: s),
-    "features": ("features/*.parquet", lambda s, w, t: s),
-    "targets": ("targets/*/w*.parquet", lambda s, w, t: s * w),
-    "splits": ("splits/*/w*.json", lambda s, w, t: s * w),
-    "stage1": ("stage1/*/w*/*/metrics.json", lambda s, w, t: s * w * t),
-    "best_variant": ("best_variant/*/w*/*.json", lambda s, w, t: s * w * 2),
-    "production": ("production/*/w*/*/sha256.txt", lambda s, w, t: s * w * 2),
+    "ingest": ("ingest/*.parquet", lambda s, w, t, d: s),
+    "features": ("features/*.parquet", lambda s, w, t, d: s),
+    "targets": ("targets/*/w*.parquet", lambda s, w, t, d: s * w),
+    "splits": ("splits/*/w*.json", lambda s, w, t, d: s * w),
+    "stage1": ("stage1/*/w*/*/metrics.json", lambda s, w, t, d: s * w * t),
+    "evaluation": ("evaluation/stage1/*/w*/*.json", lambda s, w, t, d: s * w * t),
+    "best_variant": ("best_variant/*/w*/*.json", lambda s, w, t, d: s * w * d),
+    "tuning stage 2": ("tuning/stage2/w*.json", lambda s, w, t, d: w),
+    "tuning stage 3": ("tuning/stage3/*/w*/*.json", lambda s, w, t, d: s * w * d),
+    "tuning stage 4": ("tuning/stage4/*/w*/*.json", lambda s, w, t, d: s * w * d),
+    "production": ("production/*/w*/*/sha256.txt", lambda s, w, t, d: s * w * d),
+    "registry": ("registry/run_status.json", lambda s, w, t, d: 1),
+    "predictions": ("predictions/*.parquet", lambda s, w, t, d: s),
 }
 GRADE_STYLE = {"S": "bold magenta", "A+": "bold green", "A": "green", "A-": "green", "B+": "cyan", "B": "cyan",
                "B-": "cyan", "C": "yellow", "D": "red", "F": "bold red"}
 
 
-def _grid_sizes(results_dir: Path) -> tuple[int, int, int] | None:
-    """(symbols, windows, targets per window) from results/config/resolved.json, or None if not written yet."""
+def _grid_sizes(results_dir: Path) -> tuple[int, int, int, int] | None:
+    """(symbols, windows, targets per window, sides) from results/config/resolved.json, or None if not written
+    yet."""
     path = results_dir / "config" / "resolved.json"
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
         t = cfg["targets"]
         per_window = len(t["types"]) * len(t["std_thresholds"]) * len(t["barrier_thresholds"])
-        return len(cfg["universe"]["symbols"]), len(t["windows"]), per_window
+        sides = len({str(kind).split("_")[0] for kind in t["types"]})
+        return len(cfg["universe"]["symbols"]), len(t["windows"]), per_window, sides
     except (OSError, KeyError, TypeError, ValueError):
         return None
 
@@ -57,10 +66,19 @@ def workflow_progress(results_dir: str | Path = "results") -> list[dict]:
     return out
 
 
+def last_run(results_dir: str | Path = "results") -> dict | None:
+    """results/registry/run_status.json (rule register_models), or None before the registry stage ran."""
+    path = Path(results_dir) / "registry" / "run_status.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def snapshot(registry_dir, results_dir: str | Path = "results", recent: int = 10) -> dict:
     """Everything one frame shows, as plain data (`swingflow dashboard --once --json` prints it)."""
     models = reg.list_models(registry_dir) if reg.paths(registry_dir)["index"].is_file() else []
-    return {"progress": workflow_progress(results_dir), "recent": models[:recent],
+    return {"progress": workflow_progress(results_dir), "last_run": last_run(results_dir), "recent": models[:recent],
             "models": len(models), "champions": reg.roster(registry_dir), "deployed": reg.deployed(registry_dir)}
 
 
@@ -76,6 +94,13 @@ def render(snap: dict, registry_dir: Any = "") -> Group:
         exp = row["expected"]
         bar = ProgressBar(total=exp or 1, completed=min(row["done"], exp or 0), width=30) if exp else "?"
         prog.add_row(row["stage"], str(row["done"]), "?" if exp is None else str(exp), bar)
+
+    run = snap.get("last_run")
+    if run:
+        changed = sorted(s for s, v in run["symbols"].items() if v.get("changed"))
+        registered = sum(len(v.get("registered", [])) for v in run["symbols"].values())
+        prog.caption = (f"last registry run {run['run']}: {registered} model(s) of {len(run['symbols'])} symbol(s); "
+                        f"champion changed: {', '.join(changed) or 'none'}")
 
     recent = Table(title=f"Recent models ({snap['models']} registered)", expand=True)
     for col in ("created", "VIN", "ver", "symbol", "side", "w", "grade", "gate", "score", "status"):

@@ -209,7 +209,12 @@ def save_ensemble(path_dir, ens: Ensemble) -> dict:
 def load_ensemble(path_dir) -> Ensemble:
     path = Path(path_dir)
     path = path / ENSEMBLE_FILE if path.is_dir() else path
-    d = artifacts.read_json(path)
+    return from_dict(artifacts.read_json(path), where=str(path))
+
+
+def from_dict(d: dict, where: str = "ensemble document") -> Ensemble:
+    """The Ensemble of a `to_dict` document; errors name `where` (the file)."""
+    path = where
     if d.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} file")
     if d["kind"] not in KINDS:

@@ -16,9 +16,10 @@ server). SWINGFLOW_NOTIFY=off silences every channel.
 Delivery never raises and never fails the workflow: each channel gets a short timeout and one retry, and a
 message that cannot be delivered is logged (with the token redacted) and dropped.
 
-"This run" is measured from a small state file written at start (.snakemake/swingflow/notify_start.json: start
-time and the champions seen then; no secrets), so the summary counts the models written since, and the
-champions that changed since.
+"This run" is measured from a small state file written at start (.snakemake/swingflow/notify_start.json: the
+start time; no secrets), so the summary counts the models written since. Champions changed come from the
+registry rule's run record, results/registry/run_status.json ({"run", "symbols": {SYMBOL: {"registered": [...],
+"champion": {side: VIN}, "changed": bool}}}), when this run wrote it; otherwise none changed.
 """
 
 from __future__ import annotations
@@ -132,23 +133,25 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def champions(workdir: Path, registry_dir: str | None) -> dict[str, str]:
-    """Current champions as {key: id}: the registry's champion VIN per (symbol, side) when a registry exists, and
-    the best stage-1 variant per (symbol, window, side) from results/best_variant/."""
-    found: dict[str, str] = {}
-    if registry_dir:
-        for f in sorted((workdir / registry_dir / "champions").glob("*.json")):
-            doc = _read_json(f)
-            if f.name == "roster.json" or not isinstance(doc, dict):
-                continue
-            for side, slot in sorted((doc.get("sides") or {}).items()):
-                if isinstance(slot, dict) and slot.get("champion"):
-                    found[f"champion {f.stem}/{side}"] = str(slot["champion"])
-    for f in sorted((workdir / "results" / "best_variant").glob("*/w*/*.json")):
-        doc = _read_json(f)
-        if isinstance(doc, dict) and isinstance(doc.get("best"), dict) and doc["best"].get("target"):
-            found[f"best {f.parent.parent.name}/{f.parent.name}/{f.stem}"] = str(doc["best"]["target"])
-    return found
+RUN_STATUS = Path("results/registry/run_status.json")
+
+
+def champions_changed(workdir: Path, since: float) -> dict[str, dict]:
+    """{SYMBOL: {side: VIN}} for the symbols whose champion changed in this run, read from the registry's run
+    record when it was written at or after `since`; {} without one (no registry step ran, or an older record)."""
+    path = workdir / RUN_STATUS
+    try:
+        if path.stat().st_mtime < since:
+            return {}
+    except OSError:
+        return {}
+    doc = _read_json(path)
+    symbols = doc.get("symbols") if isinstance(doc, dict) else None
+    if not isinstance(symbols, dict):
+        LOG.warning("%s has no 'symbols' mapping; champions changed counted as 0", RUN_STATUS)
+        return {}
+    return {sym: (st.get("champion") if isinstance(st.get("champion"), dict) else {"": st.get("champion")})
+            for sym, st in sorted(symbols.items()) if isinstance(st, dict) and st.get("changed")}
 
 
 def models_summary(workdir: Path, since: float) -> dict:
@@ -190,8 +193,8 @@ def _state_path(workdir: Path) -> Path:
     return workdir / STATE_FILE
 
 
-def record_start(workdir: Path, registry_dir: str | None) -> dict:
-    state = {"started": time.time(), "champions": champions(workdir, registry_dir)}
+def record_start(workdir: Path) -> dict:
+    state = {"started": time.time()}
     try:
         p = _state_path(workdir)
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -205,7 +208,7 @@ def record_start(workdir: Path, registry_dir: str | None) -> dict:
 
 def load_start(workdir: Path) -> dict:
     state = _read_json(_state_path(workdir))
-    return state if isinstance(state, dict) else {"started": 0.0, "champions": {}}
+    return state if isinstance(state, dict) else {"started": 0.0}
 
 
 # ---- the messages -------------------------------------------------------------------------------------------
@@ -234,9 +237,7 @@ def start_message(context: Mapping[str, Any]) -> tuple[str, dict]:
 
 def success_message(context: Mapping[str, Any], start: dict, log_path, workdir: Path) -> tuple[str, dict]:
     models = models_summary(workdir, float(start.get("started") or 0.0))
-    now = champions(workdir, context.get("registry_dir"))
-    before = start.get("champions") or {}
-    changed = sorted(k for k in now if before.get(k) != now[k])
+    changed = champions_changed(workdir, float(start.get("started") or 0.0))
     jobs = failed_jobs(log_path)
     passed = f"{models['passed']} of {models['gated']}" if models["gated"] else "n/a (no quality gates ran)"
     lines = [
@@ -246,13 +247,14 @@ def success_message(context: Mapping[str, Any], start: dict, log_path, workdir: 
         f"passed quality gates: {passed}",
         f"champions changed: {len(changed)}",
     ]
-    lines += [f"  {k}: {before.get(k, '-')} -> {now[k]}" for k in changed[:MAX_LISTED]]
+    lines += [f"  {sym}: " + ", ".join(f"{side} {vin}" if side else str(vin) for side, vin in sorted(champ.items()))
+              for sym, champ in list(changed.items())[:MAX_LISTED]]
     if len(changed) > MAX_LISTED:
         lines.append(f"  … and {len(changed) - MAX_LISTED} more")
     lines.append(f"failures: {len(jobs['failed'])} (attempts retried: {jobs['retried']})")
     payload = {
         "event": "success", **_plain(context), "models": models, "elapsed_s": _since(start),
-        "champions_changed": {k: {"before": before.get(k), "after": now[k]} for k in changed},
+        "champions_changed": changed,
         "failures": jobs["failed"], "retried": jobs["retried"], "log": _log_files(log_path),
     }
     return "\n".join(lines), payload
@@ -356,13 +358,21 @@ def deliver(text: str, payload: dict, settings: Mapping[str, Any] | None,
 
 
 # ---- the hooks -----------------------------------------------------------------------------------------------
+def run_context(cfg: Mapping[str, Any]) -> dict:
+    """What the messages say about the run, from the resolved configuration (no secrets in it)."""
+    from workflow_scripts.config import target_grid
+
+    return {"env": cfg["env"]["name"], "symbols": list(cfg["universe"]["symbols"]),
+            "windows": list(cfg["targets"]["windows"]), "targets": [g["id"] for g in target_grid(cfg["targets"])]}
+
+
 def _hook(event: str, log, settings, context, workdir) -> dict:
     try:
         context = dict(context or {})
         context.setdefault("host", socket.gethostname())
         wd = Path(workdir)
         if event == "start":
-            record_start(wd, context.get("registry_dir"))
+            record_start(wd)
             text, payload = start_message(context)
         elif event == "success":
             text, payload = success_message(context, load_start(wd), log, wd)
@@ -396,12 +406,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("event", choices=["start", "success", "error"])
     ap.add_argument("--log", default=None, help="Snakemake log of the run (.snakemake/log/*.snakemake.log)")
     ap.add_argument("--env", default="manual")
-    ap.add_argument("--registry-dir", default=None)
     ap.add_argument("--telegram", action="store_true")
     ap.add_argument("--webhook-env", default="SWINGFLOW_WEBHOOK_URL")
     a = ap.parse_args(argv)
     settings = {"telegram": a.telegram, "webhook_url_env": a.webhook_env}
-    context = {"env": a.env, "registry_dir": a.registry_dir}
+    context = {"env": a.env}
     report = _hook(a.event, a.log, settings, context, ".")
     print(json.dumps(report, sort_keys=True))
     return 0

@@ -91,7 +91,7 @@ def batch_from_file(registry_dir, symbol: str, features_path: str | os.PathLike)
         return empty_predictions()
     models = champion_models(registry_dir, symbol)
     available = set(pq.read_schema(features_path).names)
-    columns = sorted(set().union(*(m.features for m in models)) & available)
+    columns = reg.input_columns(models, available)
     features = pd.read_parquet(features_path, columns=["timestamp", *columns])
     return batch_predictions(registry_dir, symbol, features, models)
 
@@ -113,12 +113,16 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
 def history_bars_for(feature_info: Mapping) -> int:
     """Trailing bars needed so live features equal batch ones: features.json `history_bars` if given, else 20x the
     longest lookback plus the longest lag (EMA-type smoothers then forget their start to float32 precision), at
-    least DEFAULT_HISTORY_BARS."""
-    if "history_bars" in feature_info:
-        return int(feature_info["history_bars"])
+    least DEFAULT_HISTORY_BARS. Never fewer than the continuity cap (features/temporal.py) when the spec builds
+    the time family: `time__bars_since_gap` counts up to that many bars back."""
+    from workflow_scripts.features.temporal import CONTINUITY_CAP
+
     spec = feature_info.get("spec") or {}
+    floor = CONTINUITY_CAP if spec and "time" in spec.get("families", ["time"]) else 0
+    if "history_bars" in feature_info:
+        return max(int(feature_info["history_bars"]), floor)
     need = 20 * max(spec.get("lookbacks") or [0]) + max(spec.get("lags") or [0])
-    return max(DEFAULT_HISTORY_BARS, int(need))
+    return max(DEFAULT_HISTORY_BARS, int(need), floor)
 
 
 def _history_bars(model: reg.LoadedModel, default: int | None) -> int:

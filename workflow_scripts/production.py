@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,37 +76,67 @@ class TreeHead:
         return path
 
 
-def _fit_tree(kind, X_train, y_train, X_val, y_val, params, seed, threads, model_cfg) -> TreeHead:
+def _fit_tree(kind, X_train, y_train, X_val, y_val, params, seed, threads, model_cfg, **_bars) -> TreeHead:
     head = heads.train_head(
         kind, X_train, y_train, X_val, y_val, params, seed,
         num_boost_round=int(model_cfg["num_boost_round"]),
         early_stopping_rounds=int(model_cfg["early_stopping_rounds"]),
         num_threads=int(threads), xgboost_base=model_cfg.get("xgboost_base"),
     )
-    log = {"fit_seconds": round(head.fit_seconds, 3), "best_iteration": head.best_iteration,
+    # No fit seconds: training_log.json is hashed into sha256.txt, so it must be the same bytes on every rerun;
+    # the job's time is in results/benchmarks/production/.
+    log = {"best_iteration": head.best_iteration,
            "num_boost_round": head.num_boost_round, "early_stopping_rounds": head.early_stopping_rounds,
            "library_version": heads._library_version(kind)}
     return TreeHead(head, log)
 
 
-FITTERS: dict[str, Callable[..., Any]] = {"lightgbm": _fit_tree, "xgboost": _fit_tree}
+def _fit_torch(*args, **kwargs):
+    """torch_mlp / torch_transformer (torch_models.fit_torch_head; torch is imported only for these kinds)."""
+    from workflow_scripts.torch_models import fit_torch_head
+
+    return fit_torch_head(*args, **kwargs)
+
+
+FITTERS: dict[str, Callable[..., Any]] = {"lightgbm": _fit_tree, "xgboost": _fit_tree,
+                                          "torch_mlp": _fit_torch, "torch_transformer": _fit_torch}
 
 
 def fit_head(kind: str, X_train: pd.DataFrame, y_train, X_val: pd.DataFrame, y_val, *, params: dict, seed: int,
-             threads: int, model_cfg: dict):
-    """Train a head of `kind` (config/model `kind`); the interface is in the module docstring."""
+             threads: int, model_cfg: dict, bars: pd.DataFrame | None = None, timestamps=None):
+    """Train a head of `kind` (config/model `kind`); the interface is in the module docstring. `bars` (the whole
+    bar-ordered feature table, X_* index = bar positions) and `timestamps` (its bars' times) feed the windowed
+    torch kinds; tree kinds ignore them."""
     if kind not in FITTERS:
         raise ValueError(f"unknown model kind {kind!r}; known: {sorted(FITTERS)} (config/model)")
     for name, X in (("X_train", X_train), ("X_val", X_val)):
         if not all(X.dtypes == np.float32):
             raise ValueError(f"{name} must be float32 columns")
-    return FITTERS[kind](kind, X_train, y_train, X_val, y_val, params, seed, threads, model_cfg)
+    return FITTERS[kind](kind, X_train, y_train, X_val, y_val, params, seed, threads, model_cfg,
+                         bars=bars, timestamps=timestamps)
 
 
 def production_params(model_cfg: dict, tuned: dict, n_train_rows: int) -> dict:
     """LightGBM-named parameters of the production fit: the model config's `params`, the tuned ones on top,
     min_child_samples_frac turned into rows of this training segment."""
     return resolve_params(dict(model_cfg.get("params") or {}), dict(tuned), n_train_rows)
+
+
+def tuned_params(comb: Combination, tuning: dict[str, dict]) -> tuple[dict, str]:
+    """The best tuned parameters and the stage they come from: stage 4's best, or stage 3's when its CV score is
+    higher (both are scored on the same purged walk-forward folds, so their scores compare)."""
+    for stage in ("stage3", "stage4"):
+        r = tuning[stage]
+        if (r["symbol"], int(r["window"]), r["side"]) != (comb.symbol, comb.window, comb.side):
+            raise ValueError(f"{stage} result is for {r['symbol']} w{r['window']} {r['side']}, "
+                             f"not {comb.symbol} w{comb.window} {comb.side}")
+    scored = [(r["best_value"], stage) for stage, r in ((s, tuning[s]) for s in ("stage4", "stage3"))
+              if r.get("best_params") and r.get("best_value") is not None]
+    if not scored:
+        raise ValueError(f"stages 3 and 4 of {comb.symbol} w{comb.window} {comb.side} have no best trial "
+                         "(every trial failed or was pruned)")
+    stage = max(scored, key=lambda x: x[0])[1]  # stage 4 first: it wins ties
+    return tuning[stage]["best_params"], stage
 
 
 @dataclass
@@ -122,7 +153,7 @@ def train_combination(comb: Combination, tuned: dict, model_cfg: dict, threads: 
     X_va, y_va = comb.segment("validation")
     params = production_params(model_cfg, tuned, len(y_tr))
     model = fit_head(model_cfg["kind"], X_tr, y_tr, X_va, y_va, params=params, seed=int(model_cfg["seed"]),
-                     threads=threads, model_cfg=model_cfg)
+                     threads=threads, model_cfg=model_cfg, bars=comb.X, timestamps=comb.targets["timestamp"])
     scored = comb.rows["scored"]
     proba = model.predict_proba(comb.X.iloc[scored])
     where = {seg: np.searchsorted(scored, comb.rows[seg]) for seg in ("validation", "test")}
@@ -161,7 +192,10 @@ def production_vin(symbol: str, window: int, target: str, model, params: dict, g
     identity = {"symbol": symbol, "target": target, "window": window, "kind": model.kind, "params": params,
                 "date": date, "model_sha256": model_sha256, "data_version": data_version,
                 "encoder_version": encoder_version}
-    fields = vin_fields_for_lgbm(params, grade=grade, target=parse_target_id(target), window=window, date=date,
+    # Stage 4 tunes continuous values (0.06094611795264643): the VIN shows 3 significant digits, the exact values
+    # stay in config.json and in the identity hash of the VIN's suffix.
+    shown = {k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in params.items()}
+    fields = vin_fields_for_lgbm(shown, grade=grade, target=parse_target_id(target), window=window, date=date,
                                  identity=identity, best_iteration=model.best_iteration, model_type=model.vin_type)
     return encode_vin(fields)
 
@@ -172,15 +206,63 @@ def score_of(evaluation: dict) -> float | None:
     return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
-def write_folder(folder, model, documents: dict[str, Any], encoder_path=None) -> Path:
-    """Write a production folder: the model file, the JSON documents, the encoder copy, then sha256.txt LAST."""
+def folder_documents(comb: Combination, trained: Trained, tuning: dict[str, dict], evaluation: dict, trials: dict,
+                     costs: dict, spec: dict, *, data_version: str, data_end: str, model_sha256: str,
+                     threads: int) -> dict[str, Any]:
+    """The JSON files of a production folder (docs/REGISTRY.md): {file name: document}. Deterministic: no
+    timings (the job's time is in its benchmark file), so a rerun writes the same bytes."""
+    model = trained.model
+    tuned, tuned_stage = tuned_params(comb, tuning)
+    grade = evaluation["grade"]["grade"]
+    vin = production_vin(comb.symbol, comb.window, comb.target, model, trained.params, grade, data_end,
+                         model_sha256, data_version, comb.encoder_version)
+    features = list(comb.X.columns)
+    prefix = spec["encoder"].get("prefix") or "shared__"
+    return {
+        "config.json": {
+            "symbol": comb.symbol, "window": comb.window, "side": comb.side, "target": comb.target,
+            "model_type": model.model_type, "model_kind": model.kind,
+            "params": trained.params, "tuned_params": tuned, "tuned_in": tuned_stage,
+            "native_params": model.native_params,
+            "model": spec["model"],
+            "tuning": {stage: {"study_name": r["study_name"], "best_value": r["best_value"],
+                               "finished_trials": r["finished_trials"]} for stage, r in sorted(tuning.items())},
+            "dependencies": {"data_version": data_version, "encoder_version": comb.encoder_version},
+        },
+        "metrics.json": {
+            "vin": vin, "grade": evaluation["grade"],
+            "gate": {"profile": evaluation["gate"]["profile"], "passed": evaluation["gate"]["passed"],
+                     "reasons": evaluation["gate"]["reasons"]},
+            "score": score_of(evaluation), "score_definition": "after-cost per-trade Sharpe on the test segment",
+            "best_iteration": model.best_iteration,
+            "validation_average_precision": trained.validation_ap, "test_average_precision": trained.test_ap,
+            "rows": {seg: len(comb.rows[seg]) for seg in ("train", "validation", "test")},
+            "dsr_trials": {k: v for k, v in trials.items() if k != "trial_sharpes"},
+            "evaluation": evaluation,
+        },
+        "costs.json": costs,
+        "features.json": {
+            "features": features, "spec": spec["features"], "universe": spec["universe"],
+            "encoder": None if comb.encoder_version is None else {
+                "file": ENCODER_FILE, "version": comb.encoder_version,
+                "columns": [c for c in features if c.startswith(prefix)]},
+        },
+        "split_indices.json": {seg: comb.rows[seg].tolist() for seg in ("train", "validation", "test")},
+        "training_log.json": model.log | {"threads": int(threads), "train_rows": len(comb.rows["train"]),
+                                          "validation_rows": len(comb.rows["validation"])},
+    }
+
+
+def write_folder(folder, model, make_documents: Callable[[str], dict[str, Any]], encoder_path=None) -> Path:
+    """Write a production folder: the model file first (its sha256 goes into the VIN: `make_documents(sha256)`
+    returns {file name: JSON document}), the documents, a copy of the shared encoder, then sha256.txt LAST."""
     from workflow_scripts.registry import write_sha256
 
     folder = Path(folder)
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    model.save(folder)
+    documents = make_documents(artifacts.sha256_file(model.save(folder)))
     for name, doc in documents.items():
         artifacts.write_json(folder / name, doc)
     if encoder_path is not None:

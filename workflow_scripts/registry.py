@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import json
 import math
 import os
@@ -42,12 +41,15 @@ from filelock import FileLock
 from workflow_scripts import artifacts
 
 SCHEMA = 1
-MODEL_FILES = {"lightgbm": "model.txt", "xgboost": "model.json", "torchscript": "model.pt"}
+MODEL_FILES = {"lightgbm": "model.txt", "xgboost": "model.json", "torchscript": "model.pt", "ensemble": "ensemble.json"}
 MODEL_TYPE_ALIASES = {"lgbm": "lightgbm", "lightgbm": "lightgbm", "xgb": "xgboost", "xgboost": "xgboost",
-                      "torch": "torchscript", "torchscript": "torchscript", "pt": "torchscript"}
+                      "torch": "torchscript", "torchscript": "torchscript", "pt": "torchscript",
+                      "ensemble": "ensemble"}
 METADATA_FILES = ("config.json", "metrics.json", "costs.json", "features.json", "split_indices.json",
                   "training_log.json")
 SHA_FILE = "sha256.txt"
+# Files that differ between identical trainings (fit timings): not part of a model's identity.
+VOLATILE_FILES = ("training_log.json",)
 SIDES = ("high", "low")
 STATUSES = ("registered", "champion", "challenger", "rejected", "retired")
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
@@ -131,11 +133,17 @@ def registry_lock(registry_dir: str | os.PathLike) -> FileLock:
 
 
 # ---- hashes: sha256.txt ------------------------------------------------------------------------------------------
+def identity_hashes(hashes: Mapping[str, str]) -> dict[str, str]:
+    """{file: sha256} without VOLATILE_FILES: equal for two folders holding the same model and metadata."""
+    return {k: v for k, v in sorted(hashes.items()) if k not in VOLATILE_FILES}
+
+
 def _folder_files(folder: Path) -> list[str]:
-    """Every regular file of a folder, relative POSIX paths, sorted (temporary files of a writer excluded)."""
+    """Every regular file of a folder, relative POSIX paths, sorted (temporary files of a writer excluded, and
+    the marker Snakemake touches in a directory() output after its job: not part of the model)."""
     out = []
     for p in sorted(folder.rglob("*")):
-        if p.is_file() and not p.name.endswith(".tmp"):
+        if p.is_file() and not p.name.endswith(".tmp") and p.name != ".snakemake_timestamp":
             out.append(p.relative_to(folder).as_posix())
     return out
 
@@ -338,8 +346,9 @@ def register(registry_dir: str | os.PathLike, folder: str | os.PathLike, *, run:
     Safe when several processes register at once: the copy goes to a temporary folder first, then the index is
     re-read, the version decided, the folder renamed into place and the index replaced, all under the lock.
     Registering the same VIN again with identical files is a patch bump (metadata refresh); the same VIN with a
-    different model is refused (a VIN names one model). With `keep_identical` a VIN already registered with exactly
-    these files is left alone (no patch bump, nothing written): what a workflow rerun with nothing new needs."""
+    different model is refused (a VIN names one model). With `keep_identical` a VIN already registered with these
+    files (VOLATILE_FILES aside) is left alone (no patch bump, nothing written): what a workflow rerun with nothing
+    new needs."""
     folder = Path(folder)
     hashes = verify_folder(folder)
     meta = read_model_meta(folder)
@@ -359,7 +368,8 @@ def register(registry_dir: str | os.PathLike, folder: str | os.PathLike, *, run:
             lineage = index["lineages"].get(key)
             old = index["models"].get(vin)
             dest = p["models"] / vin
-            if old is not None and keep_identical and old.get("files") == hashes:
+            same = old is not None and identity_hashes(old.get("files", {})) == identity_hashes(hashes)
+            if same and keep_identical:
                 return old
             if old is not None:
                 if old["model_sha256"] != model_sha:
@@ -433,6 +443,26 @@ class LoadedModel:
     model: Any = field(repr=False)
     predict_fn: Callable[[np.ndarray], np.ndarray] = field(repr=False, default=None)
 
+    @property
+    def encoder_columns(self) -> list[str]:
+        """Feature columns the model's own shared-encoder copy derives (features.json `encoder`), so a frame of
+        the symbol's features needs not carry them."""
+        return list((self.feature_info.get("encoder") or {}).get("columns") or [])
+
+    def with_encoder(self, frame):
+        """`frame` plus the shared-encoder columns it lacks, computed with the folder's encoder file (verified
+        against the version features.json records)."""
+        enc = self.feature_info.get("encoder") or {}
+        if not any(c not in frame.columns for c in self.encoder_columns):
+            return frame
+        import pandas as pd
+
+        from workflow_scripts.shared_encoder import encode, load_shared_encoder
+
+        encoder = load_shared_encoder(self.folder / enc["file"], expected_sha256=enc.get("version"))
+        extra = [c for c in encoder.output_columns if c not in frame.columns]
+        return pd.concat([frame, encode(encoder, frame)[extra]], axis=1)
+
     def matrix(self, frame) -> np.ndarray:
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
@@ -440,13 +470,27 @@ class LoadedModel:
         return frame[self.features].to_numpy(np.float32)
 
     def predict_proba(self, frame) -> np.ndarray:
+        frame = self.with_encoder(frame)
         X = self.matrix(frame)
         if len(X) == 0:
             return np.zeros((0, 3))
-        proba = np.asarray(self.predict_fn(X), dtype=np.float64).reshape(len(X), -1)
+        if self.model_type in ("torchscript", "ensemble"):  # windows of bars (torch members): gaps from timestamps
+            proba = self.predict_fn(X, frame["timestamp"] if "timestamp" in frame.columns else None)
+        else:
+            proba = self.predict_fn(X)
+        proba = np.asarray(proba, dtype=np.float64).reshape(len(X), -1)
         if proba.shape[1] != 3:
             raise RegistryError(f"model {self.vin}: expected 3 class probabilities, got {proba.shape[1]}")
         return proba
+
+
+def input_columns(models: Sequence[LoadedModel], available: Iterable[str]) -> list[str]:
+    """The feature-table columns to read for `models` (sorted, no timestamp): the ones they list, or every
+    available column when one derives shared-encoder columns (its encoder reads the coin's own features)."""
+    available = set(available) - {"timestamp"}
+    if any(m.encoder_columns for m in models):
+        return sorted(available)
+    return sorted(set().union(*(m.features for m in models)) & available)
 
 
 def load_folder(folder: str | os.PathLike, vin: str | None = None, entry: dict | None = None) -> LoadedModel:
@@ -481,16 +525,15 @@ def model_predictor(model_type: str, data: bytes, features: list[str],
         model = xgb.Booster()
         model.load_model(bytearray(data))
         return model, lambda X: model.predict(xgb.DMatrix(X, feature_names=features))
-    import torch
+    if model_type == "ensemble":  # ensemble.json + verified member folders (ensemble_production.py)
+        from workflow_scripts.ensemble_production import predictor
 
-    model = torch.jit.load(io.BytesIO(data), map_location="cpu")
-    model.eval()
+        return predictor(data, folder)
+    # TorchScript SwingNet (torch_models): windows of bar-ordered rows, cut inside the module (predict_proba_rows);
+    # LoadedModel.predict_proba passes the frame's timestamps so gaps end windows.
+    from workflow_scripts.torch_models import rows_predictor
 
-    def predict(X: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return model(torch.from_numpy(X)).double().numpy()
-
-    return model, predict
+    return rows_predictor(data, features)
 
 
 def load_model(registry_dir, vin: str) -> LoadedModel:
@@ -527,17 +570,15 @@ def score_models(registry_dir, vins: Sequence[str], scorer: Scorer | None = None
 def macro_ap_scorer(frame, labels, rows: np.ndarray | None = None) -> Scorer:
     """A scorer for a common recent test window: macro one-vs-rest average precision of the model's
     probabilities on `frame` (feature table) against `labels` (codes 0/1/2; other codes ignored)."""
-    from sklearn.metrics import average_precision_score
+    from workflow_scripts.metrics import macro_average_precision
 
     y_all = np.asarray(labels)
     sel = np.isin(y_all, (0, 1, 2)) if rows is None else np.asarray(rows)
-    sub = frame.iloc[np.flatnonzero(sel) if sel.dtype == bool else sel]
+    idx = np.flatnonzero(sel) if sel.dtype == bool else sel
     y = y_all[sel]
 
-    def score(model: LoadedModel) -> float:
-        proba = model.predict_proba(sub)
-        vals = [average_precision_score(y == c, proba[:, c]) for c in (0, 1, 2) if (y == c).any()]
-        return float(np.mean(vals)) if vals else float("nan")
+    def score(model: LoadedModel) -> float:  # whole frame first: a windowed model reads the bars before each row
+        return macro_average_precision(y, model.predict_proba(frame)[idx])
 
     return score
 

@@ -1,9 +1,11 @@
 """One workflow run's registration (rule register_models): every production folder of the run goes into the
 registry, then champion or challenger per (symbol, side) on a common recent window, then the run is recorded.
 
-- Run id: `run-` + 12 hex of the sha256 over the folders' sha256.txt files, so the same production folders give
-  the same run, and a rerun with nothing new writes nothing to the registry (already registered identical folders
-  are neither re-registered nor promoted again: no patch bump, no new champion).
+- Run id: `run-` + 12 hex of the sha256 over the folders' file hashes (sha256.txt without training_log.json, the
+  one file that differs between identical trainings), so the same production folders give the same run, and a
+  rerun with nothing new writes nothing to the registry (already registered identical folders are neither
+  re-registered nor promoted again: no patch bump, no new champion). A VIN registered before with the same model
+  but other metadata is a patch bump and keeps its standing (champion, challenger, retired).
 - Common recent window (per symbol): the bars from the latest test-segment start over the run's windows (inside
   the test segment of every window, so no model of this run trained or early-stopped on it), cut to the last
   `recent_bars` bars. Every candidate and the current champion are scored there: macro average precision of the
@@ -17,6 +19,7 @@ registry, then champion or challenger per (symbol, side) on a common recent wind
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import re
@@ -59,12 +62,11 @@ def symbol_data_from_paths(features: Sequence[str], targets: Sequence[str], spli
     return out
 
 
-def run_id(hashes: Sequence[str]) -> str:
-    """`run-<12 hex>` from the sha256.txt texts of a run's production folders (order does not matter)."""
-    h = hashlib.sha256()
-    for text in sorted(hashes):
-        h.update(text.encode("utf-8") + b"\0")
-    return "run-" + h.hexdigest()[:12]
+def run_id(hashes: Sequence[Mapping[str, str]]) -> str:
+    """`run-<12 hex>` from the {file: sha256} of a run's production folders (order does not matter; fit timings
+    in training_log.json do not count: retraining the same models gives the same run)."""
+    texts = sorted(json.dumps(reg.identity_hashes(h), sort_keys=True) for h in hashes)
+    return "run-" + hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:12]
 
 
 def common_window_start(splits: Sequence[Mapping], recent_bars: int | None) -> int:
@@ -85,16 +87,17 @@ def recent_scores(models: Sequence[reg.LoadedModel], data: SymbolData, spec: Map
     splits = [artifacts.read_json(p) for _, p in sorted(data.splits.items())]
     start = common_window_start(splits, spec.get("recent_bars"))
     available = set(pq.read_schema(data.features).names)
-    needed = sorted(set().union(*(m.features for m in models)) & available)
+    needed = reg.input_columns(models, available)
     feats = pd.read_parquet(data.features, columns=["timestamp", *needed])
     if len(feats) != int(splits[0]["bars"]):
         raise ValueError(f"{data.features}: {len(feats)} rows, the splits count {splits[0]['bars']} bars")
-    feats = feats.iloc[start:].reset_index(drop=True)
+    # Models see the whole table (a windowed model reads the bars before a row); only window rows are scored.
+    in_window = np.arange(len(feats)) >= start
     labels: dict[int, pd.DataFrame] = {}
     out = {}
     for m in models:
         window, target = int(m.entry["window"]), m.entry["target"]
-        missing = [c for c in m.features if c not in available]
+        missing = [c for c in m.features if c not in available and c not in m.encoder_columns]
         if window not in data.targets:
             out[m.vin] = {"score": None, "rows": 0, "reason": f"window w{window} is not in this run"}
             continue
@@ -103,13 +106,13 @@ def recent_scores(models: Sequence[reg.LoadedModel], data: SymbolData, spec: Map
                           "reason": f"{len(missing)} feature column(s) not in {data.features}, e.g. {missing[:3]}"}
             continue
         if window not in labels:
-            labels[window] = pd.read_parquet(data.targets[window]).iloc[start:].reset_index(drop=True)
+            labels[window] = pd.read_parquet(data.targets[window])
             if not labels[window]["timestamp"].equals(feats["timestamp"]):
-                raise ValueError(f"{data.targets[window]}: timestamps differ from {data.features} in the window")
+                raise ValueError(f"{data.targets[window]}: timestamps differ from {data.features}")
         if target not in labels[window].columns:
             out[m.vin] = {"score": None, "rows": 0, "reason": f"target {target} is not in {data.targets[window]}"}
             continue
-        y = labels[window][target].to_numpy()
+        y = np.where(in_window, labels[window][target].to_numpy(), -1)
         rows = int(np.isin(y, (0, 1, 2)).sum())
         if rows < int(spec.get("min_rows", 1)):
             out[m.vin] = {"score": None, "rows": rows, "reason": f"{rows} labelled rows < min_rows"}
@@ -160,16 +163,21 @@ def register_run(registry_dir, folders: Sequence[str | Path], data: Mapping[str,
     missing = sorted({m["symbol"] for m in metas.values()} - set(data))
     if missing:
         raise ValueError(f"no feature table / targets / splits given for {missing}")
-    run = run_id([(f / reg.SHA_FILE).read_text(encoding="utf-8") for f in folders])
+    run = run_id(list(hashes.values()))
     symbols = sorted({m["symbol"] for m in metas.values()})
     before = {s: _champions(registry_dir, s) for s in symbols}
-    index = reg.read_index(registry_dir)
-    new = [f for f in folders if index["models"].get(metas[f]["vin"], {}).get("files") != hashes[f]]
-    log.info("run %s: %d production folder(s), %d new", run, len(folders), len(new))
-    entries = [reg.register(registry_dir, f, run=run, keep_identical=True) for f in new]
+    known = reg.read_index(registry_dir)["models"]
+    changed = [f for f in folders if reg.identity_hashes(known.get(metas[f]["vin"], {}).get("files", {}))
+               != reg.identity_hashes(hashes[f])]
+    log.info("run %s: %d production folder(s), %d new or changed", run, len(folders), len(changed))
+    entries = [reg.register(registry_dir, f, run=run, keep_identical=True) for f in changed]
+    # Judged: models new to the registry, and re-registered ones (same model, new metadata: a patch bump) that
+    # never had a standing (say a changed gate verdict). A champion, challenger or retired model keeps its
+    # standing, so a rerun never overrides an earlier decision or an operator's rollback.
     lineages: dict[tuple[str, str], list[dict]] = {}
     for e in entries:
-        lineages.setdefault((e["symbol"], e["side"]), []).append(e)
+        if known.get(e["vin"], {}).get("status", "registered") in ("registered", "rejected"):
+            lineages.setdefault((e["symbol"], e["side"]), []).append(e)
     for (symbol, side), es in sorted(lineages.items()):
         for d in decide(registry_dir, es, data[symbol], spec, run):
             log.info("%s/%s %s: %s (%s)", symbol, side, d["vin"], d["decision"], d.get("reason"))

@@ -14,6 +14,7 @@ every head that uses the encoder records it (heads.Head.encoder_sha256).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,10 +139,10 @@ def save_encoder(path, encoder: PcaEncoder) -> str:
     return encoder_version(path)
 
 
-def load_encoder(path) -> PcaEncoder:
-    d = artifacts.read_json(path)
-    if d.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a {FORMAT} file")
+def load_encoder(path, expected_sha256: str | None = None) -> PcaEncoder:
+    """Read an encoder written by `save_encoder`. With `expected_sha256` (the version a head recorded,
+    heads.Head.encoder_sha256) a file whose sha256 differs is refused (ValueError naming it) before it is read."""
+    d = read_document(path, FORMAT, expected_sha256)
     p = len(d["columns"])
     return PcaEncoder(
         columns=list(d["columns"]),
@@ -154,8 +155,65 @@ def load_encoder(path) -> PcaEncoder:
     )
 
 
+def read_document(path, fmt: str, expected_sha256: str | None = None) -> dict:
+    """The JSON document of an encoder file of format `fmt`; with `expected_sha256` (the version a head recorded)
+    a file whose sha256 differs is refused before it is parsed. Errors name the file."""
+    if expected_sha256 is None:
+        d = artifacts.read_json(path)
+    else:
+        d = json.loads(artifacts.read_verified(path, expected_sha256, "the expected encoder version"))
+    if d.get("format") != fmt:
+        raise ValueError(f"{path}: not a {fmt} file (format {d.get('format')!r})")
+    return d
+
+
 def encoder_version(path) -> str:
     return artifacts.sha256_file(Path(path))
+
+
+def fit_shared_encoder(X: pd.DataFrame, spec: dict):
+    """The encoder of config/encoder `kind` fitted on the pooled training rows X."""
+    if spec["kind"] == "pca":
+        return fit_pca_encoder(X, n_components=int(spec["n_components"]),
+                               prefix=spec.get("prefix") or "shared__pca_")
+    if spec["kind"] == "autoencoder":
+        from workflow_scripts import autoencoder_encoder
+
+        return autoencoder_encoder.fit_autoencoder_encoder(X, autoencoder_encoder.AutoencoderConfig.from_config(spec))
+    raise ValueError(f"encoder.kind={spec['kind']!r}: known kinds: pca, autoencoder")
+
+
+def save_shared_encoder(path, encoder) -> str:
+    """Write either encoder kind as its one JSON file (atomic); return the version (sha256 of the file)."""
+    if isinstance(encoder, PcaEncoder):
+        return save_encoder(path, encoder)
+    from workflow_scripts import autoencoder_encoder
+
+    return autoencoder_encoder.save_encoder(path, encoder)
+
+
+def load_shared_encoder(path, expected_sha256: str | None = None):
+    """Any shared encoder file (results/encoder/{kind}.json): a PcaEncoder, or an autoencoder_encoder.
+    AutoencoderEncoder (torch imported only then), chosen by the file's `format`; with `expected_sha256` a file of
+    another version is refused."""
+    fmt = artifacts.read_json(path).get("format")
+    if fmt == FORMAT:
+        return load_encoder(path, expected_sha256)
+    from workflow_scripts import autoencoder_encoder
+
+    if fmt == autoencoder_encoder.FORMAT:
+        return autoencoder_encoder.load_encoder(path, expected_sha256)
+    raise ValueError(f"{path}: unknown shared encoder format {fmt!r}; expected {FORMAT!r} or "
+                     f"{autoencoder_encoder.FORMAT!r}")
+
+
+def encode(encoder, X: pd.DataFrame) -> pd.DataFrame:
+    """The outputs of either encoder kind for the rows of `X` (float32, same index)."""
+    if isinstance(encoder, PcaEncoder):
+        return transform(encoder, X)
+    from workflow_scripts import autoencoder_encoder
+
+    return autoencoder_encoder.transform(encoder, X)
 
 
 def _train_bounds(split: dict) -> tuple[int, int]:

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from workflow_scripts import artifacts
 from workflow_scripts.metrics import macro_average_precision
 from workflow_scripts.splits import SEGMENTS, segment_mask
 from workflow_scripts.swing_targets import BREAKOUT, CLASS_NAMES, NEITHER, NO_EVENT, REVERSION
 
 CLASSES = (NEITHER, BREAKOUT, REVERSION)
+MODEL_FILE, METRICS_FILE = "model.txt", "metrics.json"  # per variant folder; metrics.json records model_sha256
 DATASET_KEYS = ("max_bin", "min_data_in_bin", "seed", "deterministic", "force_row_wise", "force_col_wise",
                 "verbosity")
 
@@ -133,3 +136,16 @@ def _skip_reason(y: dict, spec: dict) -> str | None:
             return (f"{seg} class counts {counts.tolist()} (neither, breakout, reversion) below "
                     f"stage1.min_class_rows={spec['min_class_rows']}")
     return None
+
+
+def verified_model_sha256(folder: str | Path) -> str:
+    """The sha256 of a variant's model.txt as recorded in its metrics.json (`model_sha256`), after checking that
+    the file on disk still has it: a truncated, garbled or replaced model is refused (ValueError naming both
+    files) before anything uses it."""
+    folder = Path(folder)
+    metrics_path = folder / METRICS_FILE
+    recorded = artifacts.read_json(metrics_path).get("model_sha256")
+    if not isinstance(recorded, str):
+        raise ValueError(f"{metrics_path}: no model_sha256 recorded for {folder / MODEL_FILE}; rerun train_stage1")
+    artifacts.read_verified(folder / MODEL_FILE, recorded, metrics_path)
+    return recorded

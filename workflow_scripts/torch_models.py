@@ -298,8 +298,10 @@ class TorchModelConfig:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], **overrides) -> TorchModelConfig:
-        """From a model group dict ({name, kind, seed, num_threads, ..., params: {...}}); unknown keys refused."""
-        flat = {k: v for k, v in cfg.items() if k not in ("name", "kind", "params")}
+        """From a model group dict ({name, kind, seed, num_threads, ..., params: {...}}); unknown keys refused.
+        Null keys are skipped: the composed config (workflow_scripts/config.py ModelConfig) carries the tree kinds'
+        slots (num_boost_round, ...) as null for a torch model, and null means "the default" here."""
+        flat = {k: v for k, v in cfg.items() if k not in ("name", "kind", "params") and v is not None}
         flat.update(cfg.get("params") or {})
         if "kind" in cfg:
             if cfg["kind"] not in KIND_TO_ARCH:
@@ -799,7 +801,33 @@ def script_module(module: nn.Module) -> torch.jit.ScriptModule:
     still the one pickle-free, Python-free archive format the contract asks for; the warning is silenced here."""
     with warnings.catch_warnings(), _ordered_constants():
         warnings.filterwarnings("ignore", message=r".*torch\.jit\..*deprecated", category=DeprecationWarning)
-        return torch.jit.script(copy.deepcopy(module).to("cpu").float().eval())
+        return torch.jit.script(_content_named(copy.deepcopy(module).to("cpu").float().eval()))
+
+
+_SCRIPT_CLASSES: dict[tuple[type, str], type] = {}
+
+
+def _content_named(module: nn.Module) -> nn.Module:
+    """Give every submodule of `module` (a private copy) a class named after its content, so model.pt does not
+    depend on what else this process scripted before.
+
+    TorchScript compiles one class per distinct module structure into a process-wide compilation unit and names
+    every further class with an already used name `___torch_mangle_<N>`, N from a process-wide counter. Those
+    names are written into model.pt: the same model got different bytes after other scripting in the process
+    (another model, the autoencoder, an earlier test) - why the torch suite failed only when run with other
+    tests. Here each submodule's class becomes a subclass named `<Class>_<sha256(repr)[:16]>` (repr lists the
+    structure and the constants, e.g. Linear(in_features=8, out_features=3, bias=True)); the subclasses are
+    cached, so the same structure is the same class and reuses its compiled type, and a different structure has
+    a different name: no name is ever mangled. (Emptying torch's class registry instead would free the methods
+    of modules scripted earlier: calling them then crashes the interpreter.)"""
+    for sub in module.modules():
+        base = type(sub)
+        name = f"{base.__name__}_{hashlib.sha256(repr(sub).encode()).hexdigest()[:16]}"
+        key = (base, name)
+        if key not in _SCRIPT_CLASSES:
+            _SCRIPT_CLASSES[key] = type(name, (base,), {"__module__": base.__module__, "__qualname__": name})
+        sub.__class__ = _SCRIPT_CLASSES[key]
+    return module
 
 
 class _SortedSet(set):
@@ -812,7 +840,7 @@ def _ordered_constants():
     """TorchScript emits a module's constants (nn.Dropout's p/inplace, nn.Linear's in/out_features ...) in the
     iteration order of a `set` of names inside torch.jit._recursive, which follows PYTHONHASHSEED: the same model
     would get different model.pt bytes in different processes. While scripting, that module's `set` iterates in
-    sorted order. (A module type scripted earlier in the process without this keeps its cached order.)"""
+    sorted order (the classes are new to TorchScript: `_content_named`)."""
     import torch.jit._recursive as rec
 
     had = "set" in rec.__dict__
@@ -1115,3 +1143,109 @@ def state_dict_digest(module: nn.Module) -> str:
         h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.numpy().tobytes())
     return h.hexdigest()
+
+
+# -- production head (workflow_scripts/production.py FITTERS) --------------------------------------------------------
+VIN_TYPES = {"mlp": "TMLP", "transformer": "TXFMR"}
+
+
+class TorchHead:
+    """A trained SwingNet behind production.fit_head's interface (predict_proba(X), save(folder), kind,
+    model_type, vin_type, best_iteration, native_params, log).
+
+    `bars` is the whole bar-ordered feature table the head was trained on (model features in order) and
+    `seg_pos` its bars-since-gap counts: `predict_proba(X)` reads the windows ending at X.index (bar positions),
+    so X may be any subset of those bars (the scored event rows)."""
+
+    model_type = "torchscript"
+
+    def __init__(self, kind: str, trained: TrainedModel, bars: np.ndarray, seg_pos: np.ndarray):
+        self.kind = kind
+        self.trained = trained
+        self._bars = bars
+        self._seg_pos = seg_pos
+        hist = trained.history
+        self.log = {k: hist[k] for k in ("epochs_run", "best_epoch", "best_val_loss", "stopped_early", "device",
+                                          "amp_dtype", "compile", "oom_events", "final_batch_size") if k in hist}
+        # No timings: training_log.json is hashed into sha256.txt and must be the same bytes on every rerun
+        # (reliability suite); the job's time is in results/benchmarks/production/.
+        self.log |= {"torch_version": torch.__version__}
+
+    @property
+    def vin_type(self) -> str:
+        return VIN_TYPES[self.trained.config.arch]
+
+    @property
+    def best_iteration(self) -> int:
+        return int(self.trained.history["best_epoch"]) + 1
+
+    @property
+    def native_params(self) -> dict:
+        return self.trained.config.to_dict()
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        check_columns(list(X.columns), self.trained.feature_names)
+        rows = X.index.to_numpy(dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self._bars)):
+            raise ValueError("X.index must be bar positions of the table the head was trained on")
+        module = self.trained.module.eval()
+        out = []
+        with torch.no_grad():
+            for b in _batches(rows, self.trained.config.eval_batch_size):
+                x = torch.from_numpy(gather_windows(self._bars, self._seg_pos, b, module.seq_len))
+                out.append(softmax64(module(x).numpy()))
+        return np.concatenate(out) if out else np.zeros((0, NUM_CLASS))
+
+    def save(self, folder) -> Path:
+        """model.pt + metadata.json + feature_spec.json (the feature recipe itself is the folder's features.json)."""
+        names = self.trained.feature_names
+        spec = {"format": FEATURE_SPEC_FORMAT, "feature_columns": names, "seq_len": int(self.trained.module.seq_len),
+                "window": "bars t-seq_len+1 .. t of the bar-ordered table; a gap (timestamps > 1 h apart) or the "
+                          "first bar ends the window (predict_proba_rows(bars, seg_pos))",
+                "recipe": "features.json of this folder (spec, universe): workflow_scripts.predictions",
+                "code_version": code_version()}
+        export_model(folder, self.trained, spec)
+        return Path(folder) / MODEL_FILE
+
+
+def fit_torch_head(kind, X_train, y_train, X_val, y_val, params, seed, threads, model_cfg, bars=None,
+                   timestamps=None) -> TorchHead:
+    """production.FITTERS entry for torch_mlp / torch_transformer. The architecture and optimiser settings come
+    from config/model/<kind>.yaml (`model_cfg`): the tuned LightGBM-named `params` do not apply to a network and
+    are ignored. `bars`: the whole bar-ordered feature table and `timestamps` its bars' times (X_* hold only the
+    event rows; their index is the bar position, which the windows are cut around; gaps end windows).
+    Deterministic on CPU."""
+    import tempfile
+
+    if bars is None or timestamps is None or len(timestamps) != len(bars):
+        raise ValueError(f"model kind {kind!r} reads a window of bars: pass the bar table and its timestamps")
+    names = [str(c) for c in X_train.columns]
+    table = pd.concat([pd.DataFrame({"timestamp": np.asarray(timestamps)}), bars[names].reset_index(drop=True)],
+                      axis=1)
+    cfg = TorchModelConfig.from_config(model_cfg, seed=int(seed), num_threads=int(threads))
+    rows = {"train": X_train.index.to_numpy(np.int64), "validation": X_val.index.to_numpy(np.int64)}
+    with tempfile.TemporaryDirectory(prefix="swingflow-torch-") as tmp:
+        matrix = write_feature_matrix(table, Path(tmp) / "X.npy", names)
+        trained = train_torch_model(matrix, rows, {"train": np.asarray(y_train), "validation": np.asarray(y_val)},
+                                    cfg)
+    return TorchHead(kind, trained, bars[names].to_numpy(np.float32), matrix.seg_pos)
+
+
+def rows_predictor(data: bytes, features: Sequence[str]):
+    """(module, predict(X (n, F) float32, timestamps=None) -> (n, 3) probabilities) from model.pt bytes already
+    verified by the caller (the registry's model-kind dispatch). Rows are consecutive bars; `timestamps` (one per
+    row) end windows at gaps, without them every row counts as following the previous one. Refuses a model whose
+    feature list differs from `features` (features.json)."""
+    module = load_scripted(data)
+    if list(module.feature_names) != list(features):
+        raise ValueError("model.pt and features.json disagree on the feature list (names or order)")
+
+    def predict(X: np.ndarray, timestamps=None) -> np.ndarray:
+        seg = (np.arange(len(X), dtype=np.int64) if timestamps is None
+               else segment_position(pd.Series(timestamps).reset_index(drop=True)).astype(np.int64))
+        with torch.no_grad():
+            proba = module.predict_proba_rows(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)),
+                                              torch.from_numpy(seg))
+        return proba.numpy()
+
+    return module, predict

@@ -415,8 +415,11 @@ def run_stage(
     stale_after_s: float = 3600.0,
     budget: dict | None = None,
     result_path=None,
+    enqueue: Sequence[dict] = (),
 ) -> dict:
     """Run (or resume) one study until its budget is spent; return (and optionally write) its result.
+
+    `enqueue`: parameter sets a NEW study tries first (e.g. the previous stage's best), part of the budget.
 
     Budget: `n_trials` finished (COMPLETE + PRUNED) trials and/or `timeout_s` seconds of trial run time, both
     counted over every run of the study (a rerun after a kill continues where the journal stopped). Several
@@ -426,6 +429,9 @@ def run_stage(
         raise ValueError("run_stage needs n_trials and/or timeout_s")
     study = open_study(journal_path, study_name, seed=seed, sampler=sampler, pruner_cfg=pruner_cfg)
     retried = recover_stale_trials(study, stale_after_s)
+    if not study.get_trials(deepcopy=False):
+        for params in enqueue:
+            study.enqueue_trial(dict(params), user_attrs={"enqueued": "start point"})
     started = time.perf_counter()
     done = _finished(study)
     remaining = None if n_trials is None else max(0, int(n_trials) - done)

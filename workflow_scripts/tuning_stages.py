@@ -77,6 +77,12 @@ def stage_data(comb: Combination, stage: str, tuning_cfg: dict):
     return X, comb.labels[pos].astype(np.int64), folds, pos
 
 
+def study_seed(seed: int, key: str) -> int:
+    """The sampler seed of one study: the config seed moved by the study's key, so studies of different
+    combinations do not all draw the same first parameters (still deterministic)."""
+    return int(seed) + int(hashlib.sha256(key.encode()).hexdigest()[:6], 16)
+
+
 def study_name(stage: str, key: str, identity: dict) -> str:
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{stage}-{key}-{digest}"
@@ -108,7 +114,7 @@ def run_tuning_stage(
     esr = int(tuning_cfg["early_stopping_rounds"][stage])
     identity = {
         "target": comb.target, "features": list(X.columns), "rows": pos.tolist(),
-        "folds": [[int(len(t)), int(len(v))] for t, v in folds], "space": space, "fixed": tuning_cfg["fixed"],
+        "folds": [[len(t), len(v)] for t, v in folds], "space": space, "fixed": tuning_cfg["fixed"],
         "early_stopping_rounds": esr, "max_rounds": tuning_cfg["max_rounds"], "seed": tuning_cfg["seed"],
         "sampler": tuning_cfg["sampler"], "pruner": pruner, "report_every": tuning_cfg["report_every"],
         "encoder_version": comb.encoder_version,
@@ -119,11 +125,13 @@ def run_tuning_stage(
         pruning=pruner["kind"] != "none", report=pruner["report"],
     )
     budget = tuning.stage_budget(tuning_cfg, stage, n_studies)
+    # Stage 3 starts at the window's stage-2 best (the centre of its narrowed grid), then searches around it.
+    start = [{k: v for k, v in best.items() if k in space}] if stage == "stage3" else []
     result = tuning.run_stage(
         journal_path=journal_path, study_name=study_name(stage, key, identity), objective=objective,
-        n_trials=budget["n_trials"], timeout_s=budget["timeout_s"], seed=int(tuning_cfg["seed"]),
+        n_trials=budget["n_trials"], timeout_s=budget["timeout_s"], seed=study_seed(tuning_cfg["seed"], key),
         sampler=tuning_cfg["sampler"], pruner_cfg=pruner, stale_after_s=float(tuning_cfg["stale_after_s"]),
-        budget=budget,
+        budget=budget, enqueue=start,
     )
     return {
         "stage": stage,
@@ -131,9 +139,9 @@ def run_tuning_stage(
         "journal": str(journal_path),
         "space": space,
         "previous_best_params": best,
-        "rows": {"train": int(len(comb.rows["train"])), "validation": int(len(comb.rows["validation"])),
-                 "scored_on": int(len(pos))},
-        "folds": [{"train_rows": int(len(t)), "validation_rows": int(len(v))} for t, v in folds],
+        "rows": {"train": len(comb.rows["train"]), "validation": len(comb.rows["validation"]),
+                 "scored_on": len(pos)},
+        "folds": [{"train_rows": len(t), "validation_rows": len(v)} for t, v in folds],
         "n_features": int(X.shape[1]),
         "encoder_version": comb.encoder_version,
     } | result

@@ -14,22 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.helpers import FIXTURES, ROOT, run_env, run_snakemake
+from tests.ops.conftest import CHAT, TOKEN, secrets_env
+from tests.ops.helpers import FIXTURES, run_env, run_snakemake
 from workflow_scripts import notify
-
-TOKEN = "123456:SECRET-token-do-not-log"
-CHAT = "-100777"
-
-
-def secrets_env(server, **extra) -> dict:
-    return {
-        "SWINGFLOW_TELEGRAM_TOKEN": TOKEN,
-        "SWINGFLOW_TELEGRAM_CHAT_ID": CHAT,
-        "SWINGFLOW_TELEGRAM_API": server.url,
-        "SWINGFLOW_WEBHOOK_URL": f"{server.url}/hook?key=webhook-secret",
-        **extra,
-    }
-
 
 BOTH = {"telegram": True, "webhook_url_env": "SWINGFLOW_WEBHOOK_URL"}
 
@@ -158,10 +145,11 @@ def test_hooks_never_raise_even_on_nonsense(tmp_path):
 
 # ---- the hooks inside a real Snakemake run ------------------------------------------------------------------
 def prepare(tmp_path: Path):
-    champions = tmp_path / "registry" / "champions"
-    champions.mkdir(parents=True)
-    (champions / "BTCUSDT.json").write_text(json.dumps(
-        {"sides": {"high": {"champion": "OLD-VIN"}, "low": {"champion": "SAME-VIN"}}}))
+    # a run record left by an earlier run: it must not count for this one
+    old = tmp_path / "results" / "registry" / "run_status.json"
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps({"run": "r0", "symbols": {"ETHUSDT": {"changed": True, "champion": {"low": "OLD"}}}}))
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
 
 
 def texts(server) -> list[str]:
@@ -186,8 +174,8 @@ def test_a_successful_run_sends_start_and_summary(tmp_path, http_recorder):
     assert start.startswith("swingflow [ops-test] started") and "symbols (2): BTCUSDT, ETHUSDT" in start
     assert "models trained: 2 (skipped: 0)" in summary
     assert "passed quality gates: 1 of 2" in summary
-    assert "champions changed: 2" in summary  # registry BTCUSDT/high and the new best variant
-    assert "champion BTCUSDT/high: OLD-VIN -> NEW-VIN" in summary
+    assert "champions changed: 1" in summary  # from this run's results/registry/run_status.json
+    assert "BTCUSDT: high NEW-VIN, low SAME-VIN" in summary and "ETH-VIN" not in summary
     assert "failures: 0" in summary
     hooks = [r["json"] for r in http_recorder.requests if r["path"].startswith("/hook")]
     assert [h["event"] for h in hooks] == ["start", "success"]
@@ -220,22 +208,44 @@ def test_an_unreachable_endpoint_never_fails_the_workflow(tmp_path):
     no_secret_anywhere(tmp_path, r)
 
 
-OVERRIDE_CHANNELS = "overrides=[env.notifications.telegram=true,env.notifications.webhook_url_env=SWINGFLOW_WEBHOOK_URL]"
+def test_champions_changed_come_from_this_runs_registry_record(tmp_path):
+    prepare(tmp_path)
+    assert notify.champions_changed(tmp_path, since=time.time() - 60) == {}  # the record is older than the run
+    assert notify.champions_changed(tmp_path, since=0) == {"ETHUSDT": {"low": "OLD"}}
+    (tmp_path / notify.RUN_STATUS).write_text("[1, 2]")
+    assert notify.champions_changed(tmp_path, since=0) == {}
+    assert notify.champions_changed(tmp_path / "nowhere", since=0) == {}
 
 
-def test_the_hooks_snippet_works_with_the_real_workflow(tmp_path, http_recorder):
-    # One cheap job of the real workflow (the resolved config), the env's notification settings overridden to
-    # use both channels: the snippet the Snakefile gets is exactly tests/ops/fixtures/hooks/Snakefile.
-    (tmp_path / "data").symlink_to(ROOT / "data")
-    r = run_snakemake(["write_resolved_config", "-s", str(FIXTURES / "hooks" / "Snakefile"), "-d", str(tmp_path),
-                       "-c1", "--workflow-profile", "none", "--config", "env=integration-test", "universe=tiny",
-                       "targets=small", OVERRIDE_CHANNELS],
-                      cwd=tmp_path, env=run_env(**secrets_env(http_recorder)), timeout=180)
-    assert r.returncode == 0, r.stderr[-3000:]
-    start, summary = texts(http_recorder)
-    assert start.startswith("swingflow [integration-test] started") and "BTCUSDT, ETHUSDT" in start
-    assert "models trained: 0" in summary and "failures: 0" in summary
-    no_secret_anywhere(tmp_path, r)
+# ---- the real workflow's own hooks (Snakefile), through the whole tiny run --------------------------------
+def count_models(wf: Path) -> tuple[int, int, int]:
+    """(stage-1 models trained, gate verdicts passed, verdicts) as the run's files say."""
+    trained = sum(json.loads(p.read_text()).get("status", "trained") == "trained"
+                  for p in (wf / "results" / "stage1").glob("**/metrics.json"))
+    verdicts = [json.loads(p.read_text()).get("gate", {}).get("passed")
+                for p in (wf / "results" / "evaluation").glob("**/*.json")]
+    verdicts = [v for v in verdicts if v is not None]
+    return trained, sum(map(bool, verdicts)), len(verdicts)
+
+
+@pytest.mark.slow
+def test_the_real_workflow_sends_start_and_a_summary_of_what_it_did(tiny_run):
+    hooks = [r["json"] for r in tiny_run.requests if r["path"].startswith("/hook")]
+    tg = [r["json"]["text"] for r in tiny_run.requests if r["path"].startswith("/bot")]
+    assert [h["event"] for h in hooks] == ["start", "success"] and len(tg) == 2
+    start, summary = tg
+    assert start.startswith("swingflow [integration-test] started") and "symbols (2): BTCUSDT, ETHUSDT" in start
+    trained, passed, gated = count_models(tiny_run.workdir)
+    assert trained > 0
+    assert f"models trained: {trained} (skipped: " in summary
+    assert f"passed quality gates: {passed} of {gated}" in summary
+    status = json.loads((tiny_run.workdir / "results/registry/run_status.json").read_text())
+    changed = [s for s, st in status["symbols"].items() if st["changed"]]
+    assert f"champions changed: {len(changed)}" in summary
+    assert all(f"  {s}: " in summary for s in changed)
+    assert "failures: 0" in summary
+    assert hooks[1]["models"]["trained"] == trained and hooks[1]["failures"] == []
+    no_secret_anywhere(tiny_run.workdir, tiny_run.result)
 
 
 def test_the_summary_counts_this_runs_models_and_gate_verdicts(tmp_path):

@@ -1,8 +1,9 @@
-"""profiles/slurm-ci against a REAL single-node Slurm that this module starts (scripts/slurm_local.sh) and stops.
+"""profiles/slurm against a REAL single-node Slurm that this module starts (scripts/slurm_local.sh) and stops. The
+test cluster adds only its own flags (CLUSTER_FLAGS: no accounts, keep the per-job logs, poll sooner, 4 jobs).
 
 Proof that the jobs went through Slurm: every job's output records $SLURM_JOB_ID, the plugin's per-job logs sit
 under .snakemake/slurm_logs/, and slurmctld's own log shows each job id allocated. GPU requests from the profile
-(`set-resources: train_torch: gpu: 1`) and from a rule (`gres="gpu:1"`) reach Slurm: `scontrol show job` of the
+(a rule's `gpu=1`, as train_production declares for torch models, and `gres="gpu:1"`) reach Slurm: `scontrol show job` of the
 running job lists the GPU and Slurm sets CUDA_VISIBLE_DEVICES (the GPUs are fake: mknod character devices).
 
 Skipped when not root or when the packages cannot be installed. Every command runs under `timeout -k 10`.
@@ -21,11 +22,15 @@ from pathlib import Path
 import pytest
 
 from tests.ops.helpers import FIXTURES, ROOT, free_port_pair, run_env, run_snakemake
+from workflow_scripts.sandbox import copy_workflow
 
 pytestmark = pytest.mark.slow
 
 SCRIPT = ROOT / "scripts" / "slurm_local.sh"
-PROFILE = ROOT / "profiles" / "slurm-ci"
+PROFILE = ROOT / "profiles" / "slurm"
+# What a cluster without slurmdbd and a test that reads the per-job logs need on top of profiles/slurm.
+CLUSTER_FLAGS = ["--slurm-no-account", "--slurm-keep-successful-logs", "--slurm-init-seconds-before-status-checks",
+                 "2", "-j", "4"]
 TIMINGS: dict[str, float] = {}
 
 
@@ -67,10 +72,11 @@ def slurm(tmp_path_factory):
         print(f"\nslurm timings: {TIMINGS}")
 
 
-def slurm_snakemake(cluster: Cluster, snakefile: Path, workdir: Path, *extra: str, timeout: int = 420):
-    args = ["-s", str(snakefile), "-d", str(workdir), "--profile", str(PROFILE), "--workflow-profile", "none", *extra]
+def slurm_snakemake(cluster: Cluster, snakefile: Path, workdir: Path, *extra: str, timeout: int = 420,
+                    env: dict | None = None):
+    args = [*extra, "-s", str(snakefile), "-d", str(workdir), "--profile", str(PROFILE), *CLUSTER_FLAGS]
     t0 = time.monotonic()
-    r = run_snakemake(args, cwd=workdir, env=cluster.env, timeout=timeout)
+    r = run_snakemake(args, cwd=workdir, env={**cluster.env, **(env or {})}, timeout=timeout)
     return r, time.monotonic() - t0
 
 
@@ -93,7 +99,7 @@ def test_a_small_workflow_runs_through_slurm_with_gpu_requests(slurm, tmp_path):
     TIMINGS["fixture workflow, 6 jobs (s)"] = round(seconds, 1)
     assert r.returncode == 0, r.stderr[-4000:]
 
-    outputs = [tmp_path / f"work/{s}.txt" for s in "abc"] + [tmp_path / "gathered.txt", tmp_path / "gpu/train_torch.txt",
+    outputs = [tmp_path / f"work/{s}.txt" for s in "abc"] + [tmp_path / "gathered.txt", tmp_path / "gpu/gpu.txt",
                                                              tmp_path / "gpu/gres.txt"]
     job_ids = set()
     for out in outputs:
@@ -107,33 +113,62 @@ def test_a_small_workflow_runs_through_slurm_with_gpu_requests(slurm, tmp_path):
     for jid in job_ids:
         assert re.search(rf"JobId={jid}\b", ctld), f"job {jid} not in slurmctld's log"
 
-    # GPU: the profile's set-resources (train_torch: gpu=1 -> --gpus=1) and a rule's gres="gpu:1" (-> --gres).
-    for name in ("train_torch", "gres"):
+    # GPU: a rule's gpu=1 (-> --gpus=1, as train_production declares for torch models) and gres="gpu:1" (-> --gres)
+    for name in ("gpu", "gres"):
         text = (tmp_path / f"gpu/{name}.txt").read_text()
         assert re.search(r"cuda=[01]\b", text), text  # Slurm bound one of the two (fake) GPUs
         # --gpus=1 shows as TresPerJob, --gres=gpu:1 as TresPerNode (Slurm 22.05)
         assert re.search(r"(TresPerJob|TresPerNode)=gres[:/]gpu[:=]1", text), text
 
 
-@pytest.mark.skipif(not (ROOT / "workflow_scripts" / "features" / "__init__.py").exists(),
-                    reason="feature generation (workflow_scripts/features) not there yet")
-def test_the_real_workflow_runs_through_slurm(slurm, tmp_path):
-    (tmp_path / "data").symlink_to(ROOT / "data")  # raw bars are read relative to the working directory
-    r, seconds = slurm_snakemake(slurm, ROOT / "Snakefile", tmp_path, "--config", "env=integration-test",
-                                 "universe=tiny", "targets=small", timeout=1500)
-    TIMINGS["real workflow tiny/small (s)"] = round(seconds, 1)
+def submitted_jobs(stderr: str) -> dict[str, list[str]]:
+    """{rule: [Slurm job ids in submission order]} from the plugin's lines in Snakemake's output."""
+    jobs: dict[str, list[str]] = {}
+    for jid, rule in re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_(\w+?)/", stderr):
+        jobs.setdefault(rule, []).append(jid)
+    return jobs
+
+
+def test_the_real_workflow_runs_through_slurm_and_a_timed_out_job_is_retried_longer(slurm, tmp_path):
+    # The real Snakefile (from a sandbox copy: its own profiles/default is loaded too) up to one coin's cross-coin
+    # features: resolved config, ingest x2, base features x2, cross-coin features, on the short integration-test
+    # span. ingest_bars gets runtime_minutes=1 and a "minute" of 0.5 s: the guard inside the Slurm job stops it,
+    # the job fails, and the plugin resubmits it with `-t` = 2, 3, ... minutes until it fits (the other rules get
+    # 600 "minutes" = 300 s, so only ingest is squeezed).
+    wf = copy_workflow(tmp_path / "wf")
+    r, seconds = slurm_snakemake(
+        slurm, wf / "Snakefile", wf, "results/features/BTCUSDT.parquet", "results/config/resolved.yaml",
+        "--retries", "20", "--config", "env=integration-test", "universe=tiny", "targets=small",
+        'overrides=["+env.compute.runtime_minutes.ingest_bars=1",' + ",".join(
+            f'"+env.compute.runtime_minutes.{rule}=600"'
+            for rule in ("write_resolved_config", "build_features", "add_cross_coin_features")) + "]",
+        env={"SWINGFLOW_TIMEOUT_UNIT_S": "0.5", "SWINGFLOW_TIMEOUT_GRACE_S": "1"}, timeout=1200)
+    TIMINGS["real workflow, features of one coin (s)"] = round(seconds, 1)
     assert r.returncode == 0, r.stderr[-6000:]
-    for f in ("results/best_variant/summary.md", "results/best_variant/BTCUSDT/summary.md"):
-        assert (tmp_path / f).stat().st_size > 0, f
-    assert len(list((tmp_path / "results" / "stage1").glob("*/w*/*/model.txt"))) == 8
-    # every job (single or group job; the profile groups the short ones) went through Slurm
-    logs = slurm_job_logs(tmp_path)
-    submitted = re.findall(r"(?:Job|Group job) \S+ has been submitted with SLURM jobid (\d+)", r.stderr)
-    assert submitted and set(submitted) <= set(logs), (submitted, sorted(logs))
-    assert "localrule" not in r.stderr.replace("localrule all:", "")
-    ctld = slurm.ctld_log()
-    assert all(re.search(rf"JobId={jid}\b", ctld) for jid in submitted)
-    TIMINGS["real workflow Slurm jobs"] = len(submitted)
+    for f in ("results/features/BTCUSDT.parquet", "results/features/base/ETHUSDT.parquet",
+              "results/ingest/ETHUSDT.quality.json", "results/config/resolved.yaml"):
+        assert (wf / f).stat().st_size > 0, f
+
+    jobs = submitted_jobs(r.stderr)
+    assert set(jobs) == {"write_resolved_config", "ingest_bars", "build_features", "add_cross_coin_features"}, jobs
+    assert len(jobs["build_features"]) == 2 and len(jobs["add_cross_coin_features"]) == 1
+    logs, ctld = slurm_job_logs(wf), slurm.ctld_log()
+    every = [j for ids in jobs.values() for j in ids]
+    assert set(every) <= set(logs), (every, sorted(logs))
+    assert all(re.search(rf"JobId={jid}\b", ctld) for jid in every)
+    TIMINGS["real workflow Slurm jobs"] = len(every)
+
+    # ingest: per coin, the attempts' Slurm jobs in order, read from their own Slurm logs (slurmctld forgets jobs
+    # after MinJobAge): runtime 1, 2, 3, ... (the plugin's `-t`), each stopped by the guard (exit 124) but the last
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        mine = [wf / ".snakemake/slurm_logs/rule_ingest_bars" / symbol / f"{j}.log" for j in jobs["ingest_bars"]
+                if (wf / ".snakemake/slurm_logs/rule_ingest_bars" / symbol / f"{j}.log").exists()]
+        texts = [p.read_text(errors="replace") for p in mine]
+        runtimes = [int(re.search(r"^    resources: .*?\bruntime=(\d+)\b", t, flags=re.MULTILINE)[1]) for t in texts]
+        assert len(mine) >= 2 and runtimes == list(range(1, len(mine) + 1)), (symbol, runtimes)
+        assert all("returned non-zero exit status 124" in t for t in texts[:-1]), symbol
+        assert "exit status 124" not in texts[-1] and "Finished jobid" in texts[-1], texts[-1][-2000:]
+        TIMINGS[f"ingest {symbol} attempts on Slurm"] = len(mine)
 
 
 def test_slurm_stops_a_job_past_its_runtime_and_the_retry_gets_a_longer_one(slurm, tmp_path):

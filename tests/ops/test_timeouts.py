@@ -5,6 +5,8 @@ A runtime "minute" is one second here (SWINGFLOW_TIMEOUT_UNIT_S=1), so the whole
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 import time
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from tests.ops.helpers import FIXTURES, ROOT, run_env, run_snakemake
 from workflow_scripts import timeout_guard
+from workflow_scripts.sandbox import copy_workflow
 
 GUARD = [sys.executable, "-m", "workflow_scripts.timeout_guard"]
 
@@ -70,7 +73,7 @@ def test_zero_runtime_means_no_limit_and_bad_usage_is_refused():
 
 def smk_timeouts(tmp_path, sleep, base, retries=None):
     args = ["-s", str(FIXTURES / "timeouts" / "Snakefile"), "-d", str(tmp_path),
-            "--profile", str(ROOT / "profiles" / "default"), "--workflow-profile", "none",
+            "--profile", str(ROOT / "profiles" / "local"), "--workflow-profile", str(ROOT / "profiles" / "default"),
             "--config", f"sleep={sleep}", f"base={base}"]
     if retries is not None:
         args += ["--retries", str(retries)]
@@ -94,3 +97,39 @@ def test_a_job_always_past_its_runtime_fails_after_two_retries(tmp_path):
     # three attempts in all (1 + retries: 2), runtime growing with the attempt
     assert (tmp_path / "attempts.txt").read_text().split() == ["1", "2", "3"]
     assert "past its runtime" in (tmp_path / "logs" / "slow.log").read_text()
+
+
+# ---- the real workflow: env.compute.runtime_minutes, rules/common.smk's runtime_min and the guard together ----
+TINY = ["env=integration-test", "universe=tiny", "targets=small"]
+
+
+def attempts_of(rule: str, text: str) -> list[tuple[int, str]]:
+    """[(runtime of the attempt, how it ended)] for each job of `rule` in Snakemake's output, in order: the text
+    from one job's start block (`rule x:` / `localrule x:`) to the next one's holds its errors."""
+    starts = list(re.finditer(r"^(?:local)?rule (\w+):$", text, flags=re.MULTILINE))
+    out = []
+    for m, nxt in zip(starts, [*starts[1:], None]):
+        if m[1] == rule:
+            block = text[m.start():nxt.start() if nxt else len(text)]
+            runtime = int(re.search(r"^    resources: .*?\bruntime=(\d+)\b", block, flags=re.MULTILINE)[1])
+            out.append((runtime, "timeout" if "returned non-zero exit status 124" in block else "ok"))
+    return out
+
+
+def test_a_real_job_past_its_configured_runtime_is_retried_longer_until_it_fits(tmp_path):
+    # ingest_bars gets runtime_minutes=1 from the config, and a "minute" is 0.5 s: far too short for a Python
+    # job reading parquet, so the guard stops it (exit 124) and Snakemake retries it with 2, 3, ... minutes.
+    # --retries leaves room for a loaded machine (up to 15 s); the profile's 2 retries are tested on the fixture above.
+    wf = copy_workflow(tmp_path / "wf")
+    env = run_env(SWINGFLOW_TIMEOUT_UNIT_S="0.5", SWINGFLOW_TIMEOUT_GRACE_S="1")
+    r = run_snakemake(["-c1", "--retries", "30", "results/ingest/BTCUSDT.quality.json", "--config", *TINY,
+                       'overrides=["+env.compute.runtime_minutes.ingest_bars=1"]'], cwd=wf, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    tries = attempts_of("ingest_bars", r.stderr)
+    assert len(tries) >= 2 and tries[0] == (1, "timeout"), tries
+    assert [t for t, _ in tries] == list(range(1, len(tries) + 1))  # runtime = configured 1 min x attempt
+    assert [e for _, e in tries[:-1]] == ["timeout"] * (len(tries) - 1)
+    assert "past its runtime of 1 min (1 min = 0.5 s here)" in r.stderr
+    quality = json.loads((wf / "results/ingest/BTCUSDT.quality.json").read_text())
+    assert quality["symbol"] == "BTCUSDT"
+    assert "past its runtime" not in (wf / "logs/ingest/BTCUSDT.log").read_text()  # the last attempt finished

@@ -160,3 +160,100 @@ def scoring(factory):
     """Common recent scoring data: the bars after the training rows."""
     frame = factory.features.iloc[TRAIN:].reset_index(drop=True)
     return frame, factory.labels[TRAIN:]
+
+
+# ---- a workflow-like run: results/ files from the workflow's own code, production folders from heads ------------
+WF_SYMBOLS = (SYMBOL, OTHER)
+WF_BARS = 3000
+WF_TARGETS = {"windows": [5, 20], "types": ["high_breakout", "high_reversion", "low_breakout", "low_reversion"],
+              "std_thresholds": [1.0], "barrier_thresholds": [0.5, 1.0], "horizon_multiplier": 1,
+              "sigma_min_bars": 24}
+WF_SPEC = {"name": "default", "margin": 0.005, "recent_bars": 720, "min_rows": 20,
+           "promote_gate_profiles": ["strict"]}
+
+
+class WorkflowLike:
+    """What the workflow leaves before register_models, on real bars: results/features/{S}.parquet (the cross-coin
+    table of workflow_scripts.features), results/targets/{S}/w{w}.parquet (swing_targets),
+    results/splits/{S}/w{w}.json (splits), and production folders as rule train_production writes them (heads.train_head + save_head on the
+    training segment, early stopping on validation, the test segment scored, then the docs/REGISTRY.md files)."""
+
+    def __init__(self, root: Path, bars_by_symbol: dict[str, pd.DataFrame]):
+        from workflow_scripts import swing_targets
+        from workflow_scripts.config import target_grid
+        from workflow_scripts.features import add_cross_coin, build_features
+        from workflow_scripts.splits import chronological_split
+
+        self.root = root
+        self.results = root / "results"
+        self.grid = target_grid(WF_TARGETS)
+        own = {s: build_features(bars, REAL_SPEC) for s, bars in bars_by_symbol.items()}
+        for s, bars in bars_by_symbol.items():
+            table = add_cross_coin(own[s], {o: f for o, f in own.items() if o != s})
+            artifacts.write_parquet(self.results / "features" / f"{s}.parquet", table)
+            for w in WF_TARGETS["windows"]:
+                table = swing_targets.build_targets(bars, w, self.grid, w, WF_TARGETS["sigma_min_bars"])
+                artifacts.write_parquet(self.results / "targets" / s / f"w{w}.parquet", table)
+                artifacts.write_json(self.results / "splits" / s / f"w{w}.json",
+                                     chronological_split(bars["timestamp"], w, 0.6, 0.2, 24))
+        self._n = itertools.count()
+
+    def paths(self, symbols=WF_SYMBOLS) -> dict:
+        from workflow_scripts.registry_run import symbol_data_from_paths
+
+        w = WF_TARGETS["windows"]
+        return symbol_data_from_paths([self.results / "features" / f"{s}.parquet" for s in symbols],
+                                      [self.results / "targets" / s / f"w{x}.parquet" for s in symbols for x in w],
+                                      [self.results / "splits" / s / f"w{x}.json" for s in symbols for x in w])
+
+    def production(self, symbol: str, window: int, side: str, *, kind: str = "breakout", theta: float = 0.5,
+                   num_leaves: int = 7, rounds: int = 60, n_features: int = 24, gate_passed: bool = True,
+                   profile: str = "strict", grade: str = "A", tag: str = "run1", model: str = "lightgbm") -> Path:
+        from workflow_scripts import heads
+        from workflow_scripts.metrics import macro_average_precision
+        from workflow_scripts.splits import segment_mask
+
+        target = f"{side}_{kind}_k1.0_th{theta}"
+        feats = pd.read_parquet(self.results / "features" / f"{symbol}.parquet")
+        columns = [c for c in feats.columns if c != "timestamp"][:: 7][:n_features]
+        table = pd.read_parquet(self.results / "targets" / symbol / f"w{window}.parquet")
+        split = artifacts.read_json(self.results / "splits" / symbol / f"w{window}.json")
+        y, pos = table[target].to_numpy(), np.arange(len(table))
+        rows = {seg: np.flatnonzero(segment_mask(split, seg, pos, table["label_end"].to_numpy()) & (y >= 0))
+                for seg in ("train", "validation", "test")}
+        params = {"num_leaves": num_leaves, "learning_rate": 0.1, "min_child_samples": 10}
+        head = heads.train_head(model, feats[columns].iloc[rows["train"]], y[rows["train"]],
+                                feats[columns].iloc[rows["validation"]], y[rows["validation"]], params, seed=1,
+                                num_boost_round=rounds, early_stopping_rounds=10)
+        score = macro_average_precision(y[rows["test"]], heads.predict_proba(head, feats[columns].iloc[rows["test"]]))
+        n = next(self._n)
+        folder = self.root / "production" / tag / symbol / f"w{window}" / side
+        heads.save_head(folder, head)
+        vin = encode_vin({"type": "LGBM" if model == "lightgbm" else "XGB", "grade": grade,
+                          "arch": {"num_leaves": num_leaves}, "opt": {"learning_rate": 0.1, "num_iterations": rounds},
+                          "env": {"side": side, "kind": kind, "k": 1.0, "theta": theta, "window": window},
+                          "date": "20260516", "suffix": vin_suffix({"n": n, "tag": tag, "symbol": symbol})})
+        artifacts.write_json(folder / "config.json", {
+            "symbol": symbol, "window": window, "side": side, "target": target, "model_type": model,
+            "params": head.params, "dependencies": {"data_version": "e" * 64, "encoder_version": None}})
+        artifacts.write_json(folder / "metrics.json", {
+            "vin": vin, "score": score, "grade": {"grade": grade},
+            "gate": {"profile": profile, "passed": gate_passed}})
+        artifacts.write_json(folder / "costs.json", {"fee_bps": 10.0, "spread_bps": 2.0, "slippage_bps": 1.0})
+        artifacts.write_json(folder / "features.json", {"features": columns, "spec": REAL_SPEC,
+                                                        "universe": list(WF_SYMBOLS)})
+        artifacts.write_json(folder / "split_indices.json", {k: v.tolist() for k, v in rows.items()})
+        artifacts.write_json(folder / "training_log.json", {"best_iteration": head.best_iteration})
+        registry.write_sha256(folder)
+        return folder
+
+
+def workflow_bars(n: int = WF_BARS) -> dict[str, pd.DataFrame]:
+    """The last `n` real hourly bars of each WF_SYMBOLS coin (data/raw), same time range."""
+    raw = Path(__file__).resolve().parents[2] / "data" / "raw"
+    return {s: pd.read_parquet(raw / f"{s}_1h.parquet").iloc[-n:].reset_index(drop=True) for s in WF_SYMBOLS}
+
+
+@pytest.fixture(scope="module")
+def workflow_like(tmp_path_factory) -> WorkflowLike:
+    return WorkflowLike(tmp_path_factory.mktemp("workflow_like"), workflow_bars())

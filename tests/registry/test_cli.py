@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tests.registry.conftest import SYMBOL, TRAIN
 
+from tests.registry.conftest import SYMBOL, TRAIN
 from workflow_scripts import artifacts
 from workflow_scripts import registry as reg
 from workflow_scripts.cli import main
@@ -132,14 +132,24 @@ def test_dashboard_once(cli, small, reg_dir, tmp_path):
                     "barrier_thresholds": [0.5, 1.0]}})
     for t in ("high_breakout_k1.5_th0.5", "low_breakout_k1.5_th1.0", "high_breakout_k1.5_th1.0"):
         artifacts.write_json(results / "stage1" / "BTCUSDT" / "w5" / t / "metrics.json", {})
+    artifacts.write_json(results / "tuning" / "stage2" / "w5.json", {})
+    artifacts.write_json(results / "tuning" / "stage4" / "BTCUSDT" / "w5" / "high.json", {})
+    (results / "production" / "BTCUSDT" / "w5" / "low").mkdir(parents=True)  # a job still writing: not done
+    artifacts.write_text(results / "production" / "BTCUSDT" / "w5" / "high" / "sha256.txt", "")
+    artifacts.write_json(results / "registry" / "run_status.json", {"run": "run-0123456789ab", "symbols": {
+        "BTCUSDT": {"registered": [small["a"]], "champion": {"high": small["a"]}, "changed": True}}})
     reg.deploy(reg_dir, 0, small["a"])
     code, out, _ = cli("dashboard", "--once", "--results", results)
     assert code == 0 and "Workflow progress" in out and "Champions" in out and "Deployed slots" in out
-    assert small["a"] in out
+    assert small["a"] in out and "last registry run run-0123456789ab" in out and "changed: BTCUSDT" in out
     code, out, _ = cli("dashboard", "--once", "--results", results, "--json")
     snap = json.loads(out)
-    stage1 = next(r for r in snap["progress"] if r["stage"] == "stage1")
-    assert stage1 == {"stage": "stage1", "done": 3, "expected": 2 * 2 * 4}
+    progress = {r["stage"]: (r["done"], r["expected"]) for r in snap["progress"]}
+    assert progress["stage1"] == (3, 2 * 2 * 4) and progress["evaluation"] == (0, 2 * 2 * 4)
+    assert progress["tuning stage 2"] == (1, 2) and progress["tuning stage 3"] == (0, 2 * 2 * 2)
+    assert progress["tuning stage 4"] == (1, 8) and progress["production"] == (1, 8)
+    assert progress["registry"] == (1, 1) and progress["predictions"] == (0, 2)
+    assert snap["last_run"]["symbols"]["BTCUSDT"]["changed"] is True
     assert snap["deployed"][0]["vin"] == small["a"] and len(snap["champions"]) == 2
 
 

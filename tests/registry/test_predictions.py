@@ -3,8 +3,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from tests.registry.conftest import HISTORY_DEPENDENT, OTHER, REAL_SPEC, SYMBOL, simple_builder, simple_features
 
+from tests.registry.conftest import (
+    HISTORY_DEPENDENT,
+    OTHER,
+    REAL_SPEC,
+    SYMBOL,
+    simple_builder,
+    simple_features,
+)
 from workflow_scripts import predictions as pr
 from workflow_scripts import registry as reg
 
@@ -114,3 +121,20 @@ def test_append_refuses_tampered_champion(factory, reg_dir, tmp_path):
     with pytest.raises(reg.IntegrityError, match="model.txt"):
         pr.append_predictions(reg_dir, SYMBOL, {SYMBOL: factory.bars}, tmp_path / "p.parquet", builder=simple_builder)
     assert not (tmp_path / "p.parquet").exists()
+
+
+def test_history_floor_keeps_continuity_features_equal(factory):
+    """features.json may ask for fewer trailing bars than `time__bars_since_gap` counts (capped at CONTINUITY_CAP):
+    the live path then takes the cap, and only then does that column equal the batch table."""
+    from workflow_scripts.features.temporal import CONTINUITY_CAP
+
+    info = {"spec": REAL_SPEC, "history_bars": 100}
+    assert pr.history_bars_for(info) == CONTINUITY_CAP
+    assert pr.history_bars_for({"spec": {**REAL_SPEC, "families": ["tech"]}, "history_bars": 100}) == 100
+    builder = pr.workflow_feature_builder(REAL_SPEC, [SYMBOL, OTHER])
+    after = factory.bars["timestamp"].iloc[-11]
+    want = factory.real_features[factory.real_features["timestamp"] > after].reset_index(drop=True)
+    short = pr.incremental_features(factory.bars_by_symbol, SYMBOL, after, 100, builder)
+    floored = pr.incremental_features(factory.bars_by_symbol, SYMBOL, after, pr.history_bars_for(info), builder)
+    assert (short["time__bars_since_gap"] < want["time__bars_since_gap"]).all()
+    pd.testing.assert_frame_equal(floored, want, check_exact=False, rtol=1e-5, atol=1e-6)

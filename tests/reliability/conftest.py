@@ -4,6 +4,7 @@ of the integration test (tests/workflow/conftest.py), and helpers to read what a
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -20,8 +21,13 @@ from workflow_scripts.sandbox import ROOT, copy_workflow, snakemake_cmd
 VENV_BIN = Path(snakemake_cmd()[0]).parent
 TINY_OVERRIDES = ["features.lookbacks=[5,21]", "features.lags=[]"]
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-# Rules whose outputs hold timings (or are timings): never compared byte for byte.
+# Files that hold timings (or are timings): never compared byte for byte. Optuna's journal (the tuning stages'
+# resume log) records trial start and end times and worker ids.
 TIMING_FILES = ("training_log.json",)
+TIMING_SUFFIXES = (".journal",)
+# JSON keys that hold timings (tuning results record the time spent against a budget in minutes): dropped
+# before hashing a JSON file that has them, so the rest of the file is still compared.
+TIMING_KEY = re.compile(r"(^|_)seconds$")
 
 
 def env() -> dict:
@@ -37,9 +43,16 @@ def tiny(*overrides: str, groups: dict | None = None) -> list[str]:
     return [f"{k}={v}" for k, v in choices.items()] + ["overrides=[" + ",".join(f'"{o}"' for o in allov) + "]"]
 
 
+# The complete runs of the slow proofs (clean, crash, look-ahead): the tiny configuration with the smallest tuning
+# budget (one trial per study, at most 200 rounds) and CV folds that the tiny span's rarer chosen variants can fill
+# (3 folds of at least 50 training rows, as the tuning and registry workflow tests use): the smallest real run that
+# still has every stage, tuning and production included, at work.
+RUN = tiny("tuning.budget.trials=8", "tuning.max_rounds=200", "tuning.cv.n_folds=3", "tuning.cv.min_train_rows=50")
+
+
 def smk(workdir: Path, *args: str, config: list[str] | None = None, timeout: float = 900,
         cores: int = 2) -> subprocess.CompletedProcess:
-    """Run Snakemake in a sandbox; never raises on a non-zero exit (the tests look at it)."""
+    """Run Snakemake in a sandbox (default configuration: TINY); never raises on a non-zero exit."""
     cmd = snakemake_cmd(*args, config=TINY if config is None else config, cores=cores)
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env())
 
@@ -145,18 +158,31 @@ def finished_jobs_of_log(text: str) -> dict[str, int]:
 
 def hashes(workdir: Path, under: str = "results", skip_dirs=("benchmarks",)) -> dict[str, str]:
     """sha256 of every file under `under` except timings (benchmarks/, training_log.json) and temporaries."""
-    from workflow_scripts.artifacts import sha256_file
+    from workflow_scripts.artifacts import sha256_file, to_json_text
 
     base = workdir / under
     out = {}
     for p in sorted(base.rglob("*")):
         rel = p.relative_to(workdir).as_posix()
-        if not p.is_file() or p.name in TIMING_FILES or p.name.endswith(".tmp"):
+        if not p.is_file() or p.name in TIMING_FILES or p.name.endswith((".tmp", *TIMING_SUFFIXES)):
             continue
         if any(rel.startswith(f"{under}/{d}/") for d in skip_dirs):
             continue
         out[rel] = sha256_file(p)
+        if p.suffix == ".json":
+            doc = json.loads(p.read_text(encoding="utf-8"))
+            kept = _without_timings(doc)
+            if kept != doc:
+                out[rel] = "without timings: " + hashlib.sha256(to_json_text(kept).encode()).hexdigest()
     return out
+
+
+def _without_timings(obj):
+    if isinstance(obj, dict):
+        return {k: _without_timings(v) for k, v in obj.items() if not TIMING_KEY.search(str(k))}
+    if isinstance(obj, list):
+        return [_without_timings(v) for v in obj]
+    return obj
 
 
 @pytest.fixture(scope="session")
@@ -171,7 +197,7 @@ def clean_run(tmp_path_factory) -> Path:
         assert (wd / "results" / "best_variant" / "summary.md").is_file(), f"{wd}: not a finished tiny run"
         return wd
     wd = sandbox(tmp_path_factory.mktemp("clean") / "wf")
-    proc = smk(wd, timeout=1800)
+    proc = smk(wd, config=RUN, timeout=1800)
     if proc.returncode != 0:
         pytest.fail(f"clean tiny run failed ({proc.returncode}):\n{output_text(proc)[-6000:]}")
     return wd

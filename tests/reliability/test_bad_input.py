@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from tests.reliability.conftest import (
+    RUN,
     output_text,
     replace_raw,
     sandbox,
@@ -139,34 +140,48 @@ def wf(tmp_path) -> Path:
     return sandbox(tmp_path / "wf")
 
 
-@pytest.mark.parametrize(
-    "config, patterns",
-    [
-        pytest.param(tiny("universe.symbols=[../x]"),
-                     [r"config key 'universe\.symbols\[0\]'", r"upper-case letters/digits", r"'\.\./x'"],
-                     id="symbol-path-trick"),
-        pytest.param(tiny("universe.symbols=[btcusdt,ETHUSDT]"),
-                     [r"config key 'universe\.symbols\[0\]'", r"'btcusdt'"], id="symbol-lower-case"),
-        pytest.param(tiny() + ["foo=1"], [r"unknown --config key\(s\) \['foo'\]", r"allowed: env, universe"],
-                     id="unknown-config-key"),
-        pytest.param(tiny("stage1.bogus_rounds=5"), [r"bogus_rounds"], id="unknown-override-key"),
-        pytest.param(tiny("split.train_frac=abc"), [r"split\.train_frac", r"abc"], id="wrong-type-float"),
-        pytest.param(tiny("targets.windows=[five]"), [r"targets\.windows", r"five"], id="wrong-type-list-item"),
-        pytest.param(tiny("split.train_frac=1.5"), [r"config key 'split\.train_frac'", r"\(0, 1\)", r"1\.5"],
-                     id="value-out-of-range"),
-        pytest.param(tiny("costs.default=null", "~costs.symbols",
-                          "+costs.symbols={BTCUSDT:{taker_fee_bps:10.0,maker_fee_bps:2.0,half_spread_bps:0.5}}"),
-                     [r"no costs for symbol 'ETHUSDT'", r"no 'default'"], id="costs-missing-for-a-symbol"),
-        pytest.param(tiny("costs.default=null"),
-                     [r"costs for BTCUSDT: missing key\(s\) \['taker_fee_bps', 'maker_fee_bps'\]"],
-                     id="costs-missing-keys-for-a-symbol"),
-        pytest.param(tiny("universe.symbols=[BTCUSDT,NORAWUSDT]"),
-                     [r"no raw bars for NORAWUSDT in data/raw", r"NORAWUSDT_1h\.parquet"], id="raw-file-missing"),
-    ],
-)
-def test_bad_config_is_refused_at_startup_naming_the_key(wf, config, patterns):
-    proc = smk(wf, "--retries", "0", config=config, timeout=300)
-    _assert_startup_refusal(wf, proc, *patterns)
+# id -> (config, [regexes Snakemake's output must match])
+CONFIG_CASES = {
+    "symbol-path-trick": (tiny("universe.symbols=[../x]"),
+                          [r"config key 'universe\.symbols\[0\]'", r"upper-case letters/digits", r"'\.\./x'"]),
+    "symbol-lower-case": (tiny("universe.symbols=[btcusdt,ETHUSDT]"),
+                          [r"config key 'universe\.symbols\[0\]'", r"'btcusdt'"]),
+    "unknown-config-key": (tiny() + ["foo=1"], [r"unknown --config key\(s\) \['foo'\]", r"allowed: env, universe"]),
+    "unknown-override-key": (tiny("stage1.bogus_rounds=5"), [r"bogus_rounds"]),
+    "wrong-type-float": (tiny("split.train_frac=abc"), [r"split\.train_frac", r"abc"]),
+    "wrong-type-list-item": (tiny("targets.windows=[five]"), [r"targets\.windows", r"five"]),
+    "value-out-of-range": (tiny("split.train_frac=1.5"),
+                           [r"config key 'split\.train_frac'", r"\(0, 1\)", r"1\.5"]),
+    "costs-missing-for-a-symbol": (
+        tiny("costs.default=null", "~costs.symbols",
+             "+costs.symbols={BTCUSDT:{taker_fee_bps:10.0,maker_fee_bps:2.0,half_spread_bps:0.5}}"),
+        [r"no costs for symbol 'ETHUSDT'", r"no 'default'"]),
+    "costs-missing-keys-for-a-symbol": (
+        tiny("costs.default=null"), [r"costs for BTCUSDT: missing key\(s\) \['taker_fee_bps', 'maker_fee_bps'\]"]),
+    "raw-file-missing": (tiny("universe.symbols=[BTCUSDT,NORAWUSDT]"),
+                         [r"no raw bars for NORAWUSDT in data/raw", r"NORAWUSDT_1h\.parquet"]),
+}
+
+
+@pytest.fixture(scope="module")
+def config_runs(tmp_path_factory) -> dict:
+    """Every configuration case in its own sandbox, run concurrently: each is one Snakemake start-up (mostly
+    waiting on imports and config composition), so a few at a time finish sooner on two cores than one by one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folders = {case: sandbox(tmp_path_factory.mktemp(case) / "wf") for case in CONFIG_CASES}
+
+    def run(case: str):
+        return folders[case], smk(folders[case], "--retries", "0", config=CONFIG_CASES[case][0], timeout=300)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(zip(CONFIG_CASES, pool.map(run, CONFIG_CASES)))
+
+
+@pytest.mark.parametrize("case", list(CONFIG_CASES))
+def test_bad_config_is_refused_at_startup_naming_the_key(config_runs, case):
+    wd, proc = config_runs[case]
+    _assert_startup_refusal(wd, proc, *CONFIG_CASES[case][1])
 
 
 def test_target_grid_without_events_stops_targets_job_naming_file_window_and_key(wf):
@@ -182,3 +197,32 @@ def test_target_grid_without_events_stops_targets_job_naming_file_window_and_key
     assert not (wf / target).exists()
     assert not (wf / "results" / "targets" / "BTCUSDT" / "w5.summary.json").exists()
     assert tmp_leftovers(wf) == [] and unreadable_outputs(wf) == []
+
+
+@pytest.mark.slow
+def test_corrupted_stage1_model_stops_its_evaluation_naming_the_file(clean_run, tmp_path):
+    """A stage-1 model.txt changed after training (one digit of a leaf value: still a valid LightGBM model, so
+    only its recorded sha256 can tell) stops the evaluation job that would use it, and nothing is evaluated."""
+    import json
+    import shutil
+
+    wd = tmp_path / "wf"
+    shutil.copytree(clean_run, wd, symlinks=True)
+    folder = wd / "results" / "stage1" / "BTCUSDT" / "w5"
+    target = next(p.parent.name for p in sorted(folder.glob("*/metrics.json"))
+                  if json.loads(p.read_text())["status"] == "trained")
+    model = folder / target / "model.txt"
+    data = bytearray(model.read_bytes())
+    j = data.index(b"leaf_value=", data.index(b"Tree=0")) + len(b"leaf_value=") + 1
+    data[j] = ord("7") if data[j] != ord("7") else ord("3")
+    model.write_bytes(bytes(data))
+    out = "results/evaluation/stage1/BTCUSDT/w5"
+    proc = smk(wd, out, "--forcerun", "evaluate_stage1", "--retries", "0", config=RUN, timeout=600)
+    text = output_text(proc)
+    assert proc.returncode != 0, text[-3000:]
+    log = (wd / "logs" / "evaluation" / "stage1" / "BTCUSDT" / "w5.log").read_text()
+    line = [x for x in log.splitlines() if x.startswith("swingflow error: ")][-1]
+    assert f"results/stage1/BTCUSDT/w5/{target}/model.txt: sha256 mismatch" in line, line
+    assert f"results/stage1/BTCUSDT/w5/{target}/metrics.json records" in line and "Traceback" not in log
+    assert line in text
+    assert not (wd / out).exists() and not [p for p in tmp_leftovers(wd) if "evaluation" in p]

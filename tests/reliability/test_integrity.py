@@ -5,8 +5,12 @@ no costs for, and the atomic writer never leaves a half-written file in place.""
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import lightgbm as lgb
@@ -154,8 +158,8 @@ def test_head_loader_refuses_a_damaged_model_naming_the_file(tmp_path, real_mode
 
 def test_encoder_loader_refuses_a_tampered_encoder(tmp_path):
     """The PCA encoder's version is the sha256 of its file and heads record it (encoder_sha256); loading with the
-    recorded hash must refuse a changed file, naming it. FAILS today: load_encoder takes no expected hash and
-    checks nothing (see docs/RELIABILITY.md, open findings)."""
+    recorded hash must refuse a changed file, naming it.
+    """
     from workflow_scripts import shared_encoder
 
     X = pd.DataFrame(np.random.default_rng(0).normal(size=(200, 6)), columns=[f"c{i}" for i in range(6)])
@@ -168,6 +172,26 @@ def test_encoder_loader_refuses_a_tampered_encoder(tmp_path):
     with pytest.raises(ValueError, match="sha256") as exc:
         shared_encoder.load_encoder(path, expected_sha256=version)
     assert str(path) in str(exc.value)
+
+
+@pytest.mark.parametrize("damage", [_truncate, _garble], ids=["truncated", "garbled"])
+def test_stage1_model_is_refused_when_it_differs_from_its_recorded_sha256(tmp_path, real_model_text, damage):
+    """train_stage1 records model_sha256 in the variant's metrics.json; evaluate_stage1 (through
+    stage1.verified_model_sha256) refuses a model.txt that no longer has it, naming both files."""
+    from workflow_scripts import stage1
+
+    folder = tmp_path / "BTCUSDT" / "w5" / "high_breakout_k1.0_th0.5"
+    artifacts.write_text(folder / stage1.MODEL_FILE, real_model_text[0])
+    artifacts.write_json(folder / stage1.METRICS_FILE,
+                         {"status": "trained", "model_sha256": artifacts.sha256_file(folder / stage1.MODEL_FILE)})
+    assert stage1.verified_model_sha256(folder) == hashlib.sha256(real_model_text[0].encode()).hexdigest()
+    damage(folder / stage1.MODEL_FILE)
+    with pytest.raises(ValueError, match="sha256 mismatch") as exc:
+        stage1.verified_model_sha256(folder)
+    assert str(folder / stage1.MODEL_FILE) in str(exc.value) and str(folder / stage1.METRICS_FILE) in str(exc.value)
+    artifacts.write_json(folder / stage1.METRICS_FILE, {"status": "trained"})
+    with pytest.raises(ValueError, match=r"metrics\.json: no model_sha256 recorded"):
+        stage1.verified_model_sha256(folder)
 
 
 # ---- costs -------------------------------------------------------------------------------------------------------
@@ -240,3 +264,44 @@ def test_temporaries_are_hidden_and_never_match_an_output_name(tmp_path):
         assert tmp.name.startswith(".metrics.json.") and tmp.name.endswith(".tmp")
         assert tmp.parent == tmp_path
     assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+KILLED_WRITER = """
+import sys, time
+from workflow_scripts import artifacts
+with artifacts.atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"PAR1 half a table")
+    print("writing", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_write_killed_with_sigkill_leaves_only_a_temporary_that_the_next_write_removes(tmp_path):
+    """SIGKILL in the middle of an atomic write (no `finally` runs): the output is untouched (absent, or the old
+    complete file), the hidden temporary stays; no output name or glob matches it, and rewriting the output (what
+    the rerun of the killed job does) removes it. Temporaries of other outputs in the folder are not touched."""
+    target = tmp_path / "ingest" / "BTCUSDT.parquet"
+    other = tmp_path / "ingest" / "ETHUSDT.parquet"
+    for previous in (None, pd.DataFrame({"a": [1.0, 2.0]})):
+        if previous is not None:
+            artifacts.write_parquet(target, previous)
+        proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(target)], cwd=ROOT, stdout=subprocess.PIPE,
+                                text=True)
+        assert proc.stdout.readline().strip() == "writing"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        stale = artifacts.stale_temporaries(target)
+        assert len(stale) == 1 and stale[0].name.startswith(".BTCUSDT.parquet.") and stale[0].name.endswith(".tmp")
+        if previous is None:
+            assert not target.exists()
+        else:
+            pd.testing.assert_frame_equal(pd.read_parquet(target), previous)
+        assert sorted(p.name for p in target.parent.glob("*.parquet")) == (["BTCUSDT.parquet"] if previous is not None
+                                                                             else [])
+        other_tmp = other.parent / ".ETHUSDT.parquet.abcd1234.tmp"
+        other_tmp.write_bytes(b"")
+        artifacts.write_parquet(target, pd.DataFrame({"a": [3.0]}))
+        assert artifacts.stale_temporaries(target) == [] and other_tmp.exists()
+        assert artifacts.stale_temporaries(other) == [other_tmp]
+        other_tmp.unlink()
+        target.unlink()

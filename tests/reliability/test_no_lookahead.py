@@ -8,15 +8,22 @@ a validation span, on the real targets tables.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.reliability.conftest import SYMBOLS, output_text, sandbox, smk
+from tests.reliability.conftest import RUN, SYMBOLS, output_text, sandbox, smk
 from workflow_scripts import purged_walk_forward as pwf
 from workflow_scripts import splits as splits_mod
 
 WINDOWS = (5, 20)
+# Screening and selection decisions (rules screen_features, select_features, aggregate_selection*): fitted on
+# training rows only, so on data up to T.
+SELECTION_FILES = ([f"results/screening/{s}/{f}" for s in SYMBOLS for f in ("screening.json", "report.csv")]
+                   + [f"results/selection/{s}/w{w}.parquet" for s in SYMBOLS for w in WINDOWS]
+                   + [f"results/selection/{s}/selected.json" for s in SYMBOLS] + ["results/selection/overall.json"])
 TRAIN_FRAC = 0.6  # config/split/default.yaml: the cut is put after the training segment, inside validation
 
 
@@ -44,7 +51,8 @@ def altered_run(clean_run, tmp_path_factory):
     targets = [f"results/features/{s}.parquet" for s in SYMBOLS]
     targets += [f"results/targets/{s}/w{w}.parquet" for s in SYMBOLS for w in WINDOWS]
     targets += [f"results/splits/{s}/w{w}.json" for s in SYMBOLS for w in WINDOWS]
-    proc = smk(wd, *targets, timeout=1200)
+    targets += SELECTION_FILES
+    proc = smk(wd, *targets, config=RUN, timeout=1200)
     assert proc.returncode == 0, output_text(proc)[-3000:]
     return wd, t_cut
 
@@ -96,11 +104,21 @@ def test_labels_ending_by_t_and_splits_do_not_change(clean_run, altered_run, sym
     assert sa == sb, "split boundaries moved although only values changed"
 
 
+def test_screening_and_selection_decisions_of_the_workflow_do_not_change(clean_run, altered_run):
+    """The workflow's own screening reports and selected feature lists (training segment only, which ends
+    before T) are byte-identical, while the selection's training inputs after T did change (see the tests above)."""
+    wd, _ = altered_run
+    differ = [f for f in SELECTION_FILES if (clean_run / f).read_bytes() != (wd / f).read_bytes()]
+    assert differ == [], f"decisions changed when only bars after T changed: {differ}"
+    kept = json.loads((wd / "results" / "selection" / "BTCUSDT" / "selected.json").read_text())["features"]
+    assert len(kept) > 10
+
+
 @pytest.mark.parametrize("symbol", SYMBOLS)
 def test_training_segment_fits_do_not_change_screening_and_encoder(clean_run, altered_run, symbol):
     """Screening (workflow_scripts.feature_screening) and the shared PCA encoder (workflow_scripts.shared_encoder)
-    are not wired into the workflow yet; their fits on the training segment (which ends before T) are run here on
-    both runs' real cross-coin tables and must agree exactly."""
+    fitted on the training segment (which ends before T), called directly on both runs' real tables, agree
+    exactly: the encoder's mean and scale (its scaler) and components, and screening's kept list and report."""
     from workflow_scripts import feature_screening, shared_encoder
 
     wd, t_cut = altered_run

@@ -44,3 +44,17 @@ def tiny_cfg(arch="mlp", **kw):
     }
     base.update(kw)
     return tm.TorchModelConfig(**base)
+
+
+def tiny_models_bytes(tmp) -> dict[str, bytes]:
+    """model.pt bytes of the tiny synthetic MLP and transformer (CPU, 2 epochs); `tmp` holds the feature matrix."""
+    frame, y = synthetic_frame(n=300, gap_at=150)
+    matrix = tm.write_feature_matrix(frame, Path(tmp) / "X.npy")
+    rows = {"train": np.arange(0, 200), "validation": np.arange(210, 260)}
+    out = {}
+    for arch in tm.ARCHS:
+        trained = tm.train_torch_model(
+            matrix, rows, {k: y[v] for k, v in rows.items()}, tiny_cfg(arch, max_epochs=2)
+        )
+        out[arch] = tm.module_bytes(trained.module)
+    return out

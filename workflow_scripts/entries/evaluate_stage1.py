@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from workflow_scripts import artifacts
+from workflow_scripts.stage1 import METRICS_FILE, verified_model_sha256
 from workflow_scripts.variant_evaluation import evaluate_window, variant_vin
 
 
@@ -15,16 +16,18 @@ def main(args) -> None:
     split = artifacts.read_json(args.split)
     costs = artifacts.read_json(args.costs)
     stage1 = Path(args.stage1_dir)
+    # Every model is checked against the sha256 its training recorded before anything is written.
+    model_sha256 = {t: verified_model_sha256(stage1 / t) for t in args.targets_ids}
     predictions = {t: pd.read_parquet(stage1 / t / "predictions.parquet") for t in args.targets_ids}
     results = evaluate_window(targets, bars["close"].to_numpy(), split, args.window, cfg["targets"], predictions,
                               costs, cfg)
     data_end = bars["timestamp"].iloc[-1].isoformat()
     for target, result in results.items():
         if result["status"] == "evaluated":
-            metrics = artifacts.read_json(stage1 / target / "metrics.json")
+            metrics = artifacts.read_json(stage1 / target / METRICS_FILE)
             result["vin"] = variant_vin(args.symbol, args.window, target, cfg["stage1_params"],
                                         result["grade"]["grade"], metrics["best_iteration"], data_end,
-                                        artifacts.sha256_file(stage1 / target / "model.txt"))
+                                        model_sha256[target])
         artifacts.write_json(Path(args.outdir) / f"{target}.json", result)
 
 

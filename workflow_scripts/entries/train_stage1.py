@@ -1,6 +1,6 @@
 """Entry of rule train_stage1: every target of one (symbol, window) -> one folder per variant.
 
-Per variant: model.txt (LightGBM text; empty when skipped), metrics.json (deterministic: no timings),
+Per variant: model.txt (LightGBM text; empty when skipped), metrics.json (deterministic: no timings; model_sha256),
 split_indices.json, predictions.parquet (validation and test event bars), training_log.json (fit seconds and other facts that differ between runs).
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from workflow_scripts import artifacts
-from workflow_scripts.stage1 import train_window
+from workflow_scripts.stage1 import METRICS_FILE, MODEL_FILE, train_window
 
 
 def main(args) -> None:
@@ -25,11 +25,12 @@ def main(args) -> None:
     for r in results:
         folder = outdir / r.target
         log = {"fit_seconds": r.metrics.pop("fit_seconds", None), "threads": args.threads}
-        artifacts.write_text(folder / "model.txt", r.model_text)
+        artifacts.write_text(folder / MODEL_FILE, r.model_text)
+        r.metrics["model_sha256"] = artifacts.sha256_file(folder / MODEL_FILE)  # checked by whoever uses the model
         artifacts.write_json(folder / "split_indices.json", r.split_indices)
         artifacts.write_parquet(folder / "predictions.parquet", r.predictions)
         artifacts.write_json(folder / "training_log.json", log)
-        artifacts.write_json(folder / "metrics.json", r.metrics)  # last: its presence means the folder is whole
+        artifacts.write_json(folder / METRICS_FILE, r.metrics)  # last: its presence means the folder is whole
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ if __name__ == "__main__":
     p.add_argument("--selected", nargs="+", required=True, help="one per symbol")
     p.add_argument("--targets", nargs="+", required=True, help="one per symbol")
     p.add_argument("--splits", nargs="+", required=True, help="one per symbol")
-    p.add_argument("--encoder", default=None, help="the shared encoder (results/encoder/pca.json), if any")
+    p.add_argument("--encoder", default=None, help="the shared encoder (results/encoder/{kind}.json), if any")
     p.add_argument("--previous", default=None, help="the previous stage's result JSON (stages 3 and 4)")
     p.add_argument("--spec", type=_cli.json_arg, required=True, help="the tuning config group")
     p.add_argument("--n-studies", type=int, required=True, help="studies of this stage sharing its budget")

@@ -1,0 +1,49 @@
+# The sections of `snakemake --report report.html`: data quality, selected features, tuning history, evaluation
+# after costs, champions. One job renders them all (cheap: reads JSON and PNGs). Code: workflow_scripts/
+# report_sections.py. docs/OPERATIONS.md ("Reports").
+
+
+rule render_report:
+    input:
+        quality=expand("results/ingest/{symbol}.quality.json", symbol=SYMBOLS),
+        selected=expand("results/selection/{symbol}/selected.json", symbol=SYMBOLS),
+        importance=expand("results/selection/{symbol}/importance.png", symbol=SYMBOLS),
+        tuning=expand("results/tuning/stage2/w{window}.json", window=WINDOWS)
+        + expand(
+            "results/tuning/stage{stage}/{symbol}/w{window}/{side}.json",
+            stage=[3, 4],
+            symbol=SYMBOLS,
+            window=WINDOWS,
+            side=SIDES,
+        ),
+        summary="results/evaluation/summary.json",
+        choices=expand(
+            "results/best_variant/{symbol}/w{window}/{side}.json", symbol=SYMBOLS, window=WINDOWS, side=SIDES
+        ),
+        evaluations=expand("results/evaluation/stage1/{symbol}/w{window}", symbol=SYMBOLS, window=WINDOWS),
+        plots=expand(
+            "results/evaluation/plots/{symbol}/w{window}/{side}.png", symbol=SYMBOLS, window=WINDOWS, side=SIDES
+        ),
+        roster="results/registry/roster.json",
+    output:
+        quality=report("results/report/quality.html", category="1. Data quality per coin"),
+        selection=report("results/report/selection.html", category="2. Selected features and importances"),
+        tuning=report("results/report/tuning.html", category="3. Tuning history"),
+        evaluation=report("results/report/evaluation.html", category="4. Evaluation after costs"),
+        champions=report("results/report/champions.html", category="5. Champions"),
+    log:
+        "logs/report/render_report.log",
+    benchmark:
+        "results/benchmarks/report/render_report.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=runtime_min("render_report", 10),
+    conda:
+        "../envs/swingflow.yaml"
+    shell:
+        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.render_report "
+        "--quality {input.quality} --selected {input.selected} --importance {input.importance} "
+        "--tuning {input.tuning} --evaluation-summary {input.summary} --choices {input.choices} "
+        "--evaluations {input.evaluations} --plots {input.plots} --roster {input.roster} "
+        "--outdir results/report > {log} 2>&1"
