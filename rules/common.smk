@@ -1,5 +1,6 @@
 # The only clever file: config composition and validation, the lists every rule expands over, wildcard
 # constraints and input functions. Rules stay declarative.
+import importlib.util
 import json
 import re
 import sys
@@ -23,6 +24,13 @@ THREADS = CFG["env"]["compute"]["threads_per_job"]
 if workflow.is_main_process:
     for line in stale_lock.claim(".snakemake"):
         print(line, file=sys.stderr)
+
+# env.tracking=mlflow needs the optional mlflow package: say so before planning, not in a failed job.
+if CFG["env"]["tracking"] == "mlflow" and importlib.util.find_spec("mlflow") is None:
+    raise swcfg.ConfigError(
+        f"env.tracking: 'mlflow' (env={CFG['env']['name']}) needs the mlflow package, which is not installed; "
+        "install it with: pip install -e '.[tracking]' (or choose an env with tracking: none)"
+    )
 
 # Production starts only from a commit that can rebuild it (docs/OPERATIONS.md, "Environments").
 if workflow.is_main_process and CFG["env"]["require_provenance"]:
