@@ -436,6 +436,10 @@ def run_stage(
     done = _finished(study)
     remaining = None if n_trials is None else max(0, int(n_trials) - done)
     remaining_s = None if timeout_s is None else max(0.0, float(timeout_s) - _spent_seconds(study))
+    if remaining_s is not None and remaining_s < _mean_trial_seconds(study):
+        # Optuna's own timeout is wall time (overhead included), the budget is trial time: a rerun would otherwise
+        # start one more trial on the sliver between the two, which it cannot finish inside the budget anyway.
+        remaining_s = 0.0
     if (remaining is None or remaining > 0) and (remaining_s is None or remaining_s > 0):
         callbacks = []
         if n_trials is not None:
@@ -538,6 +542,12 @@ def _duration(t) -> float | None:
     if t.datetime_start is None or t.datetime_complete is None:
         return None
     return (t.datetime_complete - t.datetime_start).total_seconds()
+
+
+def _mean_trial_seconds(study: optuna.Study) -> float:
+    """Mean run time of the trials that ended (0 before the first one)."""
+    times = [_duration(t) or 0.0 for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+    return float(sum(times) / len(times)) if times else 0.0
 
 
 def _spent_seconds(study: optuna.Study) -> float:

@@ -173,7 +173,9 @@ def test_killed_job_resumes_and_retries_running_trial(tmp_path):
                 continue
             trials = optuna.load_study(study_name="resume-test", storage=_storage(journal)).trials
             done = [t for t in trials if t.state == TrialState.COMPLETE]
-            running = [t for t in trials if t.state == TrialState.RUNNING and t.params]
+            # A trial that has reported a fold has suggested all its parameters (a kill between two suggestions
+            # would leave partial params, and the retry would rightly sample the rest).
+            running = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
             if len(done) >= 3 and running:
                 child.send_signal(signal.SIGKILL)
                 killed_running = running[0]
