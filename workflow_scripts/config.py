@@ -195,7 +195,7 @@ class TuningCV:
     n_folds: int = 5
     mode: str = "expanding"
     embargo_bars: int = 24
-    min_train_rows: int = 200
+    min_train_rows: int = 30
     train_size: Optional[int] = None
 
 
