@@ -30,7 +30,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from workflow_scripts import artifacts, config, splits, swing_targets
+from workflow_scripts import artifacts, config, splits, stage1, swing_targets
 from workflow_scripts import torch_models as tm
 from workflow_scripts.features import build_features
 
@@ -48,12 +48,8 @@ def load_data(tmp: Path):
     targets = swing_targets.build_targets(bars, WINDOW, grid, HORIZON, 24)
     y = targets[grid[0]["id"]].to_numpy()
     split = splits.chronological_split(table["timestamp"], HORIZON, 0.6, 0.2, 24)
-    pos = np.arange(len(table))
-    ok = np.isin(y, (0, 1, 2))
-    rows = {
-        s: pos[ok & splits.segment_mask(split, s, pos, targets["label_end"].to_numpy())]
-        for s in ("train", "validation", "test")
-    }
+    rows = stage1.variant_rows(y, split, targets["label_end"].to_numpy())  # event rows per segment
+    del rows["scored"]
     matrix = tm.write_feature_matrix(table, tmp / "X.npy")
     return matrix, rows, {k: y[v] for k, v in rows.items()}
 

@@ -29,7 +29,7 @@ def synth(tmp_path):
 def real_model(tmp_path_factory):
     """An MLP trained on the last 1,500 real BTCUSDT bars with ETHUSDT cross-coin features, exported with its
     test-segment predictions - the training side of the fresh-process parity test."""
-    from workflow_scripts import config, ingest, splits, swing_targets
+    from workflow_scripts import config, ingest, splits, stage1, swing_targets
     from workflow_scripts.features import add_cross_coin, build_features
 
     def bars(sym):
@@ -51,12 +51,8 @@ def real_model(tmp_path_factory):
     targets = swing_targets.build_targets(clip["BTCUSDT"], window, grid, horizon, 24)
     labels_all = targets[grid[0]["id"]].to_numpy()
     split = splits.chronological_split(table["timestamp"], horizon, 0.6, 0.2, 24)
-    pos = np.arange(len(table))
-    usable = np.isin(labels_all, (0, 1, 2))
-    rows = {
-        s: pos[usable & splits.segment_mask(split, s, pos, targets["label_end"].to_numpy())]
-        for s in ("train", "validation", "test")
-    }
+    rows = stage1.variant_rows(labels_all, split, targets["label_end"].to_numpy())  # event rows per segment
+    del rows["scored"]
     out = tmp_path_factory.mktemp("real")
     matrix = tm.write_feature_matrix(table, out / "X.npy")
     cfg = tiny_cfg(seq_len=6, hidden=(32,), max_epochs=3)
