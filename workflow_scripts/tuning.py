@@ -103,17 +103,27 @@ def broad_space(tuning_cfg: dict) -> dict:
     return {name: {"choices": _as_list(values)} for name, values in sorted(tuning_cfg["space"].items())}
 
 
-def narrowed_space(tuning_cfg: dict, best: dict) -> dict:
-    """Stage 3: for each parameter, the grid value closest to `best` (stage 2's best) and its grid neighbours."""
+def _around_best(tuning_cfg: dict, best: dict, around) -> dict:
+    """Per parameter of `space`: its grid as fixed choices when it has one value or `best` lacks it, else
+    `around(name, sorted grid, best value)` (the stage's own range rule)."""
     space = {}
     for name, values in sorted(tuning_cfg["space"].items()):
         grid = sorted(_as_list(values))
         if name not in best or len(grid) == 1:
             space[name] = {"choices": grid}
-            continue
-        i = int(np.argmin([abs(float(v) - float(best[name])) for v in grid]))
-        space[name] = {"choices": grid[max(0, i - 1) : i + 2]}
+        else:
+            space[name] = around(name, grid, float(best[name]))
     return space
+
+
+def narrowed_space(tuning_cfg: dict, best: dict) -> dict:
+    """Stage 3: for each parameter, the grid value closest to `best` (stage 2's best) and its grid neighbours."""
+
+    def neighbours(name, grid, b):
+        i = int(np.argmin([abs(float(v) - b) for v in grid]))
+        return {"choices": grid[max(0, i - 1) : i + 2]}
+
+    return _around_best(tuning_cfg, best, neighbours)
 
 
 def focused_space(tuning_cfg: dict, best: dict) -> dict:
@@ -123,28 +133,18 @@ def focused_space(tuning_cfg: dict, best: dict) -> dict:
     limits. Parameters with one grid value stay fixed.
     """
     radius = float(tuning_cfg.get("focus_radius", 0.25))
-    space = {}
-    for name, values in sorted(tuning_cfg["space"].items()):
-        grid = sorted(_as_list(values))
-        if name not in best or len(grid) == 1:
-            space[name] = {"choices": grid}
-            continue
-        b = float(best[name])
+
+    def focus(name, grid, b):
         is_int = all(float(v).is_integer() and not isinstance(v, float) for v in grid)
-        if b == 0:
-            lo, hi = 0.0, radius * float(max(grid))
-        else:
-            lo, hi = b * (1 - radius), b * (1 + radius)
+        lo, hi = (0.0, radius * float(max(grid))) if b == 0 else (b * (1 - radius), b * (1 + radius))
         lim_lo, lim_hi = _LIMITS.get(name, (-math.inf, math.inf))
         lo, hi = max(lo, lim_lo), min(hi, lim_hi)
         if is_int:
             lo, hi = math.floor(lo), math.ceil(hi)
-            if lo == hi:
-                hi = lo + 1
-            space[name] = {"low": lo, "high": hi, "int": True}
-        else:
-            space[name] = {"low": lo, "high": hi, "log": name in _LOG_PARAMS and lo > 0}
-    return space
+            return {"low": lo, "high": hi if hi != lo else lo + 1, "int": True}
+        return {"low": lo, "high": hi, "log": name in _LOG_PARAMS and lo > 0}
+
+    return _around_best(tuning_cfg, best, focus)
 
 
 def space_for_stage(tuning_cfg: dict, stage: str, best: dict | None = None) -> dict:
