@@ -8,28 +8,22 @@ min_version("9.0")
 
 include: "rules/common.smk"
 include: "rules/config.smk"
-include: "rules/ingest.smk"
+include: "rules/data.smk"
 include: "rules/features.smk"
 include: "rules/targets.smk"
-include: "rules/splits.smk"
 include: "rules/selection.smk"
-include: "rules/stage1.smk"
+include: "rules/training.smk"
 include: "rules/evaluation.smk"
-include: "rules/best_variant.smk"
-include: "rules/encoder.smk"
-include: "rules/tuning.smk"
-include: "rules/production.smk"
-include: "rules/ensemble.smk"
 include: "rules/registry.smk"
 include: "rules/report.smk"
-include: "rules/tracking.smk"
 
 
 # Notifications (Telegram, JSON webhook; channels per env, secrets only from the environment): never fail a run.
-from workflow_scripts import notify
+from workflow_scripts.ops import notify
 
 
 onstart:
+    check_provenance()
     notify.on_start(log, CFG["env"]["notifications"], notify.run_context(CFG))
 
 

@@ -29,8 +29,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workflow_scripts.feature_screening import feature_source, screen_features, segment_positions
-from workflow_scripts.feature_selection import (
+from workflow_scripts.selection.feature_screening import feature_source, screen_features, segment_positions
+from workflow_scripts.selection.feature_selection import (
     DEFAULT_PARAMS,
     DEFAULT_SPEC,
     aggregate_selection,

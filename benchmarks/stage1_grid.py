@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from workflow_scripts.sandbox import copy_workflow, run_snakemake
+from tests.sandbox import copy_workflow, run_snakemake
 
 DEMO = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 

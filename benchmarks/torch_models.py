@@ -5,7 +5,7 @@ whenever CUDA is available (both are measured and reported then).
                                       [--out benchmarks/out/torch_models.json]
 
 Data: data/raw/BTCUSDT_1h.parquet, features from workflow_scripts.features.build_features with a small spec
-(tech + vol, lookbacks 5/21/55), labels from workflow_scripts.swing_targets.build_targets (window 10,
+(tech + vol, lookbacks 5/21/55), labels from workflow_scripts.targets.swing_targets.build_targets (window 10,
 high_breakout k1.0 theta1.0, horizon 10), chronological split 60/20/20 with a 24-bar embargo. Event rows only.
 
 Reports per (device, arch): training samples per second (over all epochs, first included; the
@@ -30,8 +30,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from workflow_scripts import artifacts, config, splits, stage1, swing_targets
-from workflow_scripts import torch_models as tm
+from workflow_scripts import artifacts
+from workflow_scripts.targets import grammar
+from workflow_scripts.data import splits
+from workflow_scripts.training import stage1
+from workflow_scripts.targets import swing_targets
+from workflow_scripts.models import torch_models as tm
 from workflow_scripts.features import build_features
 
 SPEC = {"families": ["tech", "vol"], "lookbacks": [5, 21, 55], "lags": [], "dtype": "float32"}
@@ -42,7 +46,7 @@ ARCHS = {"mlp": {"arch": "mlp", "seq_len": 8}, "transformer": {"arch": "transfor
 def load_data(tmp: Path):
     bars = pd.read_parquet(REPO / "data" / "raw" / "BTCUSDT_1h.parquet")
     table = build_features(bars, SPEC)
-    grid = config.target_grid(
+    grid = grammar.target_grid(
         {"types": ["high_breakout"], "std_thresholds": [1.0], "barrier_thresholds": [1.0]}
     )
     targets = swing_targets.build_targets(bars, WINDOW, grid, HORIZON, 24)

@@ -2,7 +2,7 @@
 
     python benchmarks/tuning.py [--seconds 75] [--seeds 1] [--out benchmarks/out/tuning.json]
 
-Data: data/raw/BTCUSDT_1h.parquet; target high_breakout_k1.0_th1.0 on window 10 (workflow_scripts.swing_targets,
+Data: data/raw/BTCUSDT_1h.parquet; target high_breakout_k1.0_th1.0 on window 10 (workflow_scripts.targets.swing_targets,
 horizon 10 bars), event rows only (codes 0/1/2); a dozen simple features known at t (returns, volatility,
 range, volume), computed here so the benchmark does not depend on the feature stage. Scoring is stage 3's:
 mean macro average precision over 5 purged expanding walk-forward folds (embargo 24 bars) on the first 80 % of
@@ -31,7 +31,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from workflow_scripts import artifacts, config, swing_targets, tuning
+from workflow_scripts import artifacts
+from workflow_scripts.targets import grammar
+from workflow_scripts.targets import swing_targets
+from workflow_scripts.training import tuning
 
 WINDOW, HORIZON = 10, 10
 TARGET = {"types": ["high_breakout"], "std_thresholds": [1.0], "barrier_thresholds": [1.0]}
@@ -55,7 +58,7 @@ def simple_features(bars: pd.DataFrame) -> pd.DataFrame:
 
 def load_problem():
     bars = pd.read_parquet(REPO / "data/raw/BTCUSDT_1h.parquet")
-    grid = config.target_grid(TARGET)
+    grid = grammar.target_grid(TARGET)
     targets = swing_targets.build_targets(bars, WINDOW, grid, HORIZON, 24)
     codes = targets[grid[0]["id"]].to_numpy()
     positions = np.flatnonzero(np.isin(codes, (0, 1, 2)))

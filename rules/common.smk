@@ -7,21 +7,26 @@ import sys
 
 sys.path.insert(0, workflow.basedir)  # the workflow runs from a checkout even before `pip install -e .`
 
-from workflow_scripts import config as swcfg
-from workflow_scripts.ingest import find_raw_file
-from workflow_scripts import stale_lock
+from workflow_scripts.config import schema as swcfg
+from workflow_scripts.data.ingest import find_raw_file
+from workflow_scripts.models.kinds import KINDS
+from workflow_scripts.targets.grammar import horizon_bars, target_grid
+from workflow_scripts.ops import provenance, stale_lock
 
 
 CFG = swcfg.compose(swcfg.overrides_from_snakemake(config))
 SYMBOLS = CFG["universe"]["symbols"]
 WINDOWS = CFG["targets"]["windows"]
-GRID = swcfg.target_grid(CFG["targets"])
+GRID = target_grid(CFG["targets"])
 TARGETS = [g["id"] for g in GRID]
 SIDES = sorted({g["side"] for g in GRID})
 THREADS = CFG["env"]["compute"]["threads_per_job"]
 
-# A lock left by a killed Snakemake (dead owner) is removed; a live one stays (docs/RELIABILITY.md).
-if workflow.is_main_process:
+# A run that executes jobs (not -n, not --lint, not a job's own subprocess). Such a run clears a lock left by a
+# killed Snakemake (dead owner; a live one stays, docs/RELIABILITY.md) here, because Snakemake takes its lock
+# right after parsing, before any hook; the provenance check waits for onstart (Snakefile).
+EXECUTES_JOBS = workflow.is_main_process and not workflow.output_settings.dryrun and workflow.check_envvars
+if EXECUTES_JOBS:
     for line in stale_lock.claim(".snakemake"):
         print(line, file=sys.stderr)
 
@@ -32,13 +37,13 @@ if CFG["env"]["tracking"] == "mlflow" and importlib.util.find_spec("mlflow") is 
         "install it with: pip install -e '.[tracking]' (or choose an env with tracking: none)"
     )
 
-# Production starts only from a commit that can rebuild it (docs/OPERATIONS.md, "Environments").
-if workflow.is_main_process and CFG["env"]["require_provenance"]:
-    from workflow_scripts import provenance
 
-    provenance.require_reproducible(
-        workflow.basedir, [find_raw_file(CFG["env"]["data"]["raw_dir"], s) for s in SYMBOLS]
-    )
+def check_provenance():
+    """Production starts only from a commit that can rebuild it (docs/OPERATIONS.md, "Environments"): called
+    by onstart, so only a run that executes jobs checks, before its first job."""
+    if CFG["env"]["require_provenance"]:
+        raw = [find_raw_file(CFG["env"]["data"]["raw_dir"], s) for s in SYMBOLS]
+        provenance.require_reproducible(workflow.basedir, raw)
 
 
 def alternation(values):
@@ -55,7 +60,7 @@ wildcard_constraints:
 def runtime_min(rule_name, minutes):
     """Runtime in minutes for one attempt of a rule: env.compute.runtime_minutes[rule] or the rule's default,
     times the attempt, so a job stopped for running too long is retried with more time (profiles: retries: 2).
-    Slurm enforces it (sbatch -t); locally each command runs behind workflow_scripts.timeout_guard."""
+    Slurm enforces it (sbatch -t); locally each command runs behind workflow_scripts.ops.timeout_guard."""
     base = CFG["env"]["compute"]["runtime_minutes"].get(rule_name, minutes)
     return lambda wildcards, attempt: base * attempt
 
@@ -65,9 +70,44 @@ def as_json(obj):
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
+# ---- the one shell line of every rule ------------------------------------------------------------------------
+# Each rule runs one stage function through workflow_scripts/job.py, behind the runtime guard, into its log;
+#   params: **job("<stage>.<function>", spec=...)  calls  workflow_scripts/<stage>/jobs.py <function>(job)
+# and the function is named like the rule. `job` is the manifest, i.e. the named inputs, outputs, params,
+# threads and wildcards, so a path is named once (in the Snakefile). Snakemake does not record a param function
+# that reads input/output, so the params also carry `config_slice`, the same params as JSON from the wildcards
+# alone; that is what Snakemake records and compares, and a changed slice reruns the job (trigger `params`).
+JOB = (
+    "python -m workflow_scripts.ops.timeout_guard {resources.runtime} -- "
+    "python -m workflow_scripts.job {params.job:q} > {log} 2>&1"
+)
+
+
+def job(entry, **params):
+    """The params of a rule: its manifest (`entry` = "<stage>.<function>") and its recorded config slice.
+    A callable param is called with the wildcards (a per-job slice)."""
+
+    def evaluated(wildcards):
+        return {k: (v(wildcards) if callable(v) else v) for k, v in params.items()}
+
+    def manifest(wildcards, input, output, threads):
+        return as_json(
+            {
+                "entry": entry,
+                "input": dict(input.items()),
+                "output": dict(output.items()),
+                "params": evaluated(wildcards),
+                "threads": threads,
+                "wildcards": dict(wildcards.items()),
+            }
+        )
+
+    return {"job": manifest, "config_slice": lambda wildcards: as_json(evaluated(wildcards))}
+
+
 def group_spec(group):
     """A config group without its `name` label: the keys a stage module reads."""
-    return as_json({k: v for k, v in CFG[group].items() if k != "name"})
+    return {k: v for k, v in CFG[group].items() if k != "name"}
 
 
 def targets_of_side(side):
@@ -81,19 +121,17 @@ def ingest_spec():
     # Ten times what one bar needs for the largest window: band + volatility history and the label horizon.
     min_bars = 10 * (max(w, t["sigma_min_bars"]) + 1 + h)
     data = CFG["env"]["data"]
-    return as_json({"start": data["start"], "end": data["end"], "min_bars": min_bars})
+    return {"start": data["start"], "end": data["end"], "min_bars": min_bars}
 
 
 def split_spec(wildcards):
     s = CFG["split"]
-    return as_json(
-        {
-            "horizon": swcfg.horizon_bars(int(wildcards.window), CFG["targets"]),
-            "train_frac": s["train_frac"],
-            "validation_frac": s["validation_frac"],
-            "embargo_bars": s["embargo_bars"],
-        }
-    )
+    return {
+        "horizon": horizon_bars(int(wildcards.window), CFG["targets"]),
+        "train_frac": s["train_frac"],
+        "validation_frac": s["validation_frac"],
+        "embargo_bars": s["embargo_bars"],
+    }
 
 
 def symbol_cost_table(wildcards):
@@ -103,7 +141,7 @@ def symbol_cost_table(wildcards):
     table = {"source": costs["source"], "default": costs["default"]}
     if entry is not None:
         table["symbols"] = {wildcards.symbol: entry}
-    return as_json(table)
+    return table
 
 
 def registry_dir():
@@ -112,43 +150,38 @@ def registry_dir():
 
 
 def evaluation_spec():
-    return as_json(
-        {
-            "targets": CFG["targets"],
-            "evaluation": CFG["evaluation"],
-            "gates": CFG["gates"],
-            "grades": CFG["grades"],
-            "stage1_params": CFG["stage1"]["params"],
-        }
-    )
+    return {
+        "targets": CFG["targets"],
+        "evaluation": CFG["evaluation"],
+        "gates": CFG["gates"],
+        "grades": CFG["grades"],
+        "stage1_params": CFG["stage1"]["params"],
+    }
 
 
 def ensemble_spec():
     """What fit_ensemble reads: the ensemble group and, for evaluation, targets, trading rule, gates and grades."""
-    return as_json({k: CFG[k] for k in ("ensemble", "targets", "evaluation", "gates", "grades")})
+    return {k: CFG[k] for k in ("ensemble", "targets", "evaluation", "gates", "grades")}
 
 
 def production_spec():
     """What train_production reads: the head, evaluation (targets, trading rule, gates, grades), what
     features.json records for live predictions (feature spec, universe) and the encoder group (its prefix)."""
-    return as_json(
-        {
-            "model": CFG["model"],
-            "targets": CFG["targets"],
-            "evaluation": CFG["evaluation"],
-            "gates": CFG["gates"],
-            "grades": CFG["grades"],
-            "features": CFG["features"],
-            "universe": SYMBOLS,
-            "encoder": CFG["encoder"],
-        }
-    )
+    return {
+        "model": CFG["model"],
+        "targets": CFG["targets"],
+        "evaluation": CFG["evaluation"],
+        "gates": CFG["gates"],
+        "grades": CFG["grades"],
+        "features": CFG["features"],
+        "universe": SYMBOLS,
+        "encoder": CFG["encoder"],
+    }
 
 
 # ---- input functions ----------------------------------------------------------------------------------------
-# The shared encoder file tuning and production read ([] when encoder=none) and the option passing it on.
+# The shared encoder file tuning and production read ([] when encoder=none).
 ENCODER_FILES = [] if CFG["encoder"]["kind"] == "none" else [f"results/encoder/{CFG['encoder']['kind']}.json"]
-ENCODER_OPTION = " ".join(f"--encoder {f}" for f in ENCODER_FILES)
 # The ensemble folders register_models registers beside the single models ([] unless ensemble.enabled).
 ENSEMBLE_FOLDERS = (
     expand("results/ensemble/{symbol}/{side}", symbol=SYMBOLS, side=SIDES) if CFG["ensemble"]["enabled"] else []
@@ -174,10 +207,6 @@ def raw_bars(wildcards):
 
 def other_base_features(wildcards):
     return {s: f"results/features/base/{s}.parquet" for s in SYMBOLS if s != wildcards.symbol}
-
-
-def others_arg(wildcards, input):
-    return " ".join(f"{s}={input[s]}" for s in SYMBOLS if s != wildcards.symbol)
 
 
 def all_outputs():

@@ -1,4 +1,4 @@
-# The resolved configuration of the run, next to its results. Code: workflow_scripts/entries/write_config.py
+# The resolved configuration of the run, next to its results. Code: workflow_scripts/config/jobs.py
 
 
 rule write_resolved_config:
@@ -6,7 +6,7 @@ rule write_resolved_config:
         yaml="results/config/resolved.yaml",
         json="results/config/resolved.json",
     params:
-        config=as_json(CFG),
+        **job("config.write_resolved_config", config=CFG),
     log:
         "logs/config/write_resolved_config.log",
     threads: 1
@@ -16,5 +16,4 @@ rule write_resolved_config:
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.write_config --config {params.config:q} "
-        "--out-yaml {output.yaml} --out-json {output.json} > {log} 2>&1"
+        JOB

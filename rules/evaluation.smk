@@ -1,13 +1,16 @@
 # Costs fetched before training, then cost-aware evaluation of every stage-1 variant on the test segment, gates,
-# grades and VINs. Code: workflow_scripts/variant_evaluation.py (on top of evaluation.py, costs.py, gates.py,
-# grades.py, vin.py). Evaluation reads saved predictions: a cost change reruns it without retraining.
+# grades and VINs; the best variant per (symbol, window, side), its equity plot, and summaries per symbol and
+# overall. Code: workflow_scripts/evaluation/ (variant_evaluation.py on top of backtest.py, costs.py, gates.py,
+# grades.py, vin.py; best_variant.py), entries in workflow_scripts/evaluation/jobs.py. Evaluation reads saved
+# predictions: a cost change reruns it without retraining. Best variants come from aggregate rules, not a
+# checkpoint: every path is known when planning.
 
 
 rule snapshot_costs:
     output:
         costs="results/costs/{symbol}.json",
     params:
-        table=symbol_cost_table,
+        **job("evaluation.snapshot_costs", table=symbol_cost_table),
     log:
         "logs/costs/{symbol}.log",
     threads: 1
@@ -17,8 +20,7 @@ rule snapshot_costs:
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.snapshot_costs --symbol {wildcards.symbol} "
-        "--table {params.table:q} --out {output.costs} > {log} 2>&1"
+        JOB
 
 
 rule evaluate_stage1:
@@ -31,8 +33,7 @@ rule evaluate_stage1:
     output:
         results=directory("results/evaluation/stage1/{symbol}/w{window}"),
     params:
-        spec=evaluation_spec(),
-        targets=" ".join(TARGETS),
+        **job("evaluation.evaluate_stage1", spec=evaluation_spec(), targets=TARGETS),
     log:
         "logs/evaluation/stage1/{symbol}/w{window}.log",
     benchmark:
@@ -44,10 +45,27 @@ rule evaluate_stage1:
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.evaluate_stage1 --symbol {wildcards.symbol} "
-        "--window {wildcards.window} --bars {input.bars} --targets {input.targets} --split {input.split} "
-        "--costs {input.costs} --stage1-dir {input.stage1} --targets-ids {params.targets} "
-        "--spec {params.spec:q} --outdir {output.results} > {log} 2>&1"
+        JOB
+
+
+rule pick_best_variant:
+    input:
+        stage1="results/stage1/{symbol}/w{window}",
+        evaluations="results/evaluation/stage1/{symbol}/w{window}",
+    output:
+        choice="results/best_variant/{symbol}/w{window}/{side}.json",
+    params:
+        **job("evaluation.pick_best_variant", targets=lambda wc: targets_of_side(wc.side)),
+    log:
+        "logs/best_variant/{symbol}/w{window}/{side}.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=runtime_min("pick_best_variant", 5),
+    conda:
+        "../envs/swingflow.yaml"
+    shell:
+        JOB
 
 
 rule plot_best_variant:
@@ -62,7 +80,7 @@ rule plot_best_variant:
     output:
         plot="results/evaluation/plots/{symbol}/w{window}/{side}.png",
     params:
-        spec=evaluation_spec(),
+        **job("evaluation.plot_best_variant", spec=evaluation_spec()),
     log:
         "logs/evaluation/plots/{symbol}/w{window}/{side}.log",
     threads: 1
@@ -72,10 +90,54 @@ rule plot_best_variant:
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.plot_best_variant --choice {input.choice} --bars {input.bars} "
-        "--targets {input.targets} --split {input.split} --costs {input.costs} "
-        "--stage1-dir {input.stage1} --evaluation-dir {input.evaluations} --spec {params.spec:q} "
-        "--out {output.plot} > {log} 2>&1"
+        JOB
+
+
+rule summarize_symbol:
+    input:
+        choices=expand("results/best_variant/{{symbol}}/w{window}/{side}.json", window=WINDOWS, side=SIDES),
+    output:
+        parquet="results/best_variant/{symbol}/summary.parquet",
+        markdown="results/best_variant/{symbol}/summary.md",
+    params:
+        **job("evaluation.summarize_symbol", title=lambda wc: f"Best stage-1 variant per window and side: {wc.symbol}"),
+    log:
+        "logs/best_variant/{symbol}/summary.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=runtime_min("summarize_symbol", 5),
+    conda:
+        "../envs/swingflow.yaml"
+    shell:
+        JOB
+
+
+rule summarize_best_variants:
+    input:
+        choices=expand(
+            "results/best_variant/{symbol}/w{window}/{side}.json",
+            symbol=SYMBOLS,
+            window=WINDOWS,
+            side=SIDES,
+        ),
+    output:
+        parquet="results/best_variant/summary.parquet",
+        csv="results/best_variant/summary.csv",
+        markdown="results/best_variant/summary.md",
+        metrics="results/metrics/stage1.json",
+    params:
+        **job("evaluation.summarize_best_variants", title="Best stage-1 variant per symbol, window and side"),
+    log:
+        "logs/best_variant/summary.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=runtime_min("summarize_best_variants", 5),
+    conda:
+        "../envs/swingflow.yaml"
+    shell:
+        JOB
 
 
 rule summarize_evaluation:
@@ -97,7 +159,7 @@ rule summarize_evaluation:
         json="results/evaluation/summary.json",
         markdown="results/evaluation/summary.md",
     params:
-        grades=as_json(CFG["grades"]),
+        **job("evaluation.summarize_evaluation", grades=CFG["grades"]),
     log:
         "logs/evaluation/summary.log",
     threads: 1
@@ -107,6 +169,4 @@ rule summarize_evaluation:
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.summarize_evaluation --evaluations {input.evaluations} "
-        "--choices {input.choices} --grades {params.grades:q} --out-json {output.json} "
-        "--out-markdown {output.markdown} > {log} 2>&1"
+        JOB

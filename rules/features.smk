@@ -1,4 +1,5 @@
-# Bars -> each coin's own features -> cross-coin tables. Code: workflow_scripts/features/
+# Bars -> each coin's own features -> cross-coin tables. Code: workflow_scripts/features/ (one module per family),
+# entries in workflow_scripts/features/jobs.py.
 
 
 rule build_features:
@@ -7,7 +8,7 @@ rule build_features:
     output:
         features="results/features/base/{symbol}.parquet",
     params:
-        spec=as_json(CFG["features"]),
+        **job("features.build_features", spec=CFG["features"]),
     log:
         "logs/features/base/{symbol}.log",
     benchmark:
@@ -19,8 +20,7 @@ rule build_features:
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.build_features --bars {input.bars} --spec {params.spec:q} "
-        "--out {output.features} > {log} 2>&1"
+        JOB
 
 
 rule add_cross_coin_features:
@@ -29,7 +29,7 @@ rule add_cross_coin_features:
     output:
         features="results/features/{symbol}.parquet",
     params:
-        others=others_arg,
+        **job("features.add_cross_coin_features"),
     log:
         "logs/features/cross/{symbol}.log",
     benchmark:
@@ -41,5 +41,4 @@ rule add_cross_coin_features:
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.add_cross_coin --own {input.own} --others {params.others} "
-        "--out {output.features} > {log} 2>&1"
+        JOB

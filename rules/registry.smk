@@ -1,8 +1,9 @@
 # The model registry: every production folder of the run is registered (semantic versions, hashes), champion or
-# challenger per (symbol, side) on a common recent window, run records; then the champions predict each symbol's
-# whole history. Code: workflow_scripts/registry_run.py on registry.py; predictions.py. docs/REGISTRY.md.
-# The registry folder (env.storage.registry_dir) lives outside results/ and outlives runs; the declared outputs
-# under results/registry/ are this run's view of it.
+# challenger per (symbol, side), run records; then the champions predict each symbol's whole history; optionally
+# the production models go to MLflow (env.tracking: mlflow). Code: workflow_scripts/registry/ (store.py, runs.py,
+# predictions.py, tracking.py), entries in workflow_scripts/registry/jobs.py. docs/REGISTRY.md, docs/OPERATIONS.md.
+# The registry folder (env.storage.registry_dir) and the MLflow store (mlflow/<env>/) live outside results/ and
+# outlive runs; the declared outputs under results/ are this run's view of them.
 
 
 rule register_models:
@@ -10,7 +11,7 @@ rule register_models:
         production=expand(
             "results/production/{symbol}/w{window}/{side}", symbol=SYMBOLS, window=WINDOWS, side=SIDES
         ),
-        ensembles=ENSEMBLE_FOLDERS,  # rules/ensemble.smk, [] unless ensemble.enabled
+        ensembles=ENSEMBLE_FOLDERS,  # rules/training.smk fit_ensemble, [] unless ensemble.enabled
         features=expand("results/features/{symbol}.parquet", symbol=SYMBOLS),
         targets=expand("results/targets/{symbol}/w{window}.parquet", symbol=SYMBOLS, window=WINDOWS),
         splits=expand("results/splits/{symbol}/w{window}.json", symbol=SYMBOLS, window=WINDOWS),
@@ -18,8 +19,7 @@ rule register_models:
         status="results/registry/run_status.json",
         roster="results/registry/roster.json",
     params:
-        registry=registry_dir(),
-        spec=group_spec("registry"),
+        **job("registry.register_models", registry=registry_dir(), spec=group_spec("registry")),
     log:
         "logs/registry/register_models.log",
     benchmark:
@@ -31,10 +31,7 @@ rule register_models:
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.register_models --registry {params.registry:q} "
-        "--production {input.production} {input.ensembles} --features {input.features} --targets {input.targets} "
-        "--splits {input.splits} --spec {params.spec:q} --out-status {output.status} "
-        "--out-roster {output.roster} > {log} 2>&1"
+        JOB
 
 
 rule predict_batch:
@@ -44,7 +41,7 @@ rule predict_batch:
     output:
         predictions="results/predictions/{symbol}.parquet",
     params:
-        registry=registry_dir(),
+        **job("registry.predict_batch", registry=registry_dir()),
     log:
         "logs/predictions/{symbol}.log",
     benchmark:
@@ -56,5 +53,31 @@ rule predict_batch:
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.predict_batch --registry {params.registry:q} "
-        "--symbol {wildcards.symbol} --features {input.features} --out {output.predictions} > {log} 2>&1"
+        JOB
+
+
+rule track_production:
+    input:
+        production=expand(
+            "results/production/{symbol}/w{window}/{side}", symbol=SYMBOLS, window=WINDOWS, side=SIDES
+        ),
+    output:
+        runs="results/tracking/mlflow_runs.json",
+    params:
+        **job(
+            "registry.track_production",
+            tracking_dir=f"mlflow/{CFG['env']['name']}",
+            experiment=f"swingflow-{CFG['env']['name']}",
+        ),
+    log:
+        "logs/tracking/track_production.log",
+    benchmark:
+        "results/benchmarks/tracking/track_production.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=runtime_min("track_production", 20),
+    conda:
+        "../envs/swingflow.yaml"
+    shell:
+        JOB

@@ -1,6 +1,7 @@
 # The sections of `snakemake --report report.html`: data quality, selected features, tuning history, evaluation
-# after costs, champions. One job renders them all (cheap: reads JSON and PNGs). Code: workflow_scripts/
-# report_sections.py. docs/OPERATIONS.md ("Reports").
+# after costs, champions. One job renders them all (cheap: reads JSON and PNGs), one named HTML output per
+# section. Code: workflow_scripts/report/sections.py, entry in workflow_scripts/report/jobs.py.
+# docs/OPERATIONS.md ("Reports").
 
 
 rule render_report:
@@ -31,6 +32,8 @@ rule render_report:
         tuning=report("results/report/tuning.html", category="3. Tuning history"),
         evaluation=report("results/report/evaluation.html", category="4. Evaluation after costs"),
         champions=report("results/report/champions.html", category="5. Champions"),
+    params:
+        **job("report.render_report"),
     log:
         "logs/report/render_report.log",
     benchmark:
@@ -42,8 +45,4 @@ rule render_report:
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.render_report "
-        "--quality {input.quality} --selected {input.selected} --importance {input.importance} "
-        "--tuning {input.tuning} --evaluation-summary {input.summary} --choices {input.choices} "
-        "--evaluations {input.evaluations} --plots {input.plots} --roster {input.roster} "
-        "--outdir results/report > {log} 2>&1"
+        JOB

@@ -1,5 +1,6 @@
 # Feature screening (per symbol, training rows only) and selection (per variant, aggregated per symbol and
-# overall), between features and stage 1. Code: workflow_scripts/feature_screening.py, feature_selection.py.
+# overall), between features and stage 1. Code: workflow_scripts/selection/ (feature_screening.py,
+# feature_selection.py), entries in workflow_scripts/selection/jobs.py.
 
 
 rule screen_features:
@@ -11,7 +12,7 @@ rule screen_features:
         csv="results/screening/{symbol}/report.csv",
         markdown="results/screening/{symbol}/report.md",
     params:
-        spec=group_spec("screening"),
+        **job("selection.screen_features", spec=group_spec("screening")),
     log:
         "logs/screening/{symbol}.log",
     benchmark:
@@ -23,9 +24,7 @@ rule screen_features:
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.screen_features --symbol {wildcards.symbol} "
-        "--features {input.features} --split {input.split} --spec {params.spec:q} --out-json {output.json} "
-        "--out-csv {output.csv} --out-markdown {output.markdown} > {log} 2>&1"
+        JOB
 
 
 rule select_features:
@@ -37,8 +36,7 @@ rule select_features:
     output:
         table="results/selection/{symbol}/w{window}.parquet",
     params:
-        spec=group_spec("selection"),
-        targets=" ".join(TARGETS),
+        **job("selection.select_features", spec=group_spec("selection"), targets=TARGETS),
     log:
         "logs/selection/{symbol}/w{window}.log",
     benchmark:
@@ -50,9 +48,7 @@ rule select_features:
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.select_features --features {input.features} "
-        "--screening {input.screening} --targets {input.targets} --split {input.split} "
-        "--targets-ids {params.targets} --spec {params.spec:q} --out {output.table} > {log} 2>&1"
+        JOB
 
 
 rule aggregate_selection:
@@ -63,7 +59,7 @@ rule aggregate_selection:
         markdown="results/selection/{symbol}/selected.md",
         plot="results/selection/{symbol}/importance.png",
     params:
-        spec=group_spec("selection"),
+        **job("selection.aggregate_selection", spec=group_spec("selection"), title=lambda wc: wc.symbol),
     log:
         "logs/selection/{symbol}/aggregate.log",
     threads: 1
@@ -73,9 +69,7 @@ rule aggregate_selection:
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.aggregate_selection --per-window {input.per_window} "
-        "--title {wildcards.symbol} --spec {params.spec:q} --out-json {output.json} "
-        "--out-markdown {output.markdown} --out-plot {output.plot} > {log} 2>&1"
+        JOB
 
 
 rule aggregate_selection_overall:
@@ -86,7 +80,7 @@ rule aggregate_selection_overall:
         markdown="results/selection/overall.md",
         plot="results/selection/overall.png",
     params:
-        spec=group_spec("selection"),
+        **job("selection.aggregate_selection_overall", spec=group_spec("selection"), title="all symbols"),
     log:
         "logs/selection/overall.log",
     threads: 1
@@ -96,6 +90,4 @@ rule aggregate_selection_overall:
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.aggregate_selection --per-window {input.per_window} "
-        "--title 'all symbols' --spec {params.spec:q} --out-json {output.json} "
-        "--out-markdown {output.markdown} --out-plot {output.plot} > {log} 2>&1"
+        JOB

@@ -1,4 +1,5 @@
-# Bars -> swing event labels of every target of one window. Code: workflow_scripts/swing_targets.py
+# Bars -> swing event labels of every target of one window. Code: workflow_scripts/targets/ (swing_targets.py,
+# grammar.py), entry in workflow_scripts/targets/jobs.py.
 
 
 rule build_swing_targets:
@@ -8,7 +9,7 @@ rule build_swing_targets:
         targets="results/targets/{symbol}/w{window}.parquet",
         summary="results/targets/{symbol}/w{window}.summary.json",
     params:
-        spec=as_json(CFG["targets"]),
+        **job("targets.build_swing_targets", spec=CFG["targets"]),
     log:
         "logs/targets/{symbol}/w{window}.log",
     benchmark:
@@ -20,5 +21,4 @@ rule build_swing_targets:
     conda:
         "../envs/swingflow.yaml"
     shell:
-        "python -m workflow_scripts.timeout_guard {resources.runtime} -- python -m workflow_scripts.entries.build_targets --bars {input.bars} --window {wildcards.window} "
-        "--spec {params.spec:q} --out {output.targets} --summary {output.summary} > {log} 2>&1"
+        JOB

@@ -115,3 +115,15 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_document(path, fmt: str, expected_sha256: str | None = None) -> dict:
+    """The JSON document of a file of format `fmt` (an encoder, a model document); with `expected_sha256` (the version a head recorded)
+    a file whose sha256 differs is refused before it is parsed. Errors name the file."""
+    if expected_sha256 is None:
+        d = read_json(path)
+    else:
+        d = json.loads(read_verified(path, expected_sha256, "the expected encoder version"))
+    if d.get("format") != fmt:
+        raise ValueError(f"{path}: not a {fmt} file (format {d.get('format')!r})")
+    return d

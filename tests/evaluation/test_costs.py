@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from workflow_scripts.costs import (
+from workflow_scripts.evaluation.costs import (
     ConfigCostProvider,
     CostError,
     CostProvider,
@@ -11,7 +11,7 @@ from workflow_scripts.costs import (
     side_costs_bps,
     slippage_bps,
 )
-from workflow_scripts.trading_rule import apply_costs, bar_returns
+from workflow_scripts.evaluation.trading_rule import apply_costs, bar_returns
 
 TABLE = {
     "default": {

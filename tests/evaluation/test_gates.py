@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflow_scripts.gates import GateProfileError, judge, summarise
+from workflow_scripts.evaluation.gates import GateProfileError, judge, summarise
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "gates"
 STRICT = yaml.safe_load((CONFIG / "strict.yaml").read_text())

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflow_scripts.grades import (
+from workflow_scripts.evaluation.grades import (
     grade_absolute,
     grade_metric,
     grade_percentile,

@@ -4,7 +4,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from workflow_scripts import metrics as M
+from workflow_scripts.evaluation import metrics as M
 
 
 def test_annualisation_uses_sqrt_8760_on_hourly_bars():

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workflow_scripts.vin import GRADES, VinError, decode_vin, encode_vin, vin_fields_for_lgbm, vin_suffix
+from workflow_scripts.evaluation.vin import GRADES, VinError, decode_vin, encode_vin, vin_fields_for_lgbm, vin_suffix
 
 EXAMPLE = {
     "type": "LGBM",

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from tests.conftest import RAW, ROOT
-from workflow_scripts import ingest
-from workflow_scripts.ingest import BarsError
+from workflow_scripts.data import ingest
+from workflow_scripts.data.ingest import BarsError
 
 
 def good_frame(n=50):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.ops.helpers import Recorder, run_env, run_snakemake
-from workflow_scripts.sandbox import copy_workflow
+from tests.sandbox import copy_workflow
 
 TOKEN = "123456:SECRET-token-do-not-log"
 CHAT = "-100777"

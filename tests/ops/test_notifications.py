@@ -16,7 +16,7 @@ import pytest
 
 from tests.ops.conftest import CHAT, TOKEN, secrets_env
 from tests.ops.helpers import FIXTURES, run_env, run_snakemake
-from workflow_scripts import notify
+from workflow_scripts.ops import notify
 
 BOTH = {"telegram": True, "webhook_url_env": "SWINGFLOW_WEBHOOK_URL"}
 

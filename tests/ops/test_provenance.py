@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from tests.ops.helpers import ROOT, run_env, run_snakemake
-from workflow_scripts import provenance
-from workflow_scripts.sandbox import copy_workflow
+from workflow_scripts.ops import provenance
+from tests.sandbox import copy_workflow
 
 RAW = ["data/raw/BTCUSDT_1h.parquet", "data/raw/ETHUSDT_1h.parquet"]
 PRODUCTION = ["--config", "env=production", "universe=tiny", "targets=small"]
@@ -53,18 +53,19 @@ def put_raw_data_under_dvc(repo: Path) -> None:
 
 
 def plan(repo: Path):
-    r = run_snakemake(["-n", *PRODUCTION], cwd=repo, timeout=180)
+    """A real run (the check runs at its start, not for -n) of the cheapest job: the resolved config."""
+    r = run_snakemake(["-c1", *PRODUCTION, "--", "results/config/resolved.yaml"], cwd=repo, timeout=180)
     r.stderr = r.stdout + r.stderr  # Snakemake prints a start-up error on stdout
     return r
 
 
 def test_uncommitted_code_and_config_are_listed(repo):
     assert provenance.uncommitted_changes(repo) == []
-    with open(repo / "rules" / "ingest.smk", "a") as fh:
+    with open(repo / "rules" / "data.smk", "a") as fh:
         fh.write("\n# an edit\n")
     (repo / "config" / "env" / "mine.yaml").write_text("name: mine\n")
     (repo / "notes.txt").write_text("not part of the workflow\n")
-    assert provenance.uncommitted_changes(repo) == [" M rules/ingest.smk", "?? config/env/mine.yaml"]
+    assert provenance.uncommitted_changes(repo) == [" M rules/data.smk", "?? config/env/mine.yaml"]
 
 
 def test_a_folder_that_is_not_a_git_checkout_is_refused(tmp_path):
@@ -86,14 +87,14 @@ def test_production_starts_from_a_clean_commit_with_dvc_tracked_data_and_refuses
     put_raw_data_under_dvc(repo)
     ok = plan(repo)
     assert ok.returncode == 0, ok.stderr[-3000:]
-    assert "ingest_bars" in ok.stdout + ok.stderr  # planned, i.e. it started
+    assert "write_resolved_config" in ok.stdout + ok.stderr  # planned, i.e. it started
 
     # an uncommitted edit to a rule: refused, naming the file
-    smk = repo / "rules" / "ingest.smk"
+    smk = repo / "rules" / "data.smk"
     original = smk.read_text()
     smk.write_text(original + "\n# tweak\n")
     r = plan(repo)
-    assert r.returncode != 0 and "uncommitted change: M rules/ingest.smk" in r.stderr
+    assert r.returncode != 0 and "uncommitted change: M rules/data.smk" in r.stderr
     smk.write_text(original)
 
     # raw bars changed after `dvc add`: refused, naming the file and the recorded hash

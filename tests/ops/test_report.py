@@ -11,7 +11,7 @@ import pytest
 
 from tests.ops.conftest import TINY_RUN
 from tests.ops.helpers import run_snakemake
-from workflow_scripts import report_sections as rs
+from workflow_scripts.report import sections as rs
 
 
 def test_best_so_far_follows_the_finished_trials_in_order():

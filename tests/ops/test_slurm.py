@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.ops.helpers import FIXTURES, ROOT, free_port_pair, run_env, run_snakemake
-from workflow_scripts.sandbox import copy_workflow
+from tests.sandbox import copy_workflow
 
 pytestmark = pytest.mark.slow
 

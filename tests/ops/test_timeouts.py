@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 from tests.ops.helpers import FIXTURES, ROOT, run_env, run_snakemake
-from workflow_scripts import timeout_guard
-from workflow_scripts.sandbox import copy_workflow
+from workflow_scripts.ops import timeout_guard
+from tests.sandbox import copy_workflow
 
-GUARD = [sys.executable, "-m", "workflow_scripts.timeout_guard"]
+GUARD = [sys.executable, "-m", "workflow_scripts.ops.timeout_guard"]
 
 
 def guard(runtime, *cmd, unit="1", grace="1", timeout=30):

@@ -10,7 +10,8 @@ import pytest
 
 from tests.ops.conftest import OVERRIDES
 from tests.ops.helpers import run_snakemake
-from workflow_scripts import registry, tracking
+from workflow_scripts.models import folder as registry
+from workflow_scripts.registry import tracking
 
 TRACKED = ["env=integration-test", "universe=tiny", "targets=small",
            "overrides=[" + ",".join(f'"{o}"' for o in [*OVERRIDES, "env.tracking=mlflow"]) + "]"]

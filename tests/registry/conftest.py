@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_scripts import artifacts, registry
-from workflow_scripts.vin import encode_vin, vin_suffix
+from workflow_scripts import artifacts
+from workflow_scripts.evaluation.vin import encode_vin, vin_suffix
+from workflow_scripts.models.folder import write_sha256
 
 SYMBOL = "BTCUSDT"
 ROWS = 2400
@@ -75,7 +76,7 @@ class Factory:
     def real_features(self) -> pd.DataFrame:
         """The cross-coin table of the workflow's own feature code (BTCUSDT + ETHUSDT), built once."""
         if self._real is None:
-            from workflow_scripts.predictions import workflow_feature_builder
+            from workflow_scripts.registry.predictions import workflow_feature_builder
 
             self._real = workflow_feature_builder(REAL_SPEC, [SYMBOL, OTHER])(self.bars_by_symbol, SYMBOL)
         return self._real
@@ -133,7 +134,7 @@ class Factory:
         artifacts.write_json(folder / "features.json", feats)
         artifacts.write_json(folder / "split_indices.json", {"train": [0, TRAIN], "test": [TRAIN, ROWS]})
         artifacts.write_json(folder / "training_log.json", {"best_iteration": rounds, "fit_seconds": 0.1})
-        registry.write_sha256(folder)
+        write_sha256(folder)
         return folder
 
 
@@ -179,10 +180,10 @@ class WorkflowLike:
     training segment, early stopping on validation, the test segment scored, then the docs/REGISTRY.md files)."""
 
     def __init__(self, root: Path, bars_by_symbol: dict[str, pd.DataFrame]):
-        from workflow_scripts import swing_targets
-        from workflow_scripts.config import target_grid
+        from workflow_scripts.data.splits import chronological_split
         from workflow_scripts.features import add_cross_coin, build_features
-        from workflow_scripts.splits import chronological_split
+        from workflow_scripts.targets import swing_targets
+        from workflow_scripts.targets.grammar import target_grid
 
         self.root = root
         self.results = root / "results"
@@ -199,7 +200,7 @@ class WorkflowLike:
         self._n = itertools.count()
 
     def paths(self, symbols=WF_SYMBOLS) -> dict:
-        from workflow_scripts.registry_run import symbol_data_from_paths
+        from workflow_scripts.registry.runs import symbol_data_from_paths
 
         w = WF_TARGETS["windows"]
         return symbol_data_from_paths([self.results / "features" / f"{s}.parquet" for s in symbols],
@@ -209,9 +210,9 @@ class WorkflowLike:
     def production(self, symbol: str, window: int, side: str, *, kind: str = "breakout", theta: float = 0.5,
                    num_leaves: int = 7, rounds: int = 60, n_features: int = 24, gate_passed: bool = True,
                    profile: str = "strict", grade: str = "A", tag: str = "run1", model: str = "lightgbm") -> Path:
-        from workflow_scripts import heads
-        from workflow_scripts.metrics import macro_average_precision
-        from workflow_scripts.splits import segment_mask
+        from workflow_scripts.data.splits import segment_mask
+        from workflow_scripts.evaluation.metrics import macro_average_precision
+        from workflow_scripts.models import heads
 
         target = f"{side}_{kind}_k1.0_th{theta}"
         feats = pd.read_parquet(self.results / "features" / f"{symbol}.parquet")
@@ -244,7 +245,7 @@ class WorkflowLike:
                                                         "universe": list(WF_SYMBOLS)})
         artifacts.write_json(folder / "split_indices.json", {k: v.tolist() for k, v in rows.items()})
         artifacts.write_json(folder / "training_log.json", {"best_iteration": head.best_iteration})
-        registry.write_sha256(folder)
+        write_sha256(folder)
         return folder
 
 

@@ -13,8 +13,8 @@ import pytest
 
 from tests.registry.conftest import SYMBOL, TRAIN
 from workflow_scripts import artifacts
-from workflow_scripts import registry as reg
-from workflow_scripts.cli import main
+from workflow_scripts.registry import store as reg
+from workflow_scripts.ops.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -205,9 +205,9 @@ def test_errors_are_one_line(cli, reg_dir, tmp_path):
 def test_registry_from_env_and_console_entry(tmp_path, factory):
     env = dict(os.environ, SWINGFLOW_REGISTRY=str(tmp_path / "envreg"), PYTHONPATH=str(ROOT))
     reg.register(tmp_path / "envreg", factory.folder())
-    p = subprocess.run([sys.executable, "-m", "workflow_scripts.cli", "registry", "list", "--json"], env=env,
+    p = subprocess.run([sys.executable, "-m", "workflow_scripts.ops.cli", "registry", "list", "--json"], env=env,
                        capture_output=True, text=True, cwd=tmp_path, check=False)
     assert p.returncode == 0 and len(json.loads(p.stdout)) == 1
-    p = subprocess.run([sys.executable, "-m", "workflow_scripts.cli", "registry", "info", "NOPE"], env=env,
+    p = subprocess.run([sys.executable, "-m", "workflow_scripts.ops.cli", "registry", "info", "NOPE"], env=env,
                        capture_output=True, text=True, cwd=tmp_path, check=False)
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr

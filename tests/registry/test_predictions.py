@@ -12,8 +12,8 @@ from tests.registry.conftest import (
     simple_builder,
     simple_features,
 )
-from workflow_scripts import predictions as pr
-from workflow_scripts import registry as reg
+from workflow_scripts.registry import predictions as pr
+from workflow_scripts.registry import store as reg
 
 
 def _champions(factory, reg_dir, **kw):

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from workflow_scripts import artifacts
-from workflow_scripts import registry as reg
+from workflow_scripts.models.folder import write_sha256
+from workflow_scripts.registry import store as reg
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +62,7 @@ def test_same_vin_different_model_refused(factory, reg_dir, tmp_path):
     other = factory.folder(num_leaves=15)
     metrics = artifacts.read_json(other / "metrics.json") | {"vin": entry["vin"]}
     artifacts.write_json(other / "metrics.json", metrics)
-    reg.write_sha256(other)
+    write_sha256(other)
     with pytest.raises(reg.RegistryError, match="already registered with a different model"):
         reg.register(reg_dir, other)
 
@@ -117,7 +118,7 @@ def test_unlisted_file_refused(factory, reg_dir):
 # ---- concurrency ------------------------------------------------------------------------------------------------
 CHILD = """
 import sys
-from workflow_scripts import registry
+from workflow_scripts.registry import store as registry
 for folder in sys.argv[2:]:
     registry.register(sys.argv[1], folder, run="conc")
 """

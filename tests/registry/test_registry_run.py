@@ -1,4 +1,4 @@
-"""Rule register_models' logic (workflow_scripts.registry_run) and predict_batch's (predictions.batch_from_file) on a
+"""Rule register_models' logic (workflow_scripts.registry.runs) and predict_batch's (predictions.batch_from_file) on a
 workflow-like run: real bars, the workflow's feature/target/split code, production folders from heads."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import pytest
 
 from tests.registry.conftest import OTHER, SYMBOL, WF_SPEC
 from workflow_scripts import artifacts
-from workflow_scripts import predictions as pr
-from workflow_scripts import registry as reg
-from workflow_scripts import registry_run as rr
+from workflow_scripts.models.folder import write_sha256
+from workflow_scripts.registry import predictions as pr
+from workflow_scripts.registry import runs as rr
+from workflow_scripts.registry import store as reg
 
 
 def _files(root):
@@ -173,7 +174,7 @@ def test_batch_predictions_from_the_feature_table(run1, workflow_like, tmp_path)
 def test_every_command_on_the_workflow_registry(run1, workflow_like, tmp_path, capsys):
     """The issue's commands, with its arguments, on the registry a workflow-like run leaves."""
     from tests.registry.conftest import workflow_bars
-    from workflow_scripts.cli import main
+    from workflow_scripts.ops.cli import main
 
     registry_dir = tmp_path / "registry"
     status, _ = rr.register_run(registry_dir, run1, workflow_like.paths(), WF_SPEC)
@@ -256,7 +257,7 @@ def test_snakemake_marker_in_a_directory_output_is_not_part_of_the_model(workflo
     ("registry.margin=-0.1", "registry.margin"), ("registry.recent_bars=5", "registry.recent_bars"),
     ("registry.promote_gate_profiles=[lenient]", "registry.promote_gate_profiles")])
 def test_registry_config_is_checked_at_startup(override, key):
-    from workflow_scripts import config as swcfg
+    from workflow_scripts.config import schema as swcfg
 
     assert swcfg.compose([])["registry"]["promote_gate_profiles"] == ["strict"]
     with pytest.raises(swcfg.ConfigError, match=key):
@@ -275,7 +276,7 @@ def test_retraining_and_patch_reregistration_keep_standings(run1, workflow_like,
         copy = tmp_path / "retrained" / f.relative_to(workflow_like.root)
         shutil.copytree(f, copy)
         artifacts.write_json(copy / "training_log.json", {"best_iteration": 1, "fit_seconds": 9.9})
-        reg.write_sha256(copy)
+        write_sha256(copy)
         retrained.append(copy)
     before = _files(registry_dir)
     again, _ = rr.register_run(registry_dir, retrained, data, WF_SPEC)
@@ -288,7 +289,7 @@ def test_retraining_and_patch_reregistration_keep_standings(run1, workflow_like,
     reg.rollback(registry_dir, SYMBOL, "high")
     metrics = artifacts.read_json(newcomer / "metrics.json")
     artifacts.write_json(newcomer / "metrics.json", {**metrics, "grade": {"grade": "B"}})
-    reg.write_sha256(newcomer)
+    write_sha256(newcomer)
     status, _ = rr.register_run(registry_dir, [newcomer], data, WF_SPEC)
     entry = reg.get_entry(registry_dir, vin)
     assert entry["version"] == f"{major}.{minor}.{patch + 1}" and entry["grade"] == "B"

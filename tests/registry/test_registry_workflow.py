@@ -8,8 +8,8 @@ import pytest
 
 from tests.workflow.conftest import TINY, planned_jobs, snakemake
 from workflow_scripts import artifacts
-from workflow_scripts import registry as reg
-from workflow_scripts.sandbox import copy_workflow
+from workflow_scripts.registry import store as reg
+from tests.sandbox import copy_workflow
 
 pytestmark = pytest.mark.slow
 

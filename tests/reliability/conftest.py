@@ -1,4 +1,4 @@
-"""Shared machinery of the reliability proofs: private workflow copies (workflow_scripts.sandbox), the tiny config
+"""Shared machinery of the reliability proofs: private workflow copies (tests.sandbox), the tiny config
 of the integration test (tests/workflow/conftest.py), and helpers to read what a run left behind."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from tests.workflow.conftest import TINY, planned_jobs
-from workflow_scripts.sandbox import ROOT, copy_workflow, snakemake_cmd
+from tests.sandbox import ROOT, copy_workflow, snakemake_cmd
 
 VENV_BIN = Path(snakemake_cmd()[0]).parent
 TINY_OVERRIDES = ["features.lookbacks=[5,21]", "features.lags=[]"]

@@ -24,7 +24,7 @@ from tests.reliability.conftest import (
     tmp_leftovers,
     unreadable_outputs,
 )
-from workflow_scripts.sandbox import ROOT
+from tests.sandbox import ROOT
 
 R = 25_000  # a bar inside the integration-test span (2025-06-01 on), so clipping cannot hide the bad row
 

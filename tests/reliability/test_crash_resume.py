@@ -29,7 +29,7 @@ from tests.reliability.conftest import (
     unfinished_jobs,
     unreadable_outputs,
 )
-from workflow_scripts.sandbox import snakemake_cmd
+from tests.sandbox import snakemake_cmd
 
 pytestmark = pytest.mark.slow
 

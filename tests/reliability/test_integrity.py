@@ -18,9 +18,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_scripts import artifacts, heads, registry
-from workflow_scripts.costs import ConfigCostProvider, CostError
-from workflow_scripts.sandbox import ROOT
+from workflow_scripts import artifacts
+from workflow_scripts.models import heads
+from workflow_scripts.models import folder as registry
+from workflow_scripts.evaluation.costs import ConfigCostProvider, CostError
+from tests.sandbox import ROOT
 
 SCRIPTS = ROOT / "workflow_scripts"
 
@@ -160,7 +162,7 @@ def test_encoder_loader_refuses_a_tampered_encoder(tmp_path):
     """The PCA encoder's version is the sha256 of its file and heads record it (encoder_sha256); loading with the
     recorded hash must refuse a changed file, naming it.
     """
-    from workflow_scripts import shared_encoder
+    from workflow_scripts.models import shared_encoder
 
     X = pd.DataFrame(np.random.default_rng(0).normal(size=(200, 6)), columns=[f"c{i}" for i in range(6)])
     path = tmp_path / "encoder.json"
@@ -178,7 +180,7 @@ def test_encoder_loader_refuses_a_tampered_encoder(tmp_path):
 def test_stage1_model_is_refused_when_it_differs_from_its_recorded_sha256(tmp_path, real_model_text, damage):
     """train_stage1 records model_sha256 in the variant's metrics.json; evaluate_stage1 (through
     stage1.verified_model_sha256) refuses a model.txt that no longer has it, naming both files."""
-    from workflow_scripts import stage1
+    from workflow_scripts.training import stage1
 
     folder = tmp_path / "BTCUSDT" / "w5" / "high_breakout_k1.0_th0.5"
     artifacts.write_text(folder / stage1.MODEL_FILE, real_model_text[0])

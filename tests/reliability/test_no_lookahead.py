@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from tests.reliability.conftest import RUN, SYMBOLS, output_text, sandbox, smk
-from workflow_scripts import purged_walk_forward as pwf
-from workflow_scripts import splits as splits_mod
+from workflow_scripts.data import purged_walk_forward as pwf
+from workflow_scripts.data import splits as splits_mod
 
 WINDOWS = (5, 20)
 # Screening and selection decisions (rules screen_features, select_features, aggregate_selection*): fitted on
@@ -116,10 +116,11 @@ def test_screening_and_selection_decisions_of_the_workflow_do_not_change(clean_r
 
 @pytest.mark.parametrize("symbol", SYMBOLS)
 def test_training_segment_fits_do_not_change_screening_and_encoder(clean_run, altered_run, symbol):
-    """Screening (workflow_scripts.feature_screening) and the shared PCA encoder (workflow_scripts.shared_encoder)
+    """Screening (workflow_scripts.selection.feature_screening) and the shared PCA encoder (workflow_scripts.models.shared_encoder)
     fitted on the training segment (which ends before T), called directly on both runs' real tables, agree
     exactly: the encoder's mean and scale (its scaler) and components, and screening's kept list and report."""
-    from workflow_scripts import feature_screening, shared_encoder
+    from workflow_scripts.selection import feature_screening
+    from workflow_scripts.models import shared_encoder
 
     wd, t_cut = altered_run
     split = splits_mod_json(clean_run, symbol, 20)

@@ -1,5 +1,5 @@
 """A lock left by a killed Snakemake is cleared by the next run of the same command; a live Snakemake's lock is
-not (workflow_scripts.stale_lock, called from rules/common.smk). Unit cases on real processes, then one real
+not (workflow_scripts.ops.stale_lock, called from rules/common.smk). Unit cases on real processes, then one real
 workflow killed with SIGKILL while it holds its lock (fast: ingest jobs only)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.conftest import TINY, env, output_text, sandbox, smk
-from workflow_scripts import stale_lock
-from workflow_scripts.sandbox import ROOT, snakemake_cmd
+from workflow_scripts.ops import stale_lock
+from tests.sandbox import ROOT, snakemake_cmd
 
 LOCK_MESSAGE = "Directory cannot be locked"
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_scripts.feature_screening import (
+from workflow_scripts.selection.feature_screening import (
     DEFAULT_SPEC,
     REPORT_COLUMNS,
     blocked_correlation,
@@ -16,7 +16,7 @@ from workflow_scripts.feature_screening import (
     segment_positions,
     training_rows,
 )
-from workflow_scripts.splits import chronological_split
+from workflow_scripts.data.splits import chronological_split
 
 N = 200
 

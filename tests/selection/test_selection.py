@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_scripts.feature_screening import segment_positions
-from workflow_scripts.feature_selection import (
+from workflow_scripts.selection.feature_screening import segment_positions
+from workflow_scripts.selection.feature_selection import (
     DEFAULT_PARAMS,
     DEFAULT_SPEC,
     VariantRows,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import hourly
-from workflow_scripts.splits import chronological_split, segment_mask
+from workflow_scripts.data.splits import chronological_split, segment_mask
 
 
 @pytest.mark.parametrize("n, horizon, embargo", [(1000, 2, 0), (1000, 50, 24), (5000, 10, 5)])

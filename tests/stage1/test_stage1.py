@@ -8,9 +8,9 @@ import pandas as pd
 import yaml
 
 from tests.conftest import ROOT, hourly
-from workflow_scripts.best_variant import best_of
-from workflow_scripts.splits import chronological_split
-from workflow_scripts.stage1 import train_window
+from workflow_scripts.evaluation.best_variant import best_of
+from workflow_scripts.data.splits import chronological_split
+from workflow_scripts.training.stage1 import train_window
 
 SPEC = yaml.safe_load((ROOT / "config/stage1/default.yaml").read_text())
 A, B = "high_breakout_k1.0_th0.5", "high_reversion_k1.0_th0.5"

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 
 from tests.conftest import hourly
-from workflow_scripts import swing_targets as st
-from workflow_scripts.config import target_grid
+from workflow_scripts.targets import swing_targets as st
+from workflow_scripts.targets.grammar import target_grid
 
 
 def bars_from(close, high=None, low=None, timestamps=None):

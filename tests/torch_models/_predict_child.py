@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from workflow_scripts import torch_models as tm
+from workflow_scripts.models import torch_models as tm
 
 torch.set_num_threads(1)
 model_dir, raw_dir, out = Path(sys.argv[1]), sys.argv[2], sys.argv[3]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from _torch_helpers import RAW, SMALL_SPEC, synthetic_frame, tiny_cfg
 
-from workflow_scripts import torch_models as tm
+from workflow_scripts.models import torch_models as tm
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -29,7 +29,11 @@ def synth(tmp_path):
 def real_model(tmp_path_factory):
     """An MLP trained on the last 1,500 real BTCUSDT bars with ETHUSDT cross-coin features, exported with its
     test-segment predictions - the training side of the fresh-process parity test."""
-    from workflow_scripts import config, ingest, splits, stage1, swing_targets
+    from workflow_scripts.targets import grammar
+    from workflow_scripts.data import ingest
+    from workflow_scripts.data import splits
+    from workflow_scripts.training import stage1
+    from workflow_scripts.targets import swing_targets
     from workflow_scripts.features import add_cross_coin, build_features
 
     def bars(sym):
@@ -45,7 +49,7 @@ def real_model(tmp_path_factory):
     own = build_features(clip["BTCUSDT"], SMALL_SPEC)
     table = add_cross_coin(own, {"ETHUSDT": build_features(clip["ETHUSDT"], SMALL_SPEC)})
     window = horizon = 5
-    grid = config.target_grid(
+    grid = grammar.target_grid(
         {"types": ["high_breakout"], "std_thresholds": [1.0], "barrier_thresholds": [1.0]}
     )
     targets = swing_targets.build_targets(clip["BTCUSDT"], window, grid, horizon, 24)

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_scripts import artifacts, shared_encoder
-from workflow_scripts import autoencoder_encoder as ae
+from workflow_scripts import artifacts
+from workflow_scripts.models import shared_encoder
+from workflow_scripts.models import autoencoder_encoder as ae
 
 
 def _coins(n=300, p=6):
@@ -118,7 +119,8 @@ def test_entry_on_real_bars_ignores_validation_and_test_rows(tmp_path):
     import yaml
     from _torch_helpers import RAW, ROOT, SMALL_SPEC
 
-    from workflow_scripts import ingest, splits
+    from workflow_scripts.data import ingest
+    from workflow_scripts.data import splits
     from workflow_scripts.entries import fit_shared_encoder
     from workflow_scripts.features import build_features
 

@@ -5,9 +5,12 @@ import numpy as np
 import pytest
 from _torch_helpers import RAW
 
-from workflow_scripts import ensemble_production as ep
-from workflow_scripts import ensembles, ingest, splits, swing_targets
-from workflow_scripts.config import target_grid
+from workflow_scripts.training import ensemble_production as ep
+from workflow_scripts.models import ensembles
+from workflow_scripts.data import ingest
+from workflow_scripts.data import splits
+from workflow_scripts.targets import swing_targets
+from workflow_scripts.targets.grammar import target_grid
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +21,7 @@ def real():
     targets = swing_targets.build_targets(bars, 5, grid, 5, 24)
     labels = targets[grid[0]["id"]].to_numpy()
     split = splits.chronological_split(bars["timestamp"], 5, 0.6, 0.2, 24)
-    from workflow_scripts.stage1 import variant_rows
+    from workflow_scripts.training.stage1 import variant_rows
 
     rows = variant_rows(labels, split, targets["label_end"].to_numpy().astype(np.int64))
     rng = np.random.default_rng(0)

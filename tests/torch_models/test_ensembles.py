@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from workflow_scripts import ensembles as ens
+from workflow_scripts.models import ensembles as ens
 
 
 def _probas(n=400, seed=0):

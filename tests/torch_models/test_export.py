@@ -12,7 +12,7 @@ import torch
 from _torch_helpers import RAW, SMALL_SPEC, tiny_cfg
 
 from workflow_scripts import artifacts
-from workflow_scripts import torch_models as tm
+from workflow_scripts.models import torch_models as tm
 
 HERE = Path(__file__).resolve().parent
 

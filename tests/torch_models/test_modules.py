@@ -5,7 +5,7 @@ import pytest
 import torch
 from _torch_helpers import synthetic_frame, tiny_cfg
 
-from workflow_scripts import torch_models as tm
+from workflow_scripts.models import torch_models as tm
 
 
 def _net(arch, n_features=5, seq_len=4, seed=0):
@@ -100,3 +100,18 @@ def test_windowing_inside_the_module_matches_training_windows(synth, arch):
     b = tm.predict_proba(scripted, frame)
     np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
     np.testing.assert_allclose(b.sum(axis=1), 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [{"arch": "mlp"}, {"arch": "mlp", "hidden": ()}, {"arch": "transformer"},
+                                {"arch": "transformer", "n_layers": 0}])
+def test_recipe_rebuilds_the_module(kw):
+    """module_bytes scripts a module rebuilt from module_recipe + state_dict in a fresh interpreter."""
+    torch.manual_seed(0)
+    cfg = tiny_cfg(**kw, dropout=0.25)
+    net = tm.SwingNet(tm.build_core(cfg, 5), np.zeros(5), np.ones(5), list("abcde"), 4, cfg.arch).eval()
+    recipe = tm.module_recipe(net)
+    again = tm.rebuild_module(recipe, net.state_dict())
+    assert repr(again) == repr(net) and tm.module_recipe(again) == recipe
+    x = torch.randn(3, 4, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), net(x), atol=0, rtol=0)

@@ -8,13 +8,14 @@ import pytest
 import yaml
 from _torch_helpers import ROOT, SMALL_SPEC
 
-from workflow_scripts import production, registry
-from workflow_scripts import torch_models as tm
-from workflow_scripts.combination import build_combination
-from workflow_scripts.config import horizon_bars, target_grid
+from workflow_scripts.training import production
+from workflow_scripts.registry import store as registry
+from workflow_scripts.models import torch_models as tm
+from workflow_scripts.training.combination import build_combination
+from workflow_scripts.targets.grammar import horizon_bars, target_grid
 from workflow_scripts.features import build_features
-from workflow_scripts.splits import chronological_split
-from workflow_scripts.swing_targets import build_targets
+from workflow_scripts.data.splits import chronological_split
+from workflow_scripts.targets.swing_targets import build_targets
 
 WINDOW = 5
 TARGETS_CFG = {"types": ["high_breakout"], "std_thresholds": [1.0], "barrier_thresholds": [1.0],
@@ -95,7 +96,7 @@ def test_production_torch_head_is_deterministic_and_needs_the_bar_table(comb, tm
 def test_the_composed_model_group_parses():
     """What rule train_production passes (the composed config, whose model group carries the tree kinds' keys as
     null) is a valid torch config; a real unknown key is still refused."""
-    from workflow_scripts.config import compose
+    from workflow_scripts.config.schema import compose
 
     for kind in ("torch_mlp", "torch_transformer"):
         model = compose([f"model={kind}"])["model"]

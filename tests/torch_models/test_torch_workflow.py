@@ -8,9 +8,9 @@ import pytest
 
 from tests.workflow.conftest import TINY, planned_jobs, snakemake
 from workflow_scripts import artifacts
-from workflow_scripts import registry as reg
-from workflow_scripts.metrics import macro_average_precision
-from workflow_scripts.sandbox import copy_workflow
+from workflow_scripts.registry import store as reg
+from workflow_scripts.evaluation.metrics import macro_average_precision
+from tests.sandbox import copy_workflow
 
 pytestmark = pytest.mark.slow
 
@@ -81,8 +81,8 @@ def test_torch_folders_verify_register_and_load(ran):
             recorded = artifacts.read_json(folder / "metrics.json")["test_average_precision"]
             assert abs(macro_average_precision(labels[test_rows].astype(int), proba[test_rows]) - recorded) < 1e-6
     # Every registered model is scored on the common recent window (its encoder columns derived by itself).
-    from workflow_scripts.config import compose
-    from workflow_scripts.registry_run import recent_scores, symbol_data_from_paths
+    from workflow_scripts.config.schema import compose
+    from workflow_scripts.registry.runs import recent_scores, symbol_data_from_paths
 
     spec = compose([*TINY[:-1], "gates=exploratory", *GROUPS, *OVERRIDES])["registry"]
     data = symbol_data_from_paths([str(res / f"features/{s}.parquet") for s in SYMBOLS],

@@ -5,7 +5,7 @@ import pytest
 import torch
 from _torch_helpers import tiny_cfg
 
-from workflow_scripts import torch_models as tm
+from workflow_scripts.models import torch_models as tm
 
 
 def _train(synth, **kw):
@@ -168,7 +168,8 @@ def test_model_pt_is_byte_identical_across_processes(tmp_path):
             arch
         )
     # ... and in THIS process, after other modules were scripted (other sizes of the same torch classes: what
-    # made TorchScript number its classes ___torch_mangle_N and the suite fail when run with other tests).
+    # makes TorchScript number its classes ___torch_mangle_N by process history, and what made the suite fail
+    # when run with other tests before model.pt was scripted in a fresh interpreter).
     from _torch_helpers import tiny_models_bytes
 
     for width in (3, 7, 11):
@@ -177,10 +178,9 @@ def test_model_pt_is_byte_identical_across_processes(tmp_path):
     here = tiny_models_bytes(tmp_path)
     for arch in tm.ARCHS:
         assert here[arch] == (tmp_path / "1" / f"{arch}.pt").read_bytes(), arch
-        assert b"___torch_mangle" not in here[arch]
 
 
-def test_canonical_archive_is_a_valid_zip_that_loads(synth):
+def test_model_pt_is_a_valid_zip_that_loads(synth):
     import io
     import zipfile
 

@@ -4,7 +4,7 @@ import sys
 import time
 
 from tests.tuning.conftest import synthetic
-from workflow_scripts import tuning
+from workflow_scripts.training import tuning
 
 journal, n_trials, slow = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 X, y, positions, label_end = synthetic()

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from workflow_scripts import artifacts, heads
+from workflow_scripts import artifacts
+from workflow_scripts.models import heads
 
 PARAMS = {
     "num_leaves": 8,

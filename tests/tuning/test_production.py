@@ -5,14 +5,22 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from workflow_scripts import artifacts, production, registry
-from workflow_scripts.combination import build_combination, chosen_target
-from workflow_scripts.config import horizon_bars, target_grid
+from workflow_scripts import artifacts
+from workflow_scripts.data.splits import chronological_split
 from workflow_scripts.features import build_features
-from workflow_scripts.shared_encoder import fit_pca_encoder, save_encoder, training_range, training_rows
-from workflow_scripts.splits import chronological_split
-from workflow_scripts.swing_targets import build_targets
-from workflow_scripts.tuning_stages import run_tuning_stage, stage2_representative, stage_data
+from workflow_scripts.models import folder as contract
+from workflow_scripts.models.kinds import KINDS
+from workflow_scripts.models.shared_encoder import (
+    fit_pca_encoder,
+    save_encoder,
+    training_range,
+    training_rows,
+)
+from workflow_scripts.targets.grammar import horizon_bars, target_grid
+from workflow_scripts.targets.swing_targets import build_targets
+from workflow_scripts.training import production
+from workflow_scripts.training.combination import build_combination, chosen_target
+from workflow_scripts.training.tuning_stages import run_tuning_stage, stage2_representative, stage_data
 
 WINDOW = 5
 TARGETS_CFG = {"types": ["high_breakout", "high_reversion"], "std_thresholds": [1.0], "barrier_thresholds": [1.0],
@@ -131,9 +139,9 @@ def test_lightgbm_and_xgboost_write_the_same_verified_folder(real, tmp_path):
     names = {k: sorted(p.name for p in f.iterdir()) for k, (f, _, _) in out.items()}
     assert [n for n in names["lightgbm"] if n != "model.txt"] == [n for n in names["xgboost"] if n != "model.json"]
     for kind, (folder, trained, evaluation) in out.items():
-        registry.verify_folder(folder)
-        meta = registry.read_model_meta(folder)
-        assert meta["model_type"] == kind and meta["vin"].startswith(production.VIN_TYPES[kind] + "-")
+        contract.verify_folder(folder)
+        meta = contract.read_model_meta(folder)
+        assert meta["model_type"] == kind and meta["vin"].startswith(KINDS[kind].vin_type + "-")
         metrics = artifacts.read_json(folder / "metrics.json")
         assert metrics["dsr_trials"]["n_trials"] == 2 + 1 + 2 + 2 == evaluation["sharpe_tests"]["n_trials"]
         assert evaluation["segment"]["lo"] == real["split"]["test"]["lo"]
@@ -156,8 +164,8 @@ def test_encoder_outputs_are_appended_and_recorded(real, tmp_path):
     comb = combination(real, enc, version)
     assert list(comb.X.columns) == real["names"] + [f"shared__pca_{i:03d}" for i in range(5)]
     folder, _, _ = write(tmp_path, real, comb, "lightgbm", encoder_path=path)
-    registry.verify_folder(folder)
-    assert registry.read_model_meta(folder)["dependencies"]["encoder_version"] == version
+    contract.verify_folder(folder)
+    assert contract.read_model_meta(folder)["dependencies"]["encoder_version"] == version
     feats = artifacts.read_json(folder / "features.json")
     assert feats["encoder"]["version"] == artifacts.sha256_file(folder / "encoder.json") == version
     assert feats["encoder"]["columns"] == [f"shared__pca_{i:03d}" for i in range(5)]
@@ -167,7 +175,7 @@ def test_encoder_outputs_are_appended_and_recorded(real, tmp_path):
 def test_vin_shows_three_significant_digits_of_continuous_tuned_values():
     from types import SimpleNamespace
 
-    from workflow_scripts.vin import decode_vin
+    from workflow_scripts.evaluation.vin import decode_vin
 
     model = SimpleNamespace(kind="lightgbm", best_iteration=123, vin_type="LGBM")
     tuned = {"learning_rate": 0.06094611795264643, "lambda_l1": 0.009372718273, "num_leaves": 50, "max_depth": 6}

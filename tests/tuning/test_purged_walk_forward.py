@@ -5,7 +5,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from workflow_scripts.purged_walk_forward import check_purged_folds, purged_walk_forward
+from workflow_scripts.data.purged_walk_forward import check_purged_folds, purged_walk_forward
 
 
 @st.composite

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_scripts import shared_encoder as enc
+from workflow_scripts.models import shared_encoder as enc
 
 
 def _features(seed, n=300, p=8):

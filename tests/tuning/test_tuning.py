@@ -9,7 +9,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from workflow_scripts import tuning
+from workflow_scripts.training import tuning
 
 REPO = Path(__file__).resolve().parents[2]
 CFG = {

@@ -12,8 +12,10 @@ import pytest
 import yaml
 
 from tests.workflow.conftest import TINY, planned_jobs, snakemake
-from workflow_scripts import artifacts, registry, tuning
-from workflow_scripts.sandbox import copy_workflow
+from workflow_scripts import artifacts
+from workflow_scripts.registry import store as registry
+from workflow_scripts.training import tuning
+from tests.sandbox import copy_workflow
 
 pytestmark = pytest.mark.slow
 

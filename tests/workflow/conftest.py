@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from workflow_scripts.sandbox import copy_workflow, run_snakemake
+from tests.sandbox import copy_workflow, run_snakemake
 
 # Tiny data (2025-06 on) has too few rows for 5 CV folds of 200 training rows each: fewer, smaller folds and a
 # small tuning budget, so the run goes through tuning, production and the registry in minutes.

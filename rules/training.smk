@@ -1,0 +1,210 @@
+# Training: stage 1 (every target variant, default parameters), the optional shared encoder, tuning stages 2-4,
+# production training of every best combination and the optional ensembles. Code: workflow_scripts/training/
+# (stage1.py, tuning.py, tuning_stages.py, production.py, ensemble_production.py) on workflow_scripts/models/;
+# entries in workflow_scripts/training/jobs.py. docs/TUNING.md, docs/TORCH_MODELS.md.
+#
+# Shared encoder (config/encoder): fitted once on the pooled TRAINING rows of every coin, its outputs appended to
+# each coin's features for tuning and production; one JSON file whose sha256 is the encoder version.
+ENCODER_KIND = CFG["encoder"]["kind"]
+# Tuning: Optuna studies in journal files beside the results (the result path with .journal), budgets from
+# config/tuning. The journal is not an output: Snakemake deletes the outputs of a failed job, and the journal
+# must survive so a rerun resumes.
+N_COMBINATIONS = len(SYMBOLS) * len(WINDOWS) * len(SIDES)
+# A model kind that can use a GPU (models/kinds.py: torch_mlp, torch_transformer) asks for one: the Slurm profile turns `gpu` into
+# --gpus=1; locally the resource is only counted and training picks cuda, then mps, then cpu.
+TORCH_GPU = {"gpu": 1} if KINDS[CFG["model"]["kind"]].uses_gpu else {}
+
+
+# One job per (symbol, window) looping over its targets; one folder per target inside one declared directory
+# output keeps planning linear in jobs, not in files (docs/ARCHITECTURE.md, "Job granularity").
+rule train_stage1:
+    input:
+        features="results/features/{symbol}.parquet",
+        selected="results/selection/{symbol}/selected.json",
+        targets="results/targets/{symbol}/w{window}.parquet",
+        split="results/splits/{symbol}/w{window}.json",
+    output:
+        variants=directory("results/stage1/{symbol}/w{window}"),
+    params:
+        **job("training.train_stage1", spec=CFG["stage1"], targets=TARGETS),
+    log:
+        "logs/stage1/{symbol}/w{window}.log",
+    benchmark:
+        "results/benchmarks/stage1/{symbol}/w{window}.tsv"
+    threads: THREADS
+    resources:
+        mem_mb=4000,
+        runtime=runtime_min("train_stage1", 45),
+    conda:
+        "../envs/swingflow.yaml"
+    shell:
+        JOB
+
+
+rule fit_shared_encoder:
+    input:
+        features=expand("results/features/base/{symbol}.parquet", symbol=SYMBOLS),
+        splits=expand("results/splits/{symbol}/w{window}.json", symbol=SYMBOLS, window=WINDOWS),
+    output:
+        encoder=f"results/encoder/{ENCODER_KIND}.json",
+    params:
+        **job("training.fit_shared_encoder", spec=group_spec("encoder"), symbols=SYMBOLS, windows=WINDOWS),
+    log:
+        f"logs/encoder/{ENCODER_KIND}.log",
+    benchmark:
+        f"results/benchmarks/encoder/{ENCODER_KIND}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=runtime_min("fit_shared_encoder", 30),
+    conda:
+        "../envs/swingflow.yaml"
+    shell:
+        JOB
+
+
+rule tune_stage2:
+    input:
+        choices=expand("results/best_variant/{symbol}/w{{window}}/{side}.json", symbol=SYMBOLS, side=SIDES),
+        features=expand("results/features/{symbol}.parquet", symbol=SYMBOLS),
+        selected=expand("results/selection/{symbol}/selected.json", symbol=SYMBOLS),
+        targets=expand("results/targets/{symbol}/w{{window}}.parquet", symbol=SYMBOLS),
+        splits=expand("results/splits/{symbol}/w{{window}}.json", symbol=SYMBOLS),
+        encoder=ENCODER_FILES,
+    output:
+        result="results/tuning/stage2/w{window}.json",
+    params:
+        **job("training.tune_stage2", spec=group_spec("tuning"), symbols=SYMBOLS, n_studies=len(WINDOWS)),
+    log:
+        "logs/tuning/stage2/w{window}.log",
+    benchmark:
+        "results/benchmarks/tuning/stage2/w{window}.tsv"
+    threads: THREADS
+    resources:
+        mem_mb=4000,
+        runtime=runtime_min("tune_stage2", 60),
+    conda:
+        "../envs/swingflow.yaml"
+    shell:
+        JOB
+
+
+rule tune_stage3:
+    input:
+        **combination_inputs("results/tuning/stage2/w{window}.json"),
+    output:
+        result="results/tuning/stage3/{symbol}/w{window}/{side}.json",
+    params:
+        **job("training.tune_stage3", spec=group_spec("tuning"), n_studies=N_COMBINATIONS),
+    log:
+        "logs/tuning/stage3/{symbol}/w{window}/{side}.log",
+    benchmark:
+        "results/benchmarks/tuning/stage3/{symbol}/w{window}/{side}.tsv"
+    threads: THREADS
+    resources:
+        mem_mb=4000,
+        runtime=runtime_min("tune_stage3", 60),
+    conda:
+        "../envs/swingflow.yaml"
+    shell:
+        JOB
+
+
+rule tune_stage4:
+    input:
+        **combination_inputs("results/tuning/stage3/{symbol}/w{window}/{side}.json"),
+    output:
+        result="results/tuning/stage4/{symbol}/w{window}/{side}.json",
+    params:
+        **job("training.tune_stage4", spec=group_spec("tuning"), n_studies=N_COMBINATIONS),
+    log:
+        "logs/tuning/stage4/{symbol}/w{window}/{side}.log",
+    benchmark:
+        "results/benchmarks/tuning/stage4/{symbol}/w{window}/{side}.tsv"
+    threads: THREADS
+    resources:
+        mem_mb=4000,
+        runtime=runtime_min("tune_stage4", 60),
+    conda:
+        "../envs/swingflow.yaml"
+    shell:
+        JOB
+
+
+# Production training of every best combination with its tuned parameters, evaluated like stage 1 on the
+# untouched test segment, written as the production folder of docs/REGISTRY.md.
+rule train_production:
+    input:
+        **combination_inputs("results/tuning/stage4/{symbol}/w{window}/{side}.json"),
+        stage2="results/tuning/stage2/w{window}.json",
+        stage3="results/tuning/stage3/{symbol}/w{window}/{side}.json",
+        bars="results/ingest/{symbol}.parquet",
+        costs="results/costs/{symbol}.json",
+    output:
+        folder=directory("results/production/{symbol}/w{window}/{side}"),
+    params:
+        **job("training.train_production", spec=production_spec()),
+    log:
+        "logs/production/{symbol}/w{window}/{side}.log",
+    benchmark:
+        "results/benchmarks/production/{symbol}/w{window}/{side}.tsv"
+    threads: THREADS
+    resources:
+        mem_mb=4000,
+        runtime=runtime_min("train_production", 60),
+        **TORCH_GPU,
+    conda:
+        "../envs/swingflow.yaml"
+    shell:
+        JOB
+
+
+rule summarize_production:
+    input:
+        folders=expand(
+            "results/production/{symbol}/w{window}/{side}", symbol=SYMBOLS, window=WINDOWS, side=SIDES
+        ),
+    output:
+        parquet="results/production/summary.parquet",
+        markdown="results/production/summary.md",
+    params:
+        **job("training.summarize_production"),
+    log:
+        "logs/production/summary.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=runtime_min("summarize_production", 10),
+    conda:
+        "../envs/swingflow.yaml"
+    shell:
+        JOB
+
+
+# Optional ensembles (config/ensemble, off by default): per (symbol, side) the production models of every window
+# combined (average, or a stacker fitted on validation rows only) into one production-style folder that
+# register_models registers beside the single models. common.smk: ENSEMBLE_FOLDERS is [] unless enabled.
+rule fit_ensemble:
+    input:
+        production=expand("results/production/{{symbol}}/w{window}/{{side}}", window=WINDOWS),
+        features="results/features/{symbol}.parquet",
+        targets=expand("results/targets/{{symbol}}/w{window}.parquet", window=WINDOWS),
+        splits=expand("results/splits/{{symbol}}/w{window}.json", window=WINDOWS),
+        bars="results/ingest/{symbol}.parquet",
+        costs="results/costs/{symbol}.json",
+    output:
+        folder=directory("results/ensemble/{symbol}/{side}"),
+    params:
+        **job("training.fit_ensemble", spec=ensemble_spec(), windows=WINDOWS),
+    log:
+        "logs/ensemble/{symbol}/{side}.log",
+    benchmark:
+        "results/benchmarks/ensemble/{symbol}/{side}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=runtime_min("fit_ensemble", 30),
+    conda:
+        "../envs/swingflow.yaml"
+    shell:
+        JOB

@@ -1,0 +1,99 @@
+"""Rank the stage-1 variants of each (symbol, window, side) and summarise the winners.
+
+Ranking key: validation macro average precision, higher first; ties broken by target id so the choice is
+deterministic. Skipped variants (too few rows) are listed but never chosen. The test score is reported, never
+used to choose.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from workflow_scripts.targets.grammar import parse_target_id
+
+
+def evaluation_columns(result: dict | None) -> dict:
+    """The after-cost facts of one variant's evaluation that a person wants beside its rank."""
+    if not result or result.get("status") != "evaluated":
+        return {"n_trades": None, "net_total_return": None, "sharpe_per_trade": None, "dsr": None,
+                "max_drawdown": None, "grade": None, "gate_passed": None, "vin": None}
+    after = result["after_costs"]
+    return {"n_trades": after["n_trades"], "net_total_return": after["total_return"],
+            "sharpe_per_trade": after["sharpe_per_trade"], "dsr": after["dsr"],
+            "max_drawdown": after["max_drawdown"], "grade": result["grade"]["grade"],
+            "gate_passed": result["gate"]["passed"], "vin": result["vin"]}
+
+
+def rank_variants(metrics: list[dict], evaluations: dict[str, dict] | None = None) -> pd.DataFrame:
+    rows = []
+    evaluations = evaluations or {}
+    for m in metrics:
+        t = parse_target_id(m["target"])
+        rows.append({
+            "target": m["target"], "type": t["type"], "k": t["k"], "theta": t["theta"],
+            "status": m["status"],
+            "validation_average_precision": m.get("validation_average_precision", float("nan")),
+            "test_average_precision": m.get("test_average_precision", float("nan")),
+            "best_iteration": m.get("best_iteration"),
+            "train_rows": m["rows"]["train"],
+            "reason": m.get("reason", ""),
+        } | evaluation_columns(evaluations.get(m["target"])))
+    table = pd.DataFrame(rows)
+    table["_trained"] = table["status"] == "trained"
+    table = table.sort_values(["_trained", "validation_average_precision", "target"],
+                              ascending=[False, False, True], na_position="last").drop(columns="_trained")
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table.reset_index(drop=True)
+
+
+def best_of(symbol: str, window: int, side: str, metrics: list[dict],
+            evaluations: dict[str, dict] | None = None) -> dict:
+    ranked = rank_variants(metrics, evaluations)
+    trained = ranked[ranked["status"] == "trained"]
+    best = trained.iloc[0].to_dict() if len(trained) else None
+    return {
+        "symbol": symbol, "window": int(window), "side": side,
+        "best": best,
+        "variants_ranked": ranked.to_dict(orient="records"),
+        "trained": int(len(trained)), "skipped": int(len(ranked) - len(trained)),
+    }
+
+
+def summary_table(choices: list[dict]) -> pd.DataFrame:
+    rows = []
+    for c in choices:
+        best = c["best"] or {}
+        rows.append({
+            "symbol": c["symbol"], "window": c["window"], "side": c["side"],
+            "best_target": best.get("target"),
+            "validation_average_precision": best.get("validation_average_precision"),
+            "test_average_precision": best.get("test_average_precision"),
+            "best_iteration": best.get("best_iteration"),
+            "variants_trained": c["trained"], "variants_skipped": c["skipped"],
+        } | {k: best.get(k) for k in ("n_trades", "net_total_return", "sharpe_per_trade", "dsr", "grade",
+                                      "gate_passed", "vin")})
+    return pd.DataFrame(rows).sort_values(["symbol", "window", "side"]).reset_index(drop=True)
+
+
+def headline_metrics(table: pd.DataFrame) -> dict:
+    """A few numbers worth tracking across runs (`dvc metrics diff`)."""
+    val, test = table["validation_average_precision"], table["test_average_precision"]
+    return {
+        "combinations": int(len(table)),
+        "combinations_without_trained_variant": int(table["best_target"].isna().sum()),
+        "variants_trained": int(table["variants_trained"].sum()),
+        "variants_skipped": int(table["variants_skipped"].sum()),
+        "mean_validation_average_precision": round(float(val.mean()), 6),
+        "mean_test_average_precision": round(float(test.mean()), 6),
+    }
+
+
+def to_markdown(table: pd.DataFrame, title: str) -> str:
+    """A plain pipe table (no extra dependency), floats to 4 decimals."""
+    cols = list(table.columns)
+    lines = [f"# {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in table.iterrows():
+        cells = ["" if v is None or (isinstance(v, float) and v != v) else f"{v:.4f}" if isinstance(v, float)
+                 else str(v) for v in row.tolist()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,86 @@
+"""The one entry every rule runs: `python -m workflow_scripts.job MANIFEST`.
+
+The rule's shell line is the same for every rule (rules/common.smk, `JOB`); its `params.job` is one JSON manifest
+holding the rule's named input and output files, its params, threads and wildcards, built from the rule itself
+(rules/common.smk, `job("<stage>.<function>", ...)`), so a file is named once: in the rule. This module calls
+that function of `workflow_scripts/<stage>/jobs.py` (named like the rule) with a `Job`. Jobs read the named files as
+`job.input.features`, `job.output.variants`, the config slices as `job.params.spec`.
+
+A known input error (ValueError, FileNotFoundError, KeyError) ends the job with exit 1 and one readable line
+instead of a traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+STAGES = ("config", "data", "features", "targets", "selection", "training", "evaluation", "registry", "report")
+
+
+@dataclass(frozen=True)
+class Job:
+    entry: str  # "<stage>.<function>"
+    input: SimpleNamespace
+    output: SimpleNamespace
+    params: SimpleNamespace
+    wildcards: SimpleNamespace
+    threads: int
+
+    @classmethod
+    def from_manifest(cls, manifest: dict) -> Job:
+        return cls(
+            entry=manifest["entry"],
+            input=SimpleNamespace(**manifest["input"]),
+            output=SimpleNamespace(**manifest["output"]),
+            params=SimpleNamespace(**manifest["params"]),
+            wildcards=SimpleNamespace(**manifest["wildcards"]),
+            threads=int(manifest["threads"]),
+        )
+
+
+def keyed(keys, paths, token: str) -> dict:
+    """{key: path} for a rule input expanded over `keys` (e.g. symbols); `token` ("/{}/", "/w{}.") must name each
+    key inside its own path, so an input list in another order is an error instead of a silent mix-up."""
+    keys, paths = list(keys), list(paths)
+    if len(keys) != len(paths):
+        raise ValueError(f"expected one path per key {keys}, got {len(paths)}: {paths}")
+    for key, path in zip(keys, paths):
+        if token.format(key) not in str(path):
+            raise ValueError(f"input {path} is not the one of {key!r} (expected {token.format(key)!r} in it)")
+    return dict(zip(keys, paths))
+
+
+def job_function(entry: str):
+    stage, _, name = entry.partition(".")
+    if stage not in STAGES:
+        raise ValueError(f"manifest entry {entry!r}: stage {stage!r} is not one of {list(STAGES)}")
+    fn = getattr(importlib.import_module(f"workflow_scripts.{stage}.jobs"), name, None)
+    if fn is None:
+        raise ValueError(f"manifest entry {entry!r}: workflow_scripts/{stage}/jobs.py has no function {name}()")
+    return fn
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m workflow_scripts.job MANIFEST_JSON", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    job = Job.from_manifest(json.loads(argv[0]))
+    try:
+        job_function(job.entry)(job)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        logging.getLogger("swingflow").error("%s", exc)
+        print(f"swingflow error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

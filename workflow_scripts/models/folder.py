@@ -1,0 +1,306 @@
+"""The production-folder contract (docs/REGISTRY.md): what a model folder holds, its hashes, its identity,
+and loading its model. Training writes folders with it (write_sha256), the registry copies and indexes them
+(registry/store.py), predictions load them (load_folder). Model kinds come from models/kinds.py.
+
+    <model file>       the ONE model file of its kind (kinds.MODEL_FILES: model.txt, model.json, model.pt,
+                       ensemble.json)
+    METADATA_FILES     config.json, metrics.json, costs.json, features.json, split_indices.json,
+                       training_log.json
+    encoder.json       optional copy of the shared encoder (features.json `encoder`)
+    members/<name>/    an ensemble's member folders
+    sha256.txt         written LAST, covers every other file (`sha256sum -c` compatible)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workflow_scripts import artifacts
+from workflow_scripts.models import kinds
+from workflow_scripts.models.shared_encoder import encode, load_shared_encoder
+
+METADATA_FILES = ("config.json", "metrics.json", "costs.json", "features.json", "split_indices.json",
+                  "training_log.json")
+SHA_FILE = "sha256.txt"
+# Files that differ between identical trainings (fit timings): not part of a model's identity.
+VOLATILE_FILES = ("training_log.json",)
+SIDES = ("high", "low")
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
+VIN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
+
+
+class RegistryError(ValueError):
+    """A registry or model-folder operation refused: the message is one readable line."""
+
+
+class IntegrityError(RegistryError):
+    """A model folder is tampered with or incomplete."""
+
+
+def check_symbol(symbol: str) -> str:
+    if not isinstance(symbol, str) or not SYMBOL_RE.match(symbol):
+        raise RegistryError(f"bad symbol {symbol!r}: expected upper-case letters/digits like BTCUSDT")
+    return symbol
+
+
+def check_vin(vin: str) -> str:
+    if not isinstance(vin, str) or not VIN_RE.match(vin) or ".." in vin:
+        raise RegistryError(f"bad VIN {vin!r}: letters, digits, '-', '_', '.', '+' only")
+    return vin
+
+
+def normalise_model_type(model_type: str) -> str:
+    key = str(model_type).strip().lower()
+    if key not in kinds.MODEL_TYPE_ALIASES:
+        raise RegistryError(f"unknown model type {model_type!r}; known: {sorted(kinds.MODEL_FILES)}")
+    return kinds.MODEL_TYPE_ALIASES[key]
+
+
+def feature_hash(names: Sequence[str]) -> str:
+    return hashlib.sha256(json.dumps(list(names)).encode("utf-8")).hexdigest()
+
+
+def finite(x: Any) -> float | None:
+    """`x` as a float, None when it is missing, not a number or not finite."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+# ---- hashes: sha256.txt ---------------------------------------------------------------------------------
+def identity_hashes(hashes: Mapping[str, str]) -> dict[str, str]:
+    """{file: sha256} without VOLATILE_FILES: equal for two folders holding the same model and metadata."""
+    return {k: v for k, v in sorted(hashes.items()) if k not in VOLATILE_FILES}
+
+
+def folder_files(folder: Path) -> list[str]:
+    """Every regular file of a folder, relative POSIX paths, sorted (temporary files of a writer excluded, and
+    the marker Snakemake touches in a directory() output after its job: not part of the model)."""
+    out = []
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.name.endswith(".tmp") and p.name != ".snakemake_timestamp":
+            out.append(p.relative_to(folder).as_posix())
+    return out
+
+
+def write_sha256(folder: str | os.PathLike) -> Path:
+    """Write `sha256.txt` over every other file in `folder` (`sha256sum -c` compatible: "<hex>  <name>")."""
+    folder = Path(folder)
+    lines = [f"{artifacts.sha256_file(folder / name)}  {name}"
+             for name in folder_files(folder) if name != SHA_FILE]
+    artifacts.write_text(folder / SHA_FILE, "\n".join(lines) + "\n")
+    return folder / SHA_FILE
+
+
+def read_sha256(folder: str | os.PathLike) -> dict[str, str]:
+    folder = Path(folder)
+    path = folder / SHA_FILE
+    if not path.is_file():
+        raise IntegrityError(f"{folder}: incomplete model folder: {SHA_FILE} is missing")
+    out: dict[str, str] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        m = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line.strip())
+        if not m:
+            raise IntegrityError(f"{path}: line {n} is not '<sha256>  <file>': {line!r}")
+        out[m[2]] = m[1]
+    return out
+
+
+def model_file_of(folder: Path) -> tuple[str, str]:
+    """(model_type, file name) of the one model file in a folder."""
+    found = [(t, f) for t, f in kinds.MODEL_FILES.items() if (folder / f).is_file()]
+    if not found:
+        raise IntegrityError(f"{folder}: incomplete model folder: no model file "
+                             f"(one of {sorted(kinds.MODEL_FILES.values())})")
+    if len(found) > 1:
+        raise IntegrityError(f"{folder}: more than one model file: {[f for _, f in found]}")
+    return found[0]
+
+
+def verify_folder(folder: str | os.PathLike) -> dict[str, str]:
+    """Check a model folder against its sha256.txt; return {file: sha256}. Raises IntegrityError naming the
+    first missing, unlisted or changed file (with expected and actual hash)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise IntegrityError(f"{folder}: model folder does not exist")
+    expected = read_sha256(folder)
+    _, model_name = model_file_of(folder)
+    for name in (model_name, *METADATA_FILES):
+        if not (folder / name).is_file():
+            raise IntegrityError(f"{folder}: incomplete model folder: {name} is missing")
+        if name not in expected:
+            raise IntegrityError(f"{folder}: {name} is not listed in {SHA_FILE}")
+    present = set(folder_files(folder)) - {SHA_FILE}
+    for name in sorted(expected):
+        if name not in present:
+            raise IntegrityError(f"{folder}: incomplete model folder: {name} is listed in {SHA_FILE} "
+                                 "but missing")
+    unlisted = sorted(present - set(expected))
+    if unlisted:
+        raise IntegrityError(f"{folder}: file(s) not covered by {SHA_FILE}: {unlisted}")
+    for name in sorted(expected):
+        actual = artifacts.sha256_file(folder / name)
+        if actual != expected[name]:
+            raise IntegrityError(f"{folder / name}: sha256 mismatch (expected {expected[name]}, "
+                                 f"actual {actual}); the folder was changed after it was written: "
+                                 "refusing to use it")
+    return expected
+
+
+# ---- reading a production folder ------------------------------------------------------------------------
+def read_model_meta(folder: str | os.PathLike) -> dict:
+    """The identity of a production folder, from its files (the contract in docs/REGISTRY.md):
+
+    config.json   symbol, window, side, target, model_type (required); params; dependencies {data_version,
+                  encoder_version} (optional)
+    metrics.json  vin (required); grade (string or {"grade": ...}); gate {"profile", "passed"}; score (float,
+                  higher is better: the ranking used by archive/deploy/cleanup)
+    features.json features (ordered list of column names the model reads)
+    """
+    folder = Path(folder)
+    cfg = artifacts.read_json(folder / "config.json")
+    metrics = artifacts.read_json(folder / "metrics.json")
+    feats = artifacts.read_json(folder / "features.json")
+    missing = [k for k in ("symbol", "window", "side", "target", "model_type") if k not in cfg]
+    if missing:
+        raise RegistryError(f"{folder / 'config.json'}: missing key(s) {missing}")
+    vin = metrics.get("vin") or cfg.get("vin")
+    if not vin:
+        raise RegistryError(f"{folder / 'metrics.json'}: missing key 'vin'")
+    if "features" not in feats or not isinstance(feats["features"], list):
+        raise RegistryError(f"{folder / 'features.json'}: missing list 'features'")
+    model_type, model_name = model_file_of(folder)
+    declared = normalise_model_type(cfg["model_type"])
+    if declared != model_type:
+        raise RegistryError(f"{folder}: config.json says model_type {declared!r} but the model file is "
+                            f"{model_name}")
+    side = str(cfg["side"])
+    if side not in SIDES:
+        raise RegistryError(f"{folder / 'config.json'}: side must be one of {list(SIDES)}, got {side!r}")
+    grade = metrics.get("grade")
+    if isinstance(grade, Mapping):
+        grade = grade.get("grade")
+    gate = metrics.get("gate") or {}
+    deps = dict(cfg.get("dependencies") or {})
+    if "encoder_version" not in deps and (folder / "encoder.npz").is_file():
+        deps["encoder_version"] = artifacts.sha256_file(folder / "encoder.npz")
+    return {
+        "vin": check_vin(str(vin)),
+        "symbol": check_symbol(str(cfg["symbol"])),
+        "window": int(cfg["window"]),
+        "side": side,
+        "target": str(cfg["target"]),
+        "model_type": model_type,
+        "model_file": model_name,
+        "grade": None if grade is None else str(grade),
+        "gate_profile": gate.get("profile"),
+        "gate_passed": bool(gate.get("passed", False)),
+        "score": finite(metrics.get("score")),
+        "feature_count": len(feats["features"]),
+        "feature_hash": feature_hash(feats["features"]),
+        "dependencies": {"data_version": deps.get("data_version"),
+                         "encoder_version": deps.get("encoder_version")},
+    }
+
+
+# ---- loading --------------------------------------------------------------------------------------------
+@dataclass
+class LoadedModel:
+    """A verified model: `predict_proba(frame)` -> (n, 3) float64 probabilities of (neither, breakout,
+    reversion) on the columns listed in features.json, in that order."""
+
+    vin: str
+    folder: Path
+    entry: dict
+    features: list[str]
+    feature_info: dict
+    model_type: str
+    model: Any = field(repr=False)
+    predict_fn: Callable[[np.ndarray], np.ndarray] = field(repr=False, default=None)
+
+    @property
+    def encoder_columns(self) -> list[str]:
+        """Feature columns the model's own shared-encoder copy derives (features.json `encoder`), so a frame
+        of the symbol's features needs not carry them."""
+        return list((self.feature_info.get("encoder") or {}).get("columns") or [])
+
+    def with_encoder(self, frame):
+        """`frame` plus the shared-encoder columns it lacks, computed with the folder's encoder file (verified
+        against the version features.json records)."""
+        enc = self.feature_info.get("encoder") or {}
+        if not any(c not in frame.columns for c in self.encoder_columns):
+            return frame
+        encoder = load_shared_encoder(self.folder / enc["file"], expected_sha256=enc.get("version"))
+        extra = [c for c in encoder.output_columns if c not in frame.columns]
+        return pd.concat([frame, encode(encoder, frame)[extra]], axis=1)
+
+    def matrix(self, frame) -> np.ndarray:
+        missing = [c for c in self.features if c not in frame.columns]
+        if missing:
+            raise RegistryError(f"model {self.vin}: input lacks {len(missing)} feature column(s), "
+                                f"e.g. {missing[:5]}")
+        return frame[self.features].to_numpy(np.float32)
+
+    def predict_proba(self, frame) -> np.ndarray:
+        frame = self.with_encoder(frame)
+        X = self.matrix(frame)
+        if len(X) == 0:
+            return np.zeros((0, 3))
+        if kinds.kind_of(self.model_type).needs_timestamps:  # windows of bars: gaps from the timestamps
+            proba = self.predict_fn(X, frame["timestamp"] if "timestamp" in frame.columns else None)
+        else:
+            proba = self.predict_fn(X)
+        proba = np.asarray(proba, dtype=np.float64).reshape(len(X), -1)
+        if proba.shape[1] != 3:
+            raise RegistryError(f"model {self.vin}: expected 3 class probabilities, got {proba.shape[1]}")
+        return proba
+
+
+def input_columns(models: Sequence[LoadedModel], available: Iterable[str]) -> list[str]:
+    """The feature-table columns to read for `models` (sorted, no timestamp): the ones they list, or every
+    available column when one derives shared-encoder columns (its encoder reads the coin's own features)."""
+    available = set(available) - {"timestamp"}
+    if any(m.encoder_columns for m in models):
+        return sorted(available)
+    return sorted(set().union(*(m.features for m in models)) & available)
+
+
+def load_folder(folder: str | os.PathLike, vin: str | None = None, entry: dict | None = None) -> LoadedModel:
+    """Verify a model folder, then load its model from the very bytes that were hashed."""
+    folder = Path(folder)
+    expected = verify_folder(folder)
+    model_type, model_name = model_file_of(folder)
+    data = (folder / model_name).read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected[model_name]:  # changed between the check and the read
+        raise IntegrityError(f"{folder / model_name}: sha256 mismatch (expected {expected[model_name]}, "
+                             f"actual {actual})")
+    feats = artifacts.read_json(folder / "features.json")
+    model, predict_fn = model_predictor(model_type, data, list(feats["features"]), folder)
+    meta_vin = vin or (entry or {}).get("vin") or artifacts.read_json(folder / "metrics.json").get("vin")
+    return LoadedModel(vin=str(meta_vin), folder=folder, entry=dict(entry or {}),
+                       features=list(feats["features"]), feature_info=feats, model_type=model_type,
+                       model=model, predict_fn=predict_fn)
+
+
+def model_predictor(model_type: str, data: bytes, features: list[str],
+                    folder: Path) -> tuple[Any, Callable[..., np.ndarray]]:
+    """(model object, predict(X float32 (n, features)) -> (n, 3) probabilities) from the verified bytes of the
+    model file: the `predictor` of the model type's kinds.KINDS entry. `folder` holds the other verified files
+    a kind may need (an ensemble's member folders, loaded with load_folder)."""
+    return kinds.kind_of(model_type).predictor(data, features, folder, load_folder)

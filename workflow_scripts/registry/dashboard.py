@@ -1,0 +1,141 @@
+"""A live terminal view of the workflow and the registry (rich): progress of each stage (outputs that exist under
+results/ against those the resolved config expects), recent models with grades, champions, deployed slots.
+
+Everything is read from files, nothing from the running Snakemake process, so the view works from any shell while
+the workflow runs (or after it). `swingflow dashboard --once` prints one frame.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+
+from workflow_scripts.registry import store as reg
+
+# stage -> (glob under results/, how many the config expects: f(symbols, windows, targets per window, sides)).
+# One file per job, the file a job writes last where it writes several (sha256.txt of a production folder).
+STAGES: dict[str, tuple[str, Any]] = {
+    "ingest": ("ingest/*.parquet", lambda s, w, t, d: s),
+    "features": ("features/*.parquet", lambda s, w, t, d: s),
+    "targets": ("targets/*/w*.parquet", lambda s, w, t, d: s * w),
+    "splits": ("splits/*/w*.json", lambda s, w, t, d: s * w),
+    "stage1": ("stage1/*/w*/*/metrics.json", lambda s, w, t, d: s * w * t),
+    "evaluation": ("evaluation/stage1/*/w*/*.json", lambda s, w, t, d: s * w * t),
+    "best_variant": ("best_variant/*/w*/*.json", lambda s, w, t, d: s * w * d),
+    "tuning stage 2": ("tuning/stage2/w*.json", lambda s, w, t, d: w),
+    "tuning stage 3": ("tuning/stage3/*/w*/*.json", lambda s, w, t, d: s * w * d),
+    "tuning stage 4": ("tuning/stage4/*/w*/*.json", lambda s, w, t, d: s * w * d),
+    "production": ("production/*/w*/*/sha256.txt", lambda s, w, t, d: s * w * d),
+    "registry": ("registry/run_status.json", lambda s, w, t, d: 1),
+    "predictions": ("predictions/*.parquet", lambda s, w, t, d: s),
+}
+GRADE_STYLE = {"S": "bold magenta", "A+": "bold green", "A": "green", "A-": "green", "B+": "cyan", "B": "cyan",
+               "B-": "cyan", "C": "yellow", "D": "red", "F": "bold red"}
+
+
+def _grid_sizes(results_dir: Path) -> tuple[int, int, int, int] | None:
+    """(symbols, windows, targets per window, sides) from results/config/resolved.json, or None if not written
+    yet."""
+    path = results_dir / "config" / "resolved.json"
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+        t = cfg["targets"]
+        per_window = len(t["types"]) * len(t["std_thresholds"]) * len(t["barrier_thresholds"])
+        sides = len({str(kind).split("_")[0] for kind in t["types"]})
+        return len(cfg["universe"]["symbols"]), len(t["windows"]), per_window, sides
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
+def workflow_progress(results_dir: str | Path = "results") -> list[dict]:
+    """[{stage, done, expected (None if unknown)}] counted from the files under results/."""
+    results_dir = Path(results_dir)
+    sizes = _grid_sizes(results_dir)
+    out = []
+    for stage, (pattern, expect) in STAGES.items():
+        done = sum(1 for p in results_dir.glob(pattern) if not p.name.startswith("."))
+        out.append({"stage": stage, "done": done, "expected": expect(*sizes) if sizes else None})
+    return out
+
+
+def last_run(results_dir: str | Path = "results") -> dict | None:
+    """results/registry/run_status.json (rule register_models), or None before the registry stage ran."""
+    path = Path(results_dir) / "registry" / "run_status.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def snapshot(registry_dir, results_dir: str | Path = "results", recent: int = 10) -> dict:
+    """Everything one frame shows, as plain data (`swingflow dashboard --once --json` prints it)."""
+    models = reg.list_models(registry_dir) if reg.paths(registry_dir)["index"].is_file() else []
+    return {"progress": workflow_progress(results_dir), "last_run": last_run(results_dir), "recent": models[:recent],
+            "models": len(models), "champions": reg.roster(registry_dir), "deployed": reg.deployed(registry_dir)}
+
+
+def _grade(g: str | None) -> str:
+    return f"[{GRADE_STYLE.get(g or '', 'dim')}]{g or '-'}[/]"
+
+
+def render(snap: dict, registry_dir: Any = "") -> Group:
+    prog = Table(title="Workflow progress (files under results/)", expand=True)
+    for col in ("stage", "done", "expected", ""):
+        prog.add_column(col, justify="right" if col in ("done", "expected") else "left")
+    for row in snap["progress"]:
+        exp = row["expected"]
+        bar = ProgressBar(total=exp or 1, completed=min(row["done"], exp or 0), width=30) if exp else "?"
+        prog.add_row(row["stage"], str(row["done"]), "?" if exp is None else str(exp), bar)
+
+    run = snap.get("last_run")
+    if run:
+        changed = sorted(s for s, v in run["symbols"].items() if v.get("changed"))
+        registered = sum(len(v.get("registered", [])) for v in run["symbols"].values())
+        prog.caption = (f"last registry run {run['run']}: {registered} model(s) of {len(run['symbols'])} symbol(s); "
+                        f"champion changed: {', '.join(changed) or 'none'}")
+
+    recent = Table(title=f"Recent models ({snap['models']} registered)", expand=True)
+    for col in ("created", "VIN", "ver", "symbol", "side", "w", "grade", "gate", "score", "status"):
+        recent.add_column(col)
+    for e in snap["recent"]:
+        recent.add_row(e["created"], e["vin"], e["version"], e["symbol"], e["side"], str(e["window"]),
+                       _grade(e.get("grade")), "[green]pass[/]" if e.get("gate_passed") else "[red]fail[/]",
+                       "-" if e.get("score") is None else f"{e['score']:.4f}", e.get("status", ""))
+
+    champs = Table(title="Champions", expand=True)
+    for col in ("symbol", "side", "VIN", "ver", "grade", "since", "challengers", "rollbacks"):
+        champs.add_column(col)
+    for c in snap["champions"]:
+        champs.add_row(c["symbol"], c["side"], c["vin"], str(c["version"]), _grade(c.get("grade")),
+                       str(c.get("since")), str(c["challengers"]), str(c["previous"]))
+
+    slots = Table(title="Deployed slots", expand=True)
+    for col in ("slot", "VIN", "symbol", "side", "ver", "deployed"):
+        slots.add_column(col)
+    for d in snap["deployed"]:
+        slots.add_row(str(d["slot"]), d["vin"], d["symbol"], d["side"], d["version"], d["deployed"])
+    return Group(Panel(f"swingflow registry [bold]{registry_dir}[/]", expand=True), prog, recent, champs, slots)
+
+
+def run(registry_dir, results_dir: str | Path = "results", *, once: bool = False, interval: float = 2.0,
+        console: Console | None = None, recent: int = 10) -> None:
+    console = console or Console()
+    if once:
+        console.print(render(snapshot(registry_dir, results_dir, recent), registry_dir))
+        return
+    with Live(render(snapshot(registry_dir, results_dir, recent), registry_dir), console=console,
+              refresh_per_second=4, screen=False) as live:
+        try:
+            while True:
+                time.sleep(interval)
+                live.update(render(snapshot(registry_dir, results_dir, recent), registry_dir))
+        except KeyboardInterrupt:
+            pass

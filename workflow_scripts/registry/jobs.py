@@ -1,0 +1,30 @@
+"""Entries of rules/registry.smk: register_models, predict_batch, track_production."""
+
+from workflow_scripts import artifacts
+from workflow_scripts.registry import tracking
+from workflow_scripts.registry.predictions import batch_from_file
+from workflow_scripts.registry.runs import register_run, symbol_data_from_paths
+
+
+def register_models(job) -> None:
+    inp = job.input
+    data = symbol_data_from_paths(inp.features, inp.targets, inp.splits)
+    status, roster = register_run(job.params.registry, [*inp.production, *inp.ensembles], data, job.params.spec)
+    artifacts.write_json(job.output.roster, roster)
+    artifacts.write_json(job.output.status, status)
+
+
+def predict_batch(job) -> None:
+    symbol, registry = job.wildcards.symbol, job.params.registry
+    preds = batch_from_file(registry, symbol, job.input.features)
+    if preds.empty:
+        print(f"{symbol} has no champion in {registry}: writing an empty predictions table")
+    artifacts.write_parquet(job.output.predictions, preds)
+
+
+def track_production(job) -> None:
+    p = job.params
+    rows = tracking.log_production_models(job.input.production, p.tracking_dir, p.experiment)
+    artifacts.write_json(job.output.runs, {"experiment": p.experiment, "tracking_dir": p.tracking_dir, "models": rows})
+    for r in rows:
+        print(f"{r['vin']}: {r['status']}")

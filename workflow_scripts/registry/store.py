@@ -1,0 +1,653 @@
+"""The model registry: one folder per production model, an index, champions per symbol and side, archive,
+cleanup and deployment slots. docs/REGISTRY.md describes the layout, the index schema and the rules.
+
+Layout under `registry_dir` (all JSON canonical, all writes atomic via workflow_scripts.artifacts):
+
+    index.json                     VIN -> entry (version, symbol, target, window, side, model type, grade, gate,
+                                   dependencies, created, folder, status); lineages -> latest version per
+                                   symbol x side
+    models/<VIN>/                  the production folder, copied and verified (sha256.txt covers every file)
+    champions/<SYMBOL>.json        per side: champion VIN, previous champions (rollback stack), challengers
+    champions/roster.json          every current champion in one list
+    runs/<run>/status.json         what one workflow run registered / promoted, per symbol
+    summary/<run>/engine_summary.json
+    archive/<VIN>/                 copies of the best models + metadata.json; archive/archive_registry.json
+    deployments/model_<N>          symlink -> deployments/.slots/model_<N>-<stamp>/ (model files +
+                                   deployment_info.json); swapping the link is one atomic rename
+    .lock                          filelock serialising every read-modify-write of the files above
+
+The production-folder contract (sha256.txt, metadata files, read_model_meta, load_folder) is models/folder.py.
+Every read-modify-write holds the lock; every file is replaced atomically, so several Snakemake jobs finishing at
+once neither lose an update nor leave a half-written index. Loading a model verifies its hashes first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from filelock import FileLock
+
+from workflow_scripts import artifacts
+from workflow_scripts.evaluation.metrics import macro_average_precision
+from workflow_scripts.models.folder import (
+    SIDES,  # noqa: F401  (the folder contract's; read as reg.SIDES by ops/cli.py)
+    IntegrityError,
+    LoadedModel,
+    RegistryError,
+    check_symbol,
+    finite,
+    folder_files,
+    identity_hashes,
+    load_folder,
+    normalise_model_type,
+    read_model_meta,
+    verify_folder,
+)
+
+SCHEMA = 1
+STATUSES = ("registered", "champion", "challenger", "rejected", "retired")
+LOCK_TIMEOUT_S = 120
+
+
+# ---- small helpers ----------------------------------------------------------------------------------------------
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(text: str) -> dt.datetime:
+    t = dt.datetime.fromisoformat(str(text))
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)  # a naive time in the index is UTC
+
+
+def parse_semver(text: str) -> tuple[int, int, int]:
+    m = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)", str(text))
+    if not m:
+        raise RegistryError(f"not a semantic version: {text!r} (expected MAJOR.MINOR.PATCH)")
+    return int(m[1]), int(m[2]), int(m[3])
+
+
+def format_semver(v: Sequence[int]) -> str:
+    return f"{v[0]}.{v[1]}.{v[2]}"
+
+
+def paths(registry_dir: str | os.PathLike) -> dict[str, Path]:
+    root = Path(registry_dir)
+    return {"root": root, "index": root / "index.json", "models": root / "models", "champions": root / "champions",
+            "roster": root / "champions" / "roster.json", "runs": root / "runs", "summary": root / "summary",
+            "archive": root / "archive", "deployments": root / "deployments", "logs": root / "logs",
+            "lock": root / ".lock"}
+
+
+def registry_lock(registry_dir: str | os.PathLike) -> FileLock:
+    """The one lock of a registry (a plain file lock: works across processes on one host and on NFS v4)."""
+    lock_path = paths(registry_dir)["lock"]
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(lock_path), timeout=LOCK_TIMEOUT_S)
+
+
+# ---- index ---------------------------------------------------------------------------------------------------------
+def _empty_index() -> dict:
+    return {"schema": SCHEMA, "models": {}, "lineages": {}}
+
+
+def read_index(registry_dir: str | os.PathLike) -> dict:
+    path = paths(registry_dir)["index"]
+    if not path.is_file():
+        return _empty_index()
+    try:
+        index = artifacts.read_json(path)
+    except json.JSONDecodeError as exc:
+        raise RegistryError(f"{path}: not valid JSON ({exc})") from exc
+    if index.get("schema") != SCHEMA:
+        raise RegistryError(f"{path}: schema {index.get('schema')!r}, this swingflow reads schema {SCHEMA}")
+    return index
+
+
+def _write_index(registry_dir, index: dict) -> None:
+    artifacts.write_json(paths(registry_dir)["index"], index)
+
+
+def get_entry(registry_dir, vin: str, index: dict | None = None) -> dict:
+    index = read_index(registry_dir) if index is None else index
+    entry = index["models"].get(vin)
+    if entry is None:
+        raise RegistryError(f"no model {vin!r} in {paths(registry_dir)['index']}")
+    return entry
+
+
+def list_models(registry_dir, *, symbol: str | None = None, target: str | None = None,
+                model_type: str | None = None, grade: str | None = None, side: str | None = None,
+                status: str | None = None) -> list[dict]:
+    """Index entries matching every given filter, newest first. `grade` matches exactly ('A' is not 'A-')."""
+    mt = normalise_model_type(model_type) if model_type else None
+    out = []
+    for e in read_index(registry_dir)["models"].values():
+        if ((symbol and e["symbol"] != symbol) or (target and e["target"] != target) or (mt and e["model_type"] != mt)
+                or (grade and e.get("grade") != grade) or (side and e["side"] != side)
+                or (status and e.get("status") != status)):
+            continue
+        out.append(e)
+    return sorted(out, key=lambda e: (e["created"], e["vin"]), reverse=True)
+
+
+def lineage_key(symbol: str, side: str) -> str:
+    return f"{symbol}/{side}"
+
+
+def next_version(lineage: Mapping[str, Any] | None, meta: Mapping[str, Any], model_sha: str) -> tuple[str, str]:
+    """(version, reason). Rules (per lineage symbol x side), compared with the lineage's latest registration:
+    major - model type, target definition (target id or window) or feature set changed (or first model: 1.0.0);
+    minor - same definition, different model artifact or data version (a retrain with new data/params);
+    patch - identical model artifact and data version (re-registration / metadata-only change)."""
+    if not lineage:
+        return "1.0.0", "first model of the lineage"
+    ma, mi, pa = parse_semver(lineage["latest"])
+    changes = [k for k in ("model_type", "target", "window", "feature_hash") if lineage.get(k) != meta.get(k)]
+    if changes:
+        return format_semver((ma + 1, 0, 0)), "major: changed " + ", ".join(changes)
+    if lineage.get("model_sha256") != model_sha or lineage.get("data_version") != meta["dependencies"]["data_version"]:
+        return format_semver((ma, mi + 1, 0)), "minor: retrained (new model artifact or data version)"
+    return format_semver((ma, mi, pa + 1)), "patch: identical model artifact, metadata re-registration"
+
+
+def _copy_tree(src: Path, dst_parent: Path, prefix: str) -> Path:
+    dst_parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{prefix}.", suffix=".tmp", dir=dst_parent))
+    for name in folder_files(src):
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / name, tmp / name)
+    return tmp
+
+
+def register(registry_dir: str | os.PathLike, folder: str | os.PathLike, *, run: str | None = None,
+             data_version: str | None = None, encoder_version: str | None = None,
+             created: str | None = None, keep_identical: bool = False) -> dict:
+    """Copy a verified production folder to models/<VIN>/ and add it to the index; return its index entry.
+
+    Safe when several processes register at once: the copy goes to a temporary folder first, then the index is
+    re-read, the version decided, the folder renamed into place and the index replaced, all under the lock.
+    Registering the same VIN again with identical files is a patch bump (metadata refresh); the same VIN with a
+    different model is refused (a VIN names one model). With `keep_identical` a VIN already registered with these
+    files (VOLATILE_FILES aside) is left alone (no patch bump, nothing written): what a workflow rerun with nothing
+    new needs."""
+    folder = Path(folder)
+    hashes = verify_folder(folder)
+    meta = read_model_meta(folder)
+    if data_version is not None:
+        meta["dependencies"]["data_version"] = data_version
+    if encoder_version is not None:
+        meta["dependencies"]["encoder_version"] = encoder_version
+    vin = meta["vin"]
+    model_sha = hashes[meta["model_file"]]
+    p = paths(registry_dir)
+    tmp = _copy_tree(folder, p["models"], vin)
+    try:
+        verify_folder(tmp)
+        with registry_lock(registry_dir):
+            index = read_index(registry_dir)
+            key = lineage_key(meta["symbol"], meta["side"])
+            lineage = index["lineages"].get(key)
+            old = index["models"].get(vin)
+            dest = p["models"] / vin
+            same = old is not None and identity_hashes(old.get("files", {})) == identity_hashes(hashes)
+            if same and keep_identical:
+                return old
+            if old is not None:
+                if old["model_sha256"] != model_sha:
+                    raise RegistryError(f"VIN {vin} is already registered with a different model "
+                                        f"(sha256 {old['model_sha256'][:12]} vs {model_sha[:12]}); a VIN names one model")
+                ma, mi, pa = parse_semver(lineage["latest"]) if lineage else (1, 0, 0)
+                version, reason = format_semver((ma, mi, pa + 1)), "patch: re-registration of identical artifacts"
+                shutil.rmtree(dest, ignore_errors=True)
+            else:
+                version, reason = next_version(lineage, meta, model_sha)
+                if dest.exists():  # an orphan from a crash between rename and index write: replace it
+                    shutil.rmtree(dest)
+            os.rename(tmp, dest)
+            entry = {
+                **meta,
+                "version": version,
+                "version_reason": reason,
+                "lineage": key,
+                "created": created or utc_now(),
+                "folder": f"models/{vin}",
+                "source": str(folder),
+                "model_sha256": model_sha,
+                "files": hashes,
+                "run": run,
+                "status": (old or {}).get("status", "registered"),
+                "archived": (old or {}).get("archived", False),
+                "history": [*((old or {}).get("history", [])),
+                            *([{"version": old["version"], "registered": old["created"]}] if old else [])],
+            }
+            index["models"][vin] = entry
+            index["lineages"][key] = {"latest": version, "vin": vin, "model_type": meta["model_type"],
+                                      "target": meta["target"], "window": meta["window"],
+                                      "feature_hash": meta["feature_hash"], "model_sha256": model_sha,
+                                      "data_version": meta["dependencies"]["data_version"]}
+            _write_index(registry_dir, index)
+            if run:
+                _update_run_status(registry_dir, run, meta["symbol"], {"registered": [vin]})
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return entry
+
+
+def verify_registry(registry_dir) -> list[dict]:
+    """Verify every registered model folder; [{vin, ok, error}] (never raises for one bad model)."""
+    out = []
+    for vin, entry in sorted(read_index(registry_dir)["models"].items()):
+        try:
+            hashes = verify_folder(paths(registry_dir)["root"] / entry["folder"])
+            if hashes != entry["files"]:
+                changed = sorted(k for k in set(hashes) | set(entry["files"]) if hashes.get(k) != entry["files"].get(k))
+                raise IntegrityError(f"{entry['folder']}: sha256.txt differs from the index for {changed}")
+            out.append({"vin": vin, "ok": True, "error": None})
+        except RegistryError as exc:
+            out.append({"vin": vin, "ok": False, "error": str(exc)})
+    return out
+
+
+def load_model(registry_dir, vin: str) -> LoadedModel:
+    """Load a registered model; its files are checked against sha256.txt AND the hashes recorded at registration."""
+    entry = get_entry(registry_dir, vin)
+    folder = paths(registry_dir)["root"] / entry["folder"]
+    model = load_folder(folder, vin, entry)
+    recorded = entry.get("files") or {}
+    for name, sha in recorded.items():
+        actual = artifacts.sha256_file(folder / name) if (folder / name).is_file() else "<missing>"
+        if actual != sha:
+            raise IntegrityError(f"{folder / name}: sha256 mismatch with the index (expected {sha}, actual {actual})")
+    return model
+
+
+# ---- champion / challenger ---------------------------------------------------------------------------------------
+Scorer = Callable[[LoadedModel], float]
+
+
+def score_models(registry_dir, vins: Sequence[str], scorer: Scorer | None = None,
+                 scores: Mapping[str, float] | None = None) -> dict[str, float | None]:
+    """Score several models on the same data: precomputed `scores` win, else `scorer(loaded_model)`."""
+    out: dict[str, float | None] = {}
+    for vin in vins:
+        if scores is not None and vin in scores:
+            out[vin] = finite(scores[vin])
+        elif scorer is not None:
+            out[vin] = finite(scorer(load_model(registry_dir, vin)))
+        else:
+            raise RegistryError(f"no score for {vin}: pass precomputed scores or a scorer")
+    return out
+
+
+def macro_ap_scorer(frame, labels, rows: np.ndarray | None = None) -> Scorer:
+    """A scorer for a common recent test window: macro one-vs-rest average precision of the model's
+    probabilities on `frame` (feature table) against `labels` (codes 0/1/2; other codes ignored)."""
+    y_all = np.asarray(labels)
+    sel = np.isin(y_all, (0, 1, 2)) if rows is None else np.asarray(rows)
+    idx = np.flatnonzero(sel) if sel.dtype == bool else sel
+    y = y_all[sel]
+
+    def score(model: LoadedModel) -> float:  # whole frame first: a windowed model reads the bars before each row
+        return macro_average_precision(y, model.predict_proba(frame)[idx])
+
+    return score
+
+
+def _champion_path(registry_dir, symbol: str) -> Path:
+    return paths(registry_dir)["champions"] / f"{check_symbol(symbol)}.json"
+
+
+def read_champions(registry_dir, symbol: str) -> dict:
+    path = _champion_path(registry_dir, symbol)
+    if path.is_file():
+        return artifacts.read_json(path)
+    return {"symbol": symbol, "sides": {}}
+
+
+def _set_status(index: dict, vin: str, status: str) -> None:
+    if vin in index["models"]:
+        index["models"][vin]["status"] = status
+
+
+def promote(registry_dir, vin: str, *, scorer: Scorer | None = None, scores: Mapping[str, float] | None = None,
+            margin: float = 0.0, run: str | None = None, now: str | None = None,
+            gate_profiles: Sequence[str] | None = None) -> dict:
+    """Decide champion or challenger for a registered model (per symbol and side); return the decision.
+
+    A model whose gate failed is 'rejected' (never champion). With no current champion a passing model becomes
+    champion. Otherwise both are scored on the same recent bars (precomputed `scores` {vin: score} or a `scorer`
+    called on each loaded model) and the newcomer becomes champion only if score_new > score_champion + margin;
+    else it is recorded as a challenger. The replaced champion is pushed on the rollback stack. With
+    `gate_profiles`, a pass under any other gate profile (say the research-only 'exploratory') is rejected too."""
+    now = now or utc_now()
+    entry = get_entry(registry_dir, vin)
+    symbol, side = entry["symbol"], entry["side"]
+    decision: dict = {"vin": vin, "symbol": symbol, "side": side, "at": now, "margin": float(margin)}
+    refusal = None
+    if not entry.get("gate_passed"):
+        refusal = f"gate {entry.get('gate_profile')!r} not passed"
+    elif gate_profiles is not None and entry.get("gate_profile") not in gate_profiles:
+        refusal = f"gate profile {entry.get('gate_profile')!r} may not promote (allowed: {sorted(gate_profiles)})"
+    if refusal:
+        decision |= {"decision": "rejected", "reason": refusal}
+        with registry_lock(registry_dir):
+            index = read_index(registry_dir)
+            _set_status(index, vin, "rejected")
+            _write_index(registry_dir, index)
+            if run:
+                _update_run_status(registry_dir, run, symbol, {"rejected": [vin]})
+        return decision
+    current = read_champions(registry_dir, symbol)["sides"].get(side, {}).get("champion")
+    if current == vin:
+        return decision | {"decision": "champion", "reason": "already champion"}
+    if current is not None:
+        sc = score_models(registry_dir, [vin, current], scorer, scores)
+        decision |= {"challenger_score": sc[vin], "champion_score": sc[current], "previous_champion": current}
+        beats = sc[vin] is not None and (sc[current] is None or sc[vin] > sc[current] + margin)
+    else:
+        beats = True
+    with registry_lock(registry_dir):
+        index = read_index(registry_dir)
+        champs = read_champions(registry_dir, symbol)
+        slot = champs["sides"].setdefault(side, {"champion": None, "previous": [], "challengers": []})
+        if slot.get("champion") != current:  # someone promoted meanwhile: decide again against the new champion
+            raise RegistryError(f"{symbol}/{side}: champion changed while scoring ({current} -> "
+                                f"{slot.get('champion')}); run promote again")
+        if beats:
+            if current is not None:
+                slot["previous"].append({"vin": current, "until": now})
+                _set_status(index, current, "retired")
+            slot.update(champion=vin, version=entry["version"], since=now, score=decision.get("challenger_score"))
+            slot["challengers"] = [c for c in slot["challengers"] if c["vin"] != vin]
+            _set_status(index, vin, "champion")
+            decision |= {"decision": "champion",
+                         "reason": "first champion" if current is None else "beats champion by more than the margin"}
+        else:
+            slot["challengers"] = [c for c in slot["challengers"] if c["vin"] != vin]
+            slot["challengers"].append({"vin": vin, "at": now, "score": decision["challenger_score"],
+                                        "champion_score": decision["champion_score"]})
+            _set_status(index, vin, "challenger")
+            decision |= {"decision": "challenger", "reason": "does not beat the champion by the margin"}
+        champs["updated"] = now
+        artifacts.write_json(_champion_path(registry_dir, symbol), champs)
+        _write_index(registry_dir, index)
+        _write_roster(registry_dir, index)
+        if run:
+            _update_run_status(registry_dir, run, symbol, {decision["decision"]: [vin]})
+    return decision
+
+
+def rollback(registry_dir, symbol: str, side: str | None = None, now: str | None = None) -> dict:
+    """Make the previous champion of `symbol` (and `side`; optional when the symbol has one side) champion again."""
+    now = now or utc_now()
+    with registry_lock(registry_dir):
+        index = read_index(registry_dir)
+        champs = read_champions(registry_dir, symbol)
+        sides = [s for s, slot in champs["sides"].items() if slot.get("champion")]
+        if side is None:
+            if len(sides) != 1:
+                raise RegistryError(f"{symbol} has champions for sides {sides}: say which with --side")
+            side = sides[0]
+        slot = champs["sides"].get(side)
+        if not slot or not slot.get("champion"):
+            raise RegistryError(f"{symbol}/{side} has no champion to roll back")
+        previous = [p for p in slot.get("previous", []) if p["vin"] in index["models"]]
+        if not previous:
+            raise RegistryError(f"{symbol}/{side}: no previous champion to roll back to (champion {slot['champion']})")
+        back = previous[-1]
+        slot["previous"] = previous[:-1]
+        retired = slot["champion"]
+        _set_status(index, retired, "retired")
+        _set_status(index, back["vin"], "champion")
+        slot.update(champion=back["vin"], version=index["models"][back["vin"]]["version"], since=now, score=None,
+                    rolled_back_from=retired)
+        champs["updated"] = now
+        artifacts.write_json(_champion_path(registry_dir, symbol), champs)
+        _write_index(registry_dir, index)
+        _write_roster(registry_dir, index)
+    return {"symbol": symbol, "side": side, "champion": back["vin"], "retired": retired, "at": now}
+
+
+def roster(registry_dir) -> list[dict]:
+    """Every current champion: [{symbol, side, vin, version, grade, window, target, model_type, score, since}]."""
+    index = read_index(registry_dir)
+    out = []
+    champ_dir = paths(registry_dir)["champions"]
+    for path in sorted(champ_dir.glob("*.json")) if champ_dir.is_dir() else []:
+        if path.name == "roster.json":
+            continue
+        champs = artifacts.read_json(path)
+        for side, slot in sorted(champs.get("sides", {}).items()):
+            vin = slot.get("champion")
+            if not vin:
+                continue
+            e = index["models"].get(vin, {})
+            out.append({"symbol": champs["symbol"], "side": side, "vin": vin, "version": e.get("version"),
+                        "grade": e.get("grade"), "window": e.get("window"), "target": e.get("target"),
+                        "model_type": e.get("model_type"), "score": e.get("score"), "since": slot.get("since"),
+                        "challengers": len(slot.get("challengers", [])), "previous": len(slot.get("previous", []))})
+    return out
+
+
+def _write_roster(registry_dir, index: dict) -> None:
+    artifacts.write_json(paths(registry_dir)["roster"], {"updated": utc_now(), "champions": roster(registry_dir)})
+
+
+# ---- runs and summaries ------------------------------------------------------------------------------------------
+def _check_run(run: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", str(run)):
+        raise RegistryError(f"bad run id {run!r}: letters, digits, '_', '.', '-'")
+    return run
+
+
+def _update_run_status(registry_dir, run: str, symbol: str, add: Mapping[str, Sequence[str]]) -> None:
+    """Append VINs to lists in runs/<run>/status.json (caller holds the lock)."""
+    path = paths(registry_dir)["runs"] / _check_run(run) / "status.json"
+    status = artifacts.read_json(path) if path.is_file() else {"run": run, "started": utc_now(), "symbols": {}}
+    sym = status["symbols"].setdefault(symbol, {})
+    for key, vins in add.items():
+        lst = sym.setdefault(key, [])
+        lst.extend(v for v in vins if v not in lst)
+    status["updated"] = utc_now()
+    artifacts.write_json(path, status)
+
+
+def record_run_status(registry_dir, run: str, symbol: str, **lists: Sequence[str]) -> None:
+    """Add entries such as failed=[target ids] to runs/<run>/status.json under the lock."""
+    with registry_lock(registry_dir):
+        _update_run_status(registry_dir, run, symbol, lists)
+
+
+def write_run_summary(registry_dir, run: str) -> dict:
+    """summary/<run>/engine_summary.json: counts of what the run registered, promoted and rejected."""
+    _check_run(run)
+    with registry_lock(registry_dir):
+        index = read_index(registry_dir)
+        p = paths(registry_dir)["runs"] / run / "status.json"
+        status = artifacts.read_json(p) if p.is_file() else {"symbols": {}}
+        models = [e for e in index["models"].values() if e.get("run") == run]
+        grades: dict[str, int] = {}
+        for e in models:
+            grades[str(e.get("grade"))] = grades.get(str(e.get("grade")), 0) + 1
+        summary = {
+            "run": run, "generated": utc_now(), "models_registered": len(models),
+            "gate_passed": sum(bool(e.get("gate_passed")) for e in models),
+            "grades": dict(sorted(grades.items())),
+            "by_symbol": {s: {k: len(v) for k, v in d.items()} for s, d in sorted(status["symbols"].items())},
+            "champions": [r for r in roster(registry_dir) if index["models"].get(r["vin"], {}).get("run") == run],
+        }
+        artifacts.write_json(paths(registry_dir)["summary"] / run / "engine_summary.json", summary)
+    return summary
+
+
+# ---- archive, cleanup, deploy ------------------------------------------------------------------------------------
+def rank_key(entry: Mapping[str, Any]) -> tuple:
+    """Best first: gate passed, then score (missing last), then newest."""
+    s = entry.get("score")
+    return (not entry.get("gate_passed"), s is None, -(s or 0.0), _neg_time(entry["created"]))
+
+
+def _neg_time(text: str) -> float:
+    return -_parse_time(text).timestamp()
+
+
+def archive(registry_dir, top_percent: float = 10.0, *, archive_dir: str | os.PathLike | None = None,
+            dry_run: bool = False) -> list[dict]:
+    """Copy the best `top_percent` % of registered models (at least one) with their index entry as metadata.json
+    to archive/<VIN>/, and list them in archive/archive_registry.json. Returns the selected entries."""
+    if not 0 < top_percent <= 100:
+        raise RegistryError(f"--top-percent must be in (0, 100], got {top_percent}")
+    root = Path(archive_dir) if archive_dir else paths(registry_dir)["archive"]
+    models = sorted(read_index(registry_dir)["models"].values(), key=rank_key)
+    chosen = models[:max(1, math.ceil(len(models) * top_percent / 100))] if models else []
+    if dry_run:
+        return chosen
+    for e in chosen:
+        src = paths(registry_dir)["root"] / e["folder"]
+        verify_folder(src)
+        dest = root / e["vin"]
+        if dest.is_dir():
+            continue
+        tmp = _copy_tree(src, root, e["vin"])
+        artifacts.write_json(tmp / "metadata.json", e)
+        os.rename(tmp, dest)
+    with registry_lock(registry_dir):
+        index = read_index(registry_dir)
+        for e in chosen:
+            if e["vin"] in index["models"]:
+                index["models"][e["vin"]]["archived"] = True
+        _write_index(registry_dir, index)
+        reg_path = root / "archive_registry.json"
+        reg = artifacts.read_json(reg_path) if reg_path.is_file() else {"models": {}}
+        for e in chosen:
+            reg["models"].setdefault(e["vin"], {"archived": utc_now(), "symbol": e["symbol"], "side": e["side"],
+                                                "version": e["version"], "grade": e.get("grade"),
+                                                "score": e.get("score"), "folder": e["vin"]})
+        artifacts.write_json(reg_path, reg)
+    return chosen
+
+
+def protected_vins(registry_dir, index: dict | None = None) -> set[str]:
+    """Models cleanup never removes: current champions, their rollback stacks, archived and deployed models."""
+    index = read_index(registry_dir) if index is None else index
+    keep = {v for v, e in index["models"].items() if e.get("archived") or e.get("status") == "champion"}
+    champ_dir = paths(registry_dir)["champions"]
+    for path in champ_dir.glob("*.json") if champ_dir.is_dir() else []:
+        if path.name == "roster.json":
+            continue
+        for slot in artifacts.read_json(path).get("sides", {}).values():
+            keep.add(slot.get("champion"))
+            keep.update(p["vin"] for p in slot.get("previous", []))
+    for d in deployed(registry_dir):
+        keep.add(d.get("vin"))
+    keep.discard(None)
+    return keep
+
+
+def cleanup(registry_dir, *, keep_days: float = 7, keep_top: int = 20, dry_run: bool = False,
+            log_dirs: Iterable[str | os.PathLike] = (), now: dt.datetime | None = None) -> dict:
+    """Remove log files older than `keep_days` (under registry logs/ and `log_dirs`) and non-protected models that
+    are older than `keep_days` and not among the `keep_top` best. Returns {"logs": [...], "models": [...],
+    "dry_run": bool}; with dry_run nothing is deleted."""
+    now = now or dt.datetime.now(dt.UTC)
+    cutoff = now - dt.timedelta(days=keep_days)
+    logs = []
+    for d in [paths(registry_dir)["logs"], *map(Path, log_dirs)]:
+        if d.is_dir():
+            for p in sorted(d.rglob("*")):
+                if p.is_file() and dt.datetime.fromtimestamp(p.stat().st_mtime, dt.UTC) < cutoff:
+                    logs.append(str(p))
+    with registry_lock(registry_dir):
+        index = read_index(registry_dir)
+        keep = protected_vins(registry_dir, index)
+        top = {e["vin"] for e in sorted(index["models"].values(), key=rank_key)[:max(0, int(keep_top))]}
+        doomed = [v for v, e in sorted(index["models"].items())
+                  if v not in keep and v not in top and _parse_time(e["created"]) < cutoff]
+        if not dry_run:
+            for v in doomed:
+                shutil.rmtree(paths(registry_dir)["root"] / index["models"][v]["folder"], ignore_errors=True)
+                del index["models"][v]
+            _write_index(registry_dir, index)
+            for p in logs:
+                Path(p).unlink(missing_ok=True)
+    return {"logs": logs, "models": doomed, "dry_run": dry_run}
+
+
+def _slot_link(registry_dir, slot: int) -> Path:
+    if int(slot) < 0:
+        raise RegistryError(f"deployment slot must be >= 0, got {slot}")
+    return paths(registry_dir)["deployments"] / f"model_{int(slot)}"
+
+
+def deployed(registry_dir) -> list[dict]:
+    """deployment_info.json of every slot, slot order."""
+    d = paths(registry_dir)["deployments"]
+    out = []
+    for link in sorted(d.glob("model_*"), key=lambda p: int(p.name.split("_")[1])) if d.is_dir() else []:
+        info = link / "deployment_info.json"
+        if info.is_file():
+            out.append(artifacts.read_json(info))
+    return out
+
+
+def best_champion(registry_dir) -> str:
+    champs = roster(registry_dir)
+    if not champs:
+        raise RegistryError("no champions yet: promote a model first (or pass a VIN)")
+    index = read_index(registry_dir)
+    return min((index["models"][c["vin"]] for c in champs if c["vin"] in index["models"]), key=rank_key)["vin"]
+
+
+def deploy(registry_dir, slot: int, vin: str | None = None, now: str | None = None) -> dict:
+    """Write a verified model's files and deployment_info.json to a fresh folder, then point deployments/model_<N>
+    at it with one atomic rename of a symlink: a reader sees the old slot or the new one, never a mix."""
+    vin = vin or best_champion(registry_dir)
+    model = load_model(registry_dir, vin)  # verifies
+    entry = model.entry
+    link = _slot_link(registry_dir, slot)
+    store = link.parent / ".slots"
+    stamp = (now or utc_now()).replace(":", "").replace("-", "")
+    tmp = _copy_tree(model.folder, store, f"model_{slot}")
+    info = {"slot": int(slot), "vin": vin, "version": entry["version"], "symbol": entry["symbol"],
+            "side": entry["side"], "window": entry["window"], "target": entry["target"],
+            "model_type": entry["model_type"], "grade": entry.get("grade"), "deployed": now or utc_now(),
+            "files": entry["files"]}
+    artifacts.write_json(tmp / "deployment_info.json", info)
+    final = store / f"model_{slot}-{stamp}-{vin[-6:]}"
+    if final.exists():
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    with registry_lock(registry_dir):
+        old = link.resolve() if link.is_symlink() else None
+        if link.exists() and not link.is_symlink():
+            raise RegistryError(f"{link} is a plain folder, not a slot link; move it away first")
+        tmp_link = link.parent / f".{link.name}.{os.getpid()}.lnk"
+        if tmp_link.is_symlink():
+            tmp_link.unlink()
+        os.symlink(os.path.relpath(final, link.parent), tmp_link)
+        os.replace(tmp_link, link)
+        if old is not None and old != final.resolve() and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    return info
+
+
+def benchmark(registry_dir, vins: Sequence[str], frame, labels) -> list[dict]:
+    """Score several models on the same data (macro average precision on rows with labels 0/1/2)."""
+    scorer = macro_ap_scorer(frame, labels)
+    out = []
+    for vin in vins:
+        m = load_model(registry_dir, vin)
+        out.append({"vin": vin, "symbol": m.entry["symbol"], "side": m.entry["side"], "version": m.entry["version"],
+                    "macro_ap": scorer(m), "rows": int(np.isin(np.asarray(labels), (0, 1, 2)).sum())})
+    return sorted(out, key=lambda r: -(r["macro_ap"] if r["macro_ap"] == r["macro_ap"] else -1))

@@ -1,0 +1,156 @@
+"""Entries of rules/training.smk: train_stage1, fit_shared_encoder, tune_stage2/3/4, train_production,
+summarize_production, fit_ensemble."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from workflow_scripts import artifacts
+from workflow_scripts.evaluation.best_variant import to_markdown
+from workflow_scripts.job import keyed
+from workflow_scripts.models.shared_encoder import (
+    fit_shared_encoder as fit_encoder,
+    save_shared_encoder,
+    training_range,
+    training_rows,
+)
+from workflow_scripts.training import production
+from workflow_scripts.training.combination import load_combination
+from workflow_scripts.training.ensemble_production import build_folder
+from workflow_scripts.training.stage1 import METRICS_FILE, MODEL_FILE, train_window
+from workflow_scripts.training.tuning_stages import run_tuning_stage, stage2_representative
+
+
+def train_stage1(job) -> None:
+    """One folder per variant: model.txt (LightGBM text; empty when skipped), metrics.json (deterministic: no
+    timings; model_sha256), split_indices.json, predictions.parquet (validation and test event bars),
+    training_log.json (fit seconds and other facts that differ between runs)."""
+    split = artifacts.read_json(job.input.split)
+    targets = pd.read_parquet(job.input.targets)
+    columns = ["timestamp"] + json.loads(Path(job.input.selected).read_text())["features"]
+    features = pd.read_parquet(job.input.features, columns=columns)
+    results = train_window(features, targets, split, job.params.targets, job.params.spec, threads=job.threads)
+    outdir = Path(job.output.variants)
+    for r in results:
+        folder = outdir / r.target
+        log = {"fit_seconds": r.metrics.pop("fit_seconds", None), "threads": job.threads}
+        artifacts.write_text(folder / MODEL_FILE, r.model_text)
+        r.metrics["model_sha256"] = artifacts.sha256_file(folder / MODEL_FILE)  # checked by whoever uses the model
+        artifacts.write_json(folder / "split_indices.json", r.split_indices)
+        artifacts.write_parquet(folder / "predictions.parquet", r.predictions)
+        artifacts.write_json(folder / "training_log.json", log)
+        artifacts.write_json(folder / METRICS_FILE, r.metrics)  # last: its presence means the folder is whole
+
+
+def fit_shared_encoder(job) -> None:
+    spec, symbols, windows = job.params.spec, job.params.symbols, job.params.windows
+    features = {s: pd.read_parquet(p) for s, p in keyed(symbols, job.input.features, "/{}.").items()}
+    splits = job.input.splits
+    if len(splits) != len(symbols) * len(windows):
+        raise ValueError(f"need one split per symbol and window ({len(symbols)} x {len(windows)}), got {len(splits)}")
+    ranges = {}
+    for s in symbols:
+        per_window = keyed(windows, [p for p in splits if f"/{s}/" in p], "/w{}.")
+        ranges[s] = training_range([artifacts.read_json(p) for p in per_window.values()])
+    encoder = fit_encoder(training_rows(features, ranges), spec)
+    out = job.output.encoder
+    version = save_shared_encoder(out, encoder)
+    print(f"{spec['kind']} encoder {out}: {len(encoder.columns)} columns, {encoder.n_train_rows} training rows, "
+          f"{len(encoder.output_columns)} outputs, version {version}; training rows {ranges}")
+
+
+def _tune(job, stage: str) -> None:
+    """Run (or resume) one study and write its result. Stage 2 gets the stage-1 choices of every symbol of one
+    window and picks the representative combination (tuning.representative_rule); stages 3 and 4 get one
+    combination's files and the previous stage's result. The study's journal lies beside the result."""
+    cfg, inp = job.params.spec, job.input
+    encoder = inp.encoder[0] if inp.encoder else None
+    if stage == "stage2":
+        symbols = job.params.symbols
+        tokens = {"features": "/{}.", "selected": "/{}/", "targets": "/{}/", "splits": "/{}/"}
+        files = {name: keyed(symbols, getattr(inp, name), token) for name, token in tokens.items()}
+        choices = {p: artifacts.read_json(p) for p in inp.choices}
+        choice = stage2_representative(list(choices.values()), cfg["representative_rule"])
+        choice_path = next(p for p, c in choices.items() if c is choice)
+        s = choice["symbol"]
+        comb = load_combination(choice_path, files["features"][s], files["selected"][s], files["targets"][s],
+                                files["splits"][s], encoder)
+        key, previous = f"w{choice['window']}", None
+    else:
+        comb = load_combination(inp.choice, inp.features, inp.selected, inp.targets, inp.split, encoder)
+        choice = artifacts.read_json(inp.choice)
+        key = f"{choice['symbol']}-w{choice['window']}-{choice['side']}"
+        previous = artifacts.read_json(inp.previous)
+    journal = str(Path(job.output.result).with_suffix(".journal"))
+    result = run_tuning_stage(stage, comb, cfg, n_studies=job.params.n_studies, journal_path=journal,
+                              previous=previous, key=key, threads=job.threads)
+    result["representative_rule"] = cfg["representative_rule"] if stage == "stage2" else None
+    artifacts.write_json(job.output.result, result)
+
+
+def tune_stage2(job) -> None:
+    _tune(job, "stage2")
+
+
+def tune_stage3(job) -> None:
+    _tune(job, "stage3")
+
+
+def tune_stage4(job) -> None:
+    _tune(job, "stage4")
+
+
+def train_production(job) -> None:
+    spec, inp, outdir = job.params.spec, job.input, job.output.folder
+    encoder = inp.encoder[0] if inp.encoder else None
+    comb = load_combination(inp.choice, inp.features, inp.selected, inp.targets, inp.split, encoder)
+    choice = artifacts.read_json(inp.choice)
+    tuning = {stage: artifacts.read_json(p) for stage, p in
+              (("stage2", inp.stage2), ("stage3", inp.stage3), ("stage4", inp.previous))}
+    tuned, _ = production.tuned_params(comb, tuning)
+    trained = production.train_combination(comb, tuned, spec["model"], threads=job.threads)
+    bars = pd.read_parquet(inp.bars, columns=["timestamp", "close"])
+    costs = artifacts.read_json(inp.costs)
+    trials = production.dsr_trials(choice, tuning)
+    evaluation = production.evaluate_production(comb, trained, bars["close"].to_numpy(), costs, spec, trials)
+
+    data_version = artifacts.sha256_file(inp.bars)
+    data_end = bars["timestamp"].iloc[-1].isoformat()
+
+    def documents(model_sha256: str) -> dict:
+        return production.folder_documents(comb, trained, tuning, evaluation, trials, costs, spec,
+                                           data_version=data_version, data_end=data_end,
+                                           model_sha256=model_sha256, threads=job.threads)
+
+    production.write_folder(outdir, trained.model, documents, encoder_path=encoder)
+    print(f"{outdir}: grade {evaluation['grade']['grade']}, gate passed {evaluation['gate']['passed']}")
+
+
+def summarize_production(job) -> None:
+    rows = [production.summary_row(artifacts.read_json(Path(f) / "config.json"),
+                                   artifacts.read_json(Path(f) / "metrics.json"))
+            for f in job.input.folders]
+    table = production.summary_table(rows)
+    artifacts.write_parquet(job.output.parquet, table)
+    passed = int(table["gate_passed"].sum())
+    title = (f"Production models: {len(table)} (symbol, window, side), {passed} passed the gates "
+             "(test segment, after costs)")
+    artifacts.write_text(job.output.markdown, to_markdown(table, title))
+
+
+def fit_ensemble(job) -> None:
+    windows, inp, outdir = job.params.windows, job.input, job.output.folder
+    metrics = build_folder(
+        outdir,
+        keyed(windows, inp.production, "/w{}/"),
+        pd.read_parquet(inp.features),
+        {w: pd.read_parquet(p) for w, p in keyed(windows, inp.targets, "/w{}.").items()},
+        {w: artifacts.read_json(p) for w, p in keyed(windows, inp.splits, "/w{}.").items()},
+        pd.read_parquet(inp.bars, columns=["timestamp", "close"]),
+        artifacts.read_json(inp.costs),
+        job.params.spec,
+        data_version=artifacts.sha256_file(inp.bars),
+    )
+    print(f"{outdir}: {metrics['vin']} ({metrics['ensemble_validation_scores']}), grade "
+          f"{metrics['grade']['grade']}, gate passed {metrics['gate']['passed']}")
