@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from workflow_scripts.artifacts import write_json
-from workflow_scripts.evaluation.costs import ConfigCostProvider, cost_snapshot
 from workflow_scripts.evaluation.backtest import evaluate_model, plot_equity
+from workflow_scripts.evaluation.costs import ConfigCostProvider, cost_snapshot
 
 
 def synthetic_year(n_events: int, horizon: int, seed: int = 0) -> dict:

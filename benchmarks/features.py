@@ -80,7 +80,9 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_case(args.child, args.symbol)))
         return
-    print(f"{'case':<11}{'symbol':<9}{'rows':>7}{'features':>10}{'seconds':>9}{'table MB':>10}{'peak RSS MB':>13}")
+    print(
+        f"{'case':<11}{'symbol':<9}{'rows':>7}{'features':>10}{'seconds':>9}{'table MB':>10}{'peak RSS MB':>13}"
+    )
     for case in args.cases:
         done = subprocess.run(
             [sys.executable, __file__, "--child", case, "--symbol", args.symbol],

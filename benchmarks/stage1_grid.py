@@ -34,8 +34,13 @@ def snakemake_benchmarks(workdir: Path, stage: str) -> list[dict]:
     for path in sorted((workdir / "results" / "benchmarks" / stage).rglob("*.tsv")):
         with open(path) as fh:
             row = next(csv.DictReader(fh, delimiter="\t"))
-        rows.append({"job": str(path.relative_to(workdir / "results" / "benchmarks")), "s": float(row["s"]),
-                     "max_rss_mb": float(row["max_rss"]) if row["max_rss"] not in ("", "-") else float("nan")})
+        rows.append(
+            {
+                "job": str(path.relative_to(workdir / "results" / "benchmarks")),
+                "s": float(row["s"]),
+                "max_rss_mb": float(row["max_rss"]) if row["max_rss"] not in ("", "-") else float("nan"),
+            }
+        )
     return rows
 
 
@@ -62,8 +67,11 @@ def main() -> None:
         wall = time.perf_counter() - started
         logs = list((wf / "results" / "stage1").rglob("training_log.json"))
         fit = sum(json.loads(p.read_text())["fit_seconds"] or 0.0 for p in logs)
-        trained = sum(1 for p in (wf / "results" / "stage1").rglob("metrics.json")
-                      if json.loads(p.read_text())["status"] == "trained")
+        trained = sum(
+            1
+            for p in (wf / "results" / "stage1").rglob("metrics.json")
+            if json.loads(p.read_text())["status"] == "trained"
+        )
         jobs = {stage: snakemake_benchmarks(wf, stage) for stage in ("features", "targets", "stage1")}
         peak = max(r["max_rss_mb"] for rows in jobs.values() for r in rows)
         print(f"wall time:            {wall:8.1f} s on {args.cores} cores")
@@ -74,17 +82,25 @@ def main() -> None:
         print(f"peak job memory:      {peak:8.0f} MB")
         for stage, rows in jobs.items():
             total = sum(r["s"] for r in rows)
-            print(f"  {stage:10s} {len(rows):3d} jobs, {total:7.1f} job-seconds, "
-                  f"max {max(r['max_rss_mb'] for r in rows):6.0f} MB")
+            print(
+                f"  {stage:10s} {len(rows):3d} jobs, {total:7.1f} job-seconds, "
+                f"max {max(r['max_rss_mb'] for r in rows):6.0f} MB"
+            )
         noop = time.perf_counter()
         run_snakemake(wf, "-n", "--quiet", "all")
         print(f"no-op dry run after the run: {time.perf_counter() - noop:.2f} s")
 
         if args.seed_scale:
             print("\n== features=seed_scale: feature build per coin ==")
-            run_snakemake(wf, f"-c{args.cores}", "--forcerun", "build_features",
-                          *[f"results/features/base/{s}.parquet" for s in DEMO],
-                          config=["features=seed_scale"], timeout=7200)
+            run_snakemake(
+                wf,
+                f"-c{args.cores}",
+                "--forcerun",
+                "build_features",
+                *[f"results/features/base/{s}.parquet" for s in DEMO],
+                config=["features=seed_scale"],
+                timeout=7200,
+            )
             for r in snakemake_benchmarks(wf, "features/base"):
                 print(f"{r['job']:40s} {r['s']:8.1f} s  {r['max_rss_mb']:8.0f} MB")
 

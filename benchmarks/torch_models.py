@@ -31,12 +31,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from workflow_scripts import artifacts
-from workflow_scripts.targets import grammar
 from workflow_scripts.data import splits
-from workflow_scripts.training import stage1
-from workflow_scripts.targets import swing_targets
-from workflow_scripts.models import torch_models as tm
 from workflow_scripts.features import build_features
+from workflow_scripts.models import torch_models as tm
+from workflow_scripts.targets import grammar, swing_targets
+from workflow_scripts.training import stage1
 
 SPEC = {"families": ["tech", "vol"], "lookbacks": [5, 21, 55], "lags": [], "dtype": "float32"}
 WINDOW = HORIZON = 10

@@ -32,8 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from workflow_scripts import artifacts
-from workflow_scripts.targets import grammar
-from workflow_scripts.targets import swing_targets
+from workflow_scripts.targets import grammar, swing_targets
 from workflow_scripts.training import tuning
 
 WINDOW, HORIZON = 10, 10

@@ -13,7 +13,6 @@ from workflow_scripts.models.kinds import KINDS
 from workflow_scripts.targets.grammar import horizon_bars, target_grid
 from workflow_scripts.ops import provenance, stale_lock
 
-
 CFG = swcfg.compose(swcfg.overrides_from_snakemake(config))
 SYMBOLS = CFG["universe"]["symbols"]
 WINDOWS = CFG["targets"]["windows"]
@@ -184,7 +183,9 @@ def production_spec():
 ENCODER_FILES = [] if CFG["encoder"]["kind"] == "none" else [f"results/encoder/{CFG['encoder']['kind']}.json"]
 # The ensemble folders register_models registers beside the single models ([] unless ensemble.enabled).
 ENSEMBLE_FOLDERS = (
-    expand("results/ensemble/{symbol}/{side}", symbol=SYMBOLS, side=SIDES) if CFG["ensemble"]["enabled"] else []
+    expand("results/ensemble/{symbol}/{side}", symbol=SYMBOLS, side=SIDES)
+    if CFG["ensemble"]["enabled"]
+    else []
 )
 
 

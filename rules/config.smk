@@ -5,15 +5,15 @@ rule write_resolved_config:
     output:
         yaml="results/config/resolved.yaml",
         json="results/config/resolved.json",
-    params:
-        **job("config.write_resolved_config", config=CFG),
     log:
         "logs/config/write_resolved_config.log",
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=runtime_min("write_resolved_config", 5),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("config.write_resolved_config", config=CFG),
     shell:
         JOB

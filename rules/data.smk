@@ -8,16 +8,16 @@ rule ingest_bars:
     output:
         bars="results/ingest/{symbol}.parquet",
         quality="results/ingest/{symbol}.quality.json",
-    params:
-        **job("data.ingest_bars", spec=ingest_spec()),
     log:
         "logs/ingest/{symbol}.log",
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=runtime_min("ingest_bars", 10),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("data.ingest_bars", spec=ingest_spec()),
     shell:
         JOB
 
@@ -27,15 +27,15 @@ rule split_segments:
         bars="results/ingest/{symbol}.parquet",
     output:
         split="results/splits/{symbol}/w{window}.json",
-    params:
-        **job("data.split_segments", spec=split_spec),
     log:
         "logs/splits/{symbol}/w{window}.log",
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=runtime_min("split_segments", 5),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("data.split_segments", spec=split_spec),
     shell:
         JOB

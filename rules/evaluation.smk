@@ -9,16 +9,16 @@
 rule snapshot_costs:
     output:
         costs="results/costs/{symbol}.json",
-    params:
-        **job("evaluation.snapshot_costs", table=symbol_cost_table),
     log:
         "logs/costs/{symbol}.log",
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=300,
         runtime=runtime_min("snapshot_costs", 5),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("evaluation.snapshot_costs", table=symbol_cost_table),
     shell:
         JOB
 
@@ -32,18 +32,18 @@ rule evaluate_stage1:
         stage1="results/stage1/{symbol}/w{window}",
     output:
         results=directory("results/evaluation/stage1/{symbol}/w{window}"),
-    params:
-        **job("evaluation.evaluate_stage1", spec=evaluation_spec(), targets=TARGETS),
     log:
         "logs/evaluation/stage1/{symbol}/w{window}.log",
     benchmark:
         "results/benchmarks/evaluation/stage1/{symbol}/w{window}.tsv"
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=runtime_min("evaluate_stage1", 30),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("evaluation.evaluate_stage1", spec=evaluation_spec(), targets=TARGETS),
     shell:
         JOB
 
@@ -54,16 +54,16 @@ rule pick_best_variant:
         evaluations="results/evaluation/stage1/{symbol}/w{window}",
     output:
         choice="results/best_variant/{symbol}/w{window}/{side}.json",
-    params:
-        **job("evaluation.pick_best_variant", targets=lambda wc: targets_of_side(wc.side)),
     log:
         "logs/best_variant/{symbol}/w{window}/{side}.log",
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=runtime_min("pick_best_variant", 5),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("evaluation.pick_best_variant", targets=lambda wc: targets_of_side(wc.side)),
     shell:
         JOB
 
@@ -79,16 +79,16 @@ rule plot_best_variant:
         evaluations="results/evaluation/stage1/{symbol}/w{window}",
     output:
         plot="results/evaluation/plots/{symbol}/w{window}/{side}.png",
-    params:
-        **job("evaluation.plot_best_variant", spec=evaluation_spec()),
     log:
         "logs/evaluation/plots/{symbol}/w{window}/{side}.log",
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=runtime_min("plot_best_variant", 10),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("evaluation.plot_best_variant", spec=evaluation_spec()),
     shell:
         JOB
 
@@ -99,16 +99,19 @@ rule summarize_symbol:
     output:
         parquet="results/best_variant/{symbol}/summary.parquet",
         markdown="results/best_variant/{symbol}/summary.md",
-    params:
-        **job("evaluation.summarize_symbol", title=lambda wc: f"Best stage-1 variant per window and side: {wc.symbol}"),
     log:
         "logs/best_variant/{symbol}/summary.log",
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=runtime_min("summarize_symbol", 5),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job(
+            "evaluation.summarize_symbol",
+            title=lambda wc: f"Best stage-1 variant per window and side: {wc.symbol}",
+        ),
     shell:
         JOB
 
@@ -126,16 +129,16 @@ rule summarize_best_variants:
         csv="results/best_variant/summary.csv",
         markdown="results/best_variant/summary.md",
         metrics="results/metrics/stage1.json",
-    params:
-        **job("evaluation.summarize_best_variants", title="Best stage-1 variant per symbol, window and side"),
     log:
         "logs/best_variant/summary.log",
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=runtime_min("summarize_best_variants", 5),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("evaluation.summarize_best_variants", title="Best stage-1 variant per symbol, window and side"),
     shell:
         JOB
 
@@ -158,15 +161,15 @@ rule summarize_evaluation:
     output:
         json="results/evaluation/summary.json",
         markdown="results/evaluation/summary.md",
-    params:
-        **job("evaluation.summarize_evaluation", grades=CFG["grades"]),
     log:
         "logs/evaluation/summary.log",
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=runtime_min("summarize_evaluation", 10),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("evaluation.summarize_evaluation", grades=CFG["grades"]),
     shell:
         JOB

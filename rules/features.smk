@@ -7,18 +7,18 @@ rule build_features:
         bars="results/ingest/{symbol}.parquet",
     output:
         features="results/features/base/{symbol}.parquet",
-    params:
-        **job("features.build_features", spec=CFG["features"]),
     log:
         "logs/features/base/{symbol}.log",
     benchmark:
         "results/benchmarks/features/base/{symbol}.tsv"
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=runtime_min("build_features", 45),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("features.build_features", spec=CFG["features"]),
     shell:
         JOB
 
@@ -28,17 +28,17 @@ rule add_cross_coin_features:
         unpack(lambda wc: {"own": f"results/features/base/{wc.symbol}.parquet"} | other_base_features(wc)),
     output:
         features="results/features/{symbol}.parquet",
-    params:
-        **job("features.add_cross_coin_features"),
     log:
         "logs/features/cross/{symbol}.log",
     benchmark:
         "results/benchmarks/features/cross/{symbol}.tsv"
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=6000,
         runtime=runtime_min("add_cross_coin_features", 30),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("features.add_cross_coin_features"),
     shell:
         JOB

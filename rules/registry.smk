@@ -18,18 +18,18 @@ rule register_models:
     output:
         status="results/registry/run_status.json",
         roster="results/registry/roster.json",
-    params:
-        **job("registry.register_models", registry=registry_dir(), spec=group_spec("registry")),
     log:
         "logs/registry/register_models.log",
     benchmark:
         "results/benchmarks/registry/register_models.tsv"
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=runtime_min("register_models", 30),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("registry.register_models", registry=registry_dir(), spec=group_spec("registry")),
     shell:
         JOB
 
@@ -40,18 +40,18 @@ rule predict_batch:
         roster="results/registry/roster.json",
     output:
         predictions="results/predictions/{symbol}.parquet",
-    params:
-        **job("registry.predict_batch", registry=registry_dir()),
     log:
         "logs/predictions/{symbol}.log",
     benchmark:
         "results/benchmarks/predictions/{symbol}.tsv"
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=runtime_min("predict_batch", 20),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("registry.predict_batch", registry=registry_dir()),
     shell:
         JOB
 
@@ -63,21 +63,21 @@ rule track_production:
         ),
     output:
         runs="results/tracking/mlflow_runs.json",
+    log:
+        "logs/tracking/track_production.log",
+    benchmark:
+        "results/benchmarks/tracking/track_production.tsv"
+    conda:
+        "../envs/swingflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=runtime_min("track_production", 20),
     params:
         **job(
             "registry.track_production",
             tracking_dir=f"mlflow/{CFG['env']['name']}",
             experiment=f"swingflow-{CFG['env']['name']}",
         ),
-    log:
-        "logs/tracking/track_production.log",
-    benchmark:
-        "results/benchmarks/tracking/track_production.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=runtime_min("track_production", 20),
-    conda:
-        "../envs/swingflow.yaml"
     shell:
         JOB

@@ -23,7 +23,10 @@ rule render_report:
         ),
         evaluations=expand("results/evaluation/stage1/{symbol}/w{window}", symbol=SYMBOLS, window=WINDOWS),
         plots=expand(
-            "results/evaluation/plots/{symbol}/w{window}/{side}.png", symbol=SYMBOLS, window=WINDOWS, side=SIDES
+            "results/evaluation/plots/{symbol}/w{window}/{side}.png",
+            symbol=SYMBOLS,
+            window=WINDOWS,
+            side=SIDES,
         ),
         roster="results/registry/roster.json",
     output:
@@ -32,17 +35,17 @@ rule render_report:
         tuning=report("results/report/tuning.html", category="3. Tuning history"),
         evaluation=report("results/report/evaluation.html", category="4. Evaluation after costs"),
         champions=report("results/report/champions.html", category="5. Champions"),
-    params:
-        **job("report.render_report"),
     log:
         "logs/report/render_report.log",
     benchmark:
         "results/benchmarks/report/render_report.tsv"
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=runtime_min("render_report", 10),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("report.render_report"),
     shell:
         JOB

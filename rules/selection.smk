@@ -11,18 +11,18 @@ rule screen_features:
         json="results/screening/{symbol}/screening.json",
         csv="results/screening/{symbol}/report.csv",
         markdown="results/screening/{symbol}/report.md",
-    params:
-        **job("selection.screen_features", spec=group_spec("screening")),
     log:
         "logs/screening/{symbol}.log",
     benchmark:
         "results/benchmarks/screening/{symbol}.tsv"
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=12000,
         runtime=runtime_min("screen_features", 45),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("selection.screen_features", spec=group_spec("screening")),
     shell:
         JOB
 
@@ -35,18 +35,18 @@ rule select_features:
         split="results/splits/{symbol}/w{window}.json",
     output:
         table="results/selection/{symbol}/w{window}.parquet",
-    params:
-        **job("selection.select_features", spec=group_spec("selection"), targets=TARGETS),
     log:
         "logs/selection/{symbol}/w{window}.log",
     benchmark:
         "results/benchmarks/selection/{symbol}/w{window}.tsv"
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=6000,
         runtime=runtime_min("select_features", 45),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("selection.select_features", spec=group_spec("selection"), targets=TARGETS),
     shell:
         JOB
 
@@ -58,16 +58,16 @@ rule aggregate_selection:
         json="results/selection/{symbol}/selected.json",
         markdown="results/selection/{symbol}/selected.md",
         plot="results/selection/{symbol}/importance.png",
-    params:
-        **job("selection.aggregate_selection", spec=group_spec("selection"), title=lambda wc: wc.symbol),
     log:
         "logs/selection/{symbol}/aggregate.log",
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=runtime_min("aggregate_selection", 10),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("selection.aggregate_selection", spec=group_spec("selection"), title=lambda wc: wc.symbol),
     shell:
         JOB
 
@@ -79,15 +79,15 @@ rule aggregate_selection_overall:
         json="results/selection/overall.json",
         markdown="results/selection/overall.md",
         plot="results/selection/overall.png",
-    params:
-        **job("selection.aggregate_selection_overall", spec=group_spec("selection"), title="all symbols"),
     log:
         "logs/selection/overall.log",
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=runtime_min("aggregate_selection_overall", 10),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("selection.aggregate_selection_overall", spec=group_spec("selection"), title="all symbols"),
     shell:
         JOB

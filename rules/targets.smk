@@ -8,17 +8,17 @@ rule build_swing_targets:
     output:
         targets="results/targets/{symbol}/w{window}.parquet",
         summary="results/targets/{symbol}/w{window}.summary.json",
-    params:
-        **job("targets.build_swing_targets", spec=CFG["targets"]),
     log:
         "logs/targets/{symbol}/w{window}.log",
     benchmark:
         "results/benchmarks/targets/{symbol}/w{window}.tsv"
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=runtime_min("build_swing_targets", 15),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("targets.build_swing_targets", spec=CFG["targets"]),
     shell:
         JOB

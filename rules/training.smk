@@ -25,18 +25,18 @@ rule train_stage1:
         split="results/splits/{symbol}/w{window}.json",
     output:
         variants=directory("results/stage1/{symbol}/w{window}"),
-    params:
-        **job("training.train_stage1", spec=CFG["stage1"], targets=TARGETS),
     log:
         "logs/stage1/{symbol}/w{window}.log",
     benchmark:
         "results/benchmarks/stage1/{symbol}/w{window}.tsv"
+    conda:
+        "../envs/swingflow.yaml"
     threads: THREADS
     resources:
         mem_mb=4000,
         runtime=runtime_min("train_stage1", 45),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("training.train_stage1", spec=CFG["stage1"], targets=TARGETS),
     shell:
         JOB
 
@@ -47,18 +47,18 @@ rule fit_shared_encoder:
         splits=expand("results/splits/{symbol}/w{window}.json", symbol=SYMBOLS, window=WINDOWS),
     output:
         encoder=f"results/encoder/{ENCODER_KIND}.json",
-    params:
-        **job("training.fit_shared_encoder", spec=group_spec("encoder"), symbols=SYMBOLS, windows=WINDOWS),
     log:
         f"logs/encoder/{ENCODER_KIND}.log",
     benchmark:
         f"results/benchmarks/encoder/{ENCODER_KIND}.tsv"
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=runtime_min("fit_shared_encoder", 30),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("training.fit_shared_encoder", spec=group_spec("encoder"), symbols=SYMBOLS, windows=WINDOWS),
     shell:
         JOB
 
@@ -73,18 +73,18 @@ rule tune_stage2:
         encoder=ENCODER_FILES,
     output:
         result="results/tuning/stage2/w{window}.json",
-    params:
-        **job("training.tune_stage2", spec=group_spec("tuning"), symbols=SYMBOLS, n_studies=len(WINDOWS)),
     log:
         "logs/tuning/stage2/w{window}.log",
     benchmark:
         "results/benchmarks/tuning/stage2/w{window}.tsv"
+    conda:
+        "../envs/swingflow.yaml"
     threads: THREADS
     resources:
         mem_mb=4000,
         runtime=runtime_min("tune_stage2", 60),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("training.tune_stage2", spec=group_spec("tuning"), symbols=SYMBOLS, n_studies=len(WINDOWS)),
     shell:
         JOB
 
@@ -94,18 +94,18 @@ rule tune_stage3:
         **combination_inputs("results/tuning/stage2/w{window}.json"),
     output:
         result="results/tuning/stage3/{symbol}/w{window}/{side}.json",
-    params:
-        **job("training.tune_stage3", spec=group_spec("tuning"), n_studies=N_COMBINATIONS),
     log:
         "logs/tuning/stage3/{symbol}/w{window}/{side}.log",
     benchmark:
         "results/benchmarks/tuning/stage3/{symbol}/w{window}/{side}.tsv"
+    conda:
+        "../envs/swingflow.yaml"
     threads: THREADS
     resources:
         mem_mb=4000,
         runtime=runtime_min("tune_stage3", 60),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("training.tune_stage3", spec=group_spec("tuning"), n_studies=N_COMBINATIONS),
     shell:
         JOB
 
@@ -115,18 +115,18 @@ rule tune_stage4:
         **combination_inputs("results/tuning/stage3/{symbol}/w{window}/{side}.json"),
     output:
         result="results/tuning/stage4/{symbol}/w{window}/{side}.json",
-    params:
-        **job("training.tune_stage4", spec=group_spec("tuning"), n_studies=N_COMBINATIONS),
     log:
         "logs/tuning/stage4/{symbol}/w{window}/{side}.log",
     benchmark:
         "results/benchmarks/tuning/stage4/{symbol}/w{window}/{side}.tsv"
+    conda:
+        "../envs/swingflow.yaml"
     threads: THREADS
     resources:
         mem_mb=4000,
         runtime=runtime_min("tune_stage4", 60),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("training.tune_stage4", spec=group_spec("tuning"), n_studies=N_COMBINATIONS),
     shell:
         JOB
 
@@ -142,19 +142,19 @@ rule train_production:
         costs="results/costs/{symbol}.json",
     output:
         folder=directory("results/production/{symbol}/w{window}/{side}"),
-    params:
-        **job("training.train_production", spec=production_spec()),
     log:
         "logs/production/{symbol}/w{window}/{side}.log",
     benchmark:
         "results/benchmarks/production/{symbol}/w{window}/{side}.tsv"
-    threads: THREADS
-    resources:
-        mem_mb=4000,
-        runtime=runtime_min("train_production", 60),
-        **TORCH_GPU,
     conda:
         "../envs/swingflow.yaml"
+    threads: THREADS
+    resources:
+        **TORCH_GPU,
+        mem_mb=4000,
+        runtime=runtime_min("train_production", 60),
+    params:
+        **job("training.train_production", spec=production_spec()),
     shell:
         JOB
 
@@ -167,16 +167,16 @@ rule summarize_production:
     output:
         parquet="results/production/summary.parquet",
         markdown="results/production/summary.md",
-    params:
-        **job("training.summarize_production"),
     log:
         "logs/production/summary.log",
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=runtime_min("summarize_production", 10),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("training.summarize_production"),
     shell:
         JOB
 
@@ -194,17 +194,17 @@ rule fit_ensemble:
         costs="results/costs/{symbol}.json",
     output:
         folder=directory("results/ensemble/{symbol}/{side}"),
-    params:
-        **job("training.fit_ensemble", spec=ensemble_spec(), windows=WINDOWS),
     log:
         "logs/ensemble/{symbol}/{side}.log",
     benchmark:
         "results/benchmarks/ensemble/{symbol}/{side}.tsv"
+    conda:
+        "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=runtime_min("fit_ensemble", 30),
-    conda:
-        "../envs/swingflow.yaml"
+    params:
+        **job("training.fit_ensemble", spec=ensemble_spec(), windows=WINDOWS),
     shell:
         JOB

@@ -32,10 +32,14 @@ def snakemake_cmd(*args: str, config: list[str] | None = None, cores: int = 2) -
     return cmd
 
 
-def run_snakemake(workdir: Path, *args: str, config: list[str] | None = None, timeout: float = 900,
-                  check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(snakemake_cmd(*args, config=config), cwd=workdir, capture_output=True, text=True,
-                          timeout=timeout)
+def run_snakemake(
+    workdir: Path, *args: str, config: list[str] | None = None, timeout: float = 900, check: bool = True
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        snakemake_cmd(*args, config=config), cwd=workdir, capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
-        raise RuntimeError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+        raise RuntimeError(
+            f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc

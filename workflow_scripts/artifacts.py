@@ -13,9 +13,10 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 
@@ -101,8 +102,10 @@ def read_verified(path: str | os.PathLike, expected: str, recorded_in: str | os.
     data = Path(path).read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
-        raise ValueError(f"{path}: sha256 mismatch: the file has {actual}, {recorded_in} records {expected} "
-                         "(changed or damaged after it was written: rerun the rule that makes it)")
+        raise ValueError(
+            f"{path}: sha256 mismatch: the file has {actual}, {recorded_in} records {expected} "
+            "(changed or damaged after it was written: rerun the rule that makes it)"
+        )
     return data
 
 

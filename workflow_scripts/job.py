@@ -19,7 +19,17 @@ import sys
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-STAGES = ("config", "data", "features", "targets", "selection", "training", "evaluation", "registry", "report")
+STAGES = (
+    "config",
+    "data",
+    "features",
+    "targets",
+    "selection",
+    "training",
+    "evaluation",
+    "registry",
+    "report",
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,9 @@ def job_function(entry: str):
         raise ValueError(f"manifest entry {entry!r}: stage {stage!r} is not one of {list(STAGES)}")
     fn = getattr(importlib.import_module(f"workflow_scripts.{stage}.jobs"), name, None)
     if fn is None:
-        raise ValueError(f"manifest entry {entry!r}: workflow_scripts/{stage}/jobs.py has no function {name}()")
+        raise ValueError(
+            f"manifest entry {entry!r}: workflow_scripts/{stage}/jobs.py has no function {name}()"
+        )
     return fn
 
 
@@ -70,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m workflow_scripts.job MANIFEST_JSON", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     job = Job.from_manifest(json.loads(argv[0]))
     try:
         job_function(job.entry)(job)

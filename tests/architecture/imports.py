@@ -9,8 +9,22 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "workflow_scripts"
 
 # Bottom to top: a module may import only from its own layer or the layers below it.
-LAYERS = ("artifacts", "data", "features", "targets", "selection", "evaluation", "models", "training",
-          "registry", "report", "config", "ops", "job", "jobs")
+LAYERS = (
+    "artifacts",
+    "data",
+    "features",
+    "targets",
+    "selection",
+    "evaluation",
+    "models",
+    "training",
+    "registry",
+    "report",
+    "config",
+    "ops",
+    "job",
+    "jobs",
+)
 # A function-level import of a project module is allowed only for a heavy optional dependency, marked so.
 HEAVY_MARK = "# heavy: torch"
 
@@ -50,8 +64,12 @@ def imports() -> list[Import]:
         lines = source.splitlines()
         tree = ast.parse(source)
         package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
-        function_nodes = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
-                          for n in ast.walk(f)}
+        function_nodes = {
+            id(n)
+            for f in ast.walk(tree)
+            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for n in ast.walk(f)
+        }
         for node in ast.walk(tree):
             names = []
             if isinstance(node, ast.Import):
@@ -59,13 +77,17 @@ def imports() -> list[Import]:
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                    base = ".".join(
+                        package.split(".")[: len(package.split(".")) - node.level + 1]
+                        + ([base] if base else [])
+                    )
                 names = [f"{base}.{a.name}" for a in node.names]
             for name in names:
                 target = _resolve(name, known)
                 if target and target != mod and name.startswith("workflow_scripts"):
-                    found.append(Import(mod, target, node.lineno, id(node) in function_nodes,
-                                        lines[node.lineno - 1]))
+                    found.append(
+                        Import(mod, target, node.lineno, id(node) in function_nodes, lines[node.lineno - 1])
+                    )
     return found
 
 
@@ -87,7 +109,7 @@ def cycles(edges: list[Import]) -> list[list[str]]:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                found.append(stack[stack.index(nxt):] + [nxt])
+                found.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt)
         stack.pop()

@@ -13,8 +13,13 @@ ALL_ON = ["--config", "env=central-dev", "encoder=pca", "ensemble=enabled"]
 
 
 def rulegraph_edges(config: list[str] = ALL_ON) -> set[tuple[str, str]]:
-    dot = subprocess.run([sys.executable, "-m", "snakemake", "--rulegraph", *config], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout
+    dot = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--rulegraph", *config],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     labels = dict(re.findall(r'^\s*(\d+)\[label = "(\w+)"', dot, flags=re.M))
     return {(labels[a], labels[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)$", dot, flags=re.M)}
 

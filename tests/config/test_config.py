@@ -14,8 +14,11 @@ def test_default_composition_and_groups():
     assert len(target_grid(cfg["targets"])) == 48
     full = swcfg.compose(["targets=full"])
     assert len(target_grid(full["targets"])) == 120
-    staged = swcfg.compose(swcfg.overrides_from_snakemake(
-        {"env": "staging", "universe": "majors", "overrides": ["targets.std_thresholds=[1.5,2.0]"]}))
+    staged = swcfg.compose(
+        swcfg.overrides_from_snakemake(
+            {"env": "staging", "universe": "majors", "overrides": ["targets.std_thresholds=[1.5,2.0]"]}
+        )
+    )
     assert staged["env"]["name"] == "staging" and len(staged["universe"]["symbols"]) == 8
     assert staged["targets"]["std_thresholds"] == [1.5, 2.0]
 
@@ -26,14 +29,28 @@ def test_default_composition_and_groups():
         ({"colour": "red"}, "unknown --config key(s) ['colour']"),
         ({"env": "moon"}, "Could not find 'env/moon'"),
         ({"overrides": ["targets.nope=1"]}, "Could not override 'targets.nope'"),
-        ({"overrides": ["targets.windows=[a,b]"]}, "config key 'targets.windows[0]': expected an integer, got 'a'"),
-        ({"overrides": ["targets.windows=[1]"]}, "config key 'targets.windows': expected a non-empty list of integers >= 2"),
+        (
+            {"overrides": ["targets.windows=[a,b]"]},
+            "config key 'targets.windows[0]': expected an integer, got 'a'",
+        ),
+        (
+            {"overrides": ["targets.windows=[1]"]},
+            "config key 'targets.windows': expected a non-empty list of integers >= 2",
+        ),
         ({"overrides": ["split.train_frac=1.5"]}, "config key 'split.train_frac'"),
         ({"overrides": ["universe.symbols=[../x]"]}, "config key 'universe.symbols[0]'"),
         ({"overrides": ["targets.types=[sideways]"]}, "config key 'targets.types'"),
     ],
-    ids=["unknown-top-key", "unknown-env", "unknown-nested-key", "wrong-type", "window-too-small", "bad-fraction",
-         "path-trick-symbol", "unknown-type"],
+    ids=[
+        "unknown-top-key",
+        "unknown-env",
+        "unknown-nested-key",
+        "wrong-type",
+        "window-too-small",
+        "bad-fraction",
+        "path-trick-symbol",
+        "unknown-type",
+    ],
 )
 def test_bad_config_names_the_key(smk, expected):
     with pytest.raises(ConfigError) as err:
@@ -49,30 +66,46 @@ def test_target_ids_round_trip():
 @pytest.mark.parametrize(
     "overrides, expected",
     [
-        (["tuning.budget.trials=-1"],
-         "config key 'tuning.budget.trials': expected an integer >= 1 or null, got -1"),
-        (["tuning.budget.trials=null", "tuning.budget.minutes=null"],
-         "config key 'tuning.budget': expected trials"),
+        (
+            ["tuning.budget.trials=-1"],
+            "config key 'tuning.budget.trials': expected an integer >= 1 or null, got -1",
+        ),
+        (
+            ["tuning.budget.trials=null", "tuning.budget.minutes=null"],
+            "config key 'tuning.budget': expected trials",
+        ),
         (["split.train_frac=abc"], "config key 'split.train_frac': expected a number in (0, 1), got 'abc'"),
         (["split.validation_frac=0.5"], "config key 'split.validation_frac': expected a number in (0, 0.4)"),
-        (["evaluation.threshold_grid=[0.5,1.2]"],
-         "config key 'evaluation.threshold_grid[1]': expected a number in [0, 1), got 1.2"),
-        (["+env.compute.runtime_minutes.ingest_bars=0"],
-         "config key 'env.compute.runtime_minutes.ingest_bars': expected an integer >= 1, got 0"),
+        (
+            ["evaluation.threshold_grid=[0.5,1.2]"],
+            "config key 'evaluation.threshold_grid[1]': expected a number in [0, 1), got 1.2",
+        ),
+        (
+            ["+env.compute.runtime_minutes.ingest_bars=0"],
+            "config key 'env.compute.runtime_minutes.ingest_bars': expected an integer >= 1, got 0",
+        ),
         (["tuning.sampler=grid"], "config key 'tuning.sampler': expected 'tpe' or 'random', got 'grid'"),
         (["+targets.nope=1"], "config key 'targets.nope': unknown key; allowed here: name, windows, types"),
         (["~env.require_provenance"], "config key 'env.require_provenance': missing"),
-        (["model.kind=catboost"],
-         "config key 'model.kind': expected one of 'lightgbm', 'xgboost', 'torch_mlp'"),
+        (
+            ["model.kind=catboost"],
+            "config key 'model.kind': expected one of 'lightgbm', 'xgboost', 'torch_mlp'",
+        ),
         # model, encoder: shaped by `kind`; another kind's key is unknown, this kind's key is missing
-        (["+model.seq_len=8"],
-         "config key 'model.seq_len': unknown key; allowed here: name, kind, num_boost_round"),
+        (
+            ["+model.seq_len=8"],
+            "config key 'model.seq_len': unknown key; allowed here: name, kind, num_boost_round",
+        ),
         (["model.kind=torch_mlp"], "config key 'model.seq_len': missing"),
         (["encoder.kind=pca"], "config key 'encoder.n_components': missing"),
-        (["encoder=autoencoder", "encoder.params.lr=0"],
-         "config key 'encoder.params.lr': expected a number > 0, got 0"),
-        (["model=torch_mlp", "model.amp=on"],
-         "config key 'model.amp': expected 'auto', 'bf16', 'fp16' or 'off'"),
+        (
+            ["encoder=autoencoder", "encoder.params.lr=0"],
+            "config key 'encoder.params.lr': expected a number > 0, got 0",
+        ),
+        (
+            ["model=torch_mlp", "model.amp=on"],
+            "config key 'model.amp': expected 'auto', 'bf16', 'fp16' or 'off'",
+        ),
         (["grades.table=[[S,0.1],[A,0.2]]"], "config key 'grades.table': expected [grade, cut-off] rows"),
         (["features.lookbacks=[1]"], "config key 'features': expected a features spec"),
     ],

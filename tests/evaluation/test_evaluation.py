@@ -5,8 +5,8 @@ import numpy as np
 import yaml
 
 from workflow_scripts.artifacts import to_json_text
-from workflow_scripts.evaluation.costs import ConfigCostProvider, cost_snapshot, zero_costs
 from workflow_scripts.evaluation.backtest import evaluate_model, plot_equity, select_threshold
+from workflow_scripts.evaluation.costs import ConfigCostProvider, cost_snapshot, zero_costs
 
 ROOT = Path(__file__).resolve().parents[2]
 COSTS = yaml.safe_load((ROOT / "config" / "costs" / "default.yaml").read_text())
@@ -126,8 +126,8 @@ def test_contract_with_the_targets_table():
     """The targets stage's real output plugs straight in (docs/TARGETS.md columns)."""
     import pandas as pd
 
-    from workflow_scripts.targets.grammar import target_grid
     from workflow_scripts.evaluation.backtest import rows_from_targets
+    from workflow_scripts.targets.grammar import target_grid
     from workflow_scripts.targets.swing_targets import build_targets
 
     bars = pd.read_parquet(ROOT / "data/raw/BTCUSDT_1h.parquet").iloc[:3000].reset_index(drop=True)

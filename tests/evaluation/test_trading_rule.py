@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from workflow_scripts.evaluation.trading_rule import TradingRule, build_trades, select_non_overlapping, signals
+from workflow_scripts.evaluation.trading_rule import (
+    TradingRule,
+    build_trades,
+    select_non_overlapping,
+    signals,
+)
 
 # 12 hourly closes rising by 1 per bar; horizon H = 3 bars
 CLOSE = np.arange(100.0, 112.0)

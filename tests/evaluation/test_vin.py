@@ -4,7 +4,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workflow_scripts.evaluation.vin import GRADES, VinError, decode_vin, encode_vin, vin_fields_for_lgbm, vin_suffix
+from workflow_scripts.evaluation.vin import (
+    GRADES,
+    VinError,
+    decode_vin,
+    encode_vin,
+    vin_fields_for_lgbm,
+    vin_suffix,
+)
 
 EXAMPLE = {
     "type": "LGBM",
@@ -81,7 +88,10 @@ def test_decode_refuses_malformed(code):
 
 
 numbers = st.one_of(st.integers(-(10**6), 10**9), st.floats(allow_nan=False, allow_infinity=False, width=64))
-tokens = lambda names: st.dictionaries(st.sampled_from(names), numbers, max_size=len(names))
+
+
+def tokens(names):
+    return st.dictionaries(st.sampled_from(names), numbers, max_size=len(names))
 
 
 @settings(max_examples=300, deadline=None)

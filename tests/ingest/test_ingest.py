@@ -14,8 +14,16 @@ from workflow_scripts.data.ingest import BarsError
 def good_frame(n=50):
     ts = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC").astype("datetime64[ns, UTC]")
     close = 100 + np.arange(n, dtype=float)
-    return pd.DataFrame({"timestamp": ts, "open": close, "high": close + 1, "low": close - 1, "close": close,
-                         "volume": np.ones(n)})
+    return pd.DataFrame(
+        {
+            "timestamp": ts,
+            "open": close,
+            "high": close + 1,
+            "low": close - 1,
+            "close": close,
+            "volume": np.ones(n),
+        }
+    )
 
 
 def write_csv(tmp_path, df, name="X_1h.csv"):
@@ -56,19 +64,32 @@ def test_csv_round_trip_equals_parquet(tmp_path):
     "mutate, expected",
     [
         (lambda d: d.drop(columns=["volume"]), "missing column(s) ['volume']"),
-        (lambda d: d.assign(timestamp=d["timestamp"].astype(str).where(d.index != 7, "not-a-date")),
-         "row 7: unparseable timestamp 'not-a-date'"),
+        (
+            lambda d: d.assign(timestamp=d["timestamp"].astype(str).where(d.index != 7, "not-a-date")),
+            "row 7: unparseable timestamp 'not-a-date'",
+        ),
         (lambda d: pd.concat([d.iloc[:5], d.iloc[4:]]).reset_index(drop=True), "row 5: duplicate timestamp"),
         (lambda d: d.iloc[[0, 1, 3, 2, 4]].reset_index(drop=True), "row 3: timestamps not sorted"),
         (lambda d: d.assign(high=d["high"].where(d.index != 9, 50.0)), "row 9"),
         (lambda d: d.assign(low=d["low"].where(d.index != 4, -1.0)), "row 4"),
         (lambda d: d.assign(close=d["close"].where(d.index != 6, 0.0)), "row 6"),
         (lambda d: d.assign(open=d["open"].where(d.index != 8, np.nan)), "row 8"),
-        (lambda d: d.assign(volume=d["volume"].astype(object).where(d.index != 3, "abc")),
-         "row 3: column 'volume' is not a number"),
+        (
+            lambda d: d.assign(volume=d["volume"].astype(object).where(d.index != 3, "abc")),
+            "row 3: column 'volume' is not a number",
+        ),
     ],
-    ids=["missing-column", "bad-timestamp", "duplicate", "unsorted", "high-below-low", "negative", "zero", "nan",
-         "text-number"],
+    ids=[
+        "missing-column",
+        "bad-timestamp",
+        "duplicate",
+        "unsorted",
+        "high-below-low",
+        "negative",
+        "zero",
+        "nan",
+        "text-number",
+    ],
 )
 def test_bad_input_names_file_row_problem(tmp_path, mutate, expected):
     path = write_csv(tmp_path, mutate(good_frame(12)))

@@ -18,10 +18,20 @@ TOKEN = "123456:SECRET-token-do-not-log"
 CHAT = "-100777"
 # The tiny real run: two coins, the small grid, the short integration-test span, fewer feature lookbacks; both
 # notification channels switched on for it, a tuning budget of 20 trials in all (as tests/tuning does).
-OVERRIDES = ["features.lookbacks=[5,21]", "features.lags=[]", "tuning.budget.trials=20", "tuning.cv.min_train_rows=50",
-             "env.notifications.telegram=true", "env.notifications.webhook_url_env=SWINGFLOW_WEBHOOK_URL"]
-TINY_RUN = ["env=integration-test", "universe=tiny", "targets=small",
-            "overrides=[" + ",".join(f'"{o}"' for o in OVERRIDES) + "]"]
+OVERRIDES = [
+    "features.lookbacks=[5,21]",
+    "features.lags=[]",
+    "tuning.budget.trials=20",
+    "tuning.cv.min_train_rows=50",
+    "env.notifications.telegram=true",
+    "env.notifications.webhook_url_env=SWINGFLOW_WEBHOOK_URL",
+]
+TINY_RUN = [
+    "env=integration-test",
+    "universe=tiny",
+    "targets=small",
+    "overrides=[" + ",".join(f'"{o}"' for o in OVERRIDES) + "]",
+]
 
 
 @contextlib.contextmanager
@@ -70,7 +80,9 @@ def tiny_run(tmp_path_factory) -> TinyRun:
     wf = copy_workflow(tmp_path_factory.mktemp("tiny_run") / "wf")
     with recorder_server() as server:
         t0 = time.monotonic()
-        r = run_snakemake(["-c2", "--config", *TINY_RUN], cwd=wf, env=run_env(**secrets_env(server)), timeout=3000)
+        r = run_snakemake(
+            ["-c2", "--config", *TINY_RUN], cwd=wf, env=run_env(**secrets_env(server)), timeout=3000
+        )
         seconds = time.monotonic() - t0
         requests = list(server.requests)
     assert r.returncode == 0, r.stderr[-6000:]

@@ -24,8 +24,11 @@ def snakemake_exe() -> str:
 def run_env(**extra: str) -> dict:
     """The environment Snakemake runs in: this interpreter's bin first, the repo importable, no proxies for
     the local HTTP recorder, no real notification secrets."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.lower().endswith("_proxy") and not k.startswith("SWINGFLOW_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.lower().endswith("_proxy") and not k.startswith("SWINGFLOW_")
+    }
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(ROOT)
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
@@ -33,7 +36,9 @@ def run_env(**extra: str) -> dict:
     return env
 
 
-def run_snakemake(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_snakemake(
+    args: list[str], cwd: Path, env: dict | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
     """Always under coreutils `timeout -k 10`: a hung run (for example a Slurm status loop) cannot hang CI."""
     cmd = ["timeout", "-k", "10", str(timeout), snakemake_exe(), *args]
     return subprocess.run(cmd, cwd=cwd, env=env or run_env(), capture_output=True, check=False, text=True)

@@ -17,19 +17,39 @@ from tests.ops.conftest import TINY_RUN
 from tests.ops.helpers import BIN, ROOT, run_env, run_snakemake
 
 pytestmark = pytest.mark.slow
-S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 def sh(cwd: Path, *cmd: str, env: dict | None = None) -> str:
-    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, timeout=600,
-                       env=run_env(**S3_ENV, **(env or {})))
+    r = subprocess.run(
+        cmd,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env=run_env(**S3_ENV, **(env or {})),
+    )
     assert r.returncode == 0, f"{cmd}: {r.stdout[-2000:]}{r.stderr[-3000:]}"
     return r.stdout + r.stderr
 
 
 def git(cwd: Path, *args: str) -> str:
-    return sh(cwd, "git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false",
-              *args)
+    return sh(
+        cwd,
+        "git",
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.invalid",
+        "-c",
+        "commit.gpgsign=false",
+        *args,
+    )
 
 
 def dvc(cwd: Path, *args: str) -> str:
@@ -42,8 +62,12 @@ def s3_endpoint():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=run_env(**S3_ENV))
+    proc = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=run_env(**S3_ENV),
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         import boto3
@@ -54,9 +78,12 @@ def s3_endpoint():
                 break
             except OSError:
                 time.sleep(0.1)
-        boto3.client("s3", endpoint_url=url, **{k.lower(): v for k, v in S3_ENV.items()
-                                                if k != "AWS_DEFAULT_REGION"},
-                     region_name="us-east-1").create_bucket(Bucket="swingflow-dvc")
+        boto3.client(
+            "s3",
+            endpoint_url=url,
+            **{k.lower(): v for k, v in S3_ENV.items() if k != "AWS_DEFAULT_REGION"},
+            region_name="us-east-1",
+        ).create_bucket(Bucket="swingflow-dvc")
         yield url
     finally:
         proc.terminate()
@@ -64,8 +91,12 @@ def s3_endpoint():
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for d in ("results", "registry")
-            for p in sorted((root / d).rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for d in ("results", "registry")
+        for p in sorted((root / d).rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +104,14 @@ def pushed_repo(tiny_run, tmp_path_factory, s3_endpoint) -> Path:
     """A git repository holding the workflow and the tiny run's outputs, committed to DVC and pushed to both
     remotes."""
     repo = tmp_path_factory.mktemp("dvc") / "repo"
-    shutil.copytree(tiny_run.workdir, repo, ignore=shutil.ignore_patterns(".snakemake", "logs", "__pycache__"))
+    shutil.copytree(
+        tiny_run.workdir, repo, ignore=shutil.ignore_patterns(".snakemake", "logs", "__pycache__")
+    )
     for name in (".gitignore", ".dvcignore", "dvc.yaml"):
         shutil.copy(ROOT / name, repo / name)
-    shutil.copytree(ROOT / ".dvc", repo / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache", "config.local"))
+    shutil.copytree(
+        ROOT / ".dvc", repo / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache", "config.local")
+    )
     git(repo, "init", "-q")
     dvc(repo, "remote", "modify", "--local", "s3", "endpointurl", s3_endpoint)
     dvc(repo, "commit", "-f", "swingflow")  # record the run's outs in dvc.lock (what `dvc repro` would do)

@@ -38,8 +38,9 @@ def test_delivers_to_telegram_and_the_webhook(http_recorder):
 
 
 def test_channels_are_skipped_without_config_or_secrets(http_recorder):
-    assert notify.deliver("x", {}, {"telegram": False, "webhook_url_env": None}, environ=secrets_env(http_recorder)) == {
-        "telegram": "skipped: disabled in config", "webhook": "skipped: disabled in config"}
+    assert notify.deliver(
+        "x", {}, {"telegram": False, "webhook_url_env": None}, environ=secrets_env(http_recorder)
+    ) == {"telegram": "skipped: disabled in config", "webhook": "skipped: disabled in config"}
     report = notify.deliver("x", {}, BOTH, environ={})
     assert report["telegram"].startswith("skipped: SWINGFLOW_TELEGRAM_TOKEN")
     assert report["webhook"] == "skipped: SWINGFLOW_WEBHOOK_URL not set"
@@ -59,9 +60,18 @@ def test_undeliverable_messages_are_logged_without_the_token_and_never_raise(htt
     notify.LOG.propagate = True
     try:
         report = notify.deliver("x", {}, BOTH, environ=secrets_env(http_recorder), timeout=2)
-        dead = notify.deliver("x", {}, BOTH, timeout=2, environ={
-            "SWINGFLOW_TELEGRAM_TOKEN": TOKEN, "SWINGFLOW_TELEGRAM_CHAT_ID": CHAT,
-            "SWINGFLOW_TELEGRAM_API": "http://127.0.0.1:9", "SWINGFLOW_WEBHOOK_URL": "http://127.0.0.1:9/x"})
+        dead = notify.deliver(
+            "x",
+            {},
+            BOTH,
+            timeout=2,
+            environ={
+                "SWINGFLOW_TELEGRAM_TOKEN": TOKEN,
+                "SWINGFLOW_TELEGRAM_CHAT_ID": CHAT,
+                "SWINGFLOW_TELEGRAM_API": "http://127.0.0.1:9",
+                "SWINGFLOW_WEBHOOK_URL": "http://127.0.0.1:9/x",
+            },
+        )
     finally:
         notify.LOG.propagate = False
     assert report == {"telegram": "failed: HTTP 500", "webhook": "failed: HTTP 500"}
@@ -74,7 +84,10 @@ def test_undeliverable_messages_are_logged_without_the_token_and_never_raise(htt
 
 def test_a_bad_token_is_not_retried(http_recorder):
     http_recorder.status = 401
-    assert notify.deliver("x", {}, {"telegram": True}, environ=secrets_env(http_recorder))["telegram"] == "failed: HTTP 401"
+    assert (
+        notify.deliver("x", {}, {"telegram": True}, environ=secrets_env(http_recorder))["telegram"]
+        == "failed: HTTP 401"
+    )
     assert len(http_recorder.requests) == 1
 
 
@@ -128,11 +141,18 @@ def test_failed_jobs_are_read_from_snakemakes_log(tmp_path):
     log.write_text(ERROR_LOG)
     jobs = notify.failed_jobs(log)
     assert jobs["retried"] == 2
-    assert jobs["failed"] == [{
-        "rule": "train_stage1", "jobid": "7", "wildcards": "symbol=ETHUSDT, window=2",
-        "logs": ["logs/stage1/ETHUSDT/w2.log", ".snakemake/slurm_logs/rule_train_stage1/ETHUSDT_2/42.log"],
-        "message": "SLURM-job '42' failed, SLURM status is: 'TIMEOUT'. Reason: Unknown.",
-    }]
+    assert jobs["failed"] == [
+        {
+            "rule": "train_stage1",
+            "jobid": "7",
+            "wildcards": "symbol=ETHUSDT, window=2",
+            "logs": [
+                "logs/stage1/ETHUSDT/w2.log",
+                ".snakemake/slurm_logs/rule_train_stage1/ETHUSDT_2/42.log",
+            ],
+            "message": "SLURM-job '42' failed, SLURM status is: 'TIMEOUT'. Reason: Unknown.",
+        }
+    ]
     assert notify.failed_jobs(tmp_path / "missing.log") == {"failed": [], "retried": 0}
     text, payload = notify.error_message({"env": "t"}, {"started": time.time() - 5}, log)
     assert "- train_stage1 [symbol=ETHUSDT, window=2]: logs/stage1/ETHUSDT/w2.log" in text
@@ -148,7 +168,9 @@ def prepare(tmp_path: Path):
     # a run record left by an earlier run: it must not count for this one
     old = tmp_path / "results" / "registry" / "run_status.json"
     old.parent.mkdir(parents=True)
-    old.write_text(json.dumps({"run": "r0", "symbols": {"ETHUSDT": {"changed": True, "champion": {"low": "OLD"}}}}))
+    old.write_text(
+        json.dumps({"run": "r0", "symbols": {"ETHUSDT": {"changed": True, "champion": {"low": "OLD"}}}})
+    )
     os.utime(old, (time.time() - 3600, time.time() - 3600))
 
 
@@ -157,7 +179,9 @@ def texts(server) -> list[str]:
 
 
 def no_secret_anywhere(tmp_path: Path, result) -> None:
-    assert TOKEN not in result.stdout + result.stderr and "webhook-secret" not in result.stdout + result.stderr
+    assert (
+        TOKEN not in result.stdout + result.stderr and "webhook-secret" not in result.stdout + result.stderr
+    )
     for f in tmp_path.rglob("*"):
         if f.is_file():
             body = f.read_bytes()
@@ -166,8 +190,12 @@ def no_secret_anywhere(tmp_path: Path, result) -> None:
 
 def test_a_successful_run_sends_start_and_summary(tmp_path, http_recorder):
     prepare(tmp_path)
-    r = run_snakemake(["-s", str(FIXTURES / "notify" / "Snakefile"), "-d", str(tmp_path), "-c1", "-F"],
-                      cwd=tmp_path, env=run_env(**secrets_env(http_recorder)), timeout=120)
+    r = run_snakemake(
+        ["-s", str(FIXTURES / "notify" / "Snakefile"), "-d", str(tmp_path), "-c1", "-F"],
+        cwd=tmp_path,
+        env=run_env(**secrets_env(http_recorder)),
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert len(texts(http_recorder)) == 2, r.stderr[-4000:]
     start, summary = texts(http_recorder)
@@ -185,9 +213,23 @@ def test_a_successful_run_sends_start_and_summary(tmp_path, http_recorder):
 
 def test_a_failed_run_alerts_with_the_failed_jobs_log(tmp_path, http_recorder):
     prepare(tmp_path)
-    r = run_snakemake(["-s", str(FIXTURES / "notify" / "Snakefile"), "-d", str(tmp_path), "-c1", "-F",
-                       "--retries", "1", "--config", "fail=1"],
-                      cwd=tmp_path, env=run_env(**secrets_env(http_recorder)), timeout=120)
+    r = run_snakemake(
+        [
+            "-s",
+            str(FIXTURES / "notify" / "Snakefile"),
+            "-d",
+            str(tmp_path),
+            "-c1",
+            "-F",
+            "--retries",
+            "1",
+            "--config",
+            "fail=1",
+        ],
+        cwd=tmp_path,
+        env=run_env(**secrets_env(http_recorder)),
+        timeout=120,
+    )
     assert r.returncode != 0
     _start, alert = texts(http_recorder)
     assert "FAILED" in alert
@@ -199,10 +241,18 @@ def test_a_failed_run_alerts_with_the_failed_jobs_log(tmp_path, http_recorder):
 
 def test_an_unreachable_endpoint_never_fails_the_workflow(tmp_path):
     prepare(tmp_path)
-    env = run_env(SWINGFLOW_TELEGRAM_TOKEN=TOKEN, SWINGFLOW_TELEGRAM_CHAT_ID=CHAT,
-                  SWINGFLOW_TELEGRAM_API="http://127.0.0.1:9", SWINGFLOW_WEBHOOK_URL="http://127.0.0.1:9/hook")
-    r = run_snakemake(["-s", str(FIXTURES / "notify" / "Snakefile"), "-d", str(tmp_path), "-c1", "-F"],
-                      cwd=tmp_path, env=env, timeout=120)
+    env = run_env(
+        SWINGFLOW_TELEGRAM_TOKEN=TOKEN,
+        SWINGFLOW_TELEGRAM_CHAT_ID=CHAT,
+        SWINGFLOW_TELEGRAM_API="http://127.0.0.1:9",
+        SWINGFLOW_WEBHOOK_URL="http://127.0.0.1:9/hook",
+    )
+    r = run_snakemake(
+        ["-s", str(FIXTURES / "notify" / "Snakefile"), "-d", str(tmp_path), "-c1", "-F"],
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "not delivered" in r.stderr
     no_secret_anywhere(tmp_path, r)
@@ -210,7 +260,9 @@ def test_an_unreachable_endpoint_never_fails_the_workflow(tmp_path):
 
 def test_champions_changed_come_from_this_runs_registry_record(tmp_path):
     prepare(tmp_path)
-    assert notify.champions_changed(tmp_path, since=time.time() - 60) == {}  # the record is older than the run
+    assert (
+        notify.champions_changed(tmp_path, since=time.time() - 60) == {}
+    )  # the record is older than the run
     assert notify.champions_changed(tmp_path, since=0) == {"ETHUSDT": {"low": "OLD"}}
     (tmp_path / notify.RUN_STATUS).write_text("[1, 2]")
     assert notify.champions_changed(tmp_path, since=0) == {}
@@ -220,10 +272,14 @@ def test_champions_changed_come_from_this_runs_registry_record(tmp_path):
 # ---- the real workflow's own hooks (Snakefile), through the whole tiny run --------------------------------
 def count_models(wf: Path) -> tuple[int, int, int]:
     """(stage-1 models trained, gate verdicts passed, verdicts) as the run's files say."""
-    trained = sum(json.loads(p.read_text()).get("status", "trained") == "trained"
-                  for p in (wf / "results" / "stage1").glob("**/metrics.json"))
-    verdicts = [json.loads(p.read_text()).get("gate", {}).get("passed")
-                for p in (wf / "results" / "evaluation").glob("**/*.json")]
+    trained = sum(
+        json.loads(p.read_text()).get("status", "trained") == "trained"
+        for p in (wf / "results" / "stage1").glob("**/metrics.json")
+    )
+    verdicts = [
+        json.loads(p.read_text()).get("gate", {}).get("passed")
+        for p in (wf / "results" / "evaluation").glob("**/*.json")
+    ]
     verdicts = [v for v in verdicts if v is not None]
     return trained, sum(map(bool, verdicts)), len(verdicts)
 
@@ -234,7 +290,9 @@ def test_the_real_workflow_sends_start_and_a_summary_of_what_it_did(tiny_run):
     tg = [r["json"]["text"] for r in tiny_run.requests if r["path"].startswith("/bot")]
     assert [h["event"] for h in hooks] == ["start", "success"] and len(tg) == 2
     start, summary = tg
-    assert start.startswith("swingflow [integration-test] started") and "symbols (2): BTCUSDT, ETHUSDT" in start
+    assert (
+        start.startswith("swingflow [integration-test] started") and "symbols (2): BTCUSDT, ETHUSDT" in start
+    )
     trained, passed, gated = count_models(tiny_run.workdir)
     assert trained > 0
     assert f"models trained: {trained} (skipped: " in summary
@@ -264,4 +322,8 @@ def test_the_summary_counts_this_runs_models_and_gate_verdicts(tmp_path):
     write("results/evaluation/stage1/BTCUSDT/w2/b.json", {"status": "evaluated", "gate": {"passed": False}})
     write("results/evaluation/summary.json", {"rows": []})
     assert notify.models_summary(tmp_path, since=time.time() - 60) == {
-        "trained": 1, "skipped": 1, "passed": 1, "gated": 2}
+        "trained": 1,
+        "skipped": 1,
+        "passed": 1,
+        "gated": 2,
+    }

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from tests.ops.helpers import ROOT, run_env, run_snakemake
-from workflow_scripts.ops import provenance
 from tests.sandbox import copy_workflow
+from workflow_scripts.ops import provenance
 
 RAW = ["data/raw/BTCUSDT_1h.parquet", "data/raw/ETHUSDT_1h.parquet"]
 PRODUCTION = ["--config", "env=production", "universe=tiny", "targets=small"]
@@ -26,8 +26,17 @@ def sh(repo: Path, *cmd: str) -> str:
 
 
 def git(repo: Path, *args: str) -> str:
-    return sh(repo, "git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false",
-              *args)
+    return sh(
+        repo,
+        "git",
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.invalid",
+        "-c",
+        "commit.gpgsign=false",
+        *args,
+    )
 
 
 def dvc(repo: Path, *args: str) -> str:
@@ -106,5 +115,7 @@ def test_production_starts_from_a_clean_commit_with_dvc_tracked_data_and_refuses
     assert "ETHUSDT" not in r.stderr.split("refused")[-1]  # only the changed file is named
 
     # a non-production env never checks
-    dev = run_snakemake(["-n", "--config", "env=local-dev", "universe=tiny", "targets=small"], cwd=repo, timeout=180)
+    dev = run_snakemake(
+        ["-n", "--config", "env=local-dev", "universe=tiny", "targets=small"], cwd=repo, timeout=180
+    )
     assert dev.returncode == 0, dev.stderr[-3000:]

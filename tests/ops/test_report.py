@@ -15,8 +15,12 @@ from workflow_scripts.report import sections as rs
 
 
 def test_best_so_far_follows_the_finished_trials_in_order():
-    trials = [{"number": 2, "state": "COMPLETE", "value": 0.5}, {"number": 0, "state": "COMPLETE", "value": 0.3},
-              {"number": 1, "state": "PRUNED", "value": None}, {"number": 3, "state": "COMPLETE", "value": 0.4}]
+    trials = [
+        {"number": 2, "state": "COMPLETE", "value": 0.5},
+        {"number": 0, "state": "COMPLETE", "value": 0.3},
+        {"number": 1, "state": "PRUNED", "value": None},
+        {"number": 3, "state": "COMPLETE", "value": 0.4},
+    ]
     assert rs.best_so_far(trials) == [0.3, 0.5, 0.5]
     assert rs.best_so_far(trials, maximize=False) == [0.3, 0.3, 0.3]
 
@@ -32,22 +36,38 @@ def test_the_report_builds_with_every_section(tiny_run):
     r = run_snakemake(["--report", "report.html", "--config", *TINY_RUN], cwd=wf, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     report = (wf / "report.html").read_text()
-    for category in ("1. Data quality per coin", "2. Selected features and importances", "3. Tuning history",
-                     "4. Evaluation after costs", "5. Champions"):
+    for category in (
+        "1. Data quality per coin",
+        "2. Selected features and importances",
+        "3. Tuning history",
+        "4. Evaluation after costs",
+        "5. Champions",
+    ):
         assert category in report, category
     # the section files are embedded in the report as data URIs (data:text/html;charset=utf8;filename=...;base64,)
-    embedded = [base64.b64decode(m).decode(errors="replace")
-                for m in re.findall(r"data:text/html;[^,\"]*base64,([A-Za-z0-9+/=]+)", report)]
-    for title in ("Data quality per coin", "Selected features and importances", "Tuning history",
-                  "Evaluation after costs", "Champions"):
-        assert any(f"<h1>{title}</h1>" in e for e in embedded), f"section {title!r} not embedded in the report"
+    embedded = [
+        base64.b64decode(m).decode(errors="replace")
+        for m in re.findall(r"data:text/html;[^,\"]*base64,([A-Za-z0-9+/=]+)", report)
+    ]
+    for title in (
+        "Data quality per coin",
+        "Selected features and importances",
+        "Tuning history",
+        "Evaluation after costs",
+        "Champions",
+    ):
+        assert any(f"<h1>{title}</h1>" in e for e in embedded), (
+            f"section {title!r} not embedded in the report"
+        )
 
     sections = {name: (wf / "results" / "report" / f"{name}.html").read_text() for name in rs.SECTIONS}
     quality = json.loads((wf / "results/ingest/BTCUSDT.quality.json").read_text())
     assert f"<td>BTCUSDT</td><td>{quality['first']}</td>" in sections["quality"]
     selected = json.loads((wf / "results/selection/ETHUSDT/selected.json").read_text())
     assert f"{selected['n_selected']} of {selected['n_candidates']} candidate" in sections["selection"]
-    assert selected["features"][0] in sections["selection"] and "data:image/png;base64," in sections["selection"]
+    assert (
+        selected["features"][0] in sections["selection"] and "data:image/png;base64," in sections["selection"]
+    )
     assert "stage2 w5" in sections["tuning"] and "stage4 BTCUSDT w20 low" in sections["tuning"]
     assert sections["tuning"].count("data:image/png;base64,") == 3  # one history plot per stage
     summary = json.loads((wf / "results/evaluation/summary.json").read_text())

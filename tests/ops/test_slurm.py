@@ -29,8 +29,14 @@ pytestmark = pytest.mark.slow
 SCRIPT = ROOT / "scripts" / "slurm_local.sh"
 PROFILE = ROOT / "profiles" / "slurm"
 # What a cluster without slurmdbd and a test that reads the per-job logs need on top of profiles/slurm.
-CLUSTER_FLAGS = ["--slurm-no-account", "--slurm-keep-successful-logs", "--slurm-init-seconds-before-status-checks",
-                 "2", "-j", "4"]
+CLUSTER_FLAGS = [
+    "--slurm-no-account",
+    "--slurm-keep-successful-logs",
+    "--slurm-init-seconds-before-status-checks",
+    "2",
+    "-j",
+    "4",
+]
 TIMINGS: dict[str, float] = {}
 
 
@@ -41,8 +47,13 @@ class Cluster:
     start_s: float
 
     def scontrol_job(self, job_id: str) -> str:
-        return subprocess.run(["timeout", "-k", "5", "30", "scontrol", "show", "job", job_id], env=self.env,
-                              capture_output=True, check=False, text=True).stdout
+        return subprocess.run(
+            ["timeout", "-k", "5", "30", "scontrol", "show", "job", job_id],
+            env=self.env,
+            capture_output=True,
+            check=False,
+            text=True,
+        ).stdout
 
     def ctld_log(self) -> str:
         return (self.state / "log" / "slurmctld.log").read_text(errors="replace")
@@ -53,11 +64,20 @@ def slurm(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.skip("a real Slurm needs root (munged, slurmd); run the slow tests as root or in CI")
     state = tmp_path_factory.mktemp("slurm")
-    env = run_env(SWINGFLOW_SLURM_DIR=str(state), SWINGFLOW_SLURM_PORT=str(free_port_pair()),
-                  SWINGFLOW_SLURM_CPUS="4", SLURM_CONF=str(state / "etc" / "slurm.conf"))
+    env = run_env(
+        SWINGFLOW_SLURM_DIR=str(state),
+        SWINGFLOW_SLURM_PORT=str(free_port_pair()),
+        SWINGFLOW_SLURM_CPUS="4",
+        SLURM_CONF=str(state / "etc" / "slurm.conf"),
+    )
     t0 = time.monotonic()
-    r = subprocess.run(["timeout", "-k", "10", "600", "bash", str(SCRIPT), "start", "--gpus", "2"], env=env,
-                       capture_output=True, check=False, text=True)
+    r = subprocess.run(
+        ["timeout", "-k", "10", "600", "bash", str(SCRIPT), "start", "--gpus", "2"],
+        env=env,
+        capture_output=True,
+        check=False,
+        text=True,
+    )
     start_s = time.monotonic() - t0
     if r.returncode == 3:
         pytest.skip(f"Slurm packages could not be installed: {r.stderr.strip()[-500:]}")
@@ -68,12 +88,18 @@ def slurm(tmp_path_factory):
         TIMINGS["slurm start (s)"] = round(start_s, 1)
         yield Cluster(state, env, start_s)
     finally:
-        subprocess.run(["timeout", "-k", "10", "60", "bash", str(SCRIPT), "stop"], env=env, capture_output=True, check=False)
+        subprocess.run(
+            ["timeout", "-k", "10", "60", "bash", str(SCRIPT), "stop"],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
         print(f"\nslurm timings: {TIMINGS}")
 
 
-def slurm_snakemake(cluster: Cluster, snakefile: Path, workdir: Path, *extra: str, timeout: int = 420,
-                    env: dict | None = None):
+def slurm_snakemake(
+    cluster: Cluster, snakefile: Path, workdir: Path, *extra: str, timeout: int = 420, env: dict | None = None
+):
     args = [*extra, "-s", str(snakefile), "-d", str(workdir), "--profile", str(PROFILE), *CLUSTER_FLAGS]
     t0 = time.monotonic()
     r = run_snakemake(args, cwd=workdir, env={**cluster.env, **(env or {})}, timeout=timeout)
@@ -86,11 +112,21 @@ def slurm_job_logs(workdir: Path) -> dict[str, Path]:
 
 
 def test_the_cluster_is_up_with_fake_gpus(slurm):
-    r = subprocess.run(["timeout", "-k", "5", "30", "scontrol", "show", "node"], env=slurm.env, capture_output=True, check=False,
-                       text=True)
+    r = subprocess.run(
+        ["timeout", "-k", "5", "30", "scontrol", "show", "node"],
+        env=slurm.env,
+        capture_output=True,
+        check=False,
+        text=True,
+    )
     assert "Gres=gpu:2" in r.stdout and "State=IDLE" in r.stdout, r.stdout
-    status = subprocess.run(["timeout", "-k", "5", "30", "bash", str(SCRIPT), "status"], env=slurm.env,
-                            capture_output=True, check=False, text=True)
+    status = subprocess.run(
+        ["timeout", "-k", "5", "30", "bash", str(SCRIPT), "status"],
+        env=slurm.env,
+        capture_output=True,
+        check=False,
+        text=True,
+    )
     assert status.returncode == 0 and "slurmctld: running" in status.stdout
 
 
@@ -99,12 +135,17 @@ def test_a_small_workflow_runs_through_slurm_with_gpu_requests(slurm, tmp_path):
     TIMINGS["fixture workflow, 6 jobs (s)"] = round(seconds, 1)
     assert r.returncode == 0, r.stderr[-4000:]
 
-    outputs = [tmp_path / f"work/{s}.txt" for s in "abc"] + [tmp_path / "gathered.txt", tmp_path / "gpu/gpu.txt",
-                                                             tmp_path / "gpu/gres.txt"]
+    outputs = [tmp_path / f"work/{s}.txt" for s in "abc"] + [
+        tmp_path / "gathered.txt",
+        tmp_path / "gpu/gpu.txt",
+        tmp_path / "gpu/gres.txt",
+    ]
     job_ids = set()
     for out in outputs:
         ids = re.findall(r"job=(\w+)", out.read_text())
-        assert ids and all(i.isdigit() for i in ids), f"{out} did not run inside a Slurm job: {out.read_text()}"
+        assert ids and all(i.isdigit() for i in ids), (
+            f"{out} did not run inside a Slurm job: {out.read_text()}"
+        )
         job_ids.update(ids)
     assert len(job_ids) == 6  # one Slurm job per Snakemake job (the `all` rule is local)
     logs = slurm_job_logs(tmp_path)
@@ -124,7 +165,9 @@ def test_a_small_workflow_runs_through_slurm_with_gpu_requests(slurm, tmp_path):
 def submitted_jobs(stderr: str) -> dict[str, list[str]]:
     """{rule: [Slurm job ids in submission order]} from the plugin's lines in Snakemake's output."""
     jobs: dict[str, list[str]] = {}
-    for jid, rule in re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_(\w+?)/", stderr):
+    for jid, rule in re.findall(
+        r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_(\w+?)/", stderr
+    ):
         jobs.setdefault(rule, []).append(jid)
     return jobs
 
@@ -137,20 +180,43 @@ def test_the_real_workflow_runs_through_slurm_and_a_timed_out_job_is_retried_lon
     # 600 "minutes" = 300 s, so only ingest is squeezed).
     wf = copy_workflow(tmp_path / "wf")
     r, seconds = slurm_snakemake(
-        slurm, wf / "Snakefile", wf, "results/features/BTCUSDT.parquet", "results/config/resolved.yaml",
-        "--retries", "20", "--config", "env=integration-test", "universe=tiny", "targets=small",
-        'overrides=["+env.compute.runtime_minutes.ingest_bars=1",' + ",".join(
+        slurm,
+        wf / "Snakefile",
+        wf,
+        "results/features/BTCUSDT.parquet",
+        "results/config/resolved.yaml",
+        "--retries",
+        "20",
+        "--config",
+        "env=integration-test",
+        "universe=tiny",
+        "targets=small",
+        'overrides=["+env.compute.runtime_minutes.ingest_bars=1",'
+        + ",".join(
             f'"+env.compute.runtime_minutes.{rule}=600"'
-            for rule in ("write_resolved_config", "build_features", "add_cross_coin_features")) + "]",
-        env={"SWINGFLOW_TIMEOUT_UNIT_S": "0.5", "SWINGFLOW_TIMEOUT_GRACE_S": "1"}, timeout=1200)
+            for rule in ("write_resolved_config", "build_features", "add_cross_coin_features")
+        )
+        + "]",
+        env={"SWINGFLOW_TIMEOUT_UNIT_S": "0.5", "SWINGFLOW_TIMEOUT_GRACE_S": "1"},
+        timeout=1200,
+    )
     TIMINGS["real workflow, features of one coin (s)"] = round(seconds, 1)
     assert r.returncode == 0, r.stderr[-6000:]
-    for f in ("results/features/BTCUSDT.parquet", "results/features/base/ETHUSDT.parquet",
-              "results/ingest/ETHUSDT.quality.json", "results/config/resolved.yaml"):
+    for f in (
+        "results/features/BTCUSDT.parquet",
+        "results/features/base/ETHUSDT.parquet",
+        "results/ingest/ETHUSDT.quality.json",
+        "results/config/resolved.yaml",
+    ):
         assert (wf / f).stat().st_size > 0, f
 
     jobs = submitted_jobs(r.stderr)
-    assert set(jobs) == {"write_resolved_config", "ingest_bars", "build_features", "add_cross_coin_features"}, jobs
+    assert set(jobs) == {
+        "write_resolved_config",
+        "ingest_bars",
+        "build_features",
+        "add_cross_coin_features",
+    }, jobs
     assert len(jobs["build_features"]) == 2 and len(jobs["add_cross_coin_features"]) == 1
     logs, ctld = slurm_job_logs(wf), slurm.ctld_log()
     every = [j for ids in jobs.values() for j in ids]
@@ -161,10 +227,15 @@ def test_the_real_workflow_runs_through_slurm_and_a_timed_out_job_is_retried_lon
     # ingest: per coin, the attempts' Slurm jobs in order, read from their own Slurm logs (slurmctld forgets jobs
     # after MinJobAge): runtime 1, 2, 3, ... (the plugin's `-t`), each stopped by the guard (exit 124) but the last
     for symbol in ("BTCUSDT", "ETHUSDT"):
-        mine = [wf / ".snakemake/slurm_logs/rule_ingest_bars" / symbol / f"{j}.log" for j in jobs["ingest_bars"]
-                if (wf / ".snakemake/slurm_logs/rule_ingest_bars" / symbol / f"{j}.log").exists()]
+        mine = [
+            wf / ".snakemake/slurm_logs/rule_ingest_bars" / symbol / f"{j}.log"
+            for j in jobs["ingest_bars"]
+            if (wf / ".snakemake/slurm_logs/rule_ingest_bars" / symbol / f"{j}.log").exists()
+        ]
         texts = [p.read_text(errors="replace") for p in mine]
-        runtimes = [int(re.search(r"^    resources: .*?\bruntime=(\d+)\b", t, flags=re.MULTILINE)[1]) for t in texts]
+        runtimes = [
+            int(re.search(r"^    resources: .*?\bruntime=(\d+)\b", t, flags=re.MULTILINE)[1]) for t in texts
+        ]
         assert len(mine) >= 2 and runtimes == list(range(1, len(mine) + 1)), (symbol, runtimes)
         assert all("returned non-zero exit status 124" in t for t in texts[:-1]), symbol
         assert "exit status 124" not in texts[-1] and "Finished jobid" in texts[-1], texts[-1][-2000:]
@@ -184,6 +255,8 @@ def test_slurm_stops_a_job_past_its_runtime_and_the_retry_gets_a_longer_one(slur
 
 
 def test_the_script_refuses_bad_usage():
-    r = subprocess.run(["bash", str(SCRIPT), "bogus"], capture_output=True, check=False, text=True, timeout=30)
+    r = subprocess.run(
+        ["bash", str(SCRIPT), "bogus"], capture_output=True, check=False, text=True, timeout=30
+    )
     assert r.returncode == 2 and "usage" in r.stderr
     assert shutil.which("bash")

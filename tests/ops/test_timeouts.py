@@ -13,16 +13,23 @@ import time
 from pathlib import Path
 
 from tests.ops.helpers import FIXTURES, ROOT, run_env, run_snakemake
-from workflow_scripts.ops import timeout_guard
 from tests.sandbox import copy_workflow
+from workflow_scripts.ops import timeout_guard
 
 GUARD = [sys.executable, "-m", "workflow_scripts.ops.timeout_guard"]
 
 
 def guard(runtime, *cmd, unit="1", grace="1", timeout=30):
     env = run_env(SWINGFLOW_TIMEOUT_UNIT_S=unit, SWINGFLOW_TIMEOUT_GRACE_S=grace)
-    return subprocess.run([*GUARD, str(runtime), "--", *cmd], env=env, cwd=ROOT, capture_output=True, check=False, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [*GUARD, str(runtime), "--", *cmd],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def running(pid: int) -> bool:
@@ -72,9 +79,19 @@ def test_zero_runtime_means_no_limit_and_bad_usage_is_refused():
 
 
 def smk_timeouts(tmp_path, sleep, base, retries=None):
-    args = ["-s", str(FIXTURES / "timeouts" / "Snakefile"), "-d", str(tmp_path),
-            "--profile", str(ROOT / "profiles" / "local"), "--workflow-profile", str(ROOT / "profiles" / "default"),
-            "--config", f"sleep={sleep}", f"base={base}"]
+    args = [
+        "-s",
+        str(FIXTURES / "timeouts" / "Snakefile"),
+        "-d",
+        str(tmp_path),
+        "--profile",
+        str(ROOT / "profiles" / "local"),
+        "--workflow-profile",
+        str(ROOT / "profiles" / "default"),
+        "--config",
+        f"sleep={sleep}",
+        f"base={base}",
+    ]
     if retries is not None:
         args += ["--retries", str(retries)]
     env = run_env(SWINGFLOW_TIMEOUT_UNIT_S="1", SWINGFLOW_TIMEOUT_GRACE_S="1")
@@ -110,26 +127,38 @@ def attempts_of(rule: str, text: str) -> list[tuple[int, str]]:
     out = []
     for m, nxt in zip(starts, [*starts[1:], None]):
         if m[1] == rule:
-            block = text[m.start():nxt.start() if nxt else len(text)]
+            block = text[m.start() : nxt.start() if nxt else len(text)]
             runtime = int(re.search(r"^    resources: .*?\bruntime=(\d+)\b", block, flags=re.MULTILINE)[1])
             out.append((runtime, "timeout" if "returned non-zero exit status 124" in block else "ok"))
     return out
 
 
 def test_a_real_job_past_its_configured_runtime_is_retried_longer_until_it_fits(tmp_path):
-    # ingest_bars gets runtime_minutes=1 from the config, and a "minute" is 0.5 s: far too short for a Python
-    # job reading parquet, so the guard stops it (exit 124) and Snakemake retries it with 2, 3, ... minutes.
-    # --retries leaves room for a loaded machine (up to 15 s); the profile's 2 retries are tested on the fixture above.
+    # ingest_bars gets runtime_minutes=1 from the config, and a "minute" is 0.1 s: far too short for a Python
+    # job reading parquet (about 0.5 s), so the guard stops it (exit 124) and Snakemake retries it with 2, 3, ... minutes.
+    # --retries leaves room for a loaded machine (up to 6 s); the profile's 2 retries are tested on the fixture above.
     wf = copy_workflow(tmp_path / "wf")
-    env = run_env(SWINGFLOW_TIMEOUT_UNIT_S="0.5", SWINGFLOW_TIMEOUT_GRACE_S="1")
-    r = run_snakemake(["-c1", "--retries", "30", "results/ingest/BTCUSDT.quality.json", "--config", *TINY,
-                       'overrides=["+env.compute.runtime_minutes.ingest_bars=1"]'], cwd=wf, env=env, timeout=300)
+    env = run_env(SWINGFLOW_TIMEOUT_UNIT_S="0.1", SWINGFLOW_TIMEOUT_GRACE_S="1")
+    r = run_snakemake(
+        [
+            "-c1",
+            "--retries",
+            "60",
+            "results/ingest/BTCUSDT.quality.json",
+            "--config",
+            *TINY,
+            'overrides=["+env.compute.runtime_minutes.ingest_bars=1"]',
+        ],
+        cwd=wf,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     tries = attempts_of("ingest_bars", r.stderr)
     assert len(tries) >= 2 and tries[0] == (1, "timeout"), tries
     assert [t for t, _ in tries] == list(range(1, len(tries) + 1))  # runtime = configured 1 min x attempt
     assert [e for _, e in tries[:-1]] == ["timeout"] * (len(tries) - 1)
-    assert "past its runtime of 1 min (1 min = 0.5 s here)" in r.stderr
+    assert "past its runtime of 1 min (1 min = 0.1 s here)" in r.stderr
     quality = json.loads((wf / "results/ingest/BTCUSDT.quality.json").read_text())
     assert quality["symbol"] == "BTCUSDT"
     assert "past its runtime" not in (wf / "logs/ingest/BTCUSDT.log").read_text()  # the last attempt finished

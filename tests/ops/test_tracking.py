@@ -13,15 +13,26 @@ from tests.ops.helpers import run_snakemake
 from workflow_scripts.models import folder as registry
 from workflow_scripts.registry import tracking
 
-TRACKED = ["env=integration-test", "universe=tiny", "targets=small",
-           "overrides=[" + ",".join(f'"{o}"' for o in [*OVERRIDES, "env.tracking=mlflow"]) + "]"]
+TRACKED = [
+    "env=integration-test",
+    "universe=tiny",
+    "targets=small",
+    "overrides=[" + ",".join(f'"{o}"' for o in [*OVERRIDES, "env.tracking=mlflow"]) + "]",
+]
 
 
 def test_metrics_and_params_are_flattened_for_mlflow():
-    m = tracking.metrics_of({"vin": "X", "gate": {"passed": True, "reasons": ["a"]},
-                             "after_costs": {"sharpe": 1.5, "dsr": None, "n": 3, "x": float("nan")}})
+    m = tracking.metrics_of(
+        {
+            "vin": "X",
+            "gate": {"passed": True, "reasons": ["a"]},
+            "after_costs": {"sharpe": 1.5, "dsr": None, "n": 3, "x": float("nan")},
+        }
+    )
     assert m == {"gate.passed": 1.0, "after_costs.sharpe": 1.5, "after_costs.n": 3.0}
-    p = tracking.params_of({"symbol": "BTCUSDT", "window": 5, "params": {"num_leaves": 31, "fixed": {"a": 1}}})
+    p = tracking.params_of(
+        {"symbol": "BTCUSDT", "window": 5, "params": {"num_leaves": 31, "fixed": {"a": 1}}}
+    )
     assert p == {"symbol": "BTCUSDT", "window": "5", "params.num_leaves": "31", "params.fixed.a": "1"}
 
 
@@ -33,7 +44,9 @@ def test_production_models_are_logged_once_each(tiny_run, tmp_path):
     shutil.copytree(tiny_run.workdir, wf, symlinks=True)
     r = run_snakemake(["-c1", "results/tracking/mlflow_runs.json", "--config", *TRACKED], cwd=wf, timeout=900)
     assert r.returncode == 0, r.stderr[-4000:]
-    assert "train_production" not in r.stderr.split("Job stats:")[-1].split("Select jobs")[0]  # only tracking ran
+    assert (
+        "train_production" not in r.stderr.split("Job stats:")[-1].split("Select jobs")[0]
+    )  # only tracking ran
 
     folders = sorted((wf / "results" / "production").glob("*/w*/*"))
     assert len(folders) == 8
@@ -55,8 +68,9 @@ def test_production_models_are_logged_once_each(tiny_run, tmp_path):
         logged = {a.path for a in client.list_artifacts(run.info.run_id, "production")}
         assert {f"production/{f}" for f in registry.read_sha256(folder)} | {"production/sha256.txt"} <= logged
 
-    again = run_snakemake(["-c1", "-f", "results/tracking/mlflow_runs.json", "--config", *TRACKED], cwd=wf,
-                          timeout=900)
+    again = run_snakemake(
+        ["-c1", "-f", "results/tracking/mlflow_runs.json", "--config", *TRACKED], cwd=wf, timeout=900
+    )
     assert again.returncode == 0, again.stderr[-4000:]
     out = json.loads((wf / "results/tracking/mlflow_runs.json").read_text())
     assert [m["status"] for m in out["models"]] == ["already logged"] * 8

@@ -22,8 +22,12 @@ HORIZON = 5
 SIMPLE_SPEC = {"windows": [4, 24]}
 OTHER = "ETHUSDT"
 # The training code path (workflow_scripts.features) with short lookbacks: fast, and exercises the cross-coin join.
-REAL_SPEC = {"families": ["candle", "tech", "time", "struct", "vol"], "lookbacks": [3, 5, 8], "lags": [1],
-             "dtype": "float32"}
+REAL_SPEC = {
+    "families": ["candle", "tech", "time", "struct", "vol"],
+    "lookbacks": [3, 5, 8],
+    "lags": [1],
+    "dtype": "float32",
+}
 # Own feature columns whose value depends on where the data starts, not only on trailing bars: none since the
 # continuity features are capped (features/temporal.py CONTINUITY_CAP), so live features equal batch features.
 HISTORY_DEPENDENT = ()
@@ -87,24 +91,53 @@ class Factory:
         other = [c for c in cols if c.startswith(OTHER) and c.split("__", 1)[1] not in HISTORY_DEPENDENT]
         return tuple(own[:: max(1, len(own) // 12)] + other[:3])
 
-    def model_text(self, num_leaves: int = 7, rounds: int = 20, columns: tuple[str, ...] | None = None,
-                   real: bool = False) -> str:
+    def model_text(
+        self,
+        num_leaves: int = 7,
+        rounds: int = 20,
+        columns: tuple[str, ...] | None = None,
+        real: bool = False,
+    ) -> str:
         key = (num_leaves, rounds, columns, real)
         if key not in self._models:
             table = self.real_features if real else self.features
             cols = list(columns or [c for c in table.columns if c != "timestamp"])
             ok = np.flatnonzero(self.labels[:TRAIN] >= 0)
-            ds = lgb.Dataset(table[cols].iloc[ok].to_numpy(np.float32), label=self.labels[ok],
-                             feature_name=cols, params={"verbosity": -1})
-            params = {"objective": "multiclass", "num_class": 3, "num_leaves": num_leaves, "learning_rate": 0.1,
-                      "verbosity": -1, "num_threads": 1, "seed": 1, "deterministic": True}
+            ds = lgb.Dataset(
+                table[cols].iloc[ok].to_numpy(np.float32),
+                label=self.labels[ok],
+                feature_name=cols,
+                params={"verbosity": -1},
+            )
+            params = {
+                "objective": "multiclass",
+                "num_class": 3,
+                "num_leaves": num_leaves,
+                "learning_rate": 0.1,
+                "verbosity": -1,
+                "num_threads": 1,
+                "seed": 1,
+                "deterministic": True,
+            }
             self._models[key] = lgb.train(params, ds, num_boost_round=rounds).model_to_string()
         return self._models[key]
 
-    def folder(self, *, side: str = "high", window: int = 5, kind: str = "breakout", num_leaves: int = 7,
-               rounds: int = 20, columns: tuple[str, ...] | None = None, score: float | None = 0.5,
-               gate_passed: bool = True, grade: str = "A", data_version: str = "d" * 64,
-               symbol: str = SYMBOL, real: bool = False) -> Path:
+    def folder(
+        self,
+        *,
+        side: str = "high",
+        window: int = 5,
+        kind: str = "breakout",
+        num_leaves: int = 7,
+        rounds: int = 20,
+        columns: tuple[str, ...] | None = None,
+        score: float | None = 0.5,
+        gate_passed: bool = True,
+        grade: str = "A",
+        data_version: str = "d" * 64,
+        symbol: str = SYMBOL,
+        real: bool = False,
+    ) -> Path:
         """A production folder; real=True: a model on the workflow's own features (features.json carries the spec
         and universe so live predictions rebuild them)."""
         n = next(self._n)
@@ -113,24 +146,48 @@ class Factory:
         text = self.model_text(num_leaves, rounds, columns, real)
         cols = list(columns or [c for c in self.features.columns if c != "timestamp"])
         target = f"{side}_{kind}_k1.5_th0.5"
-        vin = encode_vin({"type": "LGBM", "grade": grade, "arch": {"num_leaves": num_leaves},
-                          "opt": {"learning_rate": 0.1, "num_iterations": rounds},
-                          "env": {"side": side, "kind": kind, "k": 1.5, "theta": 0.5, "window": window},
-                          "date": "20250101", "suffix": vin_suffix({"n": n, "symbol": symbol, "target": target})})
+        vin = encode_vin(
+            {
+                "type": "LGBM",
+                "grade": grade,
+                "arch": {"num_leaves": num_leaves},
+                "opt": {"learning_rate": 0.1, "num_iterations": rounds},
+                "env": {"side": side, "kind": kind, "k": 1.5, "theta": 0.5, "window": window},
+                "date": "20250101",
+                "suffix": vin_suffix({"n": n, "symbol": symbol, "target": target}),
+            }
+        )
         folder = self.root / f"prod{n}" / symbol / f"w{window}" / side
         folder.mkdir(parents=True)
         (folder / "model.txt").write_text(text)
-        artifacts.write_json(folder / "config.json", {
-            "symbol": symbol, "window": window, "side": side, "target": target, "model_type": "lightgbm",
-            "params": {"num_leaves": num_leaves, "learning_rate": 0.1, "num_iterations": rounds},
-            "dependencies": {"data_version": data_version, "encoder_version": None}})
-        artifacts.write_json(folder / "metrics.json", {
-            "vin": vin, "score": score, "grade": {"grade": grade, "method": "absolute"},
-            "gate": {"profile": "exploratory", "passed": gate_passed, "reasons": []},
-            "test": {"macro_ap": score}})
+        artifacts.write_json(
+            folder / "config.json",
+            {
+                "symbol": symbol,
+                "window": window,
+                "side": side,
+                "target": target,
+                "model_type": "lightgbm",
+                "params": {"num_leaves": num_leaves, "learning_rate": 0.1, "num_iterations": rounds},
+                "dependencies": {"data_version": data_version, "encoder_version": None},
+            },
+        )
+        artifacts.write_json(
+            folder / "metrics.json",
+            {
+                "vin": vin,
+                "score": score,
+                "grade": {"grade": grade, "method": "absolute"},
+                "gate": {"profile": "exploratory", "passed": gate_passed, "reasons": []},
+                "test": {"macro_ap": score},
+            },
+        )
         artifacts.write_json(folder / "costs.json", {"fee_bps": 10.0, "spread_bps": 2.0, "slippage_bps": 1.0})
-        feats = ({"features": cols, "spec": REAL_SPEC, "universe": [SYMBOL, OTHER]} if real else
-                 {"features": cols, "spec": SIMPLE_SPEC, "universe": [symbol], "history_bars": 60})
+        feats = (
+            {"features": cols, "spec": REAL_SPEC, "universe": [SYMBOL, OTHER]}
+            if real
+            else {"features": cols, "spec": SIMPLE_SPEC, "universe": [symbol], "history_bars": 60}
+        )
         artifacts.write_json(folder / "features.json", feats)
         artifacts.write_json(folder / "split_indices.json", {"train": [0, TRAIN], "test": [TRAIN, ROWS]})
         artifacts.write_json(folder / "training_log.json", {"best_iteration": rounds, "fit_seconds": 0.1})
@@ -146,8 +203,9 @@ def bars(btc_bars) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def factory(bars, tmp_path_factory) -> Factory:
     other = pd.read_parquet(Path(__file__).resolve().parents[2] / "data" / "raw" / f"{OTHER}_1h.parquet")
-    other = other[(other["timestamp"] >= bars["timestamp"].iloc[0])
-                  & (other["timestamp"] <= bars["timestamp"].iloc[-1])].reset_index(drop=True)
+    other = other[
+        (other["timestamp"] >= bars["timestamp"].iloc[0]) & (other["timestamp"] <= bars["timestamp"].iloc[-1])
+    ].reset_index(drop=True)
     return Factory(bars, tmp_path_factory.mktemp("production"), other)
 
 
@@ -166,11 +224,21 @@ def scoring(factory):
 # ---- a workflow-like run: results/ files from the workflow's own code, production folders from heads ------------
 WF_SYMBOLS = (SYMBOL, OTHER)
 WF_BARS = 3000
-WF_TARGETS = {"windows": [5, 20], "types": ["high_breakout", "high_reversion", "low_breakout", "low_reversion"],
-              "std_thresholds": [1.0], "barrier_thresholds": [0.5, 1.0], "horizon_multiplier": 1,
-              "sigma_min_bars": 24}
-WF_SPEC = {"name": "default", "margin": 0.005, "recent_bars": 720, "min_rows": 20,
-           "promote_gate_profiles": ["strict"]}
+WF_TARGETS = {
+    "windows": [5, 20],
+    "types": ["high_breakout", "high_reversion", "low_breakout", "low_reversion"],
+    "std_thresholds": [1.0],
+    "barrier_thresholds": [0.5, 1.0],
+    "horizon_multiplier": 1,
+    "sigma_min_bars": 24,
+}
+WF_SPEC = {
+    "name": "default",
+    "margin": 0.005,
+    "recent_bars": 720,
+    "min_rows": 20,
+    "promote_gate_profiles": ["strict"],
+}
 
 
 class WorkflowLike:
@@ -195,54 +263,107 @@ class WorkflowLike:
             for w in WF_TARGETS["windows"]:
                 table = swing_targets.build_targets(bars, w, self.grid, w, WF_TARGETS["sigma_min_bars"])
                 artifacts.write_parquet(self.results / "targets" / s / f"w{w}.parquet", table)
-                artifacts.write_json(self.results / "splits" / s / f"w{w}.json",
-                                     chronological_split(bars["timestamp"], w, 0.6, 0.2, 24))
+                artifacts.write_json(
+                    self.results / "splits" / s / f"w{w}.json",
+                    chronological_split(bars["timestamp"], w, 0.6, 0.2, 24),
+                )
         self._n = itertools.count()
 
     def paths(self, symbols=WF_SYMBOLS) -> dict:
         from workflow_scripts.registry.runs import symbol_data_from_paths
 
         w = WF_TARGETS["windows"]
-        return symbol_data_from_paths([self.results / "features" / f"{s}.parquet" for s in symbols],
-                                      [self.results / "targets" / s / f"w{x}.parquet" for s in symbols for x in w],
-                                      [self.results / "splits" / s / f"w{x}.json" for s in symbols for x in w])
+        return symbol_data_from_paths(
+            [self.results / "features" / f"{s}.parquet" for s in symbols],
+            [self.results / "targets" / s / f"w{x}.parquet" for s in symbols for x in w],
+            [self.results / "splits" / s / f"w{x}.json" for s in symbols for x in w],
+        )
 
-    def production(self, symbol: str, window: int, side: str, *, kind: str = "breakout", theta: float = 0.5,
-                   num_leaves: int = 7, rounds: int = 60, n_features: int = 24, gate_passed: bool = True,
-                   profile: str = "strict", grade: str = "A", tag: str = "run1", model: str = "lightgbm") -> Path:
+    def production(
+        self,
+        symbol: str,
+        window: int,
+        side: str,
+        *,
+        kind: str = "breakout",
+        theta: float = 0.5,
+        num_leaves: int = 7,
+        rounds: int = 60,
+        n_features: int = 24,
+        gate_passed: bool = True,
+        profile: str = "strict",
+        grade: str = "A",
+        tag: str = "run1",
+        model: str = "lightgbm",
+    ) -> Path:
         from workflow_scripts.data.splits import segment_mask
         from workflow_scripts.evaluation.metrics import macro_average_precision
         from workflow_scripts.models import heads
 
         target = f"{side}_{kind}_k1.0_th{theta}"
         feats = pd.read_parquet(self.results / "features" / f"{symbol}.parquet")
-        columns = [c for c in feats.columns if c != "timestamp"][:: 7][:n_features]
+        columns = [c for c in feats.columns if c != "timestamp"][::7][:n_features]
         table = pd.read_parquet(self.results / "targets" / symbol / f"w{window}.parquet")
         split = artifacts.read_json(self.results / "splits" / symbol / f"w{window}.json")
         y, pos = table[target].to_numpy(), np.arange(len(table))
-        rows = {seg: np.flatnonzero(segment_mask(split, seg, pos, table["label_end"].to_numpy()) & (y >= 0))
-                for seg in ("train", "validation", "test")}
+        rows = {
+            seg: np.flatnonzero(segment_mask(split, seg, pos, table["label_end"].to_numpy()) & (y >= 0))
+            for seg in ("train", "validation", "test")
+        }
         params = {"num_leaves": num_leaves, "learning_rate": 0.1, "min_child_samples": 10}
-        head = heads.train_head(model, feats[columns].iloc[rows["train"]], y[rows["train"]],
-                                feats[columns].iloc[rows["validation"]], y[rows["validation"]], params, seed=1,
-                                num_boost_round=rounds, early_stopping_rounds=10)
-        score = macro_average_precision(y[rows["test"]], heads.predict_proba(head, feats[columns].iloc[rows["test"]]))
+        head = heads.train_head(
+            model,
+            feats[columns].iloc[rows["train"]],
+            y[rows["train"]],
+            feats[columns].iloc[rows["validation"]],
+            y[rows["validation"]],
+            params,
+            seed=1,
+            num_boost_round=rounds,
+            early_stopping_rounds=10,
+        )
+        score = macro_average_precision(
+            y[rows["test"]], heads.predict_proba(head, feats[columns].iloc[rows["test"]])
+        )
         n = next(self._n)
         folder = self.root / "production" / tag / symbol / f"w{window}" / side
         heads.save_head(folder, head)
-        vin = encode_vin({"type": "LGBM" if model == "lightgbm" else "XGB", "grade": grade,
-                          "arch": {"num_leaves": num_leaves}, "opt": {"learning_rate": 0.1, "num_iterations": rounds},
-                          "env": {"side": side, "kind": kind, "k": 1.0, "theta": theta, "window": window},
-                          "date": "20260516", "suffix": vin_suffix({"n": n, "tag": tag, "symbol": symbol})})
-        artifacts.write_json(folder / "config.json", {
-            "symbol": symbol, "window": window, "side": side, "target": target, "model_type": model,
-            "params": head.params, "dependencies": {"data_version": "e" * 64, "encoder_version": None}})
-        artifacts.write_json(folder / "metrics.json", {
-            "vin": vin, "score": score, "grade": {"grade": grade},
-            "gate": {"profile": profile, "passed": gate_passed}})
+        vin = encode_vin(
+            {
+                "type": "LGBM" if model == "lightgbm" else "XGB",
+                "grade": grade,
+                "arch": {"num_leaves": num_leaves},
+                "opt": {"learning_rate": 0.1, "num_iterations": rounds},
+                "env": {"side": side, "kind": kind, "k": 1.0, "theta": theta, "window": window},
+                "date": "20260516",
+                "suffix": vin_suffix({"n": n, "tag": tag, "symbol": symbol}),
+            }
+        )
+        artifacts.write_json(
+            folder / "config.json",
+            {
+                "symbol": symbol,
+                "window": window,
+                "side": side,
+                "target": target,
+                "model_type": model,
+                "params": head.params,
+                "dependencies": {"data_version": "e" * 64, "encoder_version": None},
+            },
+        )
+        artifacts.write_json(
+            folder / "metrics.json",
+            {
+                "vin": vin,
+                "score": score,
+                "grade": {"grade": grade},
+                "gate": {"profile": profile, "passed": gate_passed},
+            },
+        )
         artifacts.write_json(folder / "costs.json", {"fee_bps": 10.0, "spread_bps": 2.0, "slippage_bps": 1.0})
-        artifacts.write_json(folder / "features.json", {"features": columns, "spec": REAL_SPEC,
-                                                        "universe": list(WF_SYMBOLS)})
+        artifacts.write_json(
+            folder / "features.json", {"features": columns, "spec": REAL_SPEC, "universe": list(WF_SYMBOLS)}
+        )
         artifacts.write_json(folder / "split_indices.json", {k: v.tolist() for k, v in rows.items()})
         artifacts.write_json(folder / "training_log.json", {"best_iteration": head.best_iteration})
         write_sha256(folder)

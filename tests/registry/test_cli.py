@@ -13,8 +13,8 @@ import pytest
 
 from tests.registry.conftest import SYMBOL, TRAIN
 from workflow_scripts import artifacts
-from workflow_scripts.registry import store as reg
 from workflow_scripts.ops.cli import main
+from workflow_scripts.registry import store as reg
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +38,9 @@ def cli(capsys, reg_dir):
 @pytest.fixture
 def small(factory, reg_dir, tmp_path):
     """Three models (two high, one low), champions for both sides, and scoring data with a label column."""
-    a = reg.register(reg_dir, factory.folder(side="high", num_leaves=3, rounds=5, score=0.41, grade="B"), run="r1")
+    a = reg.register(
+        reg_dir, factory.folder(side="high", num_leaves=3, rounds=5, score=0.41, grade="B"), run="r1"
+    )
     b = reg.register(reg_dir, factory.folder(side="high", num_leaves=15, rounds=30, score=0.52), run="r1")
     c = reg.register(reg_dir, factory.folder(side="low", score=0.47), run="r1")
     reg.promote(reg_dir, a["vin"], run="r1")
@@ -56,8 +58,19 @@ def test_registry_list_and_filters(cli, small):
     code, out, _ = cli("registry", "list", "--grade", "B", "--json")
     rows = json.loads(out)
     assert code == 0 and [r["vin"] for r in rows] == [small["a"]]
-    code, out, _ = cli("registry", "list", "--side", "low", "--symbol", SYMBOL, "--model-type", "lightgbm",
-                       "--target", "low_breakout_k1.5_th0.5", "--json")
+    code, out, _ = cli(
+        "registry",
+        "list",
+        "--side",
+        "low",
+        "--symbol",
+        SYMBOL,
+        "--model-type",
+        "lightgbm",
+        "--target",
+        "low_breakout_k1.5_th0.5",
+        "--json",
+    )
     assert [r["vin"] for r in json.loads(out)] == [small["c"]]
     code, out, _ = cli("--json", "registry", "list", "--grade", "S")
     assert json.loads(out) == []
@@ -79,8 +92,19 @@ def test_registry_info_and_verify(cli, small, reg_dir):
 
 def test_register_promote_benchmark_summary(cli, small, factory, reg_dir):
     folder = factory.folder(side="high", num_leaves=31, rounds=40, score=0.6)
-    code, out, _ = cli("registry", "register", str(folder), "--run", "r2", "--promote", "--data", small["data"],
-                       "--margin", "5", "--json")
+    code, out, _ = cli(
+        "registry",
+        "register",
+        str(folder),
+        "--run",
+        "r2",
+        "--promote",
+        "--data",
+        small["data"],
+        "--margin",
+        "5",
+        "--json",
+    )
     res = json.loads(out)
     assert code == 0 and res["version"] == "1.2.0" and res["promotion"]["decision"] == "challenger"
     code, out, _ = cli("registry", "promote", res["vin"], "--data", small["data"], "--margin", "-1", "--json")
@@ -111,7 +135,9 @@ def test_archive_cleanup_deploy(cli, small, reg_dir):
     code, out, _ = cli("archive", "--top-percent", "50", "--dry-run", "--json")
     assert code == 0 and len(json.loads(out)) == 2 and not (reg_dir / "archive").exists()
     code, out, _ = cli("archive", "--top-percent", "10")
-    assert code == 0 and "Archived 1" in out and (reg_dir / "archive" / small["b"] / "metadata.json").is_file()
+    assert (
+        code == 0 and "Archived 1" in out and (reg_dir / "archive" / small["b"] / "metadata.json").is_file()
+    )
     before = sorted(reg_dir.rglob("*"))
     code, out, _ = cli("cleanup", "--keep-days", "0", "--keep-top", "0", "--dry-run")
     assert code == 0 and "Would remove 0 model" in out  # champions a, c and archived b are protected
@@ -126,18 +152,33 @@ def test_archive_cleanup_deploy(cli, small, reg_dir):
 
 def test_dashboard_once(cli, small, reg_dir, tmp_path):
     results = tmp_path / "results"
-    artifacts.write_json(results / "config" / "resolved.json", {
-        "universe": {"symbols": ["BTCUSDT", "ETHUSDT"]},
-        "targets": {"windows": [5, 20], "types": ["high_breakout", "low_breakout"], "std_thresholds": [1.5],
-                    "barrier_thresholds": [0.5, 1.0]}})
+    artifacts.write_json(
+        results / "config" / "resolved.json",
+        {
+            "universe": {"symbols": ["BTCUSDT", "ETHUSDT"]},
+            "targets": {
+                "windows": [5, 20],
+                "types": ["high_breakout", "low_breakout"],
+                "std_thresholds": [1.5],
+                "barrier_thresholds": [0.5, 1.0],
+            },
+        },
+    )
     for t in ("high_breakout_k1.5_th0.5", "low_breakout_k1.5_th1.0", "high_breakout_k1.5_th1.0"):
         artifacts.write_json(results / "stage1" / "BTCUSDT" / "w5" / t / "metrics.json", {})
     artifacts.write_json(results / "tuning" / "stage2" / "w5.json", {})
     artifacts.write_json(results / "tuning" / "stage4" / "BTCUSDT" / "w5" / "high.json", {})
     (results / "production" / "BTCUSDT" / "w5" / "low").mkdir(parents=True)  # a job still writing: not done
     artifacts.write_text(results / "production" / "BTCUSDT" / "w5" / "high" / "sha256.txt", "")
-    artifacts.write_json(results / "registry" / "run_status.json", {"run": "run-0123456789ab", "symbols": {
-        "BTCUSDT": {"registered": [small["a"]], "champion": {"high": small["a"]}, "changed": True}}})
+    artifacts.write_json(
+        results / "registry" / "run_status.json",
+        {
+            "run": "run-0123456789ab",
+            "symbols": {
+                "BTCUSDT": {"registered": [small["a"]], "champion": {"high": small["a"]}, "changed": True}
+            },
+        },
+    )
     reg.deploy(reg_dir, 0, small["a"])
     code, out, _ = cli("dashboard", "--once", "--results", results)
     assert code == 0 and "Workflow progress" in out and "Champions" in out and "Deployed slots" in out
@@ -165,7 +206,9 @@ def test_predict_batch(cli, small, factory, tmp_path, reg_dir):
 
 
 def test_predict_append(cli, factory, reg_dir, tmp_path):
-    pytest.importorskip("workflow_scripts.features", reason="features helper writes workflow_scripts/features/")
+    pytest.importorskip(
+        "workflow_scripts.features", reason="features helper writes workflow_scripts/features/"
+    )
     e = reg.register(reg_dir, factory.folder(real=True))
     reg.promote(reg_dir, e["vin"])
     bars = tmp_path / "ingest"
@@ -173,7 +216,9 @@ def test_predict_append(cli, factory, reg_dir, tmp_path):
     for s, b in factory.bars_by_symbol.items():
         b.iloc[:-5].to_parquet(bars / f"{s}.parquet")
     out_dir = tmp_path / "preds"
-    code, out, _ = cli("predict", "--append", "--bars", bars, "--out", out_dir, "--history-bars", 300, "--json")
+    code, out, _ = cli(
+        "predict", "--append", "--bars", bars, "--out", out_dir, "--history-bars", 300, "--json"
+    )
     assert code == 0 and json.loads(out)[0]["rows_added"] == len(factory.bars) - 5
     for s, b in factory.bars_by_symbol.items():
         b.to_parquet(bars / f"{s}.parquet")
@@ -205,9 +250,21 @@ def test_errors_are_one_line(cli, reg_dir, tmp_path):
 def test_registry_from_env_and_console_entry(tmp_path, factory):
     env = dict(os.environ, SWINGFLOW_REGISTRY=str(tmp_path / "envreg"), PYTHONPATH=str(ROOT))
     reg.register(tmp_path / "envreg", factory.folder())
-    p = subprocess.run([sys.executable, "-m", "workflow_scripts.ops.cli", "registry", "list", "--json"], env=env,
-                       capture_output=True, text=True, cwd=tmp_path, check=False)
+    p = subprocess.run(
+        [sys.executable, "-m", "workflow_scripts.ops.cli", "registry", "list", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
     assert p.returncode == 0 and len(json.loads(p.stdout)) == 1
-    p = subprocess.run([sys.executable, "-m", "workflow_scripts.ops.cli", "registry", "info", "NOPE"], env=env,
-                       capture_output=True, text=True, cwd=tmp_path, check=False)
+    p = subprocess.run(
+        [sys.executable, "-m", "workflow_scripts.ops.cli", "registry", "info", "NOPE"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr

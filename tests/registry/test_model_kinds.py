@@ -13,8 +13,12 @@ from workflow_scripts.models.folder import load_folder, read_model_meta, write_s
 
 def test_the_table_answers_every_kind_question():
     assert kinds.TRAINABLE == ("lightgbm", "xgboost", "torch_mlp", "torch_transformer")
-    assert kinds.MODEL_FILES == {"lightgbm": "model.txt", "xgboost": "model.json", "torchscript": "model.pt",
-                                 "ensemble": "ensemble.json"}
+    assert kinds.MODEL_FILES == {
+        "lightgbm": "model.txt",
+        "xgboost": "model.json",
+        "torchscript": "model.pt",
+        "ensemble": "ensemble.json",
+    }
     assert [k for k, v in kinds.KINDS.items() if v.uses_gpu] == ["torch_mlp", "torch_transformer"]
     assert kinds.kind_of("lgbm").name == "lightgbm" and kinds.kind_of("PT").model_type == "torchscript"
     assert kinds.KINDS["ensemble_stacker"].vin_type == "ENSSTK"
@@ -29,8 +33,14 @@ def test_an_ensemble_folder_loads_its_members_through_the_table(factory, tmp_pat
         shutil.copytree(src, folder / ensembles.MEMBERS_DIR / name)
     ens = ensembles.fit_average([{"name": n, "vin": read_model_meta(f)["vin"]} for n, f in members.items()])
     ensembles.save_ensemble(folder, ens)
-    for name in ("config.json", "metrics.json", "costs.json", "features.json", "split_indices.json",
-                 "training_log.json"):
+    for name in (
+        "config.json",
+        "metrics.json",
+        "costs.json",
+        "features.json",
+        "split_indices.json",
+        "training_log.json",
+    ):
         shutil.copy(members["w5"] / name, folder / name)
     config = artifacts.read_json(folder / "config.json")
     artifacts.write_json(folder / "config.json", config | {"model_type": "ensemble"})

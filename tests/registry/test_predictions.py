@@ -43,7 +43,9 @@ def test_append_is_idempotent_and_matches_batch(factory, reg_dir, tmp_path):
     assert pr.append_predictions(reg_dir, SYMBOL, first, out, builder=simple_builder) == 2 * 2000
     assert pr.append_predictions(reg_dir, SYMBOL, first, out, builder=simple_builder) == 0
     for stop in (2001, 2150, len(bars)):  # bars arrive one and many at a time
-        added = pr.append_predictions(reg_dir, SYMBOL, {SYMBOL: bars.iloc[:stop]}, out, builder=simple_builder)
+        added = pr.append_predictions(
+            reg_dir, SYMBOL, {SYMBOL: bars.iloc[:stop]}, out, builder=simple_builder
+        )
         assert added > 0
     before = out.read_bytes()
     assert pr.append_predictions(reg_dir, SYMBOL, {SYMBOL: bars}, out, builder=simple_builder) == 0
@@ -77,8 +79,9 @@ def _history_dependent(columns):
 def _live_vs_batch(factory, cut):
     builder = pr.workflow_feature_builder(REAL_SPEC, [SYMBOL, OTHER])
     after = factory.bars["timestamp"].iloc[cut - 1]
-    inc = pr.incremental_features(factory.bars_by_symbol, SYMBOL, after, pr.history_bars_for({"spec": REAL_SPEC}),
-                                  builder)
+    inc = pr.incremental_features(
+        factory.bars_by_symbol, SYMBOL, after, pr.history_bars_for({"spec": REAL_SPEC}), builder
+    )
     batch = factory.real_features
     return inc, batch[batch["timestamp"] > after].reset_index(drop=True)
 
@@ -93,8 +96,9 @@ def test_batch_and_incremental_workflow_features_agree(factory):
         assert len(inc) == len(factory.bars) - cut and list(inc.columns) == list(want.columns)
         skip = _history_dependent(inc.columns)
         assert skip == []  # every column, own and ETHUSDT's, is reproduced by the live path
-        pd.testing.assert_frame_equal(inc.drop(columns=skip), want.drop(columns=skip), check_exact=False,
-                                      rtol=1e-5, atol=1e-6)
+        pd.testing.assert_frame_equal(
+            inc.drop(columns=skip), want.drop(columns=skip), check_exact=False, rtol=1e-5, atol=1e-6
+        )
 
 
 def test_append_with_workflow_features(factory, reg_dir, tmp_path):
@@ -119,7 +123,9 @@ def test_append_refuses_tampered_champion(factory, reg_dir, tmp_path):
     path = reg_dir / "models" / vins[0] / "model.txt"
     path.write_bytes(path.read_bytes()[:-2])
     with pytest.raises(reg.IntegrityError, match="model.txt"):
-        pr.append_predictions(reg_dir, SYMBOL, {SYMBOL: factory.bars}, tmp_path / "p.parquet", builder=simple_builder)
+        pr.append_predictions(
+            reg_dir, SYMBOL, {SYMBOL: factory.bars}, tmp_path / "p.parquet", builder=simple_builder
+        )
     assert not (tmp_path / "p.parquet").exists()
 
 
@@ -135,6 +141,8 @@ def test_history_floor_keeps_continuity_features_equal(factory):
     after = factory.bars["timestamp"].iloc[-11]
     want = factory.real_features[factory.real_features["timestamp"] > after].reset_index(drop=True)
     short = pr.incremental_features(factory.bars_by_symbol, SYMBOL, after, 100, builder)
-    floored = pr.incremental_features(factory.bars_by_symbol, SYMBOL, after, pr.history_bars_for(info), builder)
+    floored = pr.incremental_features(
+        factory.bars_by_symbol, SYMBOL, after, pr.history_bars_for(info), builder
+    )
     assert (short["time__bars_since_gap"] < want["time__bars_since_gap"]).all()
     pd.testing.assert_frame_equal(floored, want, check_exact=False, rtol=1e-5, atol=1e-6)

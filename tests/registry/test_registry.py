@@ -25,20 +25,47 @@ def test_register_load_round_trip(factory, reg_dir):
     assert (reg_dir / "models" / entry["vin"] / "model.txt").is_file()
     index = artifacts.read_json(reg_dir / "index.json")
     e = index["models"][entry["vin"]]
-    for key in ("vin", "version", "symbol", "target", "window", "side", "model_type", "grade", "gate_profile",
-                "gate_passed", "dependencies", "created", "folder"):
+    for key in (
+        "vin",
+        "version",
+        "symbol",
+        "target",
+        "window",
+        "side",
+        "model_type",
+        "grade",
+        "gate_profile",
+        "gate_passed",
+        "dependencies",
+        "created",
+        "folder",
+    ):
         assert key in e, key
-    assert e["dependencies"]["data_version"] == "d" * 64 and e["grade"] == "A" and e["gate_profile"] == "exploratory"
+    assert (
+        e["dependencies"]["data_version"] == "d" * 64
+        and e["grade"] == "A"
+        and e["gate_profile"] == "exploratory"
+    )
     model = reg.load_model(reg_dir, entry["vin"])
     X = factory.features.iloc[-50:]
-    expected = lgb.Booster(model_str=(folder / "model.txt").read_text()).predict(X[model.features].to_numpy(np.float32))
+    expected = lgb.Booster(model_str=(folder / "model.txt").read_text()).predict(
+        X[model.features].to_numpy(np.float32)
+    )
     np.testing.assert_allclose(model.predict_proba(X), expected)
     assert reg.list_models(reg_dir, symbol="BTCUSDT", grade="A", model_type="lgbm")[0]["vin"] == entry["vin"]
     assert reg.list_models(reg_dir, grade="B") == []
     # sha256.txt is sha256sum compatible
-    out = subprocess.run(["sha256sum", "-c", "sha256.txt"], cwd=reg_dir / e["folder"], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        ["sha256sum", "-c", "sha256.txt"],
+        cwd=reg_dir / e["folder"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert artifacts.read_json(reg_dir / "runs" / "r1" / "status.json")["symbols"]["BTCUSDT"]["registered"] == [e["vin"]]
+    assert artifacts.read_json(reg_dir / "runs" / "r1" / "status.json")["symbols"]["BTCUSDT"][
+        "registered"
+    ] == [e["vin"]]
 
 
 def test_semantic_versions(factory, reg_dir):
@@ -47,12 +74,23 @@ def test_semantic_versions(factory, reg_dir):
     c = reg.register(reg_dir, factory.folder(num_leaves=15, data_version="e" * 64))  # new data, same artifact
     d = reg.register(reg_dir, factory.folder(num_leaves=15, columns=("f__ret1", "f__vol24")))  # feature set
     e = reg.register(reg_dir, factory.folder(num_leaves=15, columns=("f__ret1", "f__vol24")))  # identical
-    f = reg.register(reg_dir, factory.folder(num_leaves=15, columns=("f__ret1", "f__vol24"), kind="reversion"))
+    f = reg.register(
+        reg_dir, factory.folder(num_leaves=15, columns=("f__ret1", "f__vol24"), kind="reversion")
+    )
     low = reg.register(reg_dir, factory.folder(side="low"))  # another lineage
-    assert [x["version"] for x in (a, b, c, d, e, f, low)] == ["1.0.0", "1.1.0", "1.2.0", "2.0.0", "2.0.1",
-                                                                "3.0.0", "1.0.0"]
+    assert [x["version"] for x in (a, b, c, d, e, f, low)] == [
+        "1.0.0",
+        "1.1.0",
+        "1.2.0",
+        "2.0.0",
+        "2.0.1",
+        "3.0.0",
+        "1.0.0",
+    ]
     assert "feature_hash" in d["version_reason"] and "target" in f["version_reason"]
-    again = reg.register(reg_dir, reg_dir / "models" / f["vin"])  # same VIN, same files: metadata re-registration
+    again = reg.register(
+        reg_dir, reg_dir / "models" / f["vin"]
+    )  # same VIN, same files: metadata re-registration
     assert again["version"] == "3.0.1" and again["history"][0]["version"] == "3.0.0"
 
 
@@ -125,11 +163,24 @@ for folder in sys.argv[2:]:
 
 
 def test_concurrent_registrations_lose_nothing(factory, reg_dir):
-    folders = [[str(factory.folder(num_leaves=7 if i % 2 else 15, side="high" if j % 2 else "low"))
-                for j in range(5)] for i in range(4)]
+    folders = [
+        [
+            str(factory.folder(num_leaves=7 if i % 2 else 15, side="high" if j % 2 else "low"))
+            for j in range(5)
+        ]
+        for i in range(4)
+    ]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(reg_dir), *fs], env=env, cwd=ROOT,
-                              stderr=subprocess.PIPE, text=True) for fs in folders]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(reg_dir), *fs],
+            env=env,
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for fs in folders
+    ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
@@ -192,8 +243,10 @@ def test_rollback_needs_side_when_two(factory, reg_dir):
 # ---- archive, cleanup, deploy ------------------------------------------------------------------------------------
 def _populate(factory, reg_dir, n=5):
     old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).isoformat()
-    entries = [reg.register(reg_dir, factory.folder(score=0.1 * (i + 1), num_leaves=3 + i), created=old)
-               for i in range(n)]
+    entries = [
+        reg.register(reg_dir, factory.folder(score=0.1 * (i + 1), num_leaves=3 + i), created=old)
+        for i in range(n)
+    ]
     return entries
 
 
@@ -204,7 +257,9 @@ def test_archive_top_percent(factory, reg_dir):
     for e in chosen:
         meta = artifacts.read_json(reg_dir / "archive" / e["vin"] / "metadata.json")
         assert meta["vin"] == e["vin"] and (reg_dir / "archive" / e["vin"] / "model.txt").is_file()
-    assert set(artifacts.read_json(reg_dir / "archive" / "archive_registry.json")["models"]) == {e["vin"] for e in chosen}
+    assert set(artifacts.read_json(reg_dir / "archive" / "archive_registry.json")["models"]) == {
+        e["vin"] for e in chosen
+    }
     assert reg.read_index(reg_dir)["models"][entries[4]["vin"]]["archived"] is True
 
 
@@ -220,7 +275,10 @@ def test_cleanup_dry_run_deletes_nothing_and_protects(factory, reg_dir):
     before = sorted(p for p in reg_dir.rglob("*"))
     index_before = (reg_dir / "index.json").read_bytes()
     res = reg.cleanup(reg_dir, keep_days=7, keep_top=1, dry_run=True)
-    assert sorted(p for p in reg_dir.rglob("*")) == before and (reg_dir / "index.json").read_bytes() == index_before
+    assert (
+        sorted(p for p in reg_dir.rglob("*")) == before
+        and (reg_dir / "index.json").read_bytes() == index_before
+    )
     # kept: entries[0] (champion), entries[4] (archived, and the top 1)
     assert set(res["models"]) == {entries[i]["vin"] for i in (1, 2, 3)} and res["logs"] == [str(log)]
     res = reg.cleanup(reg_dir, keep_days=7, keep_top=2)

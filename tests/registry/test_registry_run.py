@@ -19,16 +19,24 @@ from workflow_scripts.registry import store as reg
 
 
 def _files(root):
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != ".lock"}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 @pytest.fixture(scope="module")
 def run1(workflow_like):
     """Run 1: every (symbol, window, side) of the tiny grid, one failing the gate, one exploratory pass."""
     wl = workflow_like
-    folders = [wl.production(s, w, side) for s in (SYMBOL, OTHER) for w in (5, 20) for side in ("high", "low")
-               if (s, w, side) not in {(OTHER, 20, "low"), (OTHER, 5, "low")}]
+    folders = [
+        wl.production(s, w, side)
+        for s in (SYMBOL, OTHER)
+        for w in (5, 20)
+        for side in ("high", "low")
+        if (s, w, side) not in {(OTHER, 20, "low"), (OTHER, 5, "low")}
+    ]
     folders.append(wl.production(OTHER, 5, "low", gate_passed=False, grade="F"))
     folders.append(wl.production(OTHER, 20, "low", profile="exploratory"))
     return folders
@@ -97,8 +105,9 @@ def test_rerun_with_nothing_new_writes_nothing(run1, workflow_like, tmp_path):
     assert _files(registry_dir) == before  # no patch bump, no new champion, no run record touched
     assert again["run"] == first["run"]
     assert all(s["changed"] is False for s in again["symbols"].values())
-    assert {k: v["champion"] for k, v in again["symbols"].items()} == {k: v["champion"]
-                                                                        for k, v in first["symbols"].items()}
+    assert {k: v["champion"] for k, v in again["symbols"].items()} == {
+        k: v["champion"] for k, v in first["symbols"].items()
+    }
 
 
 def test_newcomer_needs_the_margin(run1, workflow_like, tmp_path):
@@ -135,7 +144,9 @@ def test_unscorable_champion_is_replaced(run1, workflow_like, tmp_path):
     rr.register_run(registry_dir, [old], paths, WF_SPEC)
     only_w5 = {s: rr.SymbolData(d.features, {5: d.targets[5]}, {5: d.splits[5]}) for s, d in paths.items()}
     new = workflow_like.production(SYMBOL, 5, "high", tag="new")
-    sc = rr.recent_scores([reg.load_model(registry_dir, reg.read_model_meta(old)["vin"])], only_w5[SYMBOL], WF_SPEC)
+    sc = rr.recent_scores(
+        [reg.load_model(registry_dir, reg.read_model_meta(old)["vin"])], only_w5[SYMBOL], WF_SPEC
+    )
     assert next(iter(sc.values()))["score"] is None and "w20" in next(iter(sc.values()))["reason"]
     status, _ = rr.register_run(registry_dir, [new], only_w5, WF_SPEC)
     assert status["symbols"][SYMBOL]["champion"]["high"] == reg.read_model_meta(new)["vin"]
@@ -150,8 +161,11 @@ def test_bad_folder_stops_before_anything_is_written(run1, workflow_like, tmp_pa
         rr.register_run(registry_dir, [*run1, bad], workflow_like.paths(), WF_SPEC)
     assert not registry_dir.exists()
     with pytest.raises(ValueError, match="OTHERUSDT"):
-        rr.symbol_data_from_paths([workflow_like.results / "features" / f"{SYMBOL}.parquet"],
-                                  [workflow_like.results / "targets" / "OTHERUSDT" / "w5.parquet"], [])
+        rr.symbol_data_from_paths(
+            [workflow_like.results / "features" / f"{SYMBOL}.parquet"],
+            [workflow_like.results / "targets" / "OTHERUSDT" / "w5.parquet"],
+            [],
+        )
 
 
 def test_batch_predictions_from_the_feature_table(run1, workflow_like, tmp_path):
@@ -185,7 +199,9 @@ def test_every_command_on_the_workflow_registry(run1, workflow_like, tmp_path, c
         return code, out, err
 
     champ = status["symbols"][SYMBOL]["champion"]["high"]
-    code, out, _ = cli("registry", "list", "--symbol", SYMBOL, "--model-type", "lightgbm", "--grade", "A", "--json")
+    code, out, _ = cli(
+        "registry", "list", "--symbol", SYMBOL, "--model-type", "lightgbm", "--grade", "A", "--json"
+    )
     assert code == 0 and {r["vin"] for r in json.loads(out)} == set(status["symbols"][SYMBOL]["registered"])
     entry = reg.get_entry(registry_dir, champ)
     code, out, _ = cli("registry", "list", "--target", entry["target"])
@@ -206,7 +222,11 @@ def test_every_command_on_the_workflow_registry(run1, workflow_like, tmp_path, c
     code, out, _ = cli("champions")
     assert code == 0 and all(v in out for s in status["symbols"].values() for v in s["champion"].values())
     code, out, _ = cli("archive", "--top-percent", "10", "--json")
-    assert code == 0 and len(json.loads(out)) == 1 and (registry_dir / "archive" / "archive_registry.json").is_file()
+    assert (
+        code == 0
+        and len(json.loads(out)) == 1
+        and (registry_dir / "archive" / "archive_registry.json").is_file()
+    )
     before = _files(registry_dir)
     code, out, _ = cli("cleanup", "--keep-days", "7", "--keep-top", "20", "--dry-run")
     assert code == 0 and "Would remove 0 model(s)" in out and _files(registry_dir) == before
@@ -221,22 +241,34 @@ def test_every_command_on_the_workflow_registry(run1, workflow_like, tmp_path, c
     for s, b in full.items():
         b.iloc[:-5].to_parquet(bars_dir / f"{s}.parquet")
     out_dir = tmp_path / "live"
-    code, out, _ = cli("predict", "--symbol", SYMBOL, "--append", "--bars", bars_dir, "--out", out_dir, "--json")
+    code, out, _ = cli(
+        "predict", "--symbol", SYMBOL, "--append", "--bars", bars_dir, "--out", out_dir, "--json"
+    )
     assert code == 0 and json.loads(out)[0]["rows_added"] == 2 * (len(full[SYMBOL]) - 5)
     for s, b in full.items():
         b.to_parquet(bars_dir / f"{s}.parquet")
     for added in (2 * 5, 0):  # the new bars, then nothing: idempotent
-        code, out, _ = cli("predict", "--symbol", SYMBOL, "--append", "--bars", bars_dir, "--out", out_dir, "--json")
+        code, out, _ = cli(
+            "predict", "--symbol", SYMBOL, "--append", "--bars", bars_dir, "--out", out_dir, "--json"
+        )
         assert code == 0 and json.loads(out)[0]["rows_added"] == added
     live = pd.read_parquet(out_dir / f"{SYMBOL}.parquet")
     batch = pr.batch_from_file(registry_dir, SYMBOL, workflow_like.results / "features" / f"{SYMBOL}.parquet")
-    pd.testing.assert_frame_equal(live.tail(10).reset_index(drop=True), batch.tail(10).reset_index(drop=True),
-                                  check_exact=False, rtol=1e-5, atol=1e-7)
+    pd.testing.assert_frame_equal(
+        live.tail(10).reset_index(drop=True),
+        batch.tail(10).reset_index(drop=True),
+        check_exact=False,
+        rtol=1e-5,
+        atol=1e-7,
+    )
     # rollback: a second champion first, then back to the first one
     newcomer = workflow_like.production(SYMBOL, 5, "high", num_leaves=15, rounds=80, tag="cli")
     reg.register(registry_dir, newcomer)
-    reg.promote(registry_dir, reg.read_model_meta(newcomer)["vin"], scores={reg.read_model_meta(newcomer)["vin"]: 1.0,
-                                                                            champ: 0.0})
+    reg.promote(
+        registry_dir,
+        reg.read_model_meta(newcomer)["vin"],
+        scores={reg.read_model_meta(newcomer)["vin"]: 1.0, champ: 0.0},
+    )
     code, out, _ = cli("rollback", SYMBOL, "--side", "high", "--json")
     assert code == 0 and json.loads(out)["champion"] == champ
     code, _, err = cli("rollback", SYMBOL, "--side", "high")
@@ -253,9 +285,14 @@ def test_snakemake_marker_in_a_directory_output_is_not_part_of_the_model(workflo
     assert reg.load_model(tmp_path / "registry", vin).vin == vin
 
 
-@pytest.mark.parametrize("override, key", [
-    ("registry.margin=-0.1", "registry.margin"), ("registry.recent_bars=5", "registry.recent_bars"),
-    ("registry.promote_gate_profiles=[lenient]", "registry.promote_gate_profiles")])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("registry.margin=-0.1", "registry.margin"),
+        ("registry.recent_bars=5", "registry.recent_bars"),
+        ("registry.promote_gate_profiles=[lenient]", "registry.promote_gate_profiles"),
+    ],
+)
 def test_registry_config_is_checked_at_startup(override, key):
     from workflow_scripts.config import schema as swcfg
 
@@ -294,4 +331,7 @@ def test_retraining_and_patch_reregistration_keep_standings(run1, workflow_like,
     entry = reg.get_entry(registry_dir, vin)
     assert entry["version"] == f"{major}.{minor}.{patch + 1}" and entry["grade"] == "B"
     assert entry["status"] == "retired" and "patch" in entry["version_reason"]
-    assert status["symbols"][SYMBOL]["champion"]["high"] == champ and status["symbols"][SYMBOL]["changed"] is False
+    assert (
+        status["symbols"][SYMBOL]["champion"]["high"] == champ
+        and status["symbols"][SYMBOL]["changed"] is False
+    )

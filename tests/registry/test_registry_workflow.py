@@ -6,24 +6,37 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from tests.sandbox import copy_workflow
 from tests.workflow.conftest import TINY, planned_jobs, snakemake
 from workflow_scripts import artifacts
 from workflow_scripts.registry import store as reg
-from tests.sandbox import copy_workflow
 
 pytestmark = pytest.mark.slow
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 # Five and a half months of bars, a small tuning budget, and gates loose enough that models pass on so few
 # bars (their exploratory verdicts may promote in this test only): the registry stage is what is tested here.
-OVERRIDES = ["env.data.start=2025-12-01", "features.lookbacks=[5,21]", "features.lags=[]",
-             "tuning.budget.trials=16", "tuning.cv.n_folds=3", "tuning.cv.min_train_rows=50",
-             "gates.min_trades=1", "gates.min_dsr=0.0", "gates.max_drawdown=1.0", "gates.min_net_return=-1.0",
-             "registry.promote_gate_profiles=[exploratory]"]
+OVERRIDES = [
+    "env.data.start=2025-12-01",
+    "features.lookbacks=[5,21]",
+    "features.lags=[]",
+    "tuning.budget.trials=16",
+    "tuning.cv.n_folds=3",
+    "tuning.cv.min_train_rows=50",
+    "gates.min_trades=1",
+    "gates.min_dsr=0.0",
+    "gates.max_drawdown=1.0",
+    "gates.min_net_return=-1.0",
+    "registry.promote_gate_profiles=[exploratory]",
+]
 
 
 def config(*extra: str) -> list[str]:
-    return [*TINY[:-1], "gates=exploratory", "overrides=[" + ",".join(f'"{o}"' for o in (*OVERRIDES, *extra)) + "]"]
+    return [
+        *TINY[:-1],
+        "gates=exploratory",
+        "overrides=[" + ",".join(f'"{o}"' for o in (*OVERRIDES, *extra)) + "]",
+    ]
 
 
 CONFIG = config()
@@ -31,8 +44,11 @@ TARGETS = ["results/registry/run_status.json", *(f"results/predictions/{s}.parqu
 
 
 def _files(root):
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != ".lock"}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +77,16 @@ def test_register_models_and_predict_batch(ran):
         assert s["changed"] is bool(s["champion"])  # a first run: any champion is a change
         for side, vin in s["champion"].items():
             e = index["models"][vin]
-            assert e["status"] == "champion" and e["gate_passed"] and (e["symbol"], e["side"]) == (symbol, side)
+            assert (
+                e["status"] == "champion" and e["gate_passed"] and (e["symbol"], e["side"]) == (symbol, side)
+            )
         preds = pd.read_parquet(ran / "results" / "predictions" / f"{symbol}.parquet")
         rows = len(pd.read_parquet(ran / "results" / "features" / f"{symbol}.parquet", columns=["timestamp"]))
         assert list(preds.columns) == ["timestamp", "vin", "side", "p_neither", "p_breakout", "p_reversion"]
         assert len(preds) == rows * len(s["champion"]) and set(preds["vin"]) == set(s["champion"].values())
-    assert any(s["champion"] for s in status["symbols"].values()), "no champion at all: the test shows too little"
+    assert any(s["champion"] for s in status["symbols"].values()), (
+        "no champion at all: the test shows too little"
+    )
 
 
 def test_rerun_with_nothing_new_leaves_the_registry_alone(ran):
@@ -79,8 +99,9 @@ def test_rerun_with_nothing_new_leaves_the_registry_alone(ran):
     assert _files(registry_dir) == before
     again = artifacts.read_json(ran / "results" / "registry" / "run_status.json")
     assert again["run"] == first["run"] and all(not s["changed"] for s in again["symbols"].values())
-    assert {k: v["champion"] for k, v in again["symbols"].items()} == {k: v["champion"]
-                                                                        for k, v in first["symbols"].items()}
+    assert {k: v["champion"] for k, v in again["symbols"].items()} == {
+        k: v["champion"] for k, v in first["symbols"].items()
+    }
     assert {s: (ran / "results" / "predictions" / f"{s}.parquet").read_bytes() for s in SYMBOLS} == preds
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.workflow.conftest import TINY, planned_jobs
 from tests.sandbox import ROOT, copy_workflow, snakemake_cmd
+from tests.workflow.conftest import TINY, planned_jobs
 
 VENV_BIN = Path(snakemake_cmd()[0]).parent
 TINY_OVERRIDES = ["features.lookbacks=[5,21]", "features.lags=[]"]
@@ -40,18 +40,23 @@ def tiny(*overrides: str, groups: dict | None = None) -> list[str]:
     choices = dict(item.split("=", 1) for item in TINY[:3])
     choices.update(groups or {})
     allov = TINY_OVERRIDES + list(overrides)
-    return [f"{k}={v}" for k, v in choices.items()] + ["overrides=[" + ",".join(f'"{o}"' for o in allov) + "]"]
+    return [f"{k}={v}" for k, v in choices.items()] + [
+        "overrides=[" + ",".join(f'"{o}"' for o in allov) + "]"
+    ]
 
 
 # The complete runs of the slow proofs (clean, crash, look-ahead): the tiny configuration with the smallest tuning
 # budget (one trial per study, at most 200 rounds) and CV folds that the tiny span's rarer chosen variants can fill
 # (3 folds of at least 50 training rows, as the tuning and registry workflow tests use): the smallest real run that
 # still has every stage, tuning and production included, at work.
-RUN = tiny("tuning.budget.trials=8", "tuning.max_rounds=200", "tuning.cv.n_folds=3", "tuning.cv.min_train_rows=50")
+RUN = tiny(
+    "tuning.budget.trials=8", "tuning.max_rounds=200", "tuning.cv.n_folds=3", "tuning.cv.min_train_rows=50"
+)
 
 
-def smk(workdir: Path, *args: str, config: list[str] | None = None, timeout: float = 900,
-        cores: int = 2) -> subprocess.CompletedProcess:
+def smk(
+    workdir: Path, *args: str, config: list[str] | None = None, timeout: float = 900, cores: int = 2
+) -> subprocess.CompletedProcess:
     """Run Snakemake in a sandbox (default configuration: TINY); never raises on a non-zero exit."""
     cmd = snakemake_cmd(*args, config=TINY if config is None else config, cores=cores)
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env())
@@ -70,8 +75,9 @@ def sandbox(root: Path, symbols=SYMBOLS) -> Path:
     if "wf" not in _TEMPLATE:
         import tempfile
 
-        _TEMPLATE["wf"] = copy_workflow(Path(tempfile.mkdtemp(prefix="swingflow-reliability-")) / "wf",
-                                        symbols=SYMBOLS)
+        _TEMPLATE["wf"] = copy_workflow(
+            Path(tempfile.mkdtemp(prefix="swingflow-reliability-")) / "wf", symbols=SYMBOLS
+        )
     shutil.copytree(_TEMPLATE["wf"], root, symlinks=True)
     for p in (root / "data" / "raw").iterdir():
         if p.name.split("_")[0] not in symbols:
@@ -130,7 +136,7 @@ def jobs_of_dry_run(text: str) -> list[tuple[str, list[str]]]:
         for line in m["body"].splitlines():
             line = line.strip()
             if line.startswith("output: "):
-                outputs = [s.strip() for s in line[len("output: "):].split(",")]
+                outputs = [s.strip() for s in line[len("output: ") :].split(",")]
         jobs.append((m[1], outputs))
     return jobs
 
@@ -208,8 +214,14 @@ def raw_btc() -> pd.DataFrame:
     return pd.read_parquet(ROOT / "data" / "raw" / "BTCUSDT_1h.parquet")
 
 
-def replace_raw(workdir: Path, symbol: str, frame: pd.DataFrame | None = None, *, data: bytes | None = None,
-                suffix: str = ".parquet") -> Path:
+def replace_raw(
+    workdir: Path,
+    symbol: str,
+    frame: pd.DataFrame | None = None,
+    *,
+    data: bytes | None = None,
+    suffix: str = ".parquet",
+) -> Path:
     """Put `frame` (or raw bytes) in data/raw as the only raw file of `symbol`."""
     raw = workdir / "data" / "raw"
     for p in raw.glob(f"{symbol}_1h.*"):

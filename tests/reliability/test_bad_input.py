@@ -65,26 +65,49 @@ def _shift(df: pd.DataFrame, row: int, delta: pd.Timedelta) -> pd.DataFrame:
 RAW_CASES = {
     "EMPTYUSDT": (lambda: (b"", ".parquet"), [r"file is empty"]),
     "GARBLEDUSDT": (lambda: (b"PAR1" + bytes(range(256)) * 8, ".parquet"), [r"cannot be read as parquet"]),
-    "WRONGCOLS": (lambda: (_btc().rename(columns={"close": "price"}), ".parquet"),
-                  [r"missing column\(s\) \['close'\]"]),
-    "BADTSUSDT": (lambda: (_csv_with(R, "timestamp", "2025-13-45 99:00"), ".csv"),
-                  [rf"row {R}: unparseable timestamp '2025-13-45 99:00'"]),
-    "DUPTSUSDT": (lambda: (_set(_btc(), R, "timestamp", _btc().loc[R - 1, "timestamp"]), ".parquet"),
-                  [rf"row {R}: duplicate timestamp"]),
+    "WRONGCOLS": (
+        lambda: (_btc().rename(columns={"close": "price"}), ".parquet"),
+        [r"missing column\(s\) \['close'\]"],
+    ),
+    "BADTSUSDT": (
+        lambda: (_csv_with(R, "timestamp", "2025-13-45 99:00"), ".csv"),
+        [rf"row {R}: unparseable timestamp '2025-13-45 99:00'"],
+    ),
+    "DUPTSUSDT": (
+        lambda: (_set(_btc(), R, "timestamp", _btc().loc[R - 1, "timestamp"]), ".parquet"),
+        [rf"row {R}: duplicate timestamp"],
+    ),
     "UNSORTED": (lambda: (_swap(_btc(), R, R + 1), ".parquet"), [rf"row {R + 1}: timestamps not sorted"]),
-    "OFFGRID": (lambda: (_shift(_btc(), R, pd.Timedelta(minutes=30)), ".parquet"),
-                [rf"row {R}: timestamp .* is not on the hourly grid"]),
-    "HIGHLOW": (lambda: (_set(_btc(), R, "high", _btc().loc[R, "low"] * 0.99), ".parquet"),
-                [rf"row {R} \(.*\): high < low"]),
-    "NEGPRICE": (lambda: (_set(_btc(), R, "low", -1.0), ".parquet"), [rf"row {R} \(.*\): price is zero or negative"]),
-    "ZEROPRICE": (lambda: (_set(_btc(), R, "close", 0.0), ".parquet"),
-                  [rf"row {R} \(.*\): price is zero or negative"]),
+    "OFFGRID": (
+        lambda: (_shift(_btc(), R, pd.Timedelta(minutes=30)), ".parquet"),
+        [rf"row {R}: timestamp .* is not on the hourly grid"],
+    ),
+    "HIGHLOW": (
+        lambda: (_set(_btc(), R, "high", _btc().loc[R, "low"] * 0.99), ".parquet"),
+        [rf"row {R} \(.*\): high < low"],
+    ),
+    "NEGPRICE": (
+        lambda: (_set(_btc(), R, "low", -1.0), ".parquet"),
+        [rf"row {R} \(.*\): price is zero or negative"],
+    ),
+    "ZEROPRICE": (
+        lambda: (_set(_btc(), R, "close", 0.0), ".parquet"),
+        [rf"row {R} \(.*\): price is zero or negative"],
+    ),
     "NANPRICE": (lambda: (_set(_btc(), R, "open", np.nan), ".parquet"), [rf"row {R} \(.*\): price is NaN"]),
-    "NOTNUMBER": (lambda: (_csv_with(R, "close", "abc"), ".csv"), [rf"row {R}: column 'close' is not a number: 'abc'"]),
-    "NEGVOLUME": (lambda: (_set(_btc(), R, "volume", -5.0), ".parquet"), [rf"row {R} \(.*\): volume is NaN or negative"]),
+    "NOTNUMBER": (
+        lambda: (_csv_with(R, "close", "abc"), ".csv"),
+        [rf"row {R}: column 'close' is not a number: 'abc'"],
+    ),
+    "NEGVOLUME": (
+        lambda: (_set(_btc(), R, "volume", -5.0), ".parquet"),
+        [rf"row {R} \(.*\): volume is NaN or negative"],
+    ),
     # 300 bars < 10 x (max(20, 24) + 1 + 20) = 450: too little history for the largest window (w20) of targets=small
-    "SHORTUSDT": (lambda: (_btc().tail(300).reset_index(drop=True), ".parquet"),
-                  [r"SHORTUSDT has 300 bars in the span", r"at least 450 are needed"]),
+    "SHORTUSDT": (
+        lambda: (_btc().tail(300).reset_index(drop=True), ".parquet"),
+        [r"SHORTUSDT has 300 bars in the span", r"at least 450 are needed"],
+    ),
 }
 
 
@@ -100,8 +123,15 @@ def bad_raw_run(tmp_path_factory):
             files[sym] = replace_raw(wd, sym, obj, suffix=suffix)
     symbols = ",".join(RAW_CASES)
     targets = [f"results/ingest/{s}.parquet" for s in RAW_CASES]
-    proc = smk(wd, *targets, "--keep-going", "--retries", "0",
-               config=tiny(f"universe.symbols=[{symbols}]"), timeout=900)
+    proc = smk(
+        wd,
+        *targets,
+        "--keep-going",
+        "--retries",
+        "0",
+        config=tiny(f"universe.symbols=[{symbols}]"),
+        timeout=900,
+    )
     return wd, proc, files
 
 
@@ -142,24 +172,41 @@ def wf(tmp_path) -> Path:
 
 # id -> (config, [regexes Snakemake's output must match])
 CONFIG_CASES = {
-    "symbol-path-trick": (tiny("universe.symbols=[../x]"),
-                          [r"config key 'universe\.symbols\[0\]'", r"upper-case letters/digits", r"'\.\./x'"]),
-    "symbol-lower-case": (tiny("universe.symbols=[btcusdt,ETHUSDT]"),
-                          [r"config key 'universe\.symbols\[0\]'", r"'btcusdt'"]),
-    "unknown-config-key": (tiny() + ["foo=1"], [r"unknown --config key\(s\) \['foo'\]", r"allowed: env, universe"]),
+    "symbol-path-trick": (
+        tiny("universe.symbols=[../x]"),
+        [r"config key 'universe\.symbols\[0\]'", r"upper-case letters/digits", r"'\.\./x'"],
+    ),
+    "symbol-lower-case": (
+        tiny("universe.symbols=[btcusdt,ETHUSDT]"),
+        [r"config key 'universe\.symbols\[0\]'", r"'btcusdt'"],
+    ),
+    "unknown-config-key": (
+        tiny() + ["foo=1"],
+        [r"unknown --config key\(s\) \['foo'\]", r"allowed: env, universe"],
+    ),
     "unknown-override-key": (tiny("stage1.bogus_rounds=5"), [r"bogus_rounds"]),
     "wrong-type-float": (tiny("split.train_frac=abc"), [r"split\.train_frac", r"abc"]),
     "wrong-type-list-item": (tiny("targets.windows=[five]"), [r"targets\.windows", r"five"]),
-    "value-out-of-range": (tiny("split.train_frac=1.5"),
-                           [r"config key 'split\.train_frac'", r"\(0, 1\)", r"1\.5"]),
+    "value-out-of-range": (
+        tiny("split.train_frac=1.5"),
+        [r"config key 'split\.train_frac'", r"\(0, 1\)", r"1\.5"],
+    ),
     "costs-missing-for-a-symbol": (
-        tiny("costs.default=null", "~costs.symbols",
-             "+costs.symbols={BTCUSDT:{taker_fee_bps:10.0,maker_fee_bps:2.0,half_spread_bps:0.5}}"),
-        [r"no costs for symbol 'ETHUSDT'", r"no 'default'"]),
+        tiny(
+            "costs.default=null",
+            "~costs.symbols",
+            "+costs.symbols={BTCUSDT:{taker_fee_bps:10.0,maker_fee_bps:2.0,half_spread_bps:0.5}}",
+        ),
+        [r"no costs for symbol 'ETHUSDT'", r"no 'default'"],
+    ),
     "costs-missing-keys-for-a-symbol": (
-        tiny("costs.default=null"), [r"costs for BTCUSDT: missing key\(s\) \['taker_fee_bps', 'maker_fee_bps'\]"]),
-    "raw-file-missing": (tiny("universe.symbols=[BTCUSDT,NORAWUSDT]"),
-                         [r"no raw bars for NORAWUSDT in data/raw", r"NORAWUSDT_1h\.parquet"]),
+        tiny("costs.default=null"),
+        [r"costs for BTCUSDT: missing key\(s\) \['taker_fee_bps', 'maker_fee_bps'\]"],
+    ),
+    "raw-file-missing": (
+        tiny("universe.symbols=[BTCUSDT,NORAWUSDT]"),
+        [r"no raw bars for NORAWUSDT in data/raw", r"NORAWUSDT_1h\.parquet"],
+    ),
 }
 
 
@@ -209,8 +256,11 @@ def test_corrupted_stage1_model_stops_its_evaluation_naming_the_file(clean_run, 
     wd = tmp_path / "wf"
     shutil.copytree(clean_run, wd, symlinks=True)
     folder = wd / "results" / "stage1" / "BTCUSDT" / "w5"
-    target = next(p.parent.name for p in sorted(folder.glob("*/metrics.json"))
-                  if json.loads(p.read_text())["status"] == "trained")
+    target = next(
+        p.parent.name
+        for p in sorted(folder.glob("*/metrics.json"))
+        if json.loads(p.read_text())["status"] == "trained"
+    )
     model = folder / target / "model.txt"
     data = bytearray(model.read_bytes())
     j = data.index(b"leaf_value=", data.index(b"Tree=0")) + len(b"leaf_value=") + 1

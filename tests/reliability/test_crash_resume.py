@@ -98,8 +98,9 @@ def crash_run(tmp_path_factory):
     record: dict = {"jobs": jobs, "points": [], "lock_probe": None, "restarts": []}
     for i, (name, pattern) in enumerate(KILL_POINTS):
         logf = open(wd / f"run{i}.log", "w")
-        proc = subprocess.Popen(cmd, cwd=wd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
-                                env=env())
+        proc = subprocess.Popen(
+            cmd, cwd=wd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, env=env()
+        )
         try:
             if record["lock_probe"] is None:  # a second Snakemake on the same directory while this one runs
                 while not list((wd / ".snakemake" / "locks").glob("*")) and proc.poll() is None:
@@ -116,9 +117,13 @@ def crash_run(tmp_path_factory):
         if i > 0:
             record["restarts"].append((wd / f"run{i}.log").read_text())
         point = {
-            "name": name, "finished_before_kill": finished_first, "unreadable": unreadable_outputs(wd),
-            "tmp": tmp_leftovers(wd), "incomplete": sorted(incomplete_outputs(wd)),
-            "unfinished": unfinished_jobs(wd, jobs), "locks": _locks(wd),
+            "name": name,
+            "finished_before_kill": finished_first,
+            "unreadable": unreadable_outputs(wd),
+            "tmp": tmp_leftovers(wd),
+            "incomplete": sorted(incomplete_outputs(wd)),
+            "unfinished": unfinished_jobs(wd, jobs),
+            "locks": _locks(wd),
         }
         dry = _dry_run_of_a_copy(wd)
         point["planned"] = {r: n for r, n in planned_jobs(dry).items() if r != "all"}
@@ -131,8 +136,11 @@ def crash_run(tmp_path_factory):
         smk(wd, "--unlock", config=RUN)  # only so that the tests after the failing one still say something
         same = smk(wd, config=RUN, timeout=1800)
     record["resume"] = same
-    record["after"] = {"unreadable": unreadable_outputs(wd), "tmp": tmp_leftovers(wd),
-                       "planned": planned_jobs(smk(wd, "-n", config=RUN))}
+    record["after"] = {
+        "unreadable": unreadable_outputs(wd),
+        "tmp": tmp_leftovers(wd),
+        "planned": planned_jobs(smk(wd, "-n", config=RUN)),
+    }
     return wd, record
 
 
@@ -159,7 +167,9 @@ def test_kill_leaves_no_half_written_output(crash_run, point):
     _, rec = crash_run
     p = next(x for x in rec["points"] if x["name"] == point)
     assert not p["finished_before_kill"], f"the run finished before the {point} kill point"
-    assert p["unreadable"] == [], f"after a kill during {point}: outputs that do not read back: {p['unreadable']}"
+    assert p["unreadable"] == [], (
+        f"after a kill during {point}: outputs that do not read back: {p['unreadable']}"
+    )
 
 
 @pytest.mark.parametrize("point", [p[0] for p in KILL_POINTS])
@@ -172,7 +182,8 @@ def test_resume_plans_exactly_the_unfinished_jobs(crash_run, point):
     assert p["planned"], "nothing planned after a kill in the middle of the run"
     assert p["planned"] == p["unfinished"], (
         f"kill during {point}: planned {p['planned']} != unfinished {p['unfinished']} "
-        f"(incomplete markers: {p['incomplete']})")
+        f"(incomplete markers: {p['incomplete']})"
+    )
 
 
 def test_rerun_of_the_same_command_after_sigkill_completes(crash_run):
@@ -181,7 +192,8 @@ def test_rerun_of_the_same_command_after_sigkill_completes(crash_run):
     same = rec["same_command"]
     assert "removed the lock left by Snakemake pid" in output_text(same)
     assert same.returncode == 0, (
-        "rerunning the same command after SIGKILL did not complete:\n" + output_text(same)[-1500:])
+        "rerunning the same command after SIGKILL did not complete:\n" + output_text(same)[-1500:]
+    )
 
 
 def test_resumed_run_completes_and_redoes_only_the_unfinished_jobs(crash_run):
@@ -203,8 +215,16 @@ def test_no_temporary_files_left_after_resume(crash_run):
 
 
 # ---- determinism -------------------------------------------------------------------------------------------------
-CORE = ("results/ingest/", "results/features/", "results/targets/", "results/splits/", "results/stage1/",
-        "results/best_variant/", "results/costs/", "results/config/")
+CORE = (
+    "results/ingest/",
+    "results/features/",
+    "results/targets/",
+    "results/splits/",
+    "results/stage1/",
+    "results/best_variant/",
+    "results/costs/",
+    "results/config/",
+)
 
 
 def test_two_runs_give_byte_identical_models_metrics_features_and_targets(clean_run, crash_run):
@@ -250,8 +270,12 @@ def test_the_sha256_of_every_trained_stage1_model_is_recorded_and_matches(clean_
             continue
         recorded = _find_key(json.loads((folder / "metrics.json").read_text()), "model_sha256")
         recorded = recorded or _find_key(rec, "model_sha256")
-        assert recorded is not None, f"no model_sha256 for {folder / 'model.txt'} in {folder / 'metrics.json'} or {ev}"
-        assert recorded == sha256_file(folder / "model.txt"), f"recorded sha256 does not match {folder / 'model.txt'}"
+        assert recorded is not None, (
+            f"no model_sha256 for {folder / 'model.txt'} in {folder / 'metrics.json'} or {ev}"
+        )
+        assert recorded == sha256_file(folder / "model.txt"), (
+            f"recorded sha256 does not match {folder / 'model.txt'}"
+        )
         checked.append(target)
     assert len(checked) >= 8
 

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workflow_scripts import artifacts
-from workflow_scripts.models import heads
-from workflow_scripts.models import folder as registry
-from workflow_scripts.evaluation.costs import ConfigCostProvider, CostError
 from tests.sandbox import ROOT
+from workflow_scripts import artifacts
+from workflow_scripts.evaluation.costs import ConfigCostProvider, CostError
+from workflow_scripts.models import folder as registry
+from workflow_scripts.models import heads
 
 SCRIPTS = ROOT / "workflow_scripts"
 
@@ -39,7 +39,9 @@ def _pickle_uses(path: Path, root: Path = ROOT) -> list[str]:
     for node in ast.walk(tree):
         where = f"{path.relative_to(root)}:{getattr(node, 'lineno', '?')}"
         if isinstance(node, ast.Import):
-            found += [f"{where}: import {a.name}" for a in node.names if a.name.split(".")[0] in PICKLE_MODULES]
+            found += [
+                f"{where}: import {a.name}" for a in node.names if a.name.split(".")[0] in PICKLE_MODULES
+            ]
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in PICKLE_MODULES:
             found.append(f"{where}: from {node.module} import ...")
         elif isinstance(node, ast.Call):
@@ -57,7 +59,11 @@ def _pickle_uses(path: Path, root: Path = ROOT) -> list[str]:
                 found.append(f"{where}: joblib.load(")
             elif name in ("load", "loads") and owner in ("np", "numpy"):
                 a = kw.get("allow_pickle")
-                if isinstance(a, ast.Constant) and a.value is True or (a is not None and not isinstance(a, ast.Constant)):
+                if (
+                    isinstance(a, ast.Constant)
+                    and a.value is True
+                    or (a is not None and not isinstance(a, ast.Constant))
+                ):
                     found.append(f"{where}: numpy load with allow_pickle")
     return found
 
@@ -71,10 +77,12 @@ def test_no_artifact_is_loaded_with_pickle():
 
 def test_the_pickle_scan_catches_what_it_should(tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text("import pickle\nimport joblib\nimport torch, numpy as np, pandas as pd\n"
-                     "torch.load('m.pt')\ntorch.load('m.pt', weights_only=False)\njoblib.load('x')\n"
-                     "np.load('a.npy', allow_pickle=True)\npd.read_pickle('x')\n"
-                     "# pickle in a comment is fine\ntorch.load('ok.pt', weights_only=True)\n")
+    probe.write_text(
+        "import pickle\nimport joblib\nimport torch, numpy as np, pandas as pd\n"
+        "torch.load('m.pt')\ntorch.load('m.pt', weights_only=False)\njoblib.load('x')\n"
+        "np.load('a.npy', allow_pickle=True)\npd.read_pickle('x')\n"
+        "# pickle in a comment is fine\ntorch.load('ok.pt', weights_only=True)\n"
+    )
     hits = _pickle_uses(probe, root=tmp_path)
     assert len(hits) == 7, hits
 
@@ -85,14 +93,27 @@ def real_model_text() -> tuple[str, list[str]]:
     """A small LightGBM model on real BTCUSDT bars (three causal features, next-bar direction)."""
     bars = pd.read_parquet(ROOT / "data" / "raw" / "BTCUSDT_1h.parquet").tail(3000).reset_index(drop=True)
     c = bars["close"].to_numpy()
-    X = np.column_stack([np.r_[np.nan, np.diff(np.log(c))], (bars["high"] - bars["low"]).to_numpy() / c,
-                         np.log(bars["volume"].to_numpy() + 1)]).astype(np.float32)
+    X = np.column_stack(
+        [
+            np.r_[np.nan, np.diff(np.log(c))],
+            (bars["high"] - bars["low"]).to_numpy() / c,
+            np.log(bars["volume"].to_numpy() + 1),
+        ]
+    ).astype(np.float32)
     y = np.r_[(np.diff(c) > 0).astype(int), 0]
     y[np.r_[np.abs(np.diff(np.log(c))) < 1e-3, False]] = 2
     names = ["f__ret1", "f__range", "f__logvol"]
     ds = lgb.Dataset(X[:-1], label=y[:-1], feature_name=names, params={"verbosity": -1})
-    params = {"objective": "multiclass", "num_class": 3, "num_leaves": 7, "verbosity": -1, "num_threads": 1,
-              "seed": 1, "deterministic": True, "force_col_wise": True}
+    params = {
+        "objective": "multiclass",
+        "num_class": 3,
+        "num_leaves": 7,
+        "verbosity": -1,
+        "num_threads": 1,
+        "seed": 1,
+        "deterministic": True,
+        "force_col_wise": True,
+    }
     return lgb.train(params, ds, num_boost_round=15).model_to_string(), names
 
 
@@ -100,8 +121,16 @@ def _production_folder(root: Path, text: str, names: list[str]) -> Path:
     folder = root / "prod"
     folder.mkdir()
     (folder / "model.txt").write_text(text)
-    artifacts.write_json(folder / "config.json", {"symbol": "BTCUSDT", "window": 5, "side": "high",
-                                                  "target": "high_breakout_k1.0_th0.5", "model_type": "lightgbm"})
+    artifacts.write_json(
+        folder / "config.json",
+        {
+            "symbol": "BTCUSDT",
+            "window": 5,
+            "side": "high",
+            "target": "high_breakout_k1.0_th0.5",
+            "model_type": "lightgbm",
+        },
+    )
     artifacts.write_json(folder / "metrics.json", {"vin": "TEST-VIN-1", "score": 0.5})
     artifacts.write_json(folder / "features.json", {"features": names})
     for name in ("costs.json", "split_indices.json", "training_log.json"):
@@ -147,10 +176,21 @@ def test_head_loader_refuses_a_damaged_model_naming_the_file(tmp_path, real_mode
     text, names = real_model_text
     model_path = tmp_path / "model.txt"
     model_path.write_text(text)
-    artifacts.write_json(tmp_path / heads.HEAD_FILE, {
-        "kind": "lightgbm", "model_file": "model.txt", "model_sha256": artifacts.sha256_file(model_path),
-        "feature_names": names, "params": {}, "best_iteration": 15, "seed": 1, "num_boost_round": 15,
-        "early_stopping_rounds": 5, "encoder_sha256": None})
+    artifacts.write_json(
+        tmp_path / heads.HEAD_FILE,
+        {
+            "kind": "lightgbm",
+            "model_file": "model.txt",
+            "model_sha256": artifacts.sha256_file(model_path),
+            "feature_names": names,
+            "params": {},
+            "best_iteration": 15,
+            "seed": 1,
+            "num_boost_round": 15,
+            "early_stopping_rounds": 5,
+            "encoder_sha256": None,
+        },
+    )
     heads.load_head(tmp_path)
     damage(model_path)
     with pytest.raises(ValueError, match="does not match the sha256") as exc:
@@ -184,13 +224,17 @@ def test_stage1_model_is_refused_when_it_differs_from_its_recorded_sha256(tmp_pa
 
     folder = tmp_path / "BTCUSDT" / "w5" / "high_breakout_k1.0_th0.5"
     artifacts.write_text(folder / stage1.MODEL_FILE, real_model_text[0])
-    artifacts.write_json(folder / stage1.METRICS_FILE,
-                         {"status": "trained", "model_sha256": artifacts.sha256_file(folder / stage1.MODEL_FILE)})
+    artifacts.write_json(
+        folder / stage1.METRICS_FILE,
+        {"status": "trained", "model_sha256": artifacts.sha256_file(folder / stage1.MODEL_FILE)},
+    )
     assert stage1.verified_model_sha256(folder) == hashlib.sha256(real_model_text[0].encode()).hexdigest()
     damage(folder / stage1.MODEL_FILE)
     with pytest.raises(ValueError, match="sha256 mismatch") as exc:
         stage1.verified_model_sha256(folder)
-    assert str(folder / stage1.MODEL_FILE) in str(exc.value) and str(folder / stage1.METRICS_FILE) in str(exc.value)
+    assert str(folder / stage1.MODEL_FILE) in str(exc.value) and str(folder / stage1.METRICS_FILE) in str(
+        exc.value
+    )
     artifacts.write_json(folder / stage1.METRICS_FILE, {"status": "trained"})
     with pytest.raises(ValueError, match=r"metrics\.json: no model_sha256 recorded"):
         stage1.verified_model_sha256(folder)
@@ -211,13 +255,19 @@ def test_costs_missing_for_a_symbol_name_it():
         provider.costs_for("ETHUSDT")
 
 
-@pytest.mark.parametrize("entry, pattern", [
-    ({"taker_fee_bps": 10.0, "maker_fee_bps": 2.0}, r"costs for BTCUSDT: missing key\(s\) \['half_spread_bps'\]"),
-    (FULL | {"taker_fee_bps": "ten"}, r"costs for BTCUSDT: 'taker_fee_bps' must be a finite number"),
-    (FULL | {"taker_fee_bps": -1.0}, r"costs for BTCUSDT: 'taker_fee_bps' must be in \[0"),
-    (FULL | {"fee": 1.0}, r"costs for BTCUSDT: unknown key\(s\) \['fee'\]"),
-    (FULL | {"entry_order": "market"}, r"costs for BTCUSDT: 'entry_order' must be one of"),
-])
+@pytest.mark.parametrize(
+    "entry, pattern",
+    [
+        (
+            {"taker_fee_bps": 10.0, "maker_fee_bps": 2.0},
+            r"costs for BTCUSDT: missing key\(s\) \['half_spread_bps'\]",
+        ),
+        (FULL | {"taker_fee_bps": "ten"}, r"costs for BTCUSDT: 'taker_fee_bps' must be a finite number"),
+        (FULL | {"taker_fee_bps": -1.0}, r"costs for BTCUSDT: 'taker_fee_bps' must be in \[0"),
+        (FULL | {"fee": 1.0}, r"costs for BTCUSDT: unknown key\(s\) \['fee'\]"),
+        (FULL | {"entry_order": "market"}, r"costs for BTCUSDT: 'entry_order' must be one of"),
+    ],
+)
 def test_bad_cost_entries_are_refused_at_construction_naming_symbol_and_key(entry, pattern):
     with pytest.raises(CostError, match=pattern):
         ConfigCostProvider(_table(BTCUSDT=entry))
@@ -253,8 +303,15 @@ def test_workflow_entries_write_only_through_artifacts():
     direct = []
     for p in sorted((SCRIPTS / "entries").glob("*.py")):
         src = p.read_text()
-        for needle in (".to_parquet(", ".to_csv(", ".write_text(", ".write_bytes(", "open(", ".savefig(",
-                       ".save_model("):
+        for needle in (
+            ".to_parquet(",
+            ".to_csv(",
+            ".write_text(",
+            ".write_bytes(",
+            "open(",
+            ".savefig(",
+            ".save_model(",
+        ):
             for n, line in enumerate(src.splitlines(), 1):
                 if needle in line and "artifacts." not in line and not line.lstrip().startswith("#"):
                     direct.append(f"{p.relative_to(ROOT)}:{n}: {line.strip()}")
@@ -287,19 +344,25 @@ def test_a_write_killed_with_sigkill_leaves_only_a_temporary_that_the_next_write
     for previous in (None, pd.DataFrame({"a": [1.0, 2.0]})):
         if previous is not None:
             artifacts.write_parquet(target, previous)
-        proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(target)], cwd=ROOT, stdout=subprocess.PIPE,
-                                text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILLED_WRITER, str(target)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
         assert proc.stdout.readline().strip() == "writing"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         stale = artifacts.stale_temporaries(target)
-        assert len(stale) == 1 and stale[0].name.startswith(".BTCUSDT.parquet.") and stale[0].name.endswith(".tmp")
+        assert (
+            len(stale) == 1
+            and stale[0].name.startswith(".BTCUSDT.parquet.")
+            and stale[0].name.endswith(".tmp")
+        )
         if previous is None:
             assert not target.exists()
         else:
             pd.testing.assert_frame_equal(pd.read_parquet(target), previous)
-        assert sorted(p.name for p in target.parent.glob("*.parquet")) == (["BTCUSDT.parquet"] if previous is not None
-                                                                             else [])
+        assert sorted(p.name for p in target.parent.glob("*.parquet")) == (
+            ["BTCUSDT.parquet"] if previous is not None else []
+        )
         other_tmp = other.parent / ".ETHUSDT.parquet.abcd1234.tmp"
         other_tmp.write_bytes(b"")
         artifacts.write_parquet(target, pd.DataFrame({"a": [3.0]}))

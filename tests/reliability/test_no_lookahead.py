@@ -21,9 +21,12 @@ from workflow_scripts.data import splits as splits_mod
 WINDOWS = (5, 20)
 # Screening and selection decisions (rules screen_features, select_features, aggregate_selection*): fitted on
 # training rows only, so on data up to T.
-SELECTION_FILES = ([f"results/screening/{s}/{f}" for s in SYMBOLS for f in ("screening.json", "report.csv")]
-                   + [f"results/selection/{s}/w{w}.parquet" for s in SYMBOLS for w in WINDOWS]
-                   + [f"results/selection/{s}/selected.json" for s in SYMBOLS] + ["results/selection/overall.json"])
+SELECTION_FILES = (
+    [f"results/screening/{s}/{f}" for s in SYMBOLS for f in ("screening.json", "report.csv")]
+    + [f"results/selection/{s}/w{w}.parquet" for s in SYMBOLS for w in WINDOWS]
+    + [f"results/selection/{s}/selected.json" for s in SYMBOLS]
+    + ["results/selection/overall.json"]
+)
 TRAIN_FRAC = 0.6  # config/split/default.yaml: the cut is put after the training segment, inside validation
 
 
@@ -59,8 +62,9 @@ def altered_run(clean_run, tmp_path_factory):
 
 def _frames(a: pd.DataFrame, b: pd.DataFrame, rows: np.ndarray, what: str) -> None:
     assert list(a.columns) == list(b.columns), what
-    pd.testing.assert_frame_equal(a.loc[rows].reset_index(drop=True), b.loc[rows].reset_index(drop=True),
-                                  check_exact=True, obj=what)
+    pd.testing.assert_frame_equal(
+        a.loc[rows].reset_index(drop=True), b.loc[rows].reset_index(drop=True), check_exact=True, obj=what
+    )
 
 
 def _changed_after(a: pd.DataFrame, b: pd.DataFrame, rows: np.ndarray) -> bool:
@@ -119,8 +123,8 @@ def test_training_segment_fits_do_not_change_screening_and_encoder(clean_run, al
     """Screening (workflow_scripts.selection.feature_screening) and the shared PCA encoder (workflow_scripts.models.shared_encoder)
     fitted on the training segment (which ends before T), called directly on both runs' real tables, agree
     exactly: the encoder's mean and scale (its scaler) and components, and screening's kept list and report."""
-    from workflow_scripts.selection import feature_screening
     from workflow_scripts.models import shared_encoder
+    from workflow_scripts.selection import feature_screening
 
     wd, t_cut = altered_run
     split = splits_mod_json(clean_run, symbol, 20)
@@ -132,9 +136,12 @@ def test_training_segment_fits_do_not_change_screening_and_encoder(clean_run, al
         X = feature_screening.training_rows(feats, split).drop(columns="timestamp")
         kept, report = feature_screening.screen_features(X)
         own = {s: pd.read_parquet(base / "results" / "features" / "base" / f"{s}.parquet") for s in SYMBOLS}
-        lo, hi = shared_encoder.training_range([splits_mod_json(base, s, w) for s in SYMBOLS for w in WINDOWS])
-        enc = shared_encoder.fit_pca_encoder(shared_encoder.training_rows(own, {s: (lo, hi) for s in SYMBOLS}),
-                                             n_components=5)
+        lo, hi = shared_encoder.training_range(
+            [splits_mod_json(base, s, w) for s in SYMBOLS for w in WINDOWS]
+        )
+        enc = shared_encoder.fit_pca_encoder(
+            shared_encoder.training_rows(own, {s: (lo, hi) for s in SYMBOLS}), n_components=5
+        )
         tables[name] = (kept, report, enc)
     (k1, r1, e1), (k2, r2, e2) = tables["clean"], tables["altered"]
     assert k1 == k2
@@ -180,7 +187,9 @@ def test_segments_and_purged_folds_never_let_a_training_label_reach_validation(c
                 t_lo, t_hi = rows[train_idx], end[rows][train_idx]
                 # brute force over every pair of bars: no training span within `embargo` bars of the fold
                 overlap = (t_lo <= v_hi + embargo) & (t_hi + embargo >= v_lo)
-                assert not overlap.any(), f"{col} {mode}: {int(overlap.sum())} training spans reach validation"
+                assert not overlap.any(), (
+                    f"{col} {mode}: {int(overlap.sum())} training spans reach validation"
+                )
                 assert not set(rows[train_idx]) & set(rows[val_idx])
             checked += 1
     assert checked >= len(target_cols) // 2

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.conftest import TINY, env, output_text, sandbox, smk
-from workflow_scripts.ops import stale_lock
 from tests.sandbox import ROOT, snakemake_cmd
+from workflow_scripts.ops import stale_lock
 
 LOCK_MESSAGE = "Directory cannot be locked"
 
@@ -75,17 +75,25 @@ def test_owner_on_another_host_and_lock_without_owner_are_left_alone(tmp_path):
     locks = _locks(smk_dir)
     lines = stale_lock.clear_stale_locks(smk_dir)
     assert all(p.exists() for p in locks) and "no owner record" in lines[0]
-    stale_lock.artifacts.write_json(smk_dir / stale_lock.OWNERS_DIR / "elsewhere.1.json",
-                                    {"host": "elsewhere", "pid": 1, "started": 0.0})
+    stale_lock.artifacts.write_json(
+        smk_dir / stale_lock.OWNERS_DIR / "elsewhere.1.json", {"host": "elsewhere", "pid": 1, "started": 0.0}
+    )
     lines = stale_lock.clear_stale_locks(smk_dir)
     assert all(p.exists() for p in locks) and "on elsewhere" in lines[0]
 
 
 def test_claim_records_the_caller_and_its_exit_removes_the_record(tmp_path):
-    code = ("import sys, os; from workflow_scripts import stale_lock; stale_lock.claim(sys.argv[1]); "
-            "print(sorted(os.listdir(os.path.join(sys.argv[1], 'swingflow-owners'))))")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / ".snakemake")], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
+    code = (
+        "import sys, os; from workflow_scripts import stale_lock; stale_lock.claim(sys.argv[1]); "
+        "print(sorted(os.listdir(os.path.join(sys.argv[1], 'swingflow-owners'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / ".snakemake")],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert out.strip().endswith(".json']")  # its own record while it ran
     assert list((tmp_path / ".snakemake" / "swingflow-owners").iterdir()) == []  # gone after a normal exit
 
@@ -99,10 +107,21 @@ def killed_holding_its_lock(tmp_path_factory):
     """A real Snakemake (ingest of both coins) that holds the directory lock: paused (SIGSTOP) while a second
     Snakemake is started on the same directory, then SIGKILLed with its jobs."""
     wd = sandbox(tmp_path_factory.mktemp("lock") / "wf")
-    proc = subprocess.Popen(snakemake_cmd(*INGEST, config=TINY), cwd=wd, env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        snakemake_cmd(*INGEST, config=TINY),
+        cwd=wd,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
-    while not list((wd / ".snakemake" / "locks").glob("*.lock")) and proc.poll() is None and time.time() < deadline:
+    while (
+        not list((wd / ".snakemake" / "locks").glob("*.lock"))
+        and proc.poll() is None
+        and time.time() < deadline
+    ):
         time.sleep(0.05)
     alive = proc.poll() is None
     if alive:  # stopped, not ended: it holds its lock and its pid while the second Snakemake tries

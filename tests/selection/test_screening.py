@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from workflow_scripts.data.splits import chronological_split
 from workflow_scripts.selection.feature_screening import (
     DEFAULT_SPEC,
     REPORT_COLUMNS,
@@ -16,7 +17,6 @@ from workflow_scripts.selection.feature_screening import (
     segment_positions,
     training_rows,
 )
-from workflow_scripts.data.splits import chronological_split
 
 N = 200
 

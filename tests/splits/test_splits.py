@@ -13,7 +13,9 @@ def test_segments_do_not_overlap_and_purge_horizon(n, horizon, embargo):
     positions = np.arange(n)
     label_end = positions + horizon
     masks = {s: segment_mask(split, s, positions, label_end) for s in ("train", "validation", "test")}
-    assert not (masks["train"] & masks["validation"]).any() and not (masks["validation"] & masks["test"]).any()
+    assert (
+        not (masks["train"] & masks["validation"]).any() and not (masks["validation"] & masks["test"]).any()
+    )
     last_train_label = label_end[masks["train"]].max()
     first_val = positions[masks["validation"]].min()
     last_val_label = label_end[masks["validation"]].max()

@@ -8,8 +8,8 @@ import pandas as pd
 import yaml
 
 from tests.conftest import ROOT, hourly
-from workflow_scripts.evaluation.best_variant import best_of
 from workflow_scripts.data.splits import chronological_split
+from workflow_scripts.evaluation.best_variant import best_of
 from workflow_scripts.training.stage1 import train_window
 
 SPEC = yaml.safe_load((ROOT / "config/stage1/default.yaml").read_text())
@@ -23,10 +23,14 @@ def synthetic(n=3000, seed=0):
     label_a = np.where(event, rng.integers(0, 3, n), -1).astype(np.int8)
     label_b = np.where(event, rng.integers(0, 3, n), -1).astype(np.int8)
     targets = pd.DataFrame({"timestamp": ts, "label_end": np.arange(n) + 3, A: label_a, B: label_b})
-    features = pd.DataFrame({"timestamp": ts,
-                             "reveals_a": (label_a + rng.normal(0, 0.05, n)).astype(np.float32),
-                             "reveals_b": (label_b + rng.normal(0, 0.05, n)).astype(np.float32),
-                             **{f"noise_{i}": rng.normal(size=n).astype(np.float32) for i in range(5)}})
+    features = pd.DataFrame(
+        {
+            "timestamp": ts,
+            "reveals_a": (label_a + rng.normal(0, 0.05, n)).astype(np.float32),
+            "reveals_b": (label_b + rng.normal(0, 0.05, n)).astype(np.float32),
+            **{f"noise_{i}": rng.normal(size=n).astype(np.float32) for i in range(5)},
+        }
+    )
     split = chronological_split(ts, 3, 0.6, 0.2, 2)
     return features, targets, split
 
@@ -53,7 +57,10 @@ def test_rows_respect_segments_and_deterministic_bytes():
         m2 = {k: v for k, v in r2.metrics.items() if k != "fit_seconds"}
         assert m1 == m2
         idx = r1.split_indices
-        assert max(idx["train"]) + 3 < split["validation"]["lo"] and min(idx["validation"]) >= split["validation"]["lo"]
+        assert (
+            max(idx["train"]) + 3 < split["validation"]["lo"]
+            and min(idx["validation"]) >= split["validation"]["lo"]
+        )
         assert max(idx["validation"]) + 3 < split["test"]["lo"] and min(idx["test"]) >= split["test"]["lo"]
 
 

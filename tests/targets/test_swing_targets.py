@@ -13,8 +13,16 @@ def bars_from(close, high=None, low=None, timestamps=None):
     high = close + 0.1 if high is None else np.asarray(high, dtype=float)
     low = close - 0.1 if low is None else np.asarray(low, dtype=float)
     ts = hourly(len(close)) if timestamps is None else timestamps
-    return pd.DataFrame({"timestamp": ts, "open": close, "high": high, "low": low, "close": close,
-                         "volume": np.ones(len(close))})
+    return pd.DataFrame(
+        {
+            "timestamp": ts,
+            "open": close,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": np.ones(len(close)),
+        }
+    )
 
 
 def test_band_uses_only_bars_before_t():
@@ -62,7 +70,11 @@ def test_barrier_race_up_down_both_none_open():
     up = race(close, [100, 101, 102.5, 100, 100, 100], [100, 99, 99, 99, 99, 99])
     assert up["outcome"][0] == st.UP and up["exit_pos"][0] == 2 and np.isclose(up["exit_logret"][0], 0.02)
     down = race(close, [100, 101, 101, 101, 101, 101], [100, 99, 99, 97.0, 99, 99])
-    assert down["outcome"][0] == st.DOWN and down["exit_pos"][0] == 3 and np.isclose(down["exit_logret"][0], -0.02)
+    assert (
+        down["outcome"][0] == st.DOWN
+        and down["exit_pos"][0] == 3
+        and np.isclose(down["exit_logret"][0], -0.02)
+    )
     both = race(close, [100, 103, 101, 101, 101, 101], [100, 97, 99, 99, 99, 99])
     assert both["outcome"][0] == st.BOTH and np.isnan(both["exit_logret"][0])
     none = race([100, 100, 100, 100, 101, 100], [100] * 6, [100] * 6)
@@ -84,10 +96,20 @@ def test_barrier_race_stops_at_a_gap():
 
 def test_label_mapping_per_side():
     outcome = np.array([st.UP, st.DOWN, st.BOTH, st.NONE, st.OPEN], dtype=np.int8)
-    assert st.labels_for_side(outcome, "high").tolist() == [st.BREAKOUT, st.REVERSION, st.AMBIGUOUS, st.NEITHER,
-                                                            st.UNKNOWN]
-    assert st.labels_for_side(outcome, "low").tolist() == [st.REVERSION, st.BREAKOUT, st.AMBIGUOUS, st.NEITHER,
-                                                           st.UNKNOWN]
+    assert st.labels_for_side(outcome, "high").tolist() == [
+        st.BREAKOUT,
+        st.REVERSION,
+        st.AMBIGUOUS,
+        st.NEITHER,
+        st.UNKNOWN,
+    ]
+    assert st.labels_for_side(outcome, "low").tolist() == [
+        st.REVERSION,
+        st.BREAKOUT,
+        st.AMBIGUOUS,
+        st.NEITHER,
+        st.UNKNOWN,
+    ]
 
 
 def test_sigma_is_gap_aware():
@@ -102,8 +124,13 @@ def test_sigma_is_gap_aware():
     np.testing.assert_allclose(sigma[40:], alone[10:])
 
 
-GRID = target_grid({"types": ["high_breakout", "high_reversion", "low_breakout", "low_reversion"],
-                    "std_thresholds": [1.0, 2.0], "barrier_thresholds": [0.5, 1.0]})
+GRID = target_grid(
+    {
+        "types": ["high_breakout", "high_reversion", "low_breakout", "low_reversion"],
+        "std_thresholds": [1.0, 2.0],
+        "barrier_thresholds": [0.5, 1.0],
+    }
+)
 
 
 def test_real_bars_balanced_and_label_known_only_after_horizon(btc_bars):
@@ -121,10 +148,14 @@ def test_real_bars_balanced_and_label_known_only_after_horizon(btc_bars):
     rng = np.random.default_rng(1)
     scale = np.exp(rng.normal(0, 0.05, len(bars) - cut - 1))
     for col in ("open", "high", "low", "close"):
-        altered.loc[cut + 1:, col] = bars.loc[cut + 1:, col].to_numpy() * scale
+        altered.loc[cut + 1 :, col] = bars.loc[cut + 1 :, col].to_numpy() * scale
     altered_table = st.build_targets(altered, 5, GRID, 5, 24)
     known = table["label_end"].to_numpy() <= cut
     for g in GRID:
-        np.testing.assert_array_equal(table[g["id"]].to_numpy()[known], altered_table[g["id"]].to_numpy()[known])
+        np.testing.assert_array_equal(
+            table[g["id"]].to_numpy()[known], altered_table[g["id"]].to_numpy()[known]
+        )
         event_before = table[g["id"]].to_numpy()[: cut + 1] != st.NO_EVENT
-        np.testing.assert_array_equal(event_before, altered_table[g["id"]].to_numpy()[: cut + 1] != st.NO_EVENT)
+        np.testing.assert_array_equal(
+            event_before, altered_table[g["id"]].to_numpy()[: cut + 1] != st.NO_EVENT
+        )

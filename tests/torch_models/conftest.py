@@ -29,12 +29,10 @@ def synth(tmp_path):
 def real_model(tmp_path_factory):
     """An MLP trained on the last 1,500 real BTCUSDT bars with ETHUSDT cross-coin features, exported with its
     test-segment predictions - the training side of the fresh-process parity test."""
-    from workflow_scripts.targets import grammar
-    from workflow_scripts.data import ingest
-    from workflow_scripts.data import splits
-    from workflow_scripts.training import stage1
-    from workflow_scripts.targets import swing_targets
+    from workflow_scripts.data import ingest, splits
     from workflow_scripts.features import add_cross_coin, build_features
+    from workflow_scripts.targets import grammar, swing_targets
+    from workflow_scripts.training import stage1
 
     def bars(sym):
         path = ingest.find_raw_file(RAW, sym)

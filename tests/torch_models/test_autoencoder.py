@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from workflow_scripts import artifacts
-from workflow_scripts.models import shared_encoder
 from workflow_scripts.models import autoencoder_encoder as ae
+from workflow_scripts.models import shared_encoder
 
 
 def _coins(n=300, p=6):
@@ -24,7 +24,19 @@ def _coins(n=300, p=6):
     return out
 
 
-CFG = ae.AutoencoderConfig(n_components=2, hidden=(8,), max_epochs=8, patience=3, batch_size=64, lr=5e-3)
+CFG = ae.AutoencoderConfig(
+    n_components=2,
+    hidden=(8,),
+    prefix="shared__ae_",
+    lr=5e-3,
+    weight_decay=0.0,
+    batch_size=64,
+    max_epochs=8,
+    patience=3,
+    holdout_every=10,
+    seed=42,
+    num_threads=1,
+)
 RANGES = {"AAAUSDT": (0, 180), "BBBUSDT": (0, 180)}
 
 
@@ -46,7 +58,9 @@ def test_fit_transform_save_load(tmp_path):
     np.testing.assert_array_equal(ae.transform(loaded, feats["AAAUSDT"]).to_numpy(), out.to_numpy())
     assert shared_encoder.load_shared_encoder(path).columns == enc.columns  # the dispatch by `format`
     ae.save_encoder(tmp_path / "again.json", loaded)
-    assert (tmp_path / "again.json").read_bytes() == path.read_bytes()  # load -> save round-trips byte-exactly
+    assert (
+        tmp_path / "again.json"
+    ).read_bytes() == path.read_bytes()  # load -> save round-trips byte-exactly
     wide = ae.append_encoded(feats["BBBUSDT"], loaded)
     assert list(wide.columns[-2:]) == enc.output_columns
 
@@ -114,18 +128,19 @@ def test_entry_on_real_bars_ignores_validation_and_test_rows(tmp_path):
     """The rule's entry (encoder.kind=autoencoder) on real BTCUSDT/ETHUSDT features and two windows' splits:
     scrambling every row outside the training segments leaves results/encoder/autoencoder.json byte-identical;
     changing one training row changes it."""
-    import argparse
-
     import yaml
     from _torch_helpers import RAW, ROOT, SMALL_SPEC
 
-    from workflow_scripts.data import ingest
-    from workflow_scripts.data import splits
-    from workflow_scripts.entries import fit_shared_encoder
+    from workflow_scripts.data import ingest, splits
     from workflow_scripts.features import build_features
+    from workflow_scripts.job import Job
+    from workflow_scripts.training.jobs import fit_shared_encoder
 
-    spec = {k: v for k, v in yaml.safe_load((ROOT / "config/encoder/autoencoder.yaml").read_text()).items()
-            if k != "name"}
+    spec = {
+        k: v
+        for k, v in yaml.safe_load((ROOT / "config/encoder/autoencoder.yaml").read_text()).items()
+        if k != "name"
+    }
     spec["n_components"] = 4
     spec["params"] |= {"max_epochs": 3, "hidden": [16]}
     symbols, windows = ["BTCUSDT", "ETHUSDT"], [5, 10]
@@ -135,30 +150,46 @@ def test_entry_on_real_bars_ignores_validation_and_test_rows(tmp_path):
         bars = ingest.normalise_bars(ingest.read_raw(path), str(path)).iloc[-900:].reset_index(drop=True)
         feats[s] = build_features(bars, SMALL_SPEC)
         for w in windows:
-            split_paths.append(tmp_path / f"{s}_w{w}.json")
-            artifacts.write_json(split_paths[-1], splits.chronological_split(bars["timestamp"], 2 * w, 0.6, 0.2, 24))
+            split_paths.append(tmp_path / "splits" / s / f"w{w}.json")  # the workflow's layout
+            artifacts.write_json(
+                split_paths[-1], splits.chronological_split(bars["timestamp"], 2 * w, 0.6, 0.2, 24)
+            )
 
     def run(name, tables):
         paths = []
         for s in symbols:
-            paths.append(tmp_path / f"{name}_{s}.parquet")
+            paths.append(tmp_path / name / f"{s}.parquet")
             artifacts.write_parquet(paths[-1], tables[s])
         out = tmp_path / f"{name}.json"
-        fit_shared_encoder.main(argparse.Namespace(symbols=symbols, windows=windows, features=paths,
-                                                   splits=split_paths, spec=spec, out=out))
+        fit_shared_encoder(
+            Job.from_manifest(
+                {
+                    "entry": "training.fit_shared_encoder",
+                    "threads": 1,
+                    "wildcards": {},
+                    "output": {"encoder": str(out)},
+                    "input": {"features": [str(x) for x in paths], "splits": [str(x) for x in split_paths]},
+                    "params": {"spec": spec, "symbols": symbols, "windows": windows},
+                }
+            )
+        )
         return out
 
     a = run("a", feats)
     doc = artifacts.read_json(a)
     assert doc["format"] == ae.FORMAT and doc["n_components"] == 4
-    lo_hi = {s: shared_encoder.training_range([artifacts.read_json(p) for p in split_paths[2 * i:2 * i + 2]])
-             for i, s in enumerate(symbols)}
+    lo_hi = {
+        s: shared_encoder.training_range([artifacts.read_json(p) for p in split_paths[2 * i : 2 * i + 2]])
+        for i, s in enumerate(symbols)
+    }
     assert doc["n_train_rows"] == sum(hi - lo for lo, hi in lo_hi.values())
     scrambled = {s: f.copy() for s, f in feats.items()}
     rng = np.random.default_rng(3)
     for s, (lo, hi) in lo_hi.items():
         cols = scrambled[s].columns[1:]
-        scrambled[s].loc[hi:, cols] = rng.normal(size=(len(scrambled[s]) - hi, len(cols))).astype(np.float32) * 1e3
+        scrambled[s].loc[hi:, cols] = (
+            rng.normal(size=(len(scrambled[s]) - hi, len(cols))).astype(np.float32) * 1e3
+        )
     assert run("b", scrambled).read_bytes() == a.read_bytes()
     scrambled["ETHUSDT"].iloc[lo_hi["ETHUSDT"][0] + 100, 5] += 10.0  # past the NaN warm-up
     assert run("c", scrambled).read_bytes() != a.read_bytes()

@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 from _torch_helpers import RAW
 
-from workflow_scripts.training import ensemble_production as ep
+from workflow_scripts.data import ingest, splits
 from workflow_scripts.models import ensembles
-from workflow_scripts.data import ingest
-from workflow_scripts.data import splits
 from workflow_scripts.targets import swing_targets
 from workflow_scripts.targets.grammar import target_grid
+from workflow_scripts.training import ensemble_production as ep
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +35,11 @@ def real():
 
 
 def test_reference_is_the_best_validation_ap_ties_to_the_smaller_window():
-    metrics = {"w5": {"validation_average_precision": 0.4}, "w20": {"validation_average_precision": 0.5},
-               "w10": {"validation_average_precision": float("nan")}}
+    metrics = {
+        "w5": {"validation_average_precision": 0.4},
+        "w20": {"validation_average_precision": 0.5},
+        "w10": {"validation_average_precision": float("nan")},
+    }
     windows = {"w5": 5, "w20": 20, "w10": 10}
     assert ep.choose_reference(metrics, windows) == "w20"
     metrics["w5"]["validation_average_precision"] = 0.5

@@ -102,8 +102,15 @@ def test_windowing_inside_the_module_matches_training_windows(synth, arch):
     np.testing.assert_allclose(b.sum(axis=1), 1.0, atol=1e-12)
 
 
-@pytest.mark.parametrize("kw", [{"arch": "mlp"}, {"arch": "mlp", "hidden": ()}, {"arch": "transformer"},
-                                {"arch": "transformer", "n_layers": 0}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"arch": "mlp"},
+        {"arch": "mlp", "hidden": ()},
+        {"arch": "transformer"},
+        {"arch": "transformer", "n_layers": 0},
+    ],
+)
 def test_recipe_rebuilds_the_module(kw):
     """module_bytes scripts a module rebuilt from module_recipe + state_dict in a fresh interpreter."""
     torch.manual_seed(0)

@@ -8,18 +8,24 @@ import pytest
 import yaml
 from _torch_helpers import ROOT, SMALL_SPEC
 
-from workflow_scripts.training import production
-from workflow_scripts.registry import store as registry
-from workflow_scripts.models import torch_models as tm
-from workflow_scripts.training.combination import build_combination
-from workflow_scripts.targets.grammar import horizon_bars, target_grid
-from workflow_scripts.features import build_features
 from workflow_scripts.data.splits import chronological_split
+from workflow_scripts.features import build_features
+from workflow_scripts.models import torch_models as tm
+from workflow_scripts.registry import store as registry
+from workflow_scripts.targets.grammar import horizon_bars, target_grid
 from workflow_scripts.targets.swing_targets import build_targets
+from workflow_scripts.training import production
+from workflow_scripts.training.combination import build_combination
 
 WINDOW = 5
-TARGETS_CFG = {"types": ["high_breakout"], "std_thresholds": [1.0], "barrier_thresholds": [1.0],
-               "horizon_multiplier": 1, "sigma_min_bars": 24, "windows": [WINDOW]}
+TARGETS_CFG = {
+    "types": ["high_breakout"],
+    "std_thresholds": [1.0],
+    "barrier_thresholds": [1.0],
+    "horizon_multiplier": 1,
+    "sigma_min_bars": 24,
+    "windows": [WINDOW],
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +49,20 @@ def model_cfg(kind, **params):
 
 
 def documents(trained, comb):
-    return {"config.json": {"symbol": "BTCUSDT", "window": WINDOW, "side": "high", "target": comb.target,
-                            "model_type": trained.model.model_type},
-            "metrics.json": {"vin": "TMLP-TEST"}, "costs.json": {}, "features.json": {"features": list(comb.X.columns)},
-            "split_indices.json": {}, "training_log.json": trained.model.log}
+    return {
+        "config.json": {
+            "symbol": "BTCUSDT",
+            "window": WINDOW,
+            "side": "high",
+            "target": comb.target,
+            "model_type": trained.model.model_type,
+        },
+        "metrics.json": {"vin": "TMLP-TEST"},
+        "costs.json": {},
+        "features.json": {"features": list(comb.X.columns)},
+        "split_indices.json": {},
+        "training_log.json": trained.model.log,
+    }
 
 
 def test_torch_mlp_trains_through_fit_head_and_the_registry_reproduces_it(comb, tmp_path):
@@ -60,7 +76,9 @@ def test_torch_mlp_trains_through_fit_head_and_the_registry_reproduces_it(comb, 
     assert 0.0 < trained.validation_ap <= 1.0 and 0.0 < trained.test_ap <= 1.0
     # a window reads the bars before the row: the same row predicted alone or inside the whole table agrees
     rows = comb.rows["test"][:5]
-    np.testing.assert_allclose(head.predict_proba(comb.X.iloc[rows]), proba[np.searchsorted(comb.rows["scored"], rows)])
+    np.testing.assert_allclose(
+        head.predict_proba(comb.X.iloc[rows]), proba[np.searchsorted(comb.rows["scored"], rows)]
+    )
 
     folder = tmp_path / "prod"
     production.write_folder(folder, head, lambda sha256: documents(trained, comb))
@@ -85,22 +103,25 @@ def test_production_torch_head_is_deterministic_and_needs_the_bar_table(comb, tm
     a = production.train_combination(comb, {}, cfg, threads=1).model
     b = production.train_combination(comb, {}, cfg, threads=1).model
     assert a.save(tmp_path / "a").read_bytes() == b.save(tmp_path / "b").read_bytes()
-    assert (tmp_path / "a" / tm.METADATA_FILE).read_bytes() == (tmp_path / "b" / tm.METADATA_FILE).read_bytes()
+    assert (tmp_path / "a" / tm.METADATA_FILE).read_bytes() == (
+        tmp_path / "b" / tm.METADATA_FILE
+    ).read_bytes()
     X_tr, y_tr = comb.segment("train")
     X_va, y_va = comb.segment("validation")
     with pytest.raises(ValueError, match="reads a window of bars"):
-        production.fit_head("torch_transformer", X_tr, y_tr, X_va, y_va, params={}, seed=1, threads=1,
-                            model_cfg=cfg)
+        production.fit_head(
+            "torch_transformer", X_tr, y_tr, X_va, y_va, params={}, seed=1, threads=1, model_cfg=cfg
+        )
 
 
 def test_the_composed_model_group_parses():
-    """What rule train_production passes (the composed config, whose model group carries the tree kinds' keys as
-    null) is a valid torch config; a real unknown key is still refused."""
+    """What rule train_production passes (the composed config, whose model group holds only the torch kinds'
+    keys) is a valid torch config; a real unknown key is still refused."""
     from workflow_scripts.config.schema import compose
 
     for kind in ("torch_mlp", "torch_transformer"):
         model = compose([f"model={kind}"])["model"]
-        assert model["num_boost_round"] is None
+        assert "num_boost_round" not in model
         cfg = tm.TorchModelConfig.from_config(model)
         assert cfg.arch == tm.KIND_TO_ARCH[kind] and cfg.seq_len == model["seq_len"]
         with pytest.raises(ValueError, match=r"unknown torch model config key\(s\) \['bogus'\]"):

@@ -6,33 +6,53 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from tests.sandbox import copy_workflow
 from tests.workflow.conftest import TINY, planned_jobs, snakemake
 from workflow_scripts import artifacts
-from workflow_scripts.registry import store as reg
 from workflow_scripts.evaluation.metrics import macro_average_precision
-from tests.sandbox import copy_workflow
+from workflow_scripts.registry import store as reg
 
 pytestmark = pytest.mark.slow
 
 SYMBOLS, WINDOWS, SIDES = ("BTCUSDT", "ETHUSDT"), (5, 20), ("high", "low")
 # Five and a half months of bars, a small tuning budget, 3 epochs, loose gates: the wiring is what is tested.
-OVERRIDES = ["env.data.start=2025-12-01", "features.lookbacks=[5,21]", "features.lags=[]",
-             "tuning.budget.trials=16", "tuning.cv.n_folds=3", "tuning.cv.min_train_rows=50",
-             "gates.min_trades=1", "gates.min_dsr=0.0", "gates.max_drawdown=1.0", "gates.min_net_return=-1.0",
-             "registry.promote_gate_profiles=[exploratory]", "model.max_epochs=3", "encoder.params.max_epochs=3"]
+OVERRIDES = [
+    "env.data.start=2025-12-01",
+    "features.lookbacks=[5,21]",
+    "features.lags=[]",
+    "tuning.budget.trials=16",
+    "tuning.cv.n_folds=3",
+    "tuning.cv.min_train_rows=50",
+    "gates.min_trades=1",
+    "gates.min_dsr=0.0",
+    "gates.max_drawdown=1.0",
+    "gates.min_net_return=-1.0",
+    "registry.promote_gate_profiles=[exploratory]",
+    "model.max_epochs=3",
+    "encoder.params.max_epochs=3",
+]
 GROUPS = ["model=torch_mlp", "encoder=autoencoder", "ensemble=enabled"]
 
 
 def config(*groups: str) -> list[str]:
-    return [*TINY[:-1], "gates=exploratory", *groups,
-            "overrides=[" + ",".join(f'"{o}"' for o in OVERRIDES) + "]"]
+    return [
+        *TINY[:-1],
+        "gates=exploratory",
+        *groups,
+        "overrides=[" + ",".join(f'"{o}"' for o in OVERRIDES) + "]",
+    ]
 
 
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory):
     wf = copy_workflow(tmp_path_factory.mktemp("torch_wf") / "wf")
-    snakemake(wf, "results/registry/run_status.json", "results/predictions/BTCUSDT.parquet", config=config(*GROUPS),
-              timeout=3000)
+    snakemake(
+        wf,
+        "results/registry/run_status.json",
+        "results/predictions/BTCUSDT.parquet",
+        config=config(*GROUPS),
+        timeout=3000,
+    )
     return wf
 
 
@@ -57,7 +77,7 @@ def test_autoencoder_is_fitted_on_training_rows_and_recorded_by_every_head(ran):
                 assert artifacts.sha256_file(folder / "encoder.json") == version
                 feats = artifacts.read_json(folder / "features.json")
                 assert feats["encoder"]["columns"] == doc["output_columns"]
-                assert feats["features"][-len(doc["output_columns"]):] == doc["output_columns"]
+                assert feats["features"][-len(doc["output_columns"]) :] == doc["output_columns"]
 
 
 def test_torch_folders_verify_register_and_load(ran):
@@ -79,15 +99,20 @@ def test_torch_folders_verify_register_and_load(ran):
             labels = pd.read_parquet(res / f"targets/BTCUSDT/w{w}.parquet")[meta["target"]].to_numpy()
             test_rows = artifacts.read_json(folder / "split_indices.json")["test"]
             recorded = artifacts.read_json(folder / "metrics.json")["test_average_precision"]
-            assert abs(macro_average_precision(labels[test_rows].astype(int), proba[test_rows]) - recorded) < 1e-6
+            assert (
+                abs(macro_average_precision(labels[test_rows].astype(int), proba[test_rows]) - recorded)
+                < 1e-6
+            )
     # Every registered model is scored on the common recent window (its encoder columns derived by itself).
     from workflow_scripts.config.schema import compose
     from workflow_scripts.registry.runs import recent_scores, symbol_data_from_paths
 
     spec = compose([*TINY[:-1], "gates=exploratory", *GROUPS, *OVERRIDES])["registry"]
-    data = symbol_data_from_paths([str(res / f"features/{s}.parquet") for s in SYMBOLS],
-                                  [str(res / f"targets/{s}/w{w}.parquet") for s in SYMBOLS for w in WINDOWS],
-                                  [str(res / f"splits/{s}/w{w}.json") for s in SYMBOLS for w in WINDOWS])
+    data = symbol_data_from_paths(
+        [str(res / f"features/{s}.parquet") for s in SYMBOLS],
+        [str(res / f"targets/{s}/w{w}.parquet") for s in SYMBOLS for w in WINDOWS],
+        [str(res / f"splits/{s}/w{w}.json") for s in SYMBOLS for w in WINDOWS],
+    )
     vins = [v for v, e in index["models"].items() if e["symbol"] == "BTCUSDT"]
     scores = recent_scores([reg.load_model(registry_dir, v) for v in vins], data["BTCUSDT"], spec)
     assert len(vins) == 6 and all(s["score"] is not None for s in scores.values()), scores
@@ -106,7 +131,11 @@ def test_ensembles_are_built_registered_and_loaded(ran):
             meta = reg.read_model_meta(folder)
             cfg = artifacts.read_json(folder / "config.json")
             metrics = artifacts.read_json(folder / "metrics.json")
-            assert meta["model_type"] == "ensemble" and meta["vin"] in index["models"] and meta["vin"] in registered
+            assert (
+                meta["model_type"] == "ensemble"
+                and meta["vin"] in index["models"]
+                and meta["vin"] in registered
+            )
             assert cfg["side"] == side and [m["name"] for m in cfg["members"]] == [f"w{w}" for w in WINDOWS]
             for m in cfg["members"]:  # members are the production folders, identified by VIN and model hash
                 src = res / f"production/{symbol}/{m['name']}/{side}"
@@ -147,8 +176,11 @@ def test_predict_batch_serves_the_encoder_and_ensemble_champions(ran):
     champions = reg.read_champions(registry_dir, "BTCUSDT")["sides"]
     assert set(preds["side"]) == set(champions) == set(SIDES)
     # Every newcomer was scored on the common recent window (the challengers record both scores).
-    assert all(c["score"] is not None and c["champion_score"] is not None
-               for slot in champions.values() for c in slot["challengers"])
+    assert all(
+        c["score"] is not None and c["champion_score"] is not None
+        for slot in champions.values()
+        for c in slot["challengers"]
+    )
     bars = len(pd.read_parquet(ran / "results/features/BTCUSDT.parquet", columns=["timestamp"]))
     assert len(preds) == bars * len(SIDES)
     probs = preds[["p_neither", "p_breakout", "p_reversion"]].to_numpy()

@@ -173,7 +173,9 @@ def test_model_pt_is_byte_identical_across_processes(tmp_path):
     from _torch_helpers import tiny_models_bytes
 
     for width in (3, 7, 11):
-        tm.script_module(torch.nn.Sequential(torch.nn.Linear(width, 2), torch.nn.GELU(), torch.nn.Dropout(0.3)))
+        tm.script_module(
+            torch.nn.Sequential(torch.nn.Linear(width, 2), torch.nn.GELU(), torch.nn.Dropout(0.3))
+        )
         torch.jit.script(torch.nn.Sequential(torch.nn.Linear(width, 5), torch.nn.LayerNorm(5)))
     here = tiny_models_bytes(tmp_path)
     for arch in tm.ARCHS:

@@ -23,8 +23,14 @@ from workflow_scripts.training.combination import build_combination, chosen_targ
 from workflow_scripts.training.tuning_stages import run_tuning_stage, stage2_representative, stage_data
 
 WINDOW = 5
-TARGETS_CFG = {"types": ["high_breakout", "high_reversion"], "std_thresholds": [1.0], "barrier_thresholds": [1.0],
-               "horizon_multiplier": 1, "sigma_min_bars": 24, "windows": [WINDOW]}
+TARGETS_CFG = {
+    "types": ["high_breakout", "high_reversion"],
+    "std_thresholds": [1.0],
+    "barrier_thresholds": [1.0],
+    "horizon_multiplier": 1,
+    "sigma_min_bars": 24,
+    "windows": [WINDOW],
+}
 TARGET = "high_breakout_k1.0_th1.0"
 
 
@@ -35,24 +41,38 @@ def load(group):
 @pytest.fixture(scope="module")
 def real(btc_bars):
     bars = btc_bars.iloc[-5000:].reset_index(drop=True)
-    features = build_features(bars, {"families": ["candle", "tech", "vol"], "lookbacks": [5, 21], "lags": [],
-                                     "dtype": "float32"})
+    features = build_features(
+        bars, {"families": ["candle", "tech", "vol"], "lookbacks": [5, 21], "lags": [], "dtype": "float32"}
+    )
     horizon = horizon_bars(WINDOW, TARGETS_CFG)
     targets = build_targets(bars, WINDOW, target_grid(TARGETS_CFG), horizon, 24)
     split = chronological_split(bars["timestamp"], horizon, 0.6, 0.2, 24)
     names = [c for c in features.columns if c != "timestamp"][:40]
-    choice = {"symbol": "BTCUSDT", "window": WINDOW, "side": "high", "trained": 2,
-              "best": {"target": TARGET, "validation_average_precision": 0.5, "train_rows": 900},
-              "variants_ranked": [{"target": TARGET, "status": "trained", "sharpe_per_trade": 0.1},
-                                  {"target": "high_reversion_k1.0_th1.0", "status": "trained",
-                                   "sharpe_per_trade": -0.2}]}
-    return {"bars": bars, "features": features, "targets": targets, "split": split, "names": names,
-            "choice": choice}
+    choice = {
+        "symbol": "BTCUSDT",
+        "window": WINDOW,
+        "side": "high",
+        "trained": 2,
+        "best": {"target": TARGET, "validation_average_precision": 0.5, "train_rows": 900},
+        "variants_ranked": [
+            {"target": TARGET, "status": "trained", "sharpe_per_trade": 0.1},
+            {"target": "high_reversion_k1.0_th1.0", "status": "trained", "sharpe_per_trade": -0.2},
+        ],
+    }
+    return {
+        "bars": bars,
+        "features": features,
+        "targets": targets,
+        "split": split,
+        "names": names,
+        "choice": choice,
+    }
 
 
 def combination(real, encoder=None, version=None):
-    return build_combination(real["choice"], real["features"], real["names"], real["targets"], real["split"],
-                             encoder, version)
+    return build_combination(
+        real["choice"], real["features"], real["names"], real["targets"], real["split"], encoder, version
+    )
 
 
 def tuning_cfg(trials=12):
@@ -87,8 +107,15 @@ def test_stages_2_to_4_respect_budgets_and_resume(real, tmp_path):
     results = {}
     previous = None
     for stage in ("stage2", "stage3", "stage4"):
-        r = run_tuning_stage(stage, comb, cfg, n_studies=1, journal_path=tmp_path / f"{stage}.journal",
-                             previous=previous, key="BTCUSDT-w5-high")
+        r = run_tuning_stage(
+            stage,
+            comb,
+            cfg,
+            n_studies=1,
+            journal_path=tmp_path / f"{stage}.journal",
+            previous=previous,
+            key="BTCUSDT-w5-high",
+        )
         assert r["finished_trials"] <= r["budget"]["n_trials"] and r["best_value"] > 0.3
         results[stage] = previous = r
     assert [results[s]["budget"]["n_trials"] for s in ("stage2", "stage3", "stage4")] == [1, 4, 3]
@@ -96,38 +123,86 @@ def test_stages_2_to_4_respect_budgets_and_resume(real, tmp_path):
     lr = results["stage4"]["space"]["learning_rate"]
     best3 = results["stage3"]["best_params"]["learning_rate"]
     assert lr["low"] == pytest.approx(best3 * 0.75) and lr["high"] == pytest.approx(best3 * 1.25)
-    again = run_tuning_stage("stage4", comb, cfg, n_studies=1, journal_path=tmp_path / "stage4.journal",
-                             previous=results["stage3"], key="BTCUSDT-w5-high")
+    again = run_tuning_stage(
+        "stage4",
+        comb,
+        cfg,
+        n_studies=1,
+        journal_path=tmp_path / "stage4.journal",
+        previous=results["stage3"],
+        key="BTCUSDT-w5-high",
+    )
     assert again["study_name"] == results["stage4"]["study_name"]
     assert again["finished_trials"] == results["stage4"]["finished_trials"]  # spent: nothing more to run
     assert again["best_params"] == results["stage4"]["best_params"]
 
 
 def tuned():
-    return {"num_leaves": 30, "max_depth": 5, "feature_fraction": 0.7, "min_child_samples_frac": 0.01,
-            "learning_rate": 0.1, "lambda_l1": 0.0}
+    return {
+        "num_leaves": 30,
+        "max_depth": 5,
+        "feature_fraction": 0.7,
+        "min_child_samples_frac": 0.01,
+        "learning_rate": 0.1,
+        "lambda_l1": 0.0,
+    }
 
 
 def write(tmp_path, real, comb, kind, encoder_path=None):
     model_cfg = load(f"model/{kind}")
     trained = production.train_combination(comb, tuned(), model_cfg)
-    spec = {"model": model_cfg, "targets": TARGETS_CFG, "evaluation": load("evaluation/default"),
-            "gates": load("gates/strict"), "grades": load("grades/default"), "features": {"lookbacks": [5, 21]},
-            "universe": ["BTCUSDT"], "encoder": load("encoder/pca" if encoder_path else "encoder/none")}
-    stage = {"symbol": "BTCUSDT", "window": WINDOW, "side": "high", "best_params": tuned(), "best_value": 0.4,
-             "study_name": "s", "finished_trials": 2}
+    spec = {
+        "model": model_cfg,
+        "targets": TARGETS_CFG,
+        "evaluation": load("evaluation/default"),
+        "gates": load("gates/strict"),
+        "grades": load("grades/default"),
+        "features": {"lookbacks": [5, 21]},
+        "universe": ["BTCUSDT"],
+        "encoder": load("encoder/pca" if encoder_path else "encoder/none"),
+    }
+    stage = {
+        "symbol": "BTCUSDT",
+        "window": WINDOW,
+        "side": "high",
+        "best_params": tuned(),
+        "best_value": 0.4,
+        "study_name": "s",
+        "finished_trials": 2,
+    }
     tuning = {"stage2": dict(stage, finished_trials=1), "stage3": stage, "stage4": stage}
     trials = production.dsr_trials(real["choice"], tuning)
-    costs = {"symbol": "BTCUSDT", "taker_fee_bps": 10.0, "maker_fee_bps": 2.0, "half_spread_bps": 0.5,
-             "entry_order": "taker", "exit_order": "taker", "slippage": {"base_bps": 1.0, "max_bps": 25.0, "model": "volatility", "vol_coef": 0.05},
-             "source": "test", "units": "bps of notional per side", "version": 1}
-    evaluation = production.evaluate_production(comb, trained, real["bars"]["close"].to_numpy(), costs, spec, trials)
+    costs = {
+        "symbol": "BTCUSDT",
+        "taker_fee_bps": 10.0,
+        "maker_fee_bps": 2.0,
+        "half_spread_bps": 0.5,
+        "entry_order": "taker",
+        "exit_order": "taker",
+        "slippage": {"base_bps": 1.0, "max_bps": 25.0, "model": "volatility", "vol_coef": 0.05},
+        "source": "test",
+        "units": "bps of notional per side",
+        "version": 1,
+    }
+    evaluation = production.evaluate_production(
+        comb, trained, real["bars"]["close"].to_numpy(), costs, spec, trials
+    )
     folder = tmp_path / kind
 
     def documents(sha):
-        return production.folder_documents(comb, trained, tuning, evaluation, trials, costs, spec,
-                                           data_version="d" * 64, data_end="2026-01-01", model_sha256=sha,
-                                           threads=1)
+        return production.folder_documents(
+            comb,
+            trained,
+            tuning,
+            evaluation,
+            trials,
+            costs,
+            spec,
+            data_version="d" * 64,
+            data_end="2026-01-01",
+            model_sha256=sha,
+            threads=1,
+        )
 
     production.write_folder(folder, trained.model, documents, encoder_path=encoder_path)
     return folder, trained, evaluation
@@ -137,7 +212,9 @@ def test_lightgbm_and_xgboost_write_the_same_verified_folder(real, tmp_path):
     comb = combination(real)
     out = {kind: write(tmp_path, real, comb, kind) for kind in ("lightgbm", "xgboost")}
     names = {k: sorted(p.name for p in f.iterdir()) for k, (f, _, _) in out.items()}
-    assert [n for n in names["lightgbm"] if n != "model.txt"] == [n for n in names["xgboost"] if n != "model.json"]
+    assert [n for n in names["lightgbm"] if n != "model.txt"] == [
+        n for n in names["xgboost"] if n != "model.json"
+    ]
     for kind, (folder, trained, evaluation) in out.items():
         contract.verify_folder(folder)
         meta = contract.read_model_meta(folder)
@@ -152,8 +229,15 @@ def test_lightgbm_and_xgboost_write_the_same_verified_folder(real, tmp_path):
     for name in ("model.txt", "metrics.json", "config.json", "features.json"):
         assert (again / name).read_bytes() == (out["lightgbm"][0] / name).read_bytes()
     with pytest.raises(ValueError, match="unknown model kind 'svm'"):
-        production.fit_head("svm", *comb.segment("train"), *comb.segment("validation"), params={}, seed=1,
-                            threads=1, model_cfg={})
+        production.fit_head(
+            "svm",
+            *comb.segment("train"),
+            *comb.segment("validation"),
+            params={},
+            seed=1,
+            threads=1,
+            model_cfg={},
+        )
 
 
 def test_encoder_outputs_are_appended_and_recorded(real, tmp_path):
@@ -178,12 +262,18 @@ def test_vin_shows_three_significant_digits_of_continuous_tuned_values():
     from workflow_scripts.evaluation.vin import decode_vin
 
     model = SimpleNamespace(kind="lightgbm", best_iteration=123, vin_type="LGBM")
-    tuned = {"learning_rate": 0.06094611795264643, "lambda_l1": 0.009372718273, "num_leaves": 50, "max_depth": 6}
+    tuned = {
+        "learning_rate": 0.06094611795264643,
+        "lambda_l1": 0.009372718273,
+        "num_leaves": 50,
+        "max_depth": 6,
+    }
     args = ("BTCUSDT", 10, "high_breakout_k1.5_th0.5", model)
     vin = production.production_vin(*args, tuned, "B", "2026-05-01 00:00:00+00:00", "a" * 64, "b" * 64, None)
     assert len(vin) < 80 and "0p0609" in vin and "0p00937" in vin, vin
     assert decode_vin(vin)["grade"] == "B"
     # The exact values still tell models apart: a change below the shown digits changes the suffix.
-    other = production.production_vin(*args, {**tuned, "learning_rate": 0.060946}, "B", "2026-05-01", "a" * 64,
-                                      "b" * 64, None)
+    other = production.production_vin(
+        *args, {**tuned, "learning_rate": 0.060946}, "B", "2026-05-01", "a" * 64, "b" * 64, None
+    )
     assert other != vin and other.rsplit("-", 1)[0] == vin.rsplit("-", 1)[0]

@@ -11,18 +11,22 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.sandbox import copy_workflow
 from tests.workflow.conftest import TINY, planned_jobs, snakemake
 from workflow_scripts import artifacts
 from workflow_scripts.registry import store as registry
 from workflow_scripts.training import tuning
-from tests.sandbox import copy_workflow
 
 pytestmark = pytest.mark.slow
 
 # 20 trials in all: stage 2 gets 1 per window (2 windows), stages 3 and 4 1 per combination (8). The tiny span
 # has ~800-1500 train + validation rows per combination: 5 folds need a smaller minimum per fold.
-OVERRIDES = ["features.lookbacks=[5,21]", "features.lags=[]", "tuning.budget.trials=20",
-             "tuning.cv.min_train_rows=50"]
+OVERRIDES = [
+    "features.lookbacks=[5,21]",
+    "features.lags=[]",
+    "tuning.budget.trials=20",
+    "tuning.cv.min_train_rows=50",
+]
 
 
 def config(*extra, groups=()):
@@ -67,7 +71,9 @@ def test_production_folders_follow_the_registry_contract(run):
         assert meta["vin"].startswith("LGBM-") and meta["gate_profile"] == "strict"
         assert meta["dependencies"]["data_version"] == artifacts.sha256_file(res / f"ingest/{symbol}.parquet")
         features = artifacts.read_json(folder / "features.json")
-        assert features["features"] == artifacts.read_json(res / f"selection/{symbol}/selected.json")["features"]
+        assert (
+            features["features"] == artifacts.read_json(res / f"selection/{symbol}/selected.json")["features"]
+        )
         assert features["universe"] == ["BTCUSDT", "ETHUSDT"] and features["spec"]["lookbacks"] == [5, 21]
         metrics = artifacts.read_json(folder / "metrics.json")
         # Evaluated like stage 1: threshold from the validation grid, test segment after costs, DSR over every
@@ -82,8 +88,12 @@ def test_production_folders_follow_the_registry_contract(run):
         assert max(idx["train"]) < split["validation"]["lo"] <= min(idx["validation"])
         assert max(idx["validation"]) < split["test"]["lo"] <= min(idx["test"])
         cfg = artifacts.read_json(folder / "config.json")
-        assert cfg["tuned_params"] == artifacts.read_json(
-            res / f"tuning/{cfg['tuned_in']}/{symbol}/w{window}/{side}.json")["best_params"]
+        assert (
+            cfg["tuned_params"]
+            == artifacts.read_json(res / f"tuning/{cfg['tuned_in']}/{symbol}/w{window}/{side}.json")[
+                "best_params"
+            ]
+        )
 
 
 def test_stage_budgets_are_respected_and_recorded(run):
@@ -126,8 +136,10 @@ def test_config_changes_rerun_exactly_their_readers(run):
 def test_xgboost_gives_the_same_file_set(run):
     lgb_folder, xgb_folder = run["lightgbm_copy"], run["res"] / "production/BTCUSDT/w5/high"
     registry.verify_folder(xgb_folder)
-    files = {name: sorted(p.name for p in f.iterdir() if not p.name.startswith("."))
-             for name, f in (("lightgbm", lgb_folder), ("xgboost", xgb_folder))}
+    files = {
+        name: sorted(p.name for p in f.iterdir() if not p.name.startswith("."))
+        for name, f in (("lightgbm", lgb_folder), ("xgboost", xgb_folder))
+    }
     assert set(files["lightgbm"]) - {"model.txt"} == set(files["xgboost"]) - {"model.json"}
     assert "model.txt" in files["lightgbm"] and "model.json" in files["xgboost"]
     meta = registry.read_model_meta(xgb_folder)

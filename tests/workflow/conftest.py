@@ -10,9 +10,13 @@ from tests.sandbox import copy_workflow, run_snakemake
 
 # Tiny data (2025-06 on) has too few rows for 5 CV folds of 200 training rows each: fewer, smaller folds and a
 # small tuning budget, so the run goes through tuning, production and the registry in minutes.
-TINY = ["env=integration-test", "universe=tiny", "targets=small",
-        'overrides=["features.lookbacks=[5,21]","features.lags=[]","tuning.budget.trials=8","tuning.max_rounds=200",'
-        '"tuning.cv.n_folds=3","tuning.cv.min_train_rows=50"]']
+TINY = [
+    "env=integration-test",
+    "universe=tiny",
+    "targets=small",
+    'overrides=["features.lookbacks=[5,21]","features.lags=[]","tuning.budget.trials=8","tuning.max_rounds=200",'
+    '"tuning.cv.n_folds=3","tuning.cv.min_train_rows=50"]',
+]
 
 
 def snakemake(workdir: Path, *args: str, config=TINY, timeout=900, check=True) -> subprocess.CompletedProcess:

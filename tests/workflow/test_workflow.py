@@ -32,11 +32,17 @@ def test_tiny_run_outputs_then_nothing_to_do_then_only_affected_jobs(workflow_di
 
     assert planned_jobs(snakemake(workflow_dir, "-n")) == {}
 
-    embargo = snakemake(workflow_dir, "-n", config=TINY[:3] + [
-        'overrides=["features.lookbacks=[5,21]","features.lags=[]","split.embargo_bars=30"]'])
+    embargo = snakemake(
+        workflow_dir,
+        "-n",
+        config=TINY[:3]
+        + ['overrides=["features.lookbacks=[5,21]","features.lags=[]","split.embargo_bars=30"]'],
+    )
     planned = planned_jobs(embargo)
     assert planned["split_segments"] == 4 and planned["train_stage1"] == 4
-    assert not {"ingest_bars", "build_features", "add_cross_coin_features", "build_swing_targets"} & set(planned)
+    assert not {"ingest_bars", "build_features", "add_cross_coin_features", "build_swing_targets"} & set(
+        planned
+    )
 
     evaluation = json.loads((res / "evaluation" / "summary.json").read_text())
     assert evaluation["gates"]["n_evaluated"] > 0 and "evaluated models passed" in evaluation["message"]
@@ -45,20 +51,40 @@ def test_tiny_run_outputs_then_nothing_to_do_then_only_affected_jobs(workflow_di
     assert one["costs"]["symbol"] == "BTCUSDT" and one["gate"]["profile"] == "strict" and one["vin"]
 
     # One symbol's costs change: its evaluations and what depends on them rerun, no retraining.
-    costs = snakemake(workflow_dir, "-n", config=TINY[:3] + [
-        'overrides=["features.lookbacks=[5,21]","features.lags=[]","costs.symbols.ETHUSDT.half_spread_bps=2.0"]'])
+    costs = snakemake(
+        workflow_dir,
+        "-n",
+        config=TINY[:3]
+        + [
+            'overrides=["features.lookbacks=[5,21]","features.lags=[]","costs.symbols.ETHUSDT.half_spread_bps=2.0"]'
+        ],
+    )
     planned = planned_jobs(costs)
     assert planned["snapshot_costs"] == 1 and planned["evaluate_stage1"] == 2
     assert not {"train_stage1", "build_features", "build_swing_targets"} & set(planned)
 
-    screening = snakemake(workflow_dir, "-n", config=TINY[:3] + [
-        'overrides=["features.lookbacks=[5,21]","features.lags=[]","screening.max_abs_corr=0.8"]'])
+    screening = snakemake(
+        workflow_dir,
+        "-n",
+        config=TINY[:3]
+        + ['overrides=["features.lookbacks=[5,21]","features.lags=[]","screening.max_abs_corr=0.8"]'],
+    )
     planned = planned_jobs(screening)
-    assert planned["screen_features"] == 2 and planned["select_features"] == 4 and planned["train_stage1"] == 4
-    assert not {"ingest_bars", "build_features", "add_cross_coin_features", "build_swing_targets"} & set(planned)
+    assert (
+        planned["screen_features"] == 2 and planned["select_features"] == 4 and planned["train_stage1"] == 4
+    )
+    assert not {"ingest_bars", "build_features", "add_cross_coin_features", "build_swing_targets"} & set(
+        planned
+    )
 
-    grid = snakemake(workflow_dir, "-n", config=TINY[:3] + [
-        'overrides=["features.lookbacks=[5,21]","features.lags=[]","targets.barrier_thresholds=[0.5,1.5]"]'])
+    grid = snakemake(
+        workflow_dir,
+        "-n",
+        config=TINY[:3]
+        + [
+            'overrides=["features.lookbacks=[5,21]","features.lags=[]","targets.barrier_thresholds=[0.5,1.5]"]'
+        ],
+    )
     planned = planned_jobs(grid)
     assert planned["build_swing_targets"] == 4 and planned["train_stage1"] == 4
     assert not {"ingest_bars", "build_features", "add_cross_coin_features"} & set(planned)

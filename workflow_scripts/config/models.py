@@ -23,11 +23,10 @@ from pydantic import (
     model_validator,
 )
 
-from workflow_scripts.evaluation.grades import BASES
-from workflow_scripts.models.kinds import TRAINABLE as MODEL_KINDS
-from workflow_scripts.targets.grammar import TARGET_TYPES
-from workflow_scripts.features import validate_spec
 from workflow_scripts.evaluation.costs import ConfigCostProvider
+from workflow_scripts.evaluation.grades import BASES
+from workflow_scripts.features import validate_spec
+from workflow_scripts.targets.grammar import TARGET_TYPES
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 ENCODER_KINDS = ("none", "pca", "autoencoder")
@@ -116,8 +115,10 @@ class TargetsConfig(Group):
     @field_validator("windows")
     @classmethod
     def _windows(cls, v):
-        check(len(v) > 0 and all(w >= 2 for w in v) and len(set(v)) == len(v),
-              "a non-empty list of integers >= 2 (bars), no duplicates")
+        check(
+            len(v) > 0 and all(w >= 2 for w in v) and len(set(v)) == len(v),
+            "a non-empty list of integers >= 2 (bars), no duplicates",
+        )
         return v
 
     @field_validator("types")
@@ -129,8 +130,10 @@ class TargetsConfig(Group):
     @field_validator("std_thresholds", "barrier_thresholds")
     @classmethod
     def _thresholds(cls, v):
-        check(len(v) > 0 and all(x > 0 for x in v) and len(set(v)) == len(v),
-              "a non-empty list of numbers > 0, no duplicates")
+        check(
+            len(v) > 0 and all(x > 0 for x in v) and len(set(v)) == len(v),
+            "a non-empty list of numbers > 0, no duplicates",
+        )
         return v
 
 
@@ -210,6 +213,7 @@ class Stage1Config(Group):
 # ---- evaluation --------------------------------------------------------------------------------------------
 class CostsConfig(Group):
     """Shape only; the entries are checked against the universe by WorkflowConfig (evaluation/costs.py)."""
+
     name: str
     source: str
     default: dict[str, Any] | None
@@ -228,6 +232,7 @@ class EvaluationConfig(Group):
 
 class GatesConfig(Group):
     """The bounds of evaluation/gates.py validate_profile."""
+
     name: str
     label: str
     min_trades: Count
@@ -282,8 +287,10 @@ class TuningBudget(Group):
 
     @model_validator(mode="after")
     def _some_budget(self):
-        check(self.trials is not None or self.minutes is not None,
-              "trials and/or minutes (the total over all stages), not both null")
+        check(
+            self.trials is not None or self.minutes is not None,
+            "trials and/or minutes (the total over all stages), not both null",
+        )
         return self
 
 
@@ -323,16 +330,21 @@ class TuningConfig(Group):
     @field_validator("shares")
     @classmethod
     def _shares(cls, v):
-        check(sorted(v) == sorted(TUNING_STAGES) and all(x >= 0 for x in v.values())
-              and abs(sum(v.values()) - 1) < 1e-6,
-              f"shares >= 0 for exactly {list(TUNING_STAGES)} summing to 1")
+        check(
+            sorted(v) == sorted(TUNING_STAGES)
+            and all(x >= 0 for x in v.values())
+            and abs(sum(v.values()) - 1) < 1e-6,
+            f"shares >= 0 for exactly {list(TUNING_STAGES)} summing to 1",
+        )
         return v
 
     @field_validator("early_stopping_rounds")
     @classmethod
     def _rounds(cls, v):
-        check(sorted(v) == list(TUNING_STAGES[1:]) and all(x >= 1 for x in v.values()),
-              f"integers >= 1 for exactly {list(TUNING_STAGES[1:])}")
+        check(
+            sorted(v) == list(TUNING_STAGES[1:]) and all(x >= 1 for x in v.values()),
+            f"integers >= 1 for exactly {list(TUNING_STAGES[1:])}",
+        )
         return v
 
     @field_validator("space")
@@ -345,6 +357,7 @@ class TuningConfig(Group):
 # ---- heads: model (by kind), encoder (by kind), ensemble ---------------------------------------------------
 class LightgbmModel(Group):
     """Tree head (models/heads.py); `params` merged under the tuned parameters."""
+
     name: str
     kind: Literal["lightgbm"]
     num_boost_round: PositiveInt
@@ -360,6 +373,7 @@ class XgboostModel(LightgbmModel):
 
 class TorchModel(Group):
     """Neural head (models/torch_models.py TorchModelConfig.from_config); `params` shape the network."""
+
     name: str
     kind: Literal["torch_mlp", "torch_transformer"]
     seed: int
@@ -386,6 +400,7 @@ class NoEncoder(Group):
 
 class PcaEncoder(Group):
     """models/shared_encoder.py: fitted on the pooled training rows of all coins."""
+
     name: str
     kind: Literal["pca"]
     n_components: PositiveInt
@@ -405,6 +420,7 @@ class AutoencoderParams(Group):
 
 class AutoencoderEncoder(PcaEncoder):
     """models/autoencoder_encoder.py AutoencoderConfig.from_config."""
+
     kind: Literal["autoencoder"]
     seed: int
     num_threads: PositiveInt
@@ -426,6 +442,7 @@ EncoderConfig = Annotated[NoEncoder | PcaEncoder | AutoencoderEncoder, Field(dis
 
 class WorkflowConfig(Group):
     """The whole composed config; the field order is the group order of `--config` (schema.GROUPS)."""
+
     env: EnvConfig
     universe: UniverseConfig
     targets: TargetsConfig

@@ -18,13 +18,24 @@ from pydantic.fields import FieldInfo
 from workflow_scripts.config.models import (
     CONFIG_DIR,
     ENCODER_KINDS,
-    MODEL_KINDS,
     SYMBOL_PATTERN,
     WorkflowConfig,
 )
+from workflow_scripts.models.kinds import TRAINABLE as MODEL_KINDS
 
-__all__ = ["CONFIG_DIR", "ConfigError", "ENCODER_KINDS", "GROUPS", "MODEL_KINDS", "SNAKEMAKE_KEYS",
-           "SYMBOL_PATTERN", "WorkflowConfig", "compose", "describe", "overrides_from_snakemake"]
+__all__ = [
+    "CONFIG_DIR",
+    "ConfigError",
+    "ENCODER_KINDS",
+    "GROUPS",
+    "MODEL_KINDS",
+    "SNAKEMAKE_KEYS",
+    "SYMBOL_PATTERN",
+    "WorkflowConfig",
+    "compose",
+    "describe",
+    "overrides_from_snakemake",
+]
 
 GROUPS = tuple(WorkflowConfig.model_fields)
 SNAKEMAKE_KEYS = GROUPS + ("overrides",)
@@ -41,7 +52,7 @@ def overrides_from_snakemake(smk_config: dict) -> list[str]:
     if unknown:
         raise ConfigError(
             f"unknown --config key(s) {unknown}; allowed: {', '.join(SNAKEMAKE_KEYS)} "
-            "(group choices such as env=staging, or overrides=[\"group.key=value\", ...])"
+            '(group choices such as env=staging, or overrides=["group.key=value", ...])'
         )
     overrides = [f"{group}={smk_config[group]}" for group in GROUPS if group in smk_config]
     extra = smk_config.get("overrides", [])
@@ -78,14 +89,37 @@ def compose(overrides: list[str] | None = None, config_dir: Path = CONFIG_DIR) -
 
 # ---- error messages ----------------------------------------------------------------------------------------
 _KINDS = {"model": MODEL_KINDS, "encoder": ENCODER_KINDS}
-_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list",
-          dict: "a mapping"}
-_TYPE_ERRORS = {"int_type": int, "int_parsing": int, "int_from_float": int, "float_type": float,
-                "float_parsing": float, "bool_type": bool, "bool_parsing": bool, "string_type": str,
-                "list_type": list, "dict_type": dict, "model_type": dict, "model_attributes_type": dict}
+_WORDS = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    list: "a list",
+    dict: "a mapping",
+}
+_TYPE_ERRORS = {
+    "int_type": int,
+    "int_parsing": int,
+    "int_from_float": int,
+    "float_type": float,
+    "float_parsing": float,
+    "bool_type": bool,
+    "bool_parsing": bool,
+    "string_type": str,
+    "list_type": list,
+    "dict_type": dict,
+    "model_type": dict,
+    "model_attributes_type": dict,
+}
 _BOUNDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
-_FIELD_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal",
-                 "string_pattern_mismatch", *_TYPE_ERRORS}
+_FIELD_ERRORS = {
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+    "string_pattern_mismatch",
+    *_TYPE_ERRORS,
+}
 
 
 def describe(err: dict) -> str:

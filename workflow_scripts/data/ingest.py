@@ -94,7 +94,9 @@ def _parse_timestamps(col: pd.Series, source: str) -> pd.Series:
     bad = ts.isna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise BarsError(f"{source}: row {row}: unparseable timestamp {col.iloc[row]!r} (expected ISO 8601 or epoch ms)")
+        raise BarsError(
+            f"{source}: row {row}: unparseable timestamp {col.iloc[row]!r} (expected ISO 8601 or epoch ms)"
+        )
     if ts.dt.tz is None:
         ts = ts.dt.tz_localize("UTC")
     return ts.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
@@ -105,7 +107,9 @@ def _check_order(df: pd.DataFrame, source: str) -> None:
     dup = ts.duplicated(keep="first")
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0])
-        raise BarsError(f"{source}: row {row}: duplicate timestamp {ts.iloc[row]} (timestamps must be unique)")
+        raise BarsError(
+            f"{source}: row {row}: duplicate timestamp {ts.iloc[row]} (timestamps must be unique)"
+        )
     back = ts.diff() < pd.Timedelta(0)
     if back.any():
         row = int(np.flatnonzero(back.to_numpy())[0])
@@ -185,12 +189,15 @@ def find_raw_file(raw_dir: str | Path, symbol: str) -> Path:
         candidates += [raw_dir / f"{symbol[:-4]}_USDT-1h{s}" for s in SUFFIXES]
     found = [c for c in candidates if c.exists()]
     if not found:
-        raise BarsError(f"no raw bars for {symbol} in {raw_dir}: expected one of {[c.name for c in candidates]}")
+        raise BarsError(
+            f"no raw bars for {symbol} in {raw_dir}: expected one of {[c.name for c in candidates]}"
+        )
     return found[0]
 
 
-def ingest(path: str | Path, symbol: str, start: str | None, end: str | None,
-           min_bars: int = 1) -> tuple[pd.DataFrame, dict]:
+def ingest(
+    path: str | Path, symbol: str, start: str | None, end: str | None, min_bars: int = 1
+) -> tuple[pd.DataFrame, dict]:
     bars = normalise_bars(read_raw(path), str(path))
     bars = clip_span(bars, start, end)
     if len(bars) < min_bars:

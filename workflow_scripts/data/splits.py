@@ -14,8 +14,9 @@ import pandas as pd
 SEGMENTS = ("train", "validation", "test")
 
 
-def chronological_split(timestamps: pd.Series, horizon: int, train_frac: float, validation_frac: float,
-                        embargo_bars: int) -> dict:
+def chronological_split(
+    timestamps: pd.Series, horizon: int, train_frac: float, validation_frac: float, embargo_bars: int
+) -> dict:
     n = len(timestamps)
     cut_val = int(np.floor(n * train_frac))
     cut_test = int(np.floor(n * (train_frac + validation_frac)))
@@ -33,8 +34,12 @@ def chronological_split(timestamps: pd.Series, horizon: int, train_frac: float, 
                 "the data span is too short for this window"
             )
         out[name] = {
-            "lo": int(lo), "hi": int(hi), "first_row": int(lo), "last_row": int(last_row),
-            "start": timestamps.iloc[lo].isoformat(), "end": timestamps.iloc[hi - 1].isoformat(),
+            "lo": int(lo),
+            "hi": int(hi),
+            "first_row": int(lo),
+            "last_row": int(last_row),
+            "start": timestamps.iloc[lo].isoformat(),
+            "end": timestamps.iloc[hi - 1].isoformat(),
         }
     return out
 

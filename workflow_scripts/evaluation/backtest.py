@@ -24,13 +24,19 @@ from typing import Any
 
 import numpy as np
 
+from workflow_scripts.artifacts import atomic_path
 from workflow_scripts.evaluation import metrics as M
 from workflow_scripts.evaluation.costs import SymbolCosts, costs_from_snapshot, snapshot_of
 from workflow_scripts.evaluation.gates import judge
 from workflow_scripts.evaluation.grades import grade_metric
-from workflow_scripts.evaluation.trading_rule import TradingRule, apply_costs, bar_returns, build_trades, trades_table
+from workflow_scripts.evaluation.trading_rule import (
+    TradingRule,
+    apply_costs,
+    bar_returns,
+    build_trades,
+    trades_table,
+)
 from workflow_scripts.targets.grammar import parse_target_id
-from workflow_scripts.artifacts import atomic_path
 
 
 def _costs(costs: SymbolCosts | Mapping[str, Any]) -> tuple[SymbolCosts, dict]:
@@ -251,7 +257,6 @@ def plot_equity(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
 
     curves = result["curves"]
     net = np.asarray(curves["equity_net"])

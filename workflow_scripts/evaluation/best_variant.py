@@ -15,13 +15,27 @@ from workflow_scripts.targets.grammar import parse_target_id
 def evaluation_columns(result: dict | None) -> dict:
     """The after-cost facts of one variant's evaluation that a person wants beside its rank."""
     if not result or result.get("status") != "evaluated":
-        return {"n_trades": None, "net_total_return": None, "sharpe_per_trade": None, "dsr": None,
-                "max_drawdown": None, "grade": None, "gate_passed": None, "vin": None}
+        return {
+            "n_trades": None,
+            "net_total_return": None,
+            "sharpe_per_trade": None,
+            "dsr": None,
+            "max_drawdown": None,
+            "grade": None,
+            "gate_passed": None,
+            "vin": None,
+        }
     after = result["after_costs"]
-    return {"n_trades": after["n_trades"], "net_total_return": after["total_return"],
-            "sharpe_per_trade": after["sharpe_per_trade"], "dsr": after["dsr"],
-            "max_drawdown": after["max_drawdown"], "grade": result["grade"]["grade"],
-            "gate_passed": result["gate"]["passed"], "vin": result["vin"]}
+    return {
+        "n_trades": after["n_trades"],
+        "net_total_return": after["total_return"],
+        "sharpe_per_trade": after["sharpe_per_trade"],
+        "dsr": after["dsr"],
+        "max_drawdown": after["max_drawdown"],
+        "grade": result["grade"]["grade"],
+        "gate_passed": result["gate"]["passed"],
+        "vin": result["vin"],
+    }
 
 
 def rank_variants(metrics: list[dict], evaluations: dict[str, dict] | None = None) -> pd.DataFrame:
@@ -29,33 +43,46 @@ def rank_variants(metrics: list[dict], evaluations: dict[str, dict] | None = Non
     evaluations = evaluations or {}
     for m in metrics:
         t = parse_target_id(m["target"])
-        rows.append({
-            "target": m["target"], "type": t["type"], "k": t["k"], "theta": t["theta"],
-            "status": m["status"],
-            "validation_average_precision": m.get("validation_average_precision", float("nan")),
-            "test_average_precision": m.get("test_average_precision", float("nan")),
-            "best_iteration": m.get("best_iteration"),
-            "train_rows": m["rows"]["train"],
-            "reason": m.get("reason", ""),
-        } | evaluation_columns(evaluations.get(m["target"])))
+        rows.append(
+            {
+                "target": m["target"],
+                "type": t["type"],
+                "k": t["k"],
+                "theta": t["theta"],
+                "status": m["status"],
+                "validation_average_precision": m.get("validation_average_precision", float("nan")),
+                "test_average_precision": m.get("test_average_precision", float("nan")),
+                "best_iteration": m.get("best_iteration"),
+                "train_rows": m["rows"]["train"],
+                "reason": m.get("reason", ""),
+            }
+            | evaluation_columns(evaluations.get(m["target"]))
+        )
     table = pd.DataFrame(rows)
     table["_trained"] = table["status"] == "trained"
-    table = table.sort_values(["_trained", "validation_average_precision", "target"],
-                              ascending=[False, False, True], na_position="last").drop(columns="_trained")
+    table = table.sort_values(
+        ["_trained", "validation_average_precision", "target"],
+        ascending=[False, False, True],
+        na_position="last",
+    ).drop(columns="_trained")
     table.insert(0, "rank", range(1, len(table) + 1))
     return table.reset_index(drop=True)
 
 
-def best_of(symbol: str, window: int, side: str, metrics: list[dict],
-            evaluations: dict[str, dict] | None = None) -> dict:
+def best_of(
+    symbol: str, window: int, side: str, metrics: list[dict], evaluations: dict[str, dict] | None = None
+) -> dict:
     ranked = rank_variants(metrics, evaluations)
     trained = ranked[ranked["status"] == "trained"]
     best = trained.iloc[0].to_dict() if len(trained) else None
     return {
-        "symbol": symbol, "window": int(window), "side": side,
+        "symbol": symbol,
+        "window": int(window),
+        "side": side,
         "best": best,
         "variants_ranked": ranked.to_dict(orient="records"),
-        "trained": int(len(trained)), "skipped": int(len(ranked) - len(trained)),
+        "trained": int(len(trained)),
+        "skipped": int(len(ranked) - len(trained)),
     }
 
 
@@ -63,15 +90,31 @@ def summary_table(choices: list[dict]) -> pd.DataFrame:
     rows = []
     for c in choices:
         best = c["best"] or {}
-        rows.append({
-            "symbol": c["symbol"], "window": c["window"], "side": c["side"],
-            "best_target": best.get("target"),
-            "validation_average_precision": best.get("validation_average_precision"),
-            "test_average_precision": best.get("test_average_precision"),
-            "best_iteration": best.get("best_iteration"),
-            "variants_trained": c["trained"], "variants_skipped": c["skipped"],
-        } | {k: best.get(k) for k in ("n_trades", "net_total_return", "sharpe_per_trade", "dsr", "grade",
-                                      "gate_passed", "vin")})
+        rows.append(
+            {
+                "symbol": c["symbol"],
+                "window": c["window"],
+                "side": c["side"],
+                "best_target": best.get("target"),
+                "validation_average_precision": best.get("validation_average_precision"),
+                "test_average_precision": best.get("test_average_precision"),
+                "best_iteration": best.get("best_iteration"),
+                "variants_trained": c["trained"],
+                "variants_skipped": c["skipped"],
+            }
+            | {
+                k: best.get(k)
+                for k in (
+                    "n_trades",
+                    "net_total_return",
+                    "sharpe_per_trade",
+                    "dsr",
+                    "grade",
+                    "gate_passed",
+                    "vin",
+                )
+            }
+        )
     return pd.DataFrame(rows).sort_values(["symbol", "window", "side"]).reset_index(drop=True)
 
 
@@ -93,7 +136,13 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
     cols = list(table.columns)
     lines = [f"# {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in table.iterrows():
-        cells = ["" if v is None or (isinstance(v, float) and v != v) else f"{v:.4f}" if isinstance(v, float)
-                 else str(v) for v in row.tolist()]
+        cells = [
+            ""
+            if v is None or (isinstance(v, float) and v != v)
+            else f"{v:.4f}"
+            if isinstance(v, float)
+            else str(v)
+            for v in row.tolist()
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -9,14 +9,20 @@ from workflow_scripts import artifacts
 from workflow_scripts.evaluation.backtest import plot_equity
 from workflow_scripts.evaluation.best_variant import best_of, headline_metrics, summary_table, to_markdown
 from workflow_scripts.evaluation.costs import ConfigCostProvider, cost_snapshot
-from workflow_scripts.evaluation.variant_evaluation import (evaluate_window, run_summary, test_result_with_curves,
-                                                            variant_vin)
+from workflow_scripts.evaluation.variant_evaluation import (
+    evaluate_window,
+    run_summary,
+    test_result_with_curves,
+    variant_vin,
+)
 from workflow_scripts.training.stage1 import METRICS_FILE, verified_model_sha256
 
 
 def snapshot_costs(job) -> None:
     """The costs of one symbol (params.table: its slice of the costs config), saved for evaluation."""
-    artifacts.write_json(job.output.costs, cost_snapshot(ConfigCostProvider(job.params.table), job.wildcards.symbol))
+    artifacts.write_json(
+        job.output.costs, cost_snapshot(ConfigCostProvider(job.params.table), job.wildcards.symbol)
+    )
 
 
 def evaluate_stage1(job) -> None:
@@ -31,14 +37,23 @@ def evaluate_stage1(job) -> None:
     # Every model is checked against the sha256 its training recorded before anything is written.
     model_sha256 = {t: verified_model_sha256(stage1 / t) for t in target_ids}
     predictions = {t: pd.read_parquet(stage1 / t / "predictions.parquet") for t in target_ids}
-    results = evaluate_window(targets, bars["close"].to_numpy(), split, window, cfg["targets"], predictions,
-                              costs, cfg)
+    results = evaluate_window(
+        targets, bars["close"].to_numpy(), split, window, cfg["targets"], predictions, costs, cfg
+    )
     data_end = bars["timestamp"].iloc[-1].isoformat()
     for target, result in results.items():
         if result["status"] == "evaluated":
             metrics = artifacts.read_json(stage1 / target / METRICS_FILE)
-            result["vin"] = variant_vin(symbol, window, target, cfg["stage1_params"], result["grade"]["grade"],
-                                        metrics["best_iteration"], data_end, model_sha256[target])
+            result["vin"] = variant_vin(
+                symbol,
+                window,
+                target,
+                cfg["stage1_params"],
+                result["grade"]["grade"],
+                metrics["best_iteration"],
+                data_end,
+                model_sha256[target],
+            )
         artifacts.write_json(Path(job.output.results) / f"{target}.json", result)
 
 
@@ -57,14 +72,25 @@ def plot_best_variant(job) -> None:
     cfg = job.params.spec
     bars = pd.read_parquet(job.input.bars, columns=["timestamp", "close"])
     if choice["best"] is None:
-        raise ValueError(f"{job.input.choice}: no trained variant to plot for {choice['symbol']} "
-                         f"w{choice['window']} {choice['side']}")
+        raise ValueError(
+            f"{job.input.choice}: no trained variant to plot for {choice['symbol']} "
+            f"w{choice['window']} {choice['side']}"
+        )
     target = choice["best"]["target"]
     evaluated = artifacts.read_json(Path(job.input.evaluations) / f"{target}.json")
     predictions = pd.read_parquet(Path(job.input.stage1) / target / "predictions.parquet")
-    result = test_result_with_curves(pd.read_parquet(job.input.targets), bars["close"].to_numpy(),
-                                     artifacts.read_json(job.input.split), choice["window"], cfg["targets"], target,
-                                     predictions, artifacts.read_json(job.input.costs), cfg, evaluated)
+    result = test_result_with_curves(
+        pd.read_parquet(job.input.targets),
+        bars["close"].to_numpy(),
+        artifacts.read_json(job.input.split),
+        choice["window"],
+        cfg["targets"],
+        target,
+        predictions,
+        artifacts.read_json(job.input.costs),
+        cfg,
+        evaluated,
+    )
     title = f"{choice['symbol']} w{choice['window']} {target} ({evaluated.get('vin')})"
     plot_equity(job.output.plot, result, title, bars["timestamp"].to_numpy())
 
@@ -93,18 +119,26 @@ def summarize_best_variants(job) -> None:
 def summarize_evaluation(job) -> None:
     """Gate verdicts, grades and the chosen variants of the whole run."""
     files = sorted(p for d in job.input.evaluations for p in Path(d).glob("*.json"))
-    summary = run_summary([artifacts.read_json(p) for p in files],
-                          [artifacts.read_json(p) for p in job.input.choices], job.params.grades)
+    summary = run_summary(
+        [artifacts.read_json(p) for p in files],
+        [artifacts.read_json(p) for p in job.input.choices],
+        job.params.grades,
+    )
     artifacts.write_json(job.output.json, summary)
     gates = summary["gates"]
     lines = [
-        "# Evaluation after costs", "",
-        f"**{summary['message']}**", "",
+        "# Evaluation after costs",
+        "",
+        f"**{summary['message']}**",
+        "",
         f"Chosen variants (best validation AP per symbol, window and side) passing the gates: "
-        f"{summary['chosen_passed']} of {len(summary['chosen'])}.", "",
-        "Failed gates (count of variants): " + (", ".join(f"{k} {v}" for k, v in gates["failure_reasons"].items())
-                                                or "none"), "",
-        "Grades of all evaluated variants: " + ", ".join(f"{k} {v}" for k, v in summary["grade_counts"].items()),
+        f"{summary['chosen_passed']} of {len(summary['chosen'])}.",
+        "",
+        "Failed gates (count of variants): "
+        + (", ".join(f"{k} {v}" for k, v in gates["failure_reasons"].items()) or "none"),
+        "",
+        "Grades of all evaluated variants: "
+        + ", ".join(f"{k} {v}" for k, v in summary["grade_counts"].items()),
         "",
     ]
     table = to_markdown(pd.DataFrame(summary["chosen"]), "Chosen variants").split("\n", 2)[2]

@@ -190,14 +190,22 @@ def trading_metrics(
 
 
 # ---- classifier ----------------------------------------------------------------------------------------------
-def per_class_average_precision(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[int] = (0, 1, 2)) -> dict:
+def per_class_average_precision(
+    y_true: np.ndarray, proba: np.ndarray, classes: Sequence[int] = (0, 1, 2)
+) -> dict:
     """One-vs-rest average precision (scikit-learn's) of each class present in y_true, keyed by str(class)."""
     y = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(proba, dtype=float)
-    return {str(c): float(average_precision_score(y == c, p[:, i])) for i, c in enumerate(classes) if (y == c).any()}
+    return {
+        str(c): float(average_precision_score(y == c, p[:, i]))
+        for i, c in enumerate(classes)
+        if (y == c).any()
+    }
 
 
-def macro_average_precision(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[int] = (0, 1, 2)) -> float:
+def macro_average_precision(
+    y_true: np.ndarray, proba: np.ndarray, classes: Sequence[int] = (0, 1, 2)
+) -> float:
     """Macro one-vs-rest average precision over the classes present (NaN if none): the one AP of the project."""
     ap = per_class_average_precision(y_true, proba, classes)
     return float(np.mean(list(ap.values()))) if ap else float("nan")

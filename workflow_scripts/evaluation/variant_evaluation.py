@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from workflow_scripts.targets.grammar import horizon_bars, parse_target_id
 from workflow_scripts.evaluation.backtest import evaluate_model, rows_from_targets, select_threshold
-from workflow_scripts.evaluation.vin import encode_vin, vin_fields_for_lgbm
 from workflow_scripts.evaluation.gates import summarise
 from workflow_scripts.evaluation.grades import grade_run
+from workflow_scripts.evaluation.vin import encode_vin, vin_fields_for_lgbm
+from workflow_scripts.targets.grammar import horizon_bars, parse_target_id
 
 PROBA_COLUMNS = ["p_neither", "p_breakout", "p_reversion"]
 
@@ -30,43 +30,83 @@ def model_inputs(targets: pd.DataFrame, target: str, predictions: pd.DataFrame, 
     return out
 
 
-def choose_on_validation(targets: pd.DataFrame, close: np.ndarray, split: dict, window: int, targets_cfg: dict,
-                         target: str, predictions: pd.DataFrame, costs: dict, cfg: dict) -> dict:
+def choose_on_validation(
+    targets: pd.DataFrame,
+    close: np.ndarray,
+    split: dict,
+    window: int,
+    targets_cfg: dict,
+    target: str,
+    predictions: pd.DataFrame,
+    costs: dict,
+    cfg: dict,
+) -> dict:
     """First pass of one model: the trading rule's threshold chosen on validation, then its test Sharpe (the
     value its peers' DSR variance is computed from)."""
     horizon = horizon_bars(window, targets_cfg)
     ev = cfg["evaluation"]
-    rule = {"allow_short": ev["allow_short"], "allow_overlap": ev["allow_overlap"],
-            "position_size": ev["position_size"]}
-    inputs = model_inputs(targets, target, predictions, horizon) | {"horizon": horizon, "close": close,
-                                                                    "costs": costs}
-    choice = select_threshold(ev["threshold_grid"], min_trades=ev["threshold_min_trades"],
-                              fallback=ev["fallback_threshold"], rule=rule,
-                              segment=(split["validation"]["lo"], split["validation"]["hi"]), **inputs)
+    rule = {
+        "allow_short": ev["allow_short"],
+        "allow_overlap": ev["allow_overlap"],
+        "position_size": ev["position_size"],
+    }
+    inputs = model_inputs(targets, target, predictions, horizon) | {
+        "horizon": horizon,
+        "close": close,
+        "costs": costs,
+    }
+    choice = select_threshold(
+        ev["threshold_grid"],
+        min_trades=ev["threshold_min_trades"],
+        fallback=ev["fallback_threshold"],
+        rule=rule,
+        segment=(split["validation"]["lo"], split["validation"]["hi"]),
+        **inputs,
+    )
     test_rule = rule | {"threshold": choice["threshold"]}
     once = evaluate_model(**inputs, segment=(split["test"]["lo"], split["test"]["hi"]), rule=test_rule)
-    return {"inputs": inputs, "rule": test_rule, "threshold": choice, "sharpe": once["after_costs"]["sharpe_per_trade"],
-            "target": target}
+    return {
+        "inputs": inputs,
+        "rule": test_rule,
+        "threshold": choice,
+        "sharpe": once["after_costs"]["sharpe_per_trade"],
+        "target": target,
+    }
 
 
 def evaluate_on_test(first: dict, split: dict, cfg: dict, n_trials: int, trial_sharpes: list) -> dict:
     """Second pass: the test segment with the chosen threshold, DSR over `n_trials` trials whose per-trade test
     Sharpes are `trial_sharpes`, gate verdict and grade."""
-    result = evaluate_model(**first["inputs"], segment=(split["test"]["lo"], split["test"]["hi"]), rule=first["rule"],
-                            n_trials=n_trials, trial_sharpes=[s for s in trial_sharpes if s is not None],
-                            gate_profile=cfg["gates"], grades=cfg["grades"])
+    result = evaluate_model(
+        **first["inputs"],
+        segment=(split["test"]["lo"], split["test"]["hi"]),
+        rule=first["rule"],
+        n_trials=n_trials,
+        trial_sharpes=[s for s in trial_sharpes if s is not None],
+        gate_profile=cfg["gates"],
+        grades=cfg["grades"],
+    )
     return {"target": first["target"], "status": "evaluated", "threshold_choice": first["threshold"]} | result
 
 
-def evaluate_window(targets: pd.DataFrame, close: np.ndarray, split: dict, window: int, targets_cfg: dict,
-                    predictions: dict[str, pd.DataFrame], costs: dict, cfg: dict) -> dict[str, dict]:
+def evaluate_window(
+    targets: pd.DataFrame,
+    close: np.ndarray,
+    split: dict,
+    window: int,
+    targets_cfg: dict,
+    predictions: dict[str, pd.DataFrame],
+    costs: dict,
+    cfg: dict,
+) -> dict[str, dict]:
     """{target id: result}; cfg holds the evaluation, gates and grades config groups."""
     first_pass: dict[str, dict] = {}
     for target, pred in predictions.items():
         if pred[PROBA_COLUMNS].isna().all().all():
             continue  # a skipped variant: nothing to trade
-        first_pass[target] = choose_on_validation(targets, close, split, window, targets_cfg, target, pred, costs,
-                                                  cfg)
+        first_pass[target] = choose_on_validation(
+            targets, close, split, window, targets_cfg, target, pred, costs, cfg
+        )
 
     results = {}
     for target in predictions:
@@ -79,27 +119,66 @@ def evaluate_window(targets: pd.DataFrame, close: np.ndarray, split: dict, windo
     return results
 
 
-def variant_vin(symbol: str, window: int, target: str, params: dict, grade: str, best_iteration: int,
-                data_end: str, model_sha256: str) -> str:
+def variant_vin(
+    symbol: str,
+    window: int,
+    target: str,
+    params: dict,
+    grade: str,
+    best_iteration: int,
+    data_end: str,
+    model_sha256: str,
+) -> str:
     """The VIN of a stage-1 model. The date is the last bar of the data it saw, so reruns give the same code."""
     date = pd.Timestamp(data_end).strftime("%Y%m%d")
-    identity = {"symbol": symbol, "target": target, "window": window, "params": params, "date": date,
-                "model_sha256": model_sha256}
-    fields = vin_fields_for_lgbm(params, grade=grade, target=parse_target_id(target), window=window, date=date,
-                                 identity=identity, best_iteration=best_iteration)
+    identity = {
+        "symbol": symbol,
+        "target": target,
+        "window": window,
+        "params": params,
+        "date": date,
+        "model_sha256": model_sha256,
+    }
+    fields = vin_fields_for_lgbm(
+        params,
+        grade=grade,
+        target=parse_target_id(target),
+        window=window,
+        date=date,
+        identity=identity,
+        best_iteration=best_iteration,
+    )
     return encode_vin(fields)
 
 
-def test_result_with_curves(targets: pd.DataFrame, close: np.ndarray, split: dict, window: int, targets_cfg: dict,
-                            target: str, predictions: pd.DataFrame, costs: dict, cfg: dict,
-                            evaluated: dict) -> dict:
+def test_result_with_curves(
+    targets: pd.DataFrame,
+    close: np.ndarray,
+    split: dict,
+    window: int,
+    targets_cfg: dict,
+    target: str,
+    predictions: pd.DataFrame,
+    costs: dict,
+    cfg: dict,
+    evaluated: dict,
+) -> dict:
     """Re-run one variant's test evaluation with its chosen threshold, keeping the equity curves for a plot."""
     horizon = horizon_bars(window, targets_cfg)
-    inputs = model_inputs(targets, target, predictions, horizon) | {"horizon": horizon, "close": close,
-                                                                    "costs": costs}
-    result = evaluate_model(**inputs, segment=(split["test"]["lo"], split["test"]["hi"]), rule=evaluated["rule"],
-                            n_trials=evaluated["sharpe_tests"]["n_trials"], gate_profile=cfg["gates"],
-                            grades=cfg["grades"], include_curves=True)
+    inputs = model_inputs(targets, target, predictions, horizon) | {
+        "horizon": horizon,
+        "close": close,
+        "costs": costs,
+    }
+    result = evaluate_model(
+        **inputs,
+        segment=(split["test"]["lo"], split["test"]["hi"]),
+        rule=evaluated["rule"],
+        n_trials=evaluated["sharpe_tests"]["n_trials"],
+        gate_profile=cfg["gates"],
+        grades=cfg["grades"],
+        include_curves=True,
+    )
     # The plot's caption shows the verdict of record (computed with every peer's Sharpe), not a re-derived one.
     result["gate"], result["grade"] = evaluated["gate"], evaluated["grade"]
     result["after_costs"]["dsr"] = evaluated["after_costs"]["dsr"]
@@ -118,10 +197,20 @@ def run_summary(evaluations: list[dict], choices: list[dict], grades_cfg: dict) 
     chosen = []
     for c in choices:
         best = c["best"] or {}
-        chosen.append({"symbol": c["symbol"], "window": c["window"], "side": c["side"],
-                       "target": best.get("target"), "vin": best.get("vin"), "grade": best.get("grade"),
-                       "gate_passed": best.get("gate_passed"), "n_trades": best.get("n_trades"),
-                       "net_total_return": best.get("net_total_return"), "dsr": best.get("dsr")})
+        chosen.append(
+            {
+                "symbol": c["symbol"],
+                "window": c["window"],
+                "side": c["side"],
+                "target": best.get("target"),
+                "vin": best.get("vin"),
+                "grade": best.get("grade"),
+                "gate_passed": best.get("gate_passed"),
+                "n_trades": best.get("n_trades"),
+                "net_total_return": best.get("net_total_return"),
+                "dsr": best.get("dsr"),
+            }
+        )
     return {
         "gates": gates,
         "message": gates["message"],

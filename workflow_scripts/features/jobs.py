@@ -3,7 +3,8 @@
 import pandas as pd
 
 from workflow_scripts import artifacts
-from workflow_scripts.features import add_cross_coin, build_features as build_feature_table
+from workflow_scripts.features import add_cross_coin
+from workflow_scripts.features import build_features as build_feature_table
 
 
 def build_features(job) -> None:

@@ -102,6 +102,7 @@ class _Autoencoder(nn.Module):
 class AutoencoderConfig:
     """What shapes one fit. No defaults here: they live in config/encoder/autoencoder.yaml only, and the composed
     group is checked by workflow_scripts/config/models.py (AutoencoderEncoder) before it gets here."""
+
     n_components: int
     hidden: tuple[int, ...]
     prefix: str
@@ -119,11 +120,20 @@ class AutoencoderConfig:
         """From the validated encoder group ({name, kind, n_components, columns, prefix, seed, num_threads,
         params: {hidden, lr, weight_decay, batch_size, max_epochs, patience, holdout_every}})."""
         p = cfg["params"]
-        return cls(**{
-            "n_components": cfg["n_components"], "hidden": tuple(int(h) for h in p["hidden"]), "prefix": cfg["prefix"],
-            **{k: p[k] for k in ("lr", "weight_decay", "batch_size", "max_epochs", "patience", "holdout_every")},
-            "seed": cfg["seed"], "num_threads": cfg["num_threads"], **overrides,
-        })
+        return cls(
+            **{
+                "n_components": cfg["n_components"],
+                "hidden": tuple(int(h) for h in p["hidden"]),
+                "prefix": cfg["prefix"],
+                **{
+                    k: p[k]
+                    for k in ("lr", "weight_decay", "batch_size", "max_epochs", "patience", "holdout_every")
+                },
+                "seed": cfg["seed"],
+                "num_threads": cfg["num_threads"],
+                **overrides,
+            }
+        )
 
 
 @dataclass
@@ -256,7 +266,9 @@ def encoder_document(encoder: AutoencoderEncoder) -> dict:
         "hidden": hidden,
         "mean": state["mean"].astype(np.float32).tolist(),
         "std": state["std"].astype(np.float32).tolist(),
-        "layers": {k: v.astype(np.float32).tolist() for k, v in sorted(state.items()) if k.startswith("net.")},
+        "layers": {
+            k: v.astype(np.float32).tolist() for k, v in sorted(state.items()) if k.startswith("net.")
+        },
         "n_train_rows": encoder.n_train_rows,
         "config": encoder.config,
         "history": hist,
@@ -275,16 +287,29 @@ def load_encoder(path, expected_sha256: str | None = None) -> AutoencoderEncoder
     sha256 differs is refused before it is read; a wrong format or weight shape is refused naming the file."""
 
     d = artifacts.read_document(path, FORMAT, expected_sha256)
-    module = EncoderModule(d["columns"], np.asarray(d["mean"]), np.asarray(d["std"]), d["hidden"],
-                           int(d["n_components"]), d["prefix"])
+    module = EncoderModule(
+        d["columns"],
+        np.asarray(d["mean"]),
+        np.asarray(d["std"]),
+        d["hidden"],
+        int(d["n_components"]),
+        d["prefix"],
+    )
     state = {"mean": module.mean, "std": module.std}
     state |= {k: torch.tensor(v, dtype=torch.float32) for k, v in d["layers"].items()}
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise ValueError(f"{path}: the stored weights do not fit the stored architecture: {exc}") from exc
-    return AutoencoderEncoder(module.eval(), list(module.columns), module.prefix, module.n_components,
-                              int(d["n_train_rows"]), d.get("history", {}), d.get("config", {}))
+    return AutoencoderEncoder(
+        module.eval(),
+        list(module.columns),
+        module.prefix,
+        module.n_components,
+        int(d["n_train_rows"]),
+        d.get("history", {}),
+        d.get("config", {}),
+    )
 
 
 def encoder_version(path) -> str:

@@ -239,8 +239,9 @@ def predictor(data: bytes, features: list[str], folder: Path, load_folder):
     loaded = {m["name"]: load_folder(folder / MEMBERS_DIR / m["name"]) for m in ens.members}
     for m in ens.members:
         if loaded[m["name"]].vin != m.get("vin"):
-            raise ValueError(f"{folder}: member {m['name']} is {loaded[m['name']].vin}, ensemble.json lists "
-                             f"{m.get('vin')}")
+            raise ValueError(
+                f"{folder}: member {m['name']} is {loaded[m['name']].vin}, ensemble.json lists {m.get('vin')}"
+            )
 
     def predict(X: np.ndarray, timestamps=None) -> np.ndarray:
         frame = pd.DataFrame(np.asarray(X, dtype=np.float32), columns=features)

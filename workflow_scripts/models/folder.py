@@ -30,8 +30,14 @@ from workflow_scripts import artifacts
 from workflow_scripts.models import kinds
 from workflow_scripts.models.shared_encoder import encode, load_shared_encoder
 
-METADATA_FILES = ("config.json", "metrics.json", "costs.json", "features.json", "split_indices.json",
-                  "training_log.json")
+METADATA_FILES = (
+    "config.json",
+    "metrics.json",
+    "costs.json",
+    "features.json",
+    "split_indices.json",
+    "training_log.json",
+)
 SHA_FILE = "sha256.txt"
 # Files that differ between identical trainings (fit timings): not part of a model's identity.
 VOLATILE_FILES = ("training_log.json",)
@@ -99,8 +105,9 @@ def folder_files(folder: Path) -> list[str]:
 def write_sha256(folder: str | os.PathLike) -> Path:
     """Write `sha256.txt` over every other file in `folder` (`sha256sum -c` compatible: "<hex>  <name>")."""
     folder = Path(folder)
-    lines = [f"{artifacts.sha256_file(folder / name)}  {name}"
-             for name in folder_files(folder) if name != SHA_FILE]
+    lines = [
+        f"{artifacts.sha256_file(folder / name)}  {name}" for name in folder_files(folder) if name != SHA_FILE
+    ]
     artifacts.write_text(folder / SHA_FILE, "\n".join(lines) + "\n")
     return folder / SHA_FILE
 
@@ -125,8 +132,9 @@ def model_file_of(folder: Path) -> tuple[str, str]:
     """(model_type, file name) of the one model file in a folder."""
     found = [(t, f) for t, f in kinds.MODEL_FILES.items() if (folder / f).is_file()]
     if not found:
-        raise IntegrityError(f"{folder}: incomplete model folder: no model file "
-                             f"(one of {sorted(kinds.MODEL_FILES.values())})")
+        raise IntegrityError(
+            f"{folder}: incomplete model folder: no model file (one of {sorted(kinds.MODEL_FILES.values())})"
+        )
     if len(found) > 1:
         raise IntegrityError(f"{folder}: more than one model file: {[f for _, f in found]}")
     return found[0]
@@ -148,17 +156,20 @@ def verify_folder(folder: str | os.PathLike) -> dict[str, str]:
     present = set(folder_files(folder)) - {SHA_FILE}
     for name in sorted(expected):
         if name not in present:
-            raise IntegrityError(f"{folder}: incomplete model folder: {name} is listed in {SHA_FILE} "
-                                 "but missing")
+            raise IntegrityError(
+                f"{folder}: incomplete model folder: {name} is listed in {SHA_FILE} but missing"
+            )
     unlisted = sorted(present - set(expected))
     if unlisted:
         raise IntegrityError(f"{folder}: file(s) not covered by {SHA_FILE}: {unlisted}")
     for name in sorted(expected):
         actual = artifacts.sha256_file(folder / name)
         if actual != expected[name]:
-            raise IntegrityError(f"{folder / name}: sha256 mismatch (expected {expected[name]}, "
-                                 f"actual {actual}); the folder was changed after it was written: "
-                                 "refusing to use it")
+            raise IntegrityError(
+                f"{folder / name}: sha256 mismatch (expected {expected[name]}, "
+                f"actual {actual}); the folder was changed after it was written: "
+                "refusing to use it"
+            )
     return expected
 
 
@@ -187,8 +198,9 @@ def read_model_meta(folder: str | os.PathLike) -> dict:
     model_type, model_name = model_file_of(folder)
     declared = normalise_model_type(cfg["model_type"])
     if declared != model_type:
-        raise RegistryError(f"{folder}: config.json says model_type {declared!r} but the model file is "
-                            f"{model_name}")
+        raise RegistryError(
+            f"{folder}: config.json says model_type {declared!r} but the model file is {model_name}"
+        )
     side = str(cfg["side"])
     if side not in SIDES:
         raise RegistryError(f"{folder / 'config.json'}: side must be one of {list(SIDES)}, got {side!r}")
@@ -213,8 +225,10 @@ def read_model_meta(folder: str | os.PathLike) -> dict:
         "score": finite(metrics.get("score")),
         "feature_count": len(feats["features"]),
         "feature_hash": feature_hash(feats["features"]),
-        "dependencies": {"data_version": deps.get("data_version"),
-                         "encoder_version": deps.get("encoder_version")},
+        "dependencies": {
+            "data_version": deps.get("data_version"),
+            "encoder_version": deps.get("encoder_version"),
+        },
     }
 
 
@@ -252,8 +266,9 @@ class LoadedModel:
     def matrix(self, frame) -> np.ndarray:
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
-            raise RegistryError(f"model {self.vin}: input lacks {len(missing)} feature column(s), "
-                                f"e.g. {missing[:5]}")
+            raise RegistryError(
+                f"model {self.vin}: input lacks {len(missing)} feature column(s), e.g. {missing[:5]}"
+            )
         return frame[self.features].to_numpy(np.float32)
 
     def predict_proba(self, frame) -> np.ndarray:
@@ -288,18 +303,27 @@ def load_folder(folder: str | os.PathLike, vin: str | None = None, entry: dict |
     data = (folder / model_name).read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected[model_name]:  # changed between the check and the read
-        raise IntegrityError(f"{folder / model_name}: sha256 mismatch (expected {expected[model_name]}, "
-                             f"actual {actual})")
+        raise IntegrityError(
+            f"{folder / model_name}: sha256 mismatch (expected {expected[model_name]}, actual {actual})"
+        )
     feats = artifacts.read_json(folder / "features.json")
     model, predict_fn = model_predictor(model_type, data, list(feats["features"]), folder)
     meta_vin = vin or (entry or {}).get("vin") or artifacts.read_json(folder / "metrics.json").get("vin")
-    return LoadedModel(vin=str(meta_vin), folder=folder, entry=dict(entry or {}),
-                       features=list(feats["features"]), feature_info=feats, model_type=model_type,
-                       model=model, predict_fn=predict_fn)
+    return LoadedModel(
+        vin=str(meta_vin),
+        folder=folder,
+        entry=dict(entry or {}),
+        features=list(feats["features"]),
+        feature_info=feats,
+        model_type=model_type,
+        model=model,
+        predict_fn=predict_fn,
+    )
 
 
-def model_predictor(model_type: str, data: bytes, features: list[str],
-                    folder: Path) -> tuple[Any, Callable[..., np.ndarray]]:
+def model_predictor(
+    model_type: str, data: bytes, features: list[str], folder: Path
+) -> tuple[Any, Callable[..., np.ndarray]]:
     """(model object, predict(X float32 (n, features)) -> (n, 3) probabilities) from the verified bytes of the
     model file: the `predictor` of the model type's kinds.KINDS entry. `folder` holds the other verified files
     a kind may need (an ensemble's member folders, loaded with load_folder)."""

@@ -345,22 +345,33 @@ def fit_tree(spec, X_train, y_train, X_val, y_val, params, seed, threads, model_
     """The `fit` of the tree kinds (kinds.ModelKind `spec`); the bar table of the windowed kinds is not
     needed."""
     head = train_head(
-        spec.name, X_train, y_train, X_val, y_val, params, seed,
+        spec.name,
+        X_train,
+        y_train,
+        X_val,
+        y_val,
+        params,
+        seed,
         num_boost_round=int(model_cfg["num_boost_round"]),
         early_stopping_rounds=int(model_cfg["early_stopping_rounds"]),
-        num_threads=int(threads), xgboost_base=model_cfg.get("xgboost_base"),
+        num_threads=int(threads),
+        xgboost_base=model_cfg.get("xgboost_base"),
     )
     # No fit seconds: training_log.json is hashed into sha256.txt, so it must be the same bytes on every
     # rerun; the job's time is in results/benchmarks/production/.
-    log = {"best_iteration": head.best_iteration,
-           "num_boost_round": head.num_boost_round, "early_stopping_rounds": head.early_stopping_rounds,
-           "library_version": _library_version(spec.name)}
+    log = {
+        "best_iteration": head.best_iteration,
+        "num_boost_round": head.num_boost_round,
+        "early_stopping_rounds": head.early_stopping_rounds,
+        "library_version": _library_version(spec.name),
+    }
     return TreeHead(head, spec, log)
 
 
 def tree_predictor(library: HeadKind):
     """The kinds.ModelKind `predictor` of a tree kind: (booster, predict(X float32 (n, features)) -> (n, 3))
     from the verified bytes of its model file."""
+
     def load(data: bytes, features: list[str], folder: Path, load_folder) -> tuple[Any, Any]:
         if library == "lightgbm":
             import lightgbm as lgb

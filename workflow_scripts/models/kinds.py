@@ -90,22 +90,49 @@ def _torch_predictor(data: bytes, features: list[str], folder: Path, load_folder
 
 
 # What the two torch kinds and the two ensemble kinds share.
-_TORCH: dict[str, Any] = {"model_file": "model.pt", "model_type": "torchscript", "aliases": ("torch", "pt"),
-                          "predictor": _torch_predictor, "fit": _fit_torch, "uses_gpu": True,
-                          "needs_timestamps": True}
-_ENSEMBLE: dict[str, Any] = {"model_file": ensembles.ENSEMBLE_FILE, "model_type": "ensemble",
-                             "predictor": ensembles.predictor, "needs_timestamps": True}
+_TORCH: dict[str, Any] = {
+    "model_file": "model.pt",
+    "model_type": "torchscript",
+    "aliases": ("torch", "pt"),
+    "predictor": _torch_predictor,
+    "fit": _fit_torch,
+    "uses_gpu": True,
+    "needs_timestamps": True,
+}
+_ENSEMBLE: dict[str, Any] = {
+    "model_file": ensembles.ENSEMBLE_FILE,
+    "model_type": "ensemble",
+    "predictor": ensembles.predictor,
+    "needs_timestamps": True,
+}
 
-KINDS: dict[str, ModelKind] = {k.name: k for k in (
-    ModelKind("lightgbm", "model.txt", "lightgbm", "LGBM", heads.tree_predictor("lightgbm"), heads.fit_tree,
-              aliases=("lgbm",)),
-    ModelKind("xgboost", "model.json", "xgboost", "XGB", heads.tree_predictor("xgboost"), heads.fit_tree,
-              aliases=("xgb",)),
-    ModelKind("torch_mlp", vin_type="TMLP", **_TORCH),
-    ModelKind("torch_transformer", vin_type="TXFMR", **_TORCH),
-    ModelKind("ensemble_average", vin_type="ENSAVG", **_ENSEMBLE),
-    ModelKind("ensemble_stacker", vin_type="ENSSTK", **_ENSEMBLE),
-)}
+KINDS: dict[str, ModelKind] = {
+    k.name: k
+    for k in (
+        ModelKind(
+            "lightgbm",
+            "model.txt",
+            "lightgbm",
+            "LGBM",
+            heads.tree_predictor("lightgbm"),
+            heads.fit_tree,
+            aliases=("lgbm",),
+        ),
+        ModelKind(
+            "xgboost",
+            "model.json",
+            "xgboost",
+            "XGB",
+            heads.tree_predictor("xgboost"),
+            heads.fit_tree,
+            aliases=("xgb",),
+        ),
+        ModelKind("torch_mlp", vin_type="TMLP", **_TORCH),
+        ModelKind("torch_transformer", vin_type="TXFMR", **_TORCH),
+        ModelKind("ensemble_average", vin_type="ENSAVG", **_ENSEMBLE),
+        ModelKind("ensemble_stacker", vin_type="ENSSTK", **_ENSEMBLE),
+    )
+}
 TRAINABLE = tuple(name for name, k in KINDS.items() if k.fit)  # what config/model `kind` may be
 MODEL_TYPE_ALIASES = {alias: k.model_type for k in KINDS.values() for alias in (k.model_type, *k.aliases)}
 
@@ -116,10 +143,15 @@ def _by_model_type(kinds: dict[str, ModelKind]) -> dict[str, ModelKind]:
     out: dict[str, ModelKind] = {}
     for k in kinds.values():
         first = out.setdefault(k.model_type, k)
-        if (first.model_file, first.predictor, first.needs_timestamps) != (k.model_file, k.predictor,
-                                                                           k.needs_timestamps):
-            raise ValueError(f"kinds {first.name} and {k.name} share model type {k.model_type!r} but not its "
-                             "model file, predictor or needs_timestamps")
+        if (first.model_file, first.predictor, first.needs_timestamps) != (
+            k.model_file,
+            k.predictor,
+            k.needs_timestamps,
+        ):
+            raise ValueError(
+                f"kinds {first.name} and {k.name} share model type {k.model_type!r} but not its "
+                "model file, predictor or needs_timestamps"
+            )
     return out
 
 
@@ -135,5 +167,7 @@ def kind_of(name_or_alias: str) -> ModelKind:
         return KINDS[key]
     if key in MODEL_TYPE_ALIASES:
         return _BY_TYPE[MODEL_TYPE_ALIASES[key]]
-    raise KeyError(f"unknown model kind or type {name_or_alias!r}; kinds: {sorted(KINDS)}, "
-                   f"model types: {sorted(MODEL_FILES)}")
+    raise KeyError(
+        f"unknown model kind or type {name_or_alias!r}; kinds: {sorted(KINDS)}, "
+        f"model types: {sorted(MODEL_FILES)}"
+    )

@@ -14,7 +14,6 @@ every head that uses the encoder records it (heads.Head.encoder_sha256).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,12 +161,15 @@ def encoder_version(path) -> str:
 def fit_shared_encoder(X: pd.DataFrame, spec: dict):
     """The encoder of config/encoder `kind` fitted on the pooled training rows X."""
     if spec["kind"] == "pca":
-        return fit_pca_encoder(X, n_components=int(spec["n_components"]),
-                               prefix=spec.get("prefix") or "shared__pca_")
+        return fit_pca_encoder(
+            X, n_components=int(spec["n_components"]), prefix=spec.get("prefix") or "shared__pca_"
+        )
     if spec["kind"] == "autoencoder":
         from workflow_scripts.models import autoencoder_encoder  # heavy: torch
 
-        return autoencoder_encoder.fit_autoencoder_encoder(X, autoencoder_encoder.AutoencoderConfig.from_config(spec))
+        return autoencoder_encoder.fit_autoencoder_encoder(
+            X, autoencoder_encoder.AutoencoderConfig.from_config(spec)
+        )
     raise ValueError(f"encoder.kind={spec['kind']!r}: known kinds: pca, autoencoder")
 
 
@@ -191,8 +193,10 @@ def load_shared_encoder(path, expected_sha256: str | None = None):
 
     if fmt == autoencoder_encoder.FORMAT:
         return autoencoder_encoder.load_encoder(path, expected_sha256)
-    raise ValueError(f"{path}: unknown shared encoder format {fmt!r}; expected {FORMAT!r} or "
-                     f"{autoencoder_encoder.FORMAT!r}")
+    raise ValueError(
+        f"{path}: unknown shared encoder format {fmt!r}; expected {FORMAT!r} or "
+        f"{autoencoder_encoder.FORMAT!r}"
+    )
 
 
 def encode(encoder, X: pd.DataFrame) -> pd.DataFrame:

@@ -44,6 +44,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from workflow_scripts import artifacts
+from workflow_scripts.data import ingest
+from workflow_scripts.features import add_cross_coin, build_features, validate_spec
 from workflow_scripts.targets.swing_targets import CLASS_NAMES, segment_position
 
 log = logging.getLogger(__name__)
@@ -188,8 +190,13 @@ class TransformerCore(nn.Module):
         if not len(self.blocks):
             return {"d_model": d_model, "n_layers": 0}
         first = self.blocks[0]
-        return {"d_model": d_model, "n_heads": first.n_heads, "n_layers": len(self.blocks),
-                "ff_mult": first.ff1.out_features // d_model, "dropout": first.drop.p}
+        return {
+            "d_model": d_model,
+            "n_heads": first.n_heads,
+            "n_layers": len(self.blocks),
+            "ff_mult": first.ff1.out_features // d_model,
+            "dropout": first.drop.p,
+        }
 
 
 class SwingNet(nn.Module):
@@ -823,8 +830,12 @@ def script_module(module: nn.Module) -> torch.jit.ScriptModule:
 
 def module_recipe(module: SwingNet) -> dict:
     """What rebuilds `module` apart from its state_dict (JSON-able): arch, features, seq_len, core kwargs."""
-    return {"arch": module.arch, "feature_names": list(module.feature_names), "seq_len": module.seq_len,
-            "core": module.core.init_kwargs()}
+    return {
+        "arch": module.arch,
+        "feature_names": list(module.feature_names),
+        "seq_len": module.seq_len,
+        "core": module.core.init_kwargs(),
+    }
 
 
 def rebuild_module(recipe: Mapping, state: Mapping[str, torch.Tensor]) -> SwingNet:
@@ -873,7 +884,9 @@ def module_bytes(module: SwingNet) -> bytes:
         torch.save({"recipe": recipe, "state": module.state_dict()}, Path(tmp) / "in.pt")
         done = subprocess.run(
             [sys.executable, "-c", _EXPORT_CHILD, str(Path(tmp) / "in.pt"), str(Path(tmp) / MODEL_FILE)],
-            capture_output=True, env=dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=path), timeout=600,
+            capture_output=True,
+            env=dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=path),
+            timeout=600,
             check=False,
         )
         if done.returncode != 0:
@@ -931,7 +944,6 @@ def make_feature_spec(
     cross-coin table (empty if none); `bars_first`/`bars_last`: the ingested span (UTC) - EMAs and rolling
     windows start at the first bar, so the span is part of the recipe; `encoder`: {kind, sha256, prefix} if a
     shared encoder's outputs are among the columns."""
-    from workflow_scripts.features import validate_spec
 
     spec = validate_spec({k: features_cfg[k] for k in ("families", "lookbacks", "lags", "dtype")})
     return {
@@ -953,8 +965,6 @@ def make_feature_spec(
 def regenerate_features(feature_spec: Mapping, raw_dir="data/raw") -> pd.DataFrame:
     """Rebuild `timestamp` + the model's feature columns (in order) from raw bars with the recorded recipe:
     ingest's normalisation, the recorded span, build_features per coin, add_cross_coin."""
-    from workflow_scripts.data import ingest
-    from workflow_scripts.features import add_cross_coin, build_features
 
     if feature_spec.get("format") != FEATURE_SPEC_FORMAT:
         raise ValueError(f"not a {FEATURE_SPEC_FORMAT} document")
@@ -1084,7 +1094,9 @@ def load_model(folder) -> LoadedTorchModel:
     data = (folder / MODEL_FILE).read_bytes()
     meta = artifacts.read_json(folder / METADATA_FILE)
     if hashlib.sha256(data).hexdigest() != meta["model_sha256"]:
-        raise ValueError(f"{folder / MODEL_FILE} does not match the sha256 recorded in {folder / METADATA_FILE}")
+        raise ValueError(
+            f"{folder / MODEL_FILE} does not match the sha256 recorded in {folder / METADATA_FILE}"
+        )
     module = load_scripted(data)
     if list(module.feature_names) != list(meta["feature_names"]):
         raise ValueError(f"{folder}: model.pt and metadata.json disagree on the feature list")
@@ -1129,8 +1141,21 @@ class TorchHead:
         self._bars = bars
         self._seg_pos = seg_pos
         hist = trained.history
-        self.log = {k: hist[k] for k in ("epochs_run", "best_epoch", "best_val_loss", "stopped_early", "device",
-                                          "amp_dtype", "compile", "oom_events", "final_batch_size") if k in hist}
+        self.log = {
+            k: hist[k]
+            for k in (
+                "epochs_run",
+                "best_epoch",
+                "best_val_loss",
+                "stopped_early",
+                "device",
+                "amp_dtype",
+                "compile",
+                "oom_events",
+                "final_batch_size",
+            )
+            if k in hist
+        }
         # No timings: training_log.json is hashed into sha256.txt and must be the same bytes on every rerun
         # (reliability suite); the job's time is in results/benchmarks/production/.
         self.log |= {"torch_version": torch.__version__}
@@ -1163,17 +1188,22 @@ class TorchHead:
     def save(self, folder) -> Path:
         """model.pt + metadata.json + feature_spec.json (the feature recipe itself is the folder's features.json)."""
         names = self.trained.feature_names
-        spec = {"format": FEATURE_SPEC_FORMAT, "feature_columns": names, "seq_len": int(self.trained.module.seq_len),
-                "window": "bars t-seq_len+1 .. t of the bar-ordered table; a gap (timestamps > 1 h apart) or the "
-                          "first bar ends the window (predict_proba_rows(bars, seg_pos))",
-                "recipe": "features.json of this folder (spec, universe): workflow_scripts.registry.predictions",
-                "code_version": code_version()}
+        spec = {
+            "format": FEATURE_SPEC_FORMAT,
+            "feature_columns": names,
+            "seq_len": int(self.trained.module.seq_len),
+            "window": "bars t-seq_len+1 .. t of the bar-ordered table; a gap (timestamps > 1 h apart) or the "
+            "first bar ends the window (predict_proba_rows(bars, seg_pos))",
+            "recipe": "features.json of this folder (spec, universe): workflow_scripts.registry.predictions",
+            "code_version": code_version(),
+        }
         export_model(folder, self.trained, spec)
         return Path(folder) / MODEL_FILE
 
 
-def fit_torch_head(kind, X_train, y_train, X_val, y_val, params, seed, threads, model_cfg, bars=None,
-                   timestamps=None) -> TorchHead:
+def fit_torch_head(
+    kind, X_train, y_train, X_val, y_val, params, seed, threads, model_cfg, bars=None, timestamps=None
+) -> TorchHead:
     """production.FITTERS entry for torch_mlp / torch_transformer. The architecture and optimiser settings come
     from config/model/<kind>.yaml (`model_cfg`): the tuned LightGBM-named `params` do not apply to a network and
     are ignored. `bars`: the whole bar-ordered feature table and `timestamps` its bars' times (X_* hold only the
@@ -1184,14 +1214,16 @@ def fit_torch_head(kind, X_train, y_train, X_val, y_val, params, seed, threads, 
     if bars is None or timestamps is None or len(timestamps) != len(bars):
         raise ValueError(f"model kind {kind!r} reads a window of bars: pass the bar table and its timestamps")
     names = [str(c) for c in X_train.columns]
-    table = pd.concat([pd.DataFrame({"timestamp": np.asarray(timestamps)}), bars[names].reset_index(drop=True)],
-                      axis=1)
+    table = pd.concat(
+        [pd.DataFrame({"timestamp": np.asarray(timestamps)}), bars[names].reset_index(drop=True)], axis=1
+    )
     cfg = TorchModelConfig.from_config(model_cfg, seed=int(seed), num_threads=int(threads))
     rows = {"train": X_train.index.to_numpy(np.int64), "validation": X_val.index.to_numpy(np.int64)}
     with tempfile.TemporaryDirectory(prefix="swingflow-torch-") as tmp:
         matrix = write_feature_matrix(table, Path(tmp) / "X.npy", names)
-        trained = train_torch_model(matrix, rows, {"train": np.asarray(y_train), "validation": np.asarray(y_val)},
-                                    cfg)
+        trained = train_torch_model(
+            matrix, rows, {"train": np.asarray(y_train), "validation": np.asarray(y_val)}, cfg
+        )
     return TorchHead(kind, trained, bars[names].to_numpy(np.float32), matrix.seg_pos)
 
 
@@ -1205,11 +1237,15 @@ def rows_predictor(data: bytes, features: Sequence[str]):
         raise ValueError("model.pt and features.json disagree on the feature list (names or order)")
 
     def predict(X: np.ndarray, timestamps=None) -> np.ndarray:
-        seg = (np.arange(len(X), dtype=np.int64) if timestamps is None
-               else segment_position(pd.Series(timestamps).reset_index(drop=True)).astype(np.int64))
+        seg = (
+            np.arange(len(X), dtype=np.int64)
+            if timestamps is None
+            else segment_position(pd.Series(timestamps).reset_index(drop=True)).astype(np.int64)
+        )
         with torch.no_grad():
-            proba = module.predict_proba_rows(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)),
-                                              torch.from_numpy(seg))
+            proba = module.predict_proba_rows(
+                torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), torch.from_numpy(seg)
+            )
         return proba.numpy()
 
     return module, predict

@@ -62,8 +62,15 @@ def _emit(args, data: Any, title: str = "", columns: Sequence[str] | None = None
     if columns is not None:
         con.print(_table(data, columns))
     elif isinstance(data, dict):
-        con.print(_table([{"key": k, "value": json.dumps(v, default=str) if isinstance(v, (dict, list))
-                           else v} for k, v in data.items()], ["key", "value"]))
+        con.print(
+            _table(
+                [
+                    {"key": k, "value": json.dumps(v, default=str) if isinstance(v, (dict, list)) else v}
+                    for k, v in data.items()
+                ],
+                ["key", "value"],
+            )
+        )
     else:
         con.print(data)
 
@@ -89,14 +96,33 @@ def _labels(frame, column: str):
     return frame[column].to_numpy()
 
 
-LIST_COLUMNS = ["vin", "version", "symbol", "side", "window", "target", "model_type", "grade", "gate_passed", "score",
-                "status", "created"]
+LIST_COLUMNS = [
+    "vin",
+    "version",
+    "symbol",
+    "side",
+    "window",
+    "target",
+    "model_type",
+    "grade",
+    "gate_passed",
+    "score",
+    "status",
+    "created",
+]
 
 
 # ---- commands ----------------------------------------------------------------------------------------------------
 def cmd_list(args) -> int:
-    rows = reg.list_models(args.registry, symbol=args.symbol, target=args.target, model_type=args.model_type,
-                           grade=args.grade, side=args.side, status=args.status)
+    rows = reg.list_models(
+        args.registry,
+        symbol=args.symbol,
+        target=args.target,
+        model_type=args.model_type,
+        grade=args.grade,
+        side=args.side,
+        status=args.status,
+    )
     _emit(args, rows, f"Models in {args.registry} ({len(rows)})", LIST_COLUMNS)
     return 0
 
@@ -127,8 +153,9 @@ def cmd_register(args) -> int:
         if args.data:
             frame = _read_frame(args.data)
             scorer = reg.macro_ap_scorer(frame, _labels(frame, args.label))
-        out["promotion"] = reg.promote(args.registry, entry["vin"], scorer=scorer, scores=scores, margin=args.margin,
-                                       run=args.run)
+        out["promotion"] = reg.promote(
+            args.registry, entry["vin"], scorer=scorer, scores=scores, margin=args.margin, run=args.run
+        )
     _emit(args, out, "Registered")
     return 0
 
@@ -139,8 +166,11 @@ def cmd_promote(args) -> int:
     if args.data:
         frame = _read_frame(args.data)
         scorer = reg.macro_ap_scorer(frame, _labels(frame, args.label))
-    _emit(args, reg.promote(args.registry, args.vin, scorer=scorer, scores=scores, margin=args.margin, run=args.run),
-          "Promotion")
+    _emit(
+        args,
+        reg.promote(args.registry, args.vin, scorer=scorer, scores=scores, margin=args.margin, run=args.run),
+        "Promotion",
+    )
     return 0
 
 
@@ -158,8 +188,25 @@ def cmd_summary(args) -> int:
 
 def cmd_champions(args) -> int:
     rows = [r for r in reg.roster(args.registry) if not args.symbol or r["symbol"] == args.symbol]
-    _emit(args, rows, "Champions", ["symbol", "side", "vin", "version", "grade", "window", "target", "model_type",
-                                    "score", "since", "challengers", "previous"])
+    _emit(
+        args,
+        rows,
+        "Champions",
+        [
+            "symbol",
+            "side",
+            "vin",
+            "version",
+            "grade",
+            "window",
+            "target",
+            "model_type",
+            "score",
+            "since",
+            "challengers",
+            "previous",
+        ],
+    )
     return 0
 
 
@@ -176,14 +223,23 @@ def cmd_archive(args) -> int:
 
 
 def cmd_cleanup(args) -> int:
-    res = reg.cleanup(args.registry, keep_days=args.keep_days, keep_top=args.keep_top, dry_run=args.dry_run,
-                      log_dirs=args.logs)
+    res = reg.cleanup(
+        args.registry,
+        keep_days=args.keep_days,
+        keep_top=args.keep_top,
+        dry_run=args.dry_run,
+        log_dirs=args.logs,
+    )
     if args.json:
         _emit(args, res)
         return 0
     verb = "Would remove" if args.dry_run else "Removed"
-    rows = [{"kind": "model", "path": v} for v in res["models"]] + [{"kind": "log", "path": p} for p in res["logs"]]
-    _emit(args, rows, f"{verb} {len(res['models'])} model(s), {len(res['logs'])} log file(s)", ["kind", "path"])
+    rows = [{"kind": "model", "path": v} for v in res["models"]] + [
+        {"kind": "log", "path": p} for p in res["logs"]
+    ]
+    _emit(
+        args, rows, f"{verb} {len(res['models'])} model(s), {len(res['logs'])} log file(s)", ["kind", "path"]
+    )
     return 0
 
 
@@ -225,13 +281,16 @@ def cmd_predict(args) -> int:
             for s in sorted(needed):
                 p = Path(args.bars) / f"{s}.parquet"
                 if not p.is_file():
-                    raise FileNotFoundError(f"no bars for {s}: {p} (pass --bars DIR holding <SYMBOL>.parquet)")
+                    raise FileNotFoundError(
+                        f"no bars for {s}: {p} (pass --bars DIR holding <SYMBOL>.parquet)"
+                    )
                 bars[s] = pd.read_parquet(p)
             added = pr.append_predictions(args.registry, symbol, bars, out, history_bars=args.history_bars)
             rows.append({"symbol": symbol, "mode": "append", "rows_added": added, "file": str(out)})
         else:
-            preds = pr.write_batch(args.registry, symbol, _read_frame(str(Path(args.features) / f"{symbol}.parquet")),
-                                   out)
+            preds = pr.write_batch(
+                args.registry, symbol, _read_frame(str(Path(args.features) / f"{symbol}.parquet")), out
+            )
             rows.append({"symbol": symbol, "mode": "batch", "rows": len(preds), "file": str(out)})
     cols = ["symbol", "mode", "rows_added" if args.append else "rows", "file"]
     _emit(args, rows, "Predictions", cols)
@@ -248,15 +307,20 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
     """--registry and --json, accepted before or after the subcommand."""
     p = argparse.ArgumentParser(add_help=False)
     kw = {"default": argparse.SUPPRESS} if suppress else {}
-    p.add_argument("--registry", help="registry folder (default $SWINGFLOW_REGISTRY or registry/local-dev)",
-                   **(kw or {"default": os.environ.get("SWINGFLOW_REGISTRY", DEFAULT_REGISTRY)}))
+    p.add_argument(
+        "--registry",
+        help="registry folder (default $SWINGFLOW_REGISTRY or registry/local-dev)",
+        **(kw or {"default": os.environ.get("SWINGFLOW_REGISTRY", DEFAULT_REGISTRY)}),
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables", **kw)
     return p
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common(suppress=True)
-    parser = argparse.ArgumentParser(prog="swingflow", description=__doc__.split("\n")[0], parents=[_common(False)])
+    parser = argparse.ArgumentParser(
+        prog="swingflow", description=__doc__.split("\n")[0], parents=[_common(False)]
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(subparsers, name, func, help_):
@@ -277,12 +341,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("vin")
     p = add(rsub, "verify", cmd_verify, "check every model folder against its hashes (exit 1 if any is bad)")
     p.add_argument("vins", nargs="*")
-    for name, func, help_ in (("register", cmd_register, "register a production folder"),
-                              ("promote", cmd_promote, "champion or challenger for a registered model")):
+    for name, func, help_ in (
+        ("register", cmd_register, "register a production folder"),
+        ("promote", cmd_promote, "champion or challenger for a registered model"),
+    ):
         p = add(rsub, name, func, help_)
         if name == "register":
             p.add_argument("folder")
-            p.add_argument("--data-version", help="sha256 of the ingested bars (else config.json dependencies)")
+            p.add_argument(
+                "--data-version", help="sha256 of the ingested bars (else config.json dependencies)"
+            )
             p.add_argument("--promote", action="store_true", help="then decide champion / challenger")
         else:
             p.add_argument("vin")
@@ -291,9 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data", help="common recent scoring data: feature columns + label column")
         p.add_argument("--label", default="label")
         p.add_argument("--scores", help="JSON file {VIN: score} of precomputed scores")
-    p = add(rsub, "benchmark", cmd_benchmark, "score several models on the same data (macro average precision)")
+    p = add(
+        rsub, "benchmark", cmd_benchmark, "score several models on the same data (macro average precision)"
+    )
     p.add_argument("vins", nargs="+")
-    p.add_argument("--data", required=True, help="parquet/feather/csv with the feature columns and a label column")
+    p.add_argument(
+        "--data", required=True, help="parquet/feather/csv with the feature columns and a label column"
+    )
     p.add_argument("--label", default="label", help="label column (codes 0/1/2 scored, others ignored)")
     p = add(rsub, "summary", cmd_summary, "write summary/<run>/engine_summary.json")
     p.add_argument("run")
@@ -322,9 +394,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(sub, "predict", cmd_predict, "champion predictions: batch over features, or --append new bars")
     p.add_argument("--symbol", nargs="*")
     p.add_argument("--append", action="store_true", help="only bars newer than the last prediction")
-    p.add_argument("--features", default="results/features", help="batch: folder of <SYMBOL>.parquet feature tables")
+    p.add_argument(
+        "--features", default="results/features", help="batch: folder of <SYMBOL>.parquet feature tables"
+    )
     p.add_argument("--bars", default="results/ingest", help="append: folder of <SYMBOL>.parquet bars")
-    p.add_argument("--history-bars", type=int, help="append: trailing bars for features (default features.json)")
+    p.add_argument(
+        "--history-bars", type=int, help="append: trailing bars for features (default features.json)"
+    )
     p.add_argument("--out", help="folder for <SYMBOL>.parquet (default <registry>/predictions)")
     v = sub.add_parser("vin", help="VIN codes")
     vsub = v.add_subparsers(dest="vin_command", required=True, metavar="ACTION")

@@ -37,6 +37,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
 from workflow_scripts.targets.grammar import target_grid
 
 LOG = logging.getLogger("swingflow.notify")
@@ -66,7 +67,9 @@ def failed_jobs(log_path: str | os.PathLike | None) -> dict:
     text = "\n".join(_read_text(p) for p in _log_files(log_path))
     last_error: dict[str, dict] = {}
     order: list[str] = []
-    wildcards_of: dict[str, str] = {}  # jobid -> wildcards, from the job's start block (error blocks omit them)
+    wildcards_of: dict[
+        str, str
+    ] = {}  # jobid -> wildcards, from the job's start block (error blocks omit them)
     lines = text.splitlines()
     i = 0
     while i < len(lines):
@@ -75,7 +78,13 @@ def failed_jobs(log_path: str | os.PathLike | None) -> dict:
         m = re.match(r"^Error in (?:rule|group job) ([^:]+):\s*$", line)
         restart = re.match(r"^Trying to restart job (\d+)\.", line)
         if started or m:
-            block = {"rule": (started or m).group(1), "jobid": None, "wildcards": "", "logs": [], "message": ""}
+            block = {
+                "rule": (started or m).group(1),
+                "jobid": None,
+                "wildcards": "",
+                "logs": [],
+                "message": "",
+            }
             i += 1
             while i < len(lines) and lines[i].startswith("    "):
                 key, _, value = lines[i].strip().partition(": ")
@@ -151,8 +160,11 @@ def champions_changed(workdir: Path, since: float) -> dict[str, dict]:
     if not isinstance(symbols, dict):
         LOG.warning("%s has no 'symbols' mapping; champions changed counted as 0", RUN_STATUS)
         return {}
-    return {sym: (st.get("champion") if isinstance(st.get("champion"), dict) else {"": st.get("champion")})
-            for sym, st in sorted(symbols.items()) if isinstance(st, dict) and st.get("changed")}
+    return {
+        sym: (st.get("champion") if isinstance(st.get("champion"), dict) else {"": st.get("champion")})
+        for sym, st in sorted(symbols.items())
+        if isinstance(st, dict) and st.get("changed")
+    }
 
 
 def models_summary(workdir: Path, since: float) -> dict:
@@ -228,7 +240,9 @@ def start_message(context: Mapping[str, Any]) -> tuple[str, dict]:
     lines = [_header("started", context)]
     if context.get("symbols"):
         syms = list(context["symbols"])
-        lines.append(f"symbols ({len(syms)}): {', '.join(syms[:MAX_LISTED])}{' …' if len(syms) > MAX_LISTED else ''}")
+        lines.append(
+            f"symbols ({len(syms)}): {', '.join(syms[:MAX_LISTED])}{' …' if len(syms) > MAX_LISTED else ''}"
+        )
     for key in ("windows", "targets", "jobs", "profile"):
         if context.get(key) not in (None, "", []):
             value = context[key]
@@ -248,15 +262,22 @@ def success_message(context: Mapping[str, Any], start: dict, log_path, workdir: 
         f"passed quality gates: {passed}",
         f"champions changed: {len(changed)}",
     ]
-    lines += [f"  {sym}: " + ", ".join(f"{side} {vin}" if side else str(vin) for side, vin in sorted(champ.items()))
-              for sym, champ in list(changed.items())[:MAX_LISTED]]
+    lines += [
+        f"  {sym}: " + ", ".join(f"{side} {vin}" if side else str(vin) for side, vin in sorted(champ.items()))
+        for sym, champ in list(changed.items())[:MAX_LISTED]
+    ]
     if len(changed) > MAX_LISTED:
         lines.append(f"  … and {len(changed) - MAX_LISTED} more")
     lines.append(f"failures: {len(jobs['failed'])} (attempts retried: {jobs['retried']})")
     payload = {
-        "event": "success", **_plain(context), "models": models, "elapsed_s": _since(start),
+        "event": "success",
+        **_plain(context),
+        "models": models,
+        "elapsed_s": _since(start),
         "champions_changed": changed,
-        "failures": jobs["failed"], "retried": jobs["retried"], "log": _log_files(log_path),
+        "failures": jobs["failed"],
+        "retried": jobs["retried"],
+        "log": _log_files(log_path),
     }
     return "\n".join(lines), payload
 
@@ -277,8 +298,14 @@ def error_message(context: Mapping[str, Any], start: dict, log_path) -> tuple[st
     else:
         lines.append("the workflow stopped before or outside a job (see the Snakemake log)")
     lines.append(f"snakemake log: {', '.join(_log_files(log_path)) or '?'}")
-    payload = {"event": "error", **_plain(context), "elapsed_s": _since(start), "failures": jobs["failed"],
-               "retried": jobs["retried"], "log": _log_files(log_path)}
+    payload = {
+        "event": "error",
+        **_plain(context),
+        "elapsed_s": _since(start),
+        "failures": jobs["failed"],
+        "retried": jobs["retried"],
+        "log": _log_files(log_path),
+    }
     return "\n".join(lines), payload
 
 
@@ -302,8 +329,12 @@ def _post_json(url: str, body: dict, timeout: float, secrets: list[str], channel
     data = json.dumps(body).encode()
     last = ""
     for attempt in range(1, ATTEMPTS + 1):
-        req = urllib.request.Request(url, data=data, method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": "swingflow-notify"})
+        req = urllib.request.Request(
+            url,
+            data=data,
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "swingflow-notify"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 resp.read(65536)
@@ -321,7 +352,9 @@ def _post_json(url: str, body: dict, timeout: float, secrets: list[str], channel
     return f"failed: {_redact(last, secrets)}"
 
 
-def send_telegram(text: str, token: str, chat_id: str, api: str | None = None, timeout: float = TIMEOUT_S) -> str:
+def send_telegram(
+    text: str, token: str, chat_id: str, api: str | None = None, timeout: float = TIMEOUT_S
+) -> str:
     base = (api or TELEGRAM_API).rstrip("/")
     if len(text) > TELEGRAM_LIMIT:
         text = text[: TELEGRAM_LIMIT - 2] + "\n…"
@@ -333,8 +366,13 @@ def send_webhook(payload: dict, url: str, timeout: float = TIMEOUT_S) -> str:
     return _post_json(url, payload, timeout, [url], "webhook")
 
 
-def deliver(text: str, payload: dict, settings: Mapping[str, Any] | None,
-            environ: Mapping[str, str] | None = None, timeout: float = TIMEOUT_S) -> dict:
+def deliver(
+    text: str,
+    payload: dict,
+    settings: Mapping[str, Any] | None,
+    environ: Mapping[str, str] | None = None,
+    timeout: float = TIMEOUT_S,
+) -> dict:
     """Send to every enabled channel; returns {channel: "sent" | "skipped: why" | "failed: why"}. Never raises."""
     env = os.environ if environ is None else environ
     settings = settings or {}
@@ -352,7 +390,9 @@ def deliver(text: str, payload: dict, settings: Mapping[str, Any] | None,
     var = settings.get("webhook_url_env")
     if var:
         url = env.get(var)
-        report["webhook"] = send_webhook({**payload, "text": text}, url, timeout) if url else f"skipped: {var} not set"
+        report["webhook"] = (
+            send_webhook({**payload, "text": text}, url, timeout) if url else f"skipped: {var} not set"
+        )
     else:
         report["webhook"] = "skipped: disabled in config"
     return report
@@ -362,8 +402,12 @@ def deliver(text: str, payload: dict, settings: Mapping[str, Any] | None,
 def run_context(cfg: Mapping[str, Any]) -> dict:
     """What the messages say about the run, from the resolved configuration (no secrets in it)."""
 
-    return {"env": cfg["env"]["name"], "symbols": list(cfg["universe"]["symbols"]),
-            "windows": list(cfg["targets"]["windows"]), "targets": [g["id"] for g in target_grid(cfg["targets"])]}
+    return {
+        "env": cfg["env"]["name"],
+        "symbols": list(cfg["universe"]["symbols"]),
+        "windows": list(cfg["targets"]["windows"]),
+        "targets": [g["id"] for g in target_grid(cfg["targets"])],
+    }
 
 
 def _hook(event: str, log, settings, context, workdir) -> dict:

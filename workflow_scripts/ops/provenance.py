@@ -19,8 +19,17 @@ from pathlib import Path
 import yaml
 
 # What decides a model besides the data: a change to any of these must be committed before production.
-WORKFLOW_PATHS = ("Snakefile", "rules", "workflow_scripts", "config", "envs", "profiles", "pyproject.toml",
-                  "constraints.txt", "dvc.yaml")
+WORKFLOW_PATHS = (
+    "Snakefile",
+    "rules",
+    "workflow_scripts",
+    "config",
+    "envs",
+    "profiles",
+    "pyproject.toml",
+    "constraints.txt",
+    "dvc.yaml",
+)
 MAX_LISTED = 20
 
 
@@ -29,7 +38,9 @@ class ProvenanceError(RuntimeError):
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False, timeout=60)
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False, timeout=60
+    )
 
 
 def uncommitted_changes(repo: Path, paths: Iterable[str] = WORKFLOW_PATHS) -> list[str]:
@@ -74,8 +85,10 @@ def untracked_raw_data(repo: Path, raw_files: Iterable[Path]) -> list[str]:
         if dvc_file is None:
             problems.append(f"{f}: not tracked by DVC (run `dvc add {f}` and commit the .dvc file)")
             continue
-        if _git(repo, "ls-files", "--error-unmatch", str(dvc_file)).returncode != 0 or \
-                _git(repo, "status", "--porcelain", "--", str(dvc_file)).stdout.strip():
+        if (
+            _git(repo, "ls-files", "--error-unmatch", str(dvc_file)).returncode != 0
+            or _git(repo, "status", "--porcelain", "--", str(dvc_file)).stdout.strip()
+        ):
             problems.append(f"{dvc_file}: not committed")
         if _git(repo, "ls-files", "--error-unmatch", str(f)).returncode == 0:
             problems.append(f"{f}: also committed to git (DVC-tracked data belongs in the DVC cache only)")
@@ -87,8 +100,10 @@ def untracked_raw_data(repo: Path, raw_files: Iterable[Path]) -> list[str]:
                 problems.append(f"{dvc_file}: unreadable ({exc}); expected a `dvc add` file with outs[0].md5")
                 continue
             if recorded != _md5(f):
-                problems.append(f"{f}: content differs from {dvc_file.name} (md5 {recorded}); `dvc add` it again "
-                                "and commit, or `dvc checkout` the recorded version")
+                problems.append(
+                    f"{f}: content differs from {dvc_file.name} (md5 {recorded}); `dvc add` it again "
+                    "and commit, or `dvc checkout` the recorded version"
+                )
     return problems
 
 
@@ -103,5 +118,7 @@ def require_reproducible(repo: str | Path, raw_files: Iterable[Path]) -> None:
     if problems:
         raise ProvenanceError(
             "env.require_provenance: this production run is refused, its models could not be rebuilt from a "
-            "commit:\n  - " + "\n  - ".join(problems)
-            + "\nCommit code and config, put raw data under DVC (dvc add + commit the .dvc files), then rerun.")
+            "commit:\n  - "
+            + "\n  - ".join(problems)
+            + "\nCommit code and config, put raw data under DVC (dvc add + commit the .dvc files), then rerun."
+        )

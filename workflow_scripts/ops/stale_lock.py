@@ -37,7 +37,9 @@ from workflow_scripts import artifacts
 
 OWNERS_DIR = "swingflow-owners"
 LOCKS_DIR = "locks"
-START_TOLERANCE_S = 0.05  # psutil's create_time is computed from boot time and clock ticks: equal up to rounding
+START_TOLERANCE_S = (
+    0.05  # psutil's create_time is computed from boot time and clock ticks: equal up to rounding
+)
 
 
 def identity(pid: int) -> dict:
@@ -88,16 +90,29 @@ def clear_stale_locks(smk_dir: Path) -> list[str]:
     if not locks:
         return []
     if live:
-        return [(f"swingflow: Snakemake pid {o['pid']} on {o['host']} (started {_when(o)}) is running in "
-                 f"{smk_dir.parent.resolve()}; its lock stays") for o in live.values()]
+        return [
+            (
+                f"swingflow: Snakemake pid {o['pid']} on {o['host']} (started {_when(o)}) is running in "
+                f"{smk_dir.parent.resolve()}; its lock stays"
+            )
+            for o in live.values()
+        ]
     if not dead:
-        return [(f"swingflow: lock files in {smk_dir / LOCKS_DIR} have no owner record; left in place (if no "
-                 "other Snakemake runs here: snakemake --unlock)")]
+        return [
+            (
+                f"swingflow: lock files in {smk_dir / LOCKS_DIR} have no owner record; left in place (if no "
+                "other Snakemake runs here: snakemake --unlock)"
+            )
+        ]
     for path in locks:
         path.unlink(missing_ok=True)
     pids = ", ".join(str(o.get("pid", "?")) for o in dead.values())
-    return [(f"swingflow: removed the lock left by Snakemake pid {pids} (no longer running): "
-             f"{', '.join(p.name for p in locks)}")]
+    return [
+        (
+            f"swingflow: removed the lock left by Snakemake pid {pids} (no longer running): "
+            f"{', '.join(p.name for p in locks)}"
+        )
+    ]
 
 
 def register(smk_dir: Path, pid: int | None = None) -> Path:

@@ -78,7 +78,10 @@ def run(runtime: float, cmd: list[str], unit_s: float = 60.0, grace_s: float = 1
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -m workflow_scripts.ops.timeout_guard RUNTIME_MIN -- COMMAND [ARG ...]", file=sys.stderr)
+        print(
+            "usage: python -m workflow_scripts.ops.timeout_guard RUNTIME_MIN -- COMMAND [ARG ...]",
+            file=sys.stderr,
+        )
         return 2
     try:
         runtime = float(argv[0])

@@ -37,8 +37,18 @@ STAGES: dict[str, tuple[str, Any]] = {
     "registry": ("registry/run_status.json", lambda s, w, t, d: 1),
     "predictions": ("predictions/*.parquet", lambda s, w, t, d: s),
 }
-GRADE_STYLE = {"S": "bold magenta", "A+": "bold green", "A": "green", "A-": "green", "B+": "cyan", "B": "cyan",
-               "B-": "cyan", "C": "yellow", "D": "red", "F": "bold red"}
+GRADE_STYLE = {
+    "S": "bold magenta",
+    "A+": "bold green",
+    "A": "green",
+    "A-": "green",
+    "B+": "cyan",
+    "B": "cyan",
+    "B-": "cyan",
+    "C": "yellow",
+    "D": "red",
+    "F": "bold red",
+}
 
 
 def _grid_sizes(results_dir: Path) -> tuple[int, int, int, int] | None:
@@ -78,8 +88,14 @@ def last_run(results_dir: str | Path = "results") -> dict | None:
 def snapshot(registry_dir, results_dir: str | Path = "results", recent: int = 10) -> dict:
     """Everything one frame shows, as plain data (`swingflow dashboard --once --json` prints it)."""
     models = reg.list_models(registry_dir) if reg.paths(registry_dir)["index"].is_file() else []
-    return {"progress": workflow_progress(results_dir), "last_run": last_run(results_dir), "recent": models[:recent],
-            "models": len(models), "champions": reg.roster(registry_dir), "deployed": reg.deployed(registry_dir)}
+    return {
+        "progress": workflow_progress(results_dir),
+        "last_run": last_run(results_dir),
+        "recent": models[:recent],
+        "models": len(models),
+        "champions": reg.roster(registry_dir),
+        "deployed": reg.deployed(registry_dir),
+    }
 
 
 def _grade(g: str | None) -> str:
@@ -99,40 +115,72 @@ def render(snap: dict, registry_dir: Any = "") -> Group:
     if run:
         changed = sorted(s for s, v in run["symbols"].items() if v.get("changed"))
         registered = sum(len(v.get("registered", [])) for v in run["symbols"].values())
-        prog.caption = (f"last registry run {run['run']}: {registered} model(s) of {len(run['symbols'])} symbol(s); "
-                        f"champion changed: {', '.join(changed) or 'none'}")
+        prog.caption = (
+            f"last registry run {run['run']}: {registered} model(s) of {len(run['symbols'])} symbol(s); "
+            f"champion changed: {', '.join(changed) or 'none'}"
+        )
 
     recent = Table(title=f"Recent models ({snap['models']} registered)", expand=True)
     for col in ("created", "VIN", "ver", "symbol", "side", "w", "grade", "gate", "score", "status"):
         recent.add_column(col)
     for e in snap["recent"]:
-        recent.add_row(e["created"], e["vin"], e["version"], e["symbol"], e["side"], str(e["window"]),
-                       _grade(e.get("grade")), "[green]pass[/]" if e.get("gate_passed") else "[red]fail[/]",
-                       "-" if e.get("score") is None else f"{e['score']:.4f}", e.get("status", ""))
+        recent.add_row(
+            e["created"],
+            e["vin"],
+            e["version"],
+            e["symbol"],
+            e["side"],
+            str(e["window"]),
+            _grade(e.get("grade")),
+            "[green]pass[/]" if e.get("gate_passed") else "[red]fail[/]",
+            "-" if e.get("score") is None else f"{e['score']:.4f}",
+            e.get("status", ""),
+        )
 
     champs = Table(title="Champions", expand=True)
     for col in ("symbol", "side", "VIN", "ver", "grade", "since", "challengers", "rollbacks"):
         champs.add_column(col)
     for c in snap["champions"]:
-        champs.add_row(c["symbol"], c["side"], c["vin"], str(c["version"]), _grade(c.get("grade")),
-                       str(c.get("since")), str(c["challengers"]), str(c["previous"]))
+        champs.add_row(
+            c["symbol"],
+            c["side"],
+            c["vin"],
+            str(c["version"]),
+            _grade(c.get("grade")),
+            str(c.get("since")),
+            str(c["challengers"]),
+            str(c["previous"]),
+        )
 
     slots = Table(title="Deployed slots", expand=True)
     for col in ("slot", "VIN", "symbol", "side", "ver", "deployed"):
         slots.add_column(col)
     for d in snap["deployed"]:
         slots.add_row(str(d["slot"]), d["vin"], d["symbol"], d["side"], d["version"], d["deployed"])
-    return Group(Panel(f"swingflow registry [bold]{registry_dir}[/]", expand=True), prog, recent, champs, slots)
+    return Group(
+        Panel(f"swingflow registry [bold]{registry_dir}[/]", expand=True), prog, recent, champs, slots
+    )
 
 
-def run(registry_dir, results_dir: str | Path = "results", *, once: bool = False, interval: float = 2.0,
-        console: Console | None = None, recent: int = 10) -> None:
+def run(
+    registry_dir,
+    results_dir: str | Path = "results",
+    *,
+    once: bool = False,
+    interval: float = 2.0,
+    console: Console | None = None,
+    recent: int = 10,
+) -> None:
     console = console or Console()
     if once:
         console.print(render(snapshot(registry_dir, results_dir, recent), registry_dir))
         return
-    with Live(render(snapshot(registry_dir, results_dir, recent), registry_dir), console=console,
-              refresh_per_second=4, screen=False) as live:
+    with Live(
+        render(snapshot(registry_dir, results_dir, recent), registry_dir),
+        console=console,
+        refresh_per_second=4,
+        screen=False,
+    ) as live:
         try:
             while True:
                 time.sleep(interval)

@@ -9,7 +9,9 @@ from workflow_scripts.registry.runs import register_run, symbol_data_from_paths
 def register_models(job) -> None:
     inp = job.input
     data = symbol_data_from_paths(inp.features, inp.targets, inp.splits)
-    status, roster = register_run(job.params.registry, [*inp.production, *inp.ensembles], data, job.params.spec)
+    status, roster = register_run(
+        job.params.registry, [*inp.production, *inp.ensembles], data, job.params.spec
+    )
     artifacts.write_json(job.output.roster, roster)
     artifacts.write_json(job.output.status, status)
 
@@ -25,6 +27,8 @@ def predict_batch(job) -> None:
 def track_production(job) -> None:
     p = job.params
     rows = tracking.log_production_models(job.input.production, p.tracking_dir, p.experiment)
-    artifacts.write_json(job.output.runs, {"experiment": p.experiment, "tracking_dir": p.tracking_dir, "models": rows})
+    artifacts.write_json(
+        job.output.runs, {"experiment": p.experiment, "tracking_dir": p.tracking_dir, "models": rows}
+    )
     for r in rows:
         print(f"{r['vin']}: {r['status']}")

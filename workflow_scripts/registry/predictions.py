@@ -39,27 +39,44 @@ FeatureBuilder = Callable[[Mapping[str, pd.DataFrame], str], pd.DataFrame]
 
 def workflow_feature_builder(spec: Mapping, universe: Sequence[str]) -> FeatureBuilder:
     """The training code path: build_features(bars, spec) per coin, then add_cross_coin(own, others)."""
+
     def build(bars_by_symbol: Mapping[str, pd.DataFrame], symbol: str) -> pd.DataFrame:
         own = build_features(bars_by_symbol[symbol], dict(spec))
-        others = {s: build_features(bars_by_symbol[s], dict(spec)) for s in universe
-                  if s != symbol and s in bars_by_symbol}
+        others = {
+            s: build_features(bars_by_symbol[s], dict(spec))
+            for s in universe
+            if s != symbol and s in bars_by_symbol
+        }
         return add_cross_coin(own, others)
 
     return build
 
 
 def empty_predictions() -> pd.DataFrame:
-    return pd.DataFrame({
-        "timestamp": pd.Series([], dtype="datetime64[ns, UTC]"), "vin": pd.Series([], dtype=object),
-        "side": pd.Series([], dtype=object), **{c: pd.Series([], dtype="float64") for c in PRED_COLUMNS[3:]}})
+    return pd.DataFrame(
+        {
+            "timestamp": pd.Series([], dtype="datetime64[ns, UTC]"),
+            "vin": pd.Series([], dtype=object),
+            "side": pd.Series([], dtype=object),
+            **{c: pd.Series([], dtype="float64") for c in PRED_COLUMNS[3:]},
+        }
+    )
 
 
 def predict_frame(model: reg.LoadedModel, features: pd.DataFrame) -> pd.DataFrame:
     """One model over a feature table -> prediction rows (PRED_COLUMNS)."""
     proba = model.predict_proba(features)
     ts = pd.to_datetime(features["timestamp"], utc=True).astype("datetime64[ns, UTC]")
-    return pd.DataFrame({"timestamp": ts.to_numpy(), "vin": model.vin, "side": model.entry["side"],
-                         "p_neither": proba[:, 0], "p_breakout": proba[:, 1], "p_reversion": proba[:, 2]})
+    return pd.DataFrame(
+        {
+            "timestamp": ts.to_numpy(),
+            "vin": model.vin,
+            "side": model.entry["side"],
+            "p_neither": proba[:, 0],
+            "p_breakout": proba[:, 1],
+            "p_reversion": proba[:, 2],
+        }
+    )
 
 
 def champion_models(registry_dir, symbol: str) -> list[reg.LoadedModel]:
@@ -78,8 +95,9 @@ def _normalise(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(["timestamp", "side"], kind="stable").reset_index(drop=True)
 
 
-def batch_predictions(registry_dir, symbol: str, features: pd.DataFrame,
-                      models: Sequence[reg.LoadedModel] | None = None) -> pd.DataFrame:
+def batch_predictions(
+    registry_dir, symbol: str, features: pd.DataFrame, models: Sequence[reg.LoadedModel] | None = None
+) -> pd.DataFrame:
     """Every champion of `symbol` (or the given verified `models`) over the whole feature table."""
     models = champion_models(registry_dir, symbol) if models is None else models
     return _normalise(pd.concat([predict_frame(m, features) for m in models], ignore_index=True))
@@ -97,7 +115,9 @@ def batch_from_file(registry_dir, symbol: str, features_path: str | os.PathLike)
     return batch_predictions(registry_dir, symbol, features, models)
 
 
-def write_batch(registry_dir, symbol: str, features: pd.DataFrame, out_path: str | os.PathLike) -> pd.DataFrame:
+def write_batch(
+    registry_dir, symbol: str, features: pd.DataFrame, out_path: str | os.PathLike
+) -> pd.DataFrame:
     preds = batch_predictions(registry_dir, symbol, features)
     with FileLock(str(out_path) + ".lock"):
         artifacts.write_parquet(out_path, preds)
@@ -131,13 +151,19 @@ def _history_bars(model: reg.LoadedModel, default: int | None) -> int:
 def _builder_for(model: reg.LoadedModel, symbol: str) -> FeatureBuilder:
     info = model.feature_info
     if "spec" not in info:
-        raise reg.RegistryError(f"model {model.vin}: features.json has no 'spec' to rebuild features live; "
-                                f"pass a feature builder")
+        raise reg.RegistryError(
+            f"model {model.vin}: features.json has no 'spec' to rebuild features live; pass a feature builder"
+        )
     return workflow_feature_builder(info["spec"], info.get("universe", [symbol]))
 
 
-def incremental_features(bars_by_symbol: Mapping[str, pd.DataFrame], symbol: str, after: pd.Timestamp | None,
-                         history_bars: int, builder: FeatureBuilder) -> pd.DataFrame:
+def incremental_features(
+    bars_by_symbol: Mapping[str, pd.DataFrame],
+    symbol: str,
+    after: pd.Timestamp | None,
+    history_bars: int,
+    builder: FeatureBuilder,
+) -> pd.DataFrame:
     """Feature rows of `symbol` for bars with timestamp > `after`, computed on `history_bars` trailing bars before
     the first new bar (every coin cut at the same time). Empty when there is no newer bar."""
     own = bars_by_symbol[symbol]
@@ -147,17 +173,25 @@ def incremental_features(bars_by_symbol: Mapping[str, pd.DataFrame], symbol: str
         return pd.DataFrame(columns=["timestamp"])
     start = max(0, int(new_pos[0]) - int(history_bars))
     t0 = ts.iloc[start]
-    sliced = {s: b[pd.to_datetime(b["timestamp"], utc=True) >= t0].reset_index(drop=True)
-              for s, b in bars_by_symbol.items()}
+    sliced = {
+        s: b[pd.to_datetime(b["timestamp"], utc=True) >= t0].reset_index(drop=True)
+        for s, b in bars_by_symbol.items()
+    }
     feats = builder(sliced, symbol)
     fts = pd.to_datetime(feats["timestamp"], utc=True)
     keep = (fts > after) if after is not None else np.ones(len(feats), dtype=bool)
     return feats[np.asarray(keep)].reset_index(drop=True)
 
 
-def append_predictions(registry_dir, symbol: str, bars_by_symbol: Mapping[str, pd.DataFrame],
-                       out_path: str | os.PathLike, *, history_bars: int | None = None,
-                       builder: FeatureBuilder | None = None) -> int:
+def append_predictions(
+    registry_dir,
+    symbol: str,
+    bars_by_symbol: Mapping[str, pd.DataFrame],
+    out_path: str | os.PathLike,
+    *,
+    history_bars: int | None = None,
+    builder: FeatureBuilder | None = None,
+) -> int:
     """Predict the bars newer than the last prediction of each champion side and append them; returns rows added.
 
     Running it again with the same bars adds nothing. `builder` defaults to the training code path described by

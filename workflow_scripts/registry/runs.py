@@ -57,8 +57,10 @@ def symbol_data_from_paths(features: Sequence[str], targets: Sequence[str], spli
         for p in map(Path, paths):
             m = re.fullmatch(r"w(\d+)", p.stem)
             if not m or p.parent.name not in out:
-                raise ValueError(f"{p}: expected {kind}/<SYMBOL>/w<window> of a symbol with a feature table "
-                                 f"(have {sorted(out)})")
+                raise ValueError(
+                    f"{p}: expected {kind}/<SYMBOL>/w<window> of a symbol with a feature table "
+                    f"(have {sorted(out)})"
+                )
             getattr(out[p.parent.name], kind)[int(m[1])] = p
     return out
 
@@ -103,15 +105,22 @@ def recent_scores(models: Sequence[reg.LoadedModel], data: SymbolData, spec: Map
             out[m.vin] = {"score": None, "rows": 0, "reason": f"window w{window} is not in this run"}
             continue
         if missing:
-            out[m.vin] = {"score": None, "rows": 0,
-                          "reason": f"{len(missing)} feature column(s) not in {data.features}, e.g. {missing[:3]}"}
+            out[m.vin] = {
+                "score": None,
+                "rows": 0,
+                "reason": f"{len(missing)} feature column(s) not in {data.features}, e.g. {missing[:3]}",
+            }
             continue
         if window not in labels:
             labels[window] = pd.read_parquet(data.targets[window])
             if not labels[window]["timestamp"].equals(feats["timestamp"]):
                 raise ValueError(f"{data.targets[window]}: timestamps differ from {data.features}")
         if target not in labels[window].columns:
-            out[m.vin] = {"score": None, "rows": 0, "reason": f"target {target} is not in {data.targets[window]}"}
+            out[m.vin] = {
+                "score": None,
+                "rows": 0,
+                "reason": f"target {target} is not in {data.targets[window]}",
+            }
             continue
         y = np.where(in_window, labels[window][target].to_numpy(), -1)
         rows = int(np.isin(y, (0, 1, 2)).sum())
@@ -132,8 +141,11 @@ def decide(registry_dir, entries: Sequence[dict], data: SymbolData, spec: Mappin
     """Champion / challenger / rejected for the newly registered `entries` of one (symbol, side)."""
     profiles = list(spec["promote_gate_profiles"])
     eligible = [e for e in entries if e.get("gate_passed") and e.get("gate_profile") in profiles]
-    decisions = [reg.promote(registry_dir, e["vin"], run=run, gate_profiles=profiles)
-                 for e in entries if e not in eligible]
+    decisions = [
+        reg.promote(registry_dir, e["vin"], run=run, gate_profiles=profiles)
+        for e in entries
+        if e not in eligible
+    ]
     if not eligible:
         return decisions
     symbol, side = eligible[0]["symbol"], eligible[0]["side"]
@@ -141,18 +153,34 @@ def decide(registry_dir, entries: Sequence[dict], data: SymbolData, spec: Mappin
     vins = [e["vin"] for e in eligible] + ([current] if current else [])
     scored = recent_scores([reg.load_model(registry_dir, v) for v in vins], data, spec)
     for vin, s in scored.items():
-        log.info("%s/%s %s: recent score %s on %d rows%s", symbol, side, vin, s["score"], s["rows"],
-                 f" ({s['reason']})" if s["reason"] else "")
+        log.info(
+            "%s/%s %s: recent score %s on %d rows%s",
+            symbol,
+            side,
+            vin,
+            s["score"],
+            s["rows"],
+            f" ({s['reason']})" if s["reason"] else "",
+        )
     scores = {v: s["score"] for v, s in scored.items()}
     order = sorted(eligible, key=lambda e: (scores[e["vin"]] is None, -(scores[e["vin"]] or 0.0), e["vin"]))
     for e in order:
-        decisions.append(reg.promote(registry_dir, e["vin"], scores=scores, margin=float(spec["margin"]), run=run,
-                                     gate_profiles=profiles))
+        decisions.append(
+            reg.promote(
+                registry_dir,
+                e["vin"],
+                scores=scores,
+                margin=float(spec["margin"]),
+                run=run,
+                gate_profiles=profiles,
+            )
+        )
     return decisions
 
 
-def register_run(registry_dir, folders: Sequence[str | Path], data: Mapping[str, SymbolData],
-                 spec: Mapping) -> tuple[dict, dict]:
+def register_run(
+    registry_dir, folders: Sequence[str | Path], data: Mapping[str, SymbolData], spec: Mapping
+) -> tuple[dict, dict]:
     """Register a run's production folders and decide champions; return (run status, roster).
 
     run status: {"run", "symbols": {SYMBOL: {"registered": [VIN...], "champion": {side: VIN}, "changed": bool}}}
@@ -168,8 +196,12 @@ def register_run(registry_dir, folders: Sequence[str | Path], data: Mapping[str,
     symbols = sorted({m["symbol"] for m in metas.values()})
     before = {s: _champions(registry_dir, s) for s in symbols}
     known = reg.read_index(registry_dir)["models"]
-    changed = [f for f in folders if reg.identity_hashes(known.get(metas[f]["vin"], {}).get("files", {}))
-               != reg.identity_hashes(hashes[f])]
+    changed = [
+        f
+        for f in folders
+        if reg.identity_hashes(known.get(metas[f]["vin"], {}).get("files", {}))
+        != reg.identity_hashes(hashes[f])
+    ]
     log.info("run %s: %d production folder(s), %d new or changed", run, len(folders), len(changed))
     entries = [reg.register(registry_dir, f, run=run, keep_identical=True) for f in changed]
     # Judged: models new to the registry, and re-registered ones (same model, new metadata: a patch bump) that
@@ -187,6 +219,9 @@ def register_run(registry_dir, folders: Sequence[str | Path], data: Mapping[str,
     status = {"run": run, "symbols": {}}
     for s in symbols:
         after = _champions(registry_dir, s)
-        status["symbols"][s] = {"registered": sorted(m["vin"] for m in metas.values() if m["symbol"] == s),
-                                "champion": after, "changed": after != before[s]}
+        status["symbols"][s] = {
+            "registered": sorted(m["vin"] for m in metas.values() if m["symbol"] == s),
+            "champion": after,
+            "changed": after != before[s],
+        }
     return status, {"run": run, "champions": reg.roster(registry_dir)}

@@ -82,10 +82,19 @@ def format_semver(v: Sequence[int]) -> str:
 
 def paths(registry_dir: str | os.PathLike) -> dict[str, Path]:
     root = Path(registry_dir)
-    return {"root": root, "index": root / "index.json", "models": root / "models", "champions": root / "champions",
-            "roster": root / "champions" / "roster.json", "runs": root / "runs", "summary": root / "summary",
-            "archive": root / "archive", "deployments": root / "deployments", "logs": root / "logs",
-            "lock": root / ".lock"}
+    return {
+        "root": root,
+        "index": root / "index.json",
+        "models": root / "models",
+        "champions": root / "champions",
+        "roster": root / "champions" / "roster.json",
+        "runs": root / "runs",
+        "summary": root / "summary",
+        "archive": root / "archive",
+        "deployments": root / "deployments",
+        "logs": root / "logs",
+        "lock": root / ".lock",
+    }
 
 
 def registry_lock(registry_dir: str | os.PathLike) -> FileLock:
@@ -125,16 +134,28 @@ def get_entry(registry_dir, vin: str, index: dict | None = None) -> dict:
     return entry
 
 
-def list_models(registry_dir, *, symbol: str | None = None, target: str | None = None,
-                model_type: str | None = None, grade: str | None = None, side: str | None = None,
-                status: str | None = None) -> list[dict]:
+def list_models(
+    registry_dir,
+    *,
+    symbol: str | None = None,
+    target: str | None = None,
+    model_type: str | None = None,
+    grade: str | None = None,
+    side: str | None = None,
+    status: str | None = None,
+) -> list[dict]:
     """Index entries matching every given filter, newest first. `grade` matches exactly ('A' is not 'A-')."""
     mt = normalise_model_type(model_type) if model_type else None
     out = []
     for e in read_index(registry_dir)["models"].values():
-        if ((symbol and e["symbol"] != symbol) or (target and e["target"] != target) or (mt and e["model_type"] != mt)
-                or (grade and e.get("grade") != grade) or (side and e["side"] != side)
-                or (status and e.get("status") != status)):
+        if (
+            (symbol and e["symbol"] != symbol)
+            or (target and e["target"] != target)
+            or (mt and e["model_type"] != mt)
+            or (grade and e.get("grade") != grade)
+            or (side and e["side"] != side)
+            or (status and e.get("status") != status)
+        ):
             continue
         out.append(e)
     return sorted(out, key=lambda e: (e["created"], e["vin"]), reverse=True)
@@ -144,7 +165,9 @@ def lineage_key(symbol: str, side: str) -> str:
     return f"{symbol}/{side}"
 
 
-def next_version(lineage: Mapping[str, Any] | None, meta: Mapping[str, Any], model_sha: str) -> tuple[str, str]:
+def next_version(
+    lineage: Mapping[str, Any] | None, meta: Mapping[str, Any], model_sha: str
+) -> tuple[str, str]:
     """(version, reason). Rules (per lineage symbol x side), compared with the lineage's latest registration:
     major - model type, target definition (target id or window) or feature set changed (or first model: 1.0.0);
     minor - same definition, different model artifact or data version (a retrain with new data/params);
@@ -155,7 +178,10 @@ def next_version(lineage: Mapping[str, Any] | None, meta: Mapping[str, Any], mod
     changes = [k for k in ("model_type", "target", "window", "feature_hash") if lineage.get(k) != meta.get(k)]
     if changes:
         return format_semver((ma + 1, 0, 0)), "major: changed " + ", ".join(changes)
-    if lineage.get("model_sha256") != model_sha or lineage.get("data_version") != meta["dependencies"]["data_version"]:
+    if (
+        lineage.get("model_sha256") != model_sha
+        or lineage.get("data_version") != meta["dependencies"]["data_version"]
+    ):
         return format_semver((ma, mi + 1, 0)), "minor: retrained (new model artifact or data version)"
     return format_semver((ma, mi, pa + 1)), "patch: identical model artifact, metadata re-registration"
 
@@ -169,9 +195,16 @@ def _copy_tree(src: Path, dst_parent: Path, prefix: str) -> Path:
     return tmp
 
 
-def register(registry_dir: str | os.PathLike, folder: str | os.PathLike, *, run: str | None = None,
-             data_version: str | None = None, encoder_version: str | None = None,
-             created: str | None = None, keep_identical: bool = False) -> dict:
+def register(
+    registry_dir: str | os.PathLike,
+    folder: str | os.PathLike,
+    *,
+    run: str | None = None,
+    data_version: str | None = None,
+    encoder_version: str | None = None,
+    created: str | None = None,
+    keep_identical: bool = False,
+) -> dict:
     """Copy a verified production folder to models/<VIN>/ and add it to the index; return its index entry.
 
     Safe when several processes register at once: the copy goes to a temporary folder first, then the index is
@@ -204,10 +237,15 @@ def register(registry_dir: str | os.PathLike, folder: str | os.PathLike, *, run:
                 return old
             if old is not None:
                 if old["model_sha256"] != model_sha:
-                    raise RegistryError(f"VIN {vin} is already registered with a different model "
-                                        f"(sha256 {old['model_sha256'][:12]} vs {model_sha[:12]}); a VIN names one model")
+                    raise RegistryError(
+                        f"VIN {vin} is already registered with a different model "
+                        f"(sha256 {old['model_sha256'][:12]} vs {model_sha[:12]}); a VIN names one model"
+                    )
                 ma, mi, pa = parse_semver(lineage["latest"]) if lineage else (1, 0, 0)
-                version, reason = format_semver((ma, mi, pa + 1)), "patch: re-registration of identical artifacts"
+                version, reason = (
+                    format_semver((ma, mi, pa + 1)),
+                    "patch: re-registration of identical artifacts",
+                )
                 shutil.rmtree(dest, ignore_errors=True)
             else:
                 version, reason = next_version(lineage, meta, model_sha)
@@ -227,14 +265,22 @@ def register(registry_dir: str | os.PathLike, folder: str | os.PathLike, *, run:
                 "run": run,
                 "status": (old or {}).get("status", "registered"),
                 "archived": (old or {}).get("archived", False),
-                "history": [*((old or {}).get("history", [])),
-                            *([{"version": old["version"], "registered": old["created"]}] if old else [])],
+                "history": [
+                    *((old or {}).get("history", [])),
+                    *([{"version": old["version"], "registered": old["created"]}] if old else []),
+                ],
             }
             index["models"][vin] = entry
-            index["lineages"][key] = {"latest": version, "vin": vin, "model_type": meta["model_type"],
-                                      "target": meta["target"], "window": meta["window"],
-                                      "feature_hash": meta["feature_hash"], "model_sha256": model_sha,
-                                      "data_version": meta["dependencies"]["data_version"]}
+            index["lineages"][key] = {
+                "latest": version,
+                "vin": vin,
+                "model_type": meta["model_type"],
+                "target": meta["target"],
+                "window": meta["window"],
+                "feature_hash": meta["feature_hash"],
+                "model_sha256": model_sha,
+                "data_version": meta["dependencies"]["data_version"],
+            }
             _write_index(registry_dir, index)
             if run:
                 _update_run_status(registry_dir, run, meta["symbol"], {"registered": [vin]})
@@ -251,7 +297,9 @@ def verify_registry(registry_dir) -> list[dict]:
         try:
             hashes = verify_folder(paths(registry_dir)["root"] / entry["folder"])
             if hashes != entry["files"]:
-                changed = sorted(k for k in set(hashes) | set(entry["files"]) if hashes.get(k) != entry["files"].get(k))
+                changed = sorted(
+                    k for k in set(hashes) | set(entry["files"]) if hashes.get(k) != entry["files"].get(k)
+                )
                 raise IntegrityError(f"{entry['folder']}: sha256.txt differs from the index for {changed}")
             out.append({"vin": vin, "ok": True, "error": None})
         except RegistryError as exc:
@@ -268,7 +316,9 @@ def load_model(registry_dir, vin: str) -> LoadedModel:
     for name, sha in recorded.items():
         actual = artifacts.sha256_file(folder / name) if (folder / name).is_file() else "<missing>"
         if actual != sha:
-            raise IntegrityError(f"{folder / name}: sha256 mismatch with the index (expected {sha}, actual {actual})")
+            raise IntegrityError(
+                f"{folder / name}: sha256 mismatch with the index (expected {sha}, actual {actual})"
+            )
     return model
 
 
@@ -276,8 +326,9 @@ def load_model(registry_dir, vin: str) -> LoadedModel:
 Scorer = Callable[[LoadedModel], float]
 
 
-def score_models(registry_dir, vins: Sequence[str], scorer: Scorer | None = None,
-                 scores: Mapping[str, float] | None = None) -> dict[str, float | None]:
+def score_models(
+    registry_dir, vins: Sequence[str], scorer: Scorer | None = None, scores: Mapping[str, float] | None = None
+) -> dict[str, float | None]:
     """Score several models on the same data: precomputed `scores` win, else `scorer(loaded_model)`."""
     out: dict[str, float | None] = {}
     for vin in vins:
@@ -298,7 +349,9 @@ def macro_ap_scorer(frame, labels, rows: np.ndarray | None = None) -> Scorer:
     idx = np.flatnonzero(sel) if sel.dtype == bool else sel
     y = y_all[sel]
 
-    def score(model: LoadedModel) -> float:  # whole frame first: a windowed model reads the bars before each row
+    def score(
+        model: LoadedModel,
+    ) -> float:  # whole frame first: a windowed model reads the bars before each row
         return macro_average_precision(y, model.predict_proba(frame)[idx])
 
     return score
@@ -320,9 +373,17 @@ def _set_status(index: dict, vin: str, status: str) -> None:
         index["models"][vin]["status"] = status
 
 
-def promote(registry_dir, vin: str, *, scorer: Scorer | None = None, scores: Mapping[str, float] | None = None,
-            margin: float = 0.0, run: str | None = None, now: str | None = None,
-            gate_profiles: Sequence[str] | None = None) -> dict:
+def promote(
+    registry_dir,
+    vin: str,
+    *,
+    scorer: Scorer | None = None,
+    scores: Mapping[str, float] | None = None,
+    margin: float = 0.0,
+    run: str | None = None,
+    now: str | None = None,
+    gate_profiles: Sequence[str] | None = None,
+) -> dict:
     """Decide champion or challenger for a registered model (per symbol and side); return the decision.
 
     A model whose gate failed is 'rejected' (never champion). With no current champion a passing model becomes
@@ -338,7 +399,9 @@ def promote(registry_dir, vin: str, *, scorer: Scorer | None = None, scores: Map
     if not entry.get("gate_passed"):
         refusal = f"gate {entry.get('gate_profile')!r} not passed"
     elif gate_profiles is not None and entry.get("gate_profile") not in gate_profiles:
-        refusal = f"gate profile {entry.get('gate_profile')!r} may not promote (allowed: {sorted(gate_profiles)})"
+        refusal = (
+            f"gate profile {entry.get('gate_profile')!r} may not promote (allowed: {sorted(gate_profiles)})"
+        )
     if refusal:
         decision |= {"decision": "rejected", "reason": refusal}
         with registry_lock(registry_dir):
@@ -361,22 +424,36 @@ def promote(registry_dir, vin: str, *, scorer: Scorer | None = None, scores: Map
         index = read_index(registry_dir)
         champs = read_champions(registry_dir, symbol)
         slot = champs["sides"].setdefault(side, {"champion": None, "previous": [], "challengers": []})
-        if slot.get("champion") != current:  # someone promoted meanwhile: decide again against the new champion
-            raise RegistryError(f"{symbol}/{side}: champion changed while scoring ({current} -> "
-                                f"{slot.get('champion')}); run promote again")
+        if (
+            slot.get("champion") != current
+        ):  # someone promoted meanwhile: decide again against the new champion
+            raise RegistryError(
+                f"{symbol}/{side}: champion changed while scoring ({current} -> "
+                f"{slot.get('champion')}); run promote again"
+            )
         if beats:
             if current is not None:
                 slot["previous"].append({"vin": current, "until": now})
                 _set_status(index, current, "retired")
-            slot.update(champion=vin, version=entry["version"], since=now, score=decision.get("challenger_score"))
+            slot.update(
+                champion=vin, version=entry["version"], since=now, score=decision.get("challenger_score")
+            )
             slot["challengers"] = [c for c in slot["challengers"] if c["vin"] != vin]
             _set_status(index, vin, "champion")
-            decision |= {"decision": "champion",
-                         "reason": "first champion" if current is None else "beats champion by more than the margin"}
+            decision |= {
+                "decision": "champion",
+                "reason": "first champion" if current is None else "beats champion by more than the margin",
+            }
         else:
             slot["challengers"] = [c for c in slot["challengers"] if c["vin"] != vin]
-            slot["challengers"].append({"vin": vin, "at": now, "score": decision["challenger_score"],
-                                        "champion_score": decision["champion_score"]})
+            slot["challengers"].append(
+                {
+                    "vin": vin,
+                    "at": now,
+                    "score": decision["challenger_score"],
+                    "champion_score": decision["champion_score"],
+                }
+            )
             _set_status(index, vin, "challenger")
             decision |= {"decision": "challenger", "reason": "does not beat the champion by the margin"}
         champs["updated"] = now
@@ -404,14 +481,21 @@ def rollback(registry_dir, symbol: str, side: str | None = None, now: str | None
             raise RegistryError(f"{symbol}/{side} has no champion to roll back")
         previous = [p for p in slot.get("previous", []) if p["vin"] in index["models"]]
         if not previous:
-            raise RegistryError(f"{symbol}/{side}: no previous champion to roll back to (champion {slot['champion']})")
+            raise RegistryError(
+                f"{symbol}/{side}: no previous champion to roll back to (champion {slot['champion']})"
+            )
         back = previous[-1]
         slot["previous"] = previous[:-1]
         retired = slot["champion"]
         _set_status(index, retired, "retired")
         _set_status(index, back["vin"], "champion")
-        slot.update(champion=back["vin"], version=index["models"][back["vin"]]["version"], since=now, score=None,
-                    rolled_back_from=retired)
+        slot.update(
+            champion=back["vin"],
+            version=index["models"][back["vin"]]["version"],
+            since=now,
+            score=None,
+            rolled_back_from=retired,
+        )
         champs["updated"] = now
         artifacts.write_json(_champion_path(registry_dir, symbol), champs)
         _write_index(registry_dir, index)
@@ -433,15 +517,29 @@ def roster(registry_dir) -> list[dict]:
             if not vin:
                 continue
             e = index["models"].get(vin, {})
-            out.append({"symbol": champs["symbol"], "side": side, "vin": vin, "version": e.get("version"),
-                        "grade": e.get("grade"), "window": e.get("window"), "target": e.get("target"),
-                        "model_type": e.get("model_type"), "score": e.get("score"), "since": slot.get("since"),
-                        "challengers": len(slot.get("challengers", [])), "previous": len(slot.get("previous", []))})
+            out.append(
+                {
+                    "symbol": champs["symbol"],
+                    "side": side,
+                    "vin": vin,
+                    "version": e.get("version"),
+                    "grade": e.get("grade"),
+                    "window": e.get("window"),
+                    "target": e.get("target"),
+                    "model_type": e.get("model_type"),
+                    "score": e.get("score"),
+                    "since": slot.get("since"),
+                    "challengers": len(slot.get("challengers", [])),
+                    "previous": len(slot.get("previous", [])),
+                }
+            )
     return out
 
 
 def _write_roster(registry_dir, index: dict) -> None:
-    artifacts.write_json(paths(registry_dir)["roster"], {"updated": utc_now(), "champions": roster(registry_dir)})
+    artifacts.write_json(
+        paths(registry_dir)["roster"], {"updated": utc_now(), "champions": roster(registry_dir)}
+    )
 
 
 # ---- runs and summaries ------------------------------------------------------------------------------------------
@@ -454,7 +552,9 @@ def _check_run(run: str) -> str:
 def _update_run_status(registry_dir, run: str, symbol: str, add: Mapping[str, Sequence[str]]) -> None:
     """Append VINs to lists in runs/<run>/status.json (caller holds the lock)."""
     path = paths(registry_dir)["runs"] / _check_run(run) / "status.json"
-    status = artifacts.read_json(path) if path.is_file() else {"run": run, "started": utc_now(), "symbols": {}}
+    status = (
+        artifacts.read_json(path) if path.is_file() else {"run": run, "started": utc_now(), "symbols": {}}
+    )
     sym = status["symbols"].setdefault(symbol, {})
     for key, vins in add.items():
         lst = sym.setdefault(key, [])
@@ -481,11 +581,15 @@ def write_run_summary(registry_dir, run: str) -> dict:
         for e in models:
             grades[str(e.get("grade"))] = grades.get(str(e.get("grade")), 0) + 1
         summary = {
-            "run": run, "generated": utc_now(), "models_registered": len(models),
+            "run": run,
+            "generated": utc_now(),
+            "models_registered": len(models),
             "gate_passed": sum(bool(e.get("gate_passed")) for e in models),
             "grades": dict(sorted(grades.items())),
             "by_symbol": {s: {k: len(v) for k, v in d.items()} for s, d in sorted(status["symbols"].items())},
-            "champions": [r for r in roster(registry_dir) if index["models"].get(r["vin"], {}).get("run") == run],
+            "champions": [
+                r for r in roster(registry_dir) if index["models"].get(r["vin"], {}).get("run") == run
+            ],
         }
         artifacts.write_json(paths(registry_dir)["summary"] / run / "engine_summary.json", summary)
     return summary
@@ -502,15 +606,20 @@ def _neg_time(text: str) -> float:
     return -_parse_time(text).timestamp()
 
 
-def archive(registry_dir, top_percent: float = 10.0, *, archive_dir: str | os.PathLike | None = None,
-            dry_run: bool = False) -> list[dict]:
+def archive(
+    registry_dir,
+    top_percent: float = 10.0,
+    *,
+    archive_dir: str | os.PathLike | None = None,
+    dry_run: bool = False,
+) -> list[dict]:
     """Copy the best `top_percent` % of registered models (at least one) with their index entry as metadata.json
     to archive/<VIN>/, and list them in archive/archive_registry.json. Returns the selected entries."""
     if not 0 < top_percent <= 100:
         raise RegistryError(f"--top-percent must be in (0, 100], got {top_percent}")
     root = Path(archive_dir) if archive_dir else paths(registry_dir)["archive"]
     models = sorted(read_index(registry_dir)["models"].values(), key=rank_key)
-    chosen = models[:max(1, math.ceil(len(models) * top_percent / 100))] if models else []
+    chosen = models[: max(1, math.ceil(len(models) * top_percent / 100))] if models else []
     if dry_run:
         return chosen
     for e in chosen:
@@ -531,9 +640,18 @@ def archive(registry_dir, top_percent: float = 10.0, *, archive_dir: str | os.Pa
         reg_path = root / "archive_registry.json"
         reg = artifacts.read_json(reg_path) if reg_path.is_file() else {"models": {}}
         for e in chosen:
-            reg["models"].setdefault(e["vin"], {"archived": utc_now(), "symbol": e["symbol"], "side": e["side"],
-                                                "version": e["version"], "grade": e.get("grade"),
-                                                "score": e.get("score"), "folder": e["vin"]})
+            reg["models"].setdefault(
+                e["vin"],
+                {
+                    "archived": utc_now(),
+                    "symbol": e["symbol"],
+                    "side": e["side"],
+                    "version": e["version"],
+                    "grade": e.get("grade"),
+                    "score": e.get("score"),
+                    "folder": e["vin"],
+                },
+            )
         artifacts.write_json(reg_path, reg)
     return chosen
 
@@ -555,8 +673,15 @@ def protected_vins(registry_dir, index: dict | None = None) -> set[str]:
     return keep
 
 
-def cleanup(registry_dir, *, keep_days: float = 7, keep_top: int = 20, dry_run: bool = False,
-            log_dirs: Iterable[str | os.PathLike] = (), now: dt.datetime | None = None) -> dict:
+def cleanup(
+    registry_dir,
+    *,
+    keep_days: float = 7,
+    keep_top: int = 20,
+    dry_run: bool = False,
+    log_dirs: Iterable[str | os.PathLike] = (),
+    now: dt.datetime | None = None,
+) -> dict:
     """Remove log files older than `keep_days` (under registry logs/ and `log_dirs`) and non-protected models that
     are older than `keep_days` and not among the `keep_top` best. Returns {"logs": [...], "models": [...],
     "dry_run": bool}; with dry_run nothing is deleted."""
@@ -571,9 +696,12 @@ def cleanup(registry_dir, *, keep_days: float = 7, keep_top: int = 20, dry_run: 
     with registry_lock(registry_dir):
         index = read_index(registry_dir)
         keep = protected_vins(registry_dir, index)
-        top = {e["vin"] for e in sorted(index["models"].values(), key=rank_key)[:max(0, int(keep_top))]}
-        doomed = [v for v, e in sorted(index["models"].items())
-                  if v not in keep and v not in top and _parse_time(e["created"]) < cutoff]
+        top = {e["vin"] for e in sorted(index["models"].values(), key=rank_key)[: max(0, int(keep_top))]}
+        doomed = [
+            v
+            for v, e in sorted(index["models"].items())
+            if v not in keep and v not in top and _parse_time(e["created"]) < cutoff
+        ]
         if not dry_run:
             for v in doomed:
                 shutil.rmtree(paths(registry_dir)["root"] / index["models"][v]["folder"], ignore_errors=True)
@@ -606,7 +734,9 @@ def best_champion(registry_dir) -> str:
     if not champs:
         raise RegistryError("no champions yet: promote a model first (or pass a VIN)")
     index = read_index(registry_dir)
-    return min((index["models"][c["vin"]] for c in champs if c["vin"] in index["models"]), key=rank_key)["vin"]
+    return min((index["models"][c["vin"]] for c in champs if c["vin"] in index["models"]), key=rank_key)[
+        "vin"
+    ]
 
 
 def deploy(registry_dir, slot: int, vin: str | None = None, now: str | None = None) -> dict:
@@ -619,10 +749,19 @@ def deploy(registry_dir, slot: int, vin: str | None = None, now: str | None = No
     store = link.parent / ".slots"
     stamp = (now or utc_now()).replace(":", "").replace("-", "")
     tmp = _copy_tree(model.folder, store, f"model_{slot}")
-    info = {"slot": int(slot), "vin": vin, "version": entry["version"], "symbol": entry["symbol"],
-            "side": entry["side"], "window": entry["window"], "target": entry["target"],
-            "model_type": entry["model_type"], "grade": entry.get("grade"), "deployed": now or utc_now(),
-            "files": entry["files"]}
+    info = {
+        "slot": int(slot),
+        "vin": vin,
+        "version": entry["version"],
+        "symbol": entry["symbol"],
+        "side": entry["side"],
+        "window": entry["window"],
+        "target": entry["target"],
+        "model_type": entry["model_type"],
+        "grade": entry.get("grade"),
+        "deployed": now or utc_now(),
+        "files": entry["files"],
+    }
     artifacts.write_json(tmp / "deployment_info.json", info)
     final = store / f"model_{slot}-{stamp}-{vin[-6:]}"
     if final.exists():
@@ -648,6 +787,14 @@ def benchmark(registry_dir, vins: Sequence[str], frame, labels) -> list[dict]:
     out = []
     for vin in vins:
         m = load_model(registry_dir, vin)
-        out.append({"vin": vin, "symbol": m.entry["symbol"], "side": m.entry["side"], "version": m.entry["version"],
-                    "macro_ap": scorer(m), "rows": int(np.isin(np.asarray(labels), (0, 1, 2)).sum())})
+        out.append(
+            {
+                "vin": vin,
+                "symbol": m.entry["symbol"],
+                "side": m.entry["side"],
+                "version": m.entry["version"],
+                "macro_ap": scorer(m),
+                "rows": int(np.isin(np.asarray(labels), (0, 1, 2)).sum()),
+            }
+        )
     return sorted(out, key=lambda r: -(r["macro_ap"] if r["macro_ap"] == r["macro_ap"] else -1))

@@ -64,7 +64,9 @@ def store(tracking_dir: str | Path) -> tuple[str, str]:
     return f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri()
 
 
-def log_production_models(folders: Iterable[str | Path], tracking_dir: str | Path, experiment: str) -> list[dict]:
+def log_production_models(
+    folders: Iterable[str | Path], tracking_dir: str | Path, experiment: str
+) -> list[dict]:
     """Log each production folder as one MLflow run; returns [{vin, symbol, window, side, status}] sorted by VIN,
     status "logged" or "already logged"."""
     import mlflow
@@ -90,9 +92,17 @@ def log_production_models(folders: Iterable[str | Path], tracking_dir: str | Pat
         if client.search_runs([exp_id], filter_string=f"tags.vin = '{vin}'", max_results=1):
             out.append({**row, "status": "already logged"})
             continue
-        with mlflow.start_run(experiment_id=exp_id, run_name=vin,
-                              tags={"vin": vin, "symbol": str(config.get("symbol")), "side": str(config.get("side")),
-                                    "window": str(config.get("window")), "folder": str(folder)}):
+        with mlflow.start_run(
+            experiment_id=exp_id,
+            run_name=vin,
+            tags={
+                "vin": vin,
+                "symbol": str(config.get("symbol")),
+                "side": str(config.get("side")),
+                "window": str(config.get("window")),
+                "folder": str(folder),
+            },
+        ):
             mlflow.log_params(params_of(config))
             mlflow.log_metrics(metrics_of(metrics))
             mlflow.log_artifacts(str(folder), artifact_path="production")

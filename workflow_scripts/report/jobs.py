@@ -41,8 +41,9 @@ def render_report(job) -> None:
         "quality": rs.quality_section(quality),
         "selection": rs.selection_section(selected, importance),
         "tuning": rs.tuning_section(studies),
-        "evaluation": rs.evaluation_section(artifacts.read_json(i.summary), _chosen_rows(i.choices, i.evaluations),
-                                            plots),
+        "evaluation": rs.evaluation_section(
+            artifacts.read_json(i.summary), _chosen_rows(i.choices, i.evaluations), plots
+        ),
         "champions": rs.champions_section(artifacts.read_json(roster) if roster else []),
     }
     for name, text in sections.items():

@@ -44,24 +44,40 @@ def image(png: bytes, alt: str) -> str:
 
 
 def page(title: str, parts: Sequence[str]) -> str:
-    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title></head><body>"
-            f"<h1>{html.escape(title)}</h1>" + "\n".join(parts) + "</body></html>\n")
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head><body>'
+        f"<h1>{html.escape(title)}</h1>" + "\n".join(parts) + "</body></html>\n"
+    )
 
 
 def _png_of(fig) -> bytes:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})  # no version stamp: byte-stable output
+    fig.savefig(
+        buf, format="png", dpi=80, metadata={"Software": None}
+    )  # no version stamp: byte-stable output
     plt.close(fig)
     return buf.getvalue()
 
 
 # ---- sections ----------------------------------------------------------------------------------------------
 def quality_section(quality: Mapping[str, Mapping]) -> str:
-    rows = [{**q, "symbol": sym, "gaps": q.get("gap_count"), "halts": len(q.get("halt_bars") or [])}
-            for sym, q in sorted(quality.items())]
-    cols = ["symbol", "first", "last", "rows", "missing_bars", "gaps", "halts", "duplicates", "zero_volume_bars"]
+    rows = [
+        {**q, "symbol": sym, "gaps": q.get("gap_count"), "halts": len(q.get("halt_bars") or [])}
+        for sym, q in sorted(quality.items())
+    ]
+    cols = [
+        "symbol",
+        "first",
+        "last",
+        "rows",
+        "missing_bars",
+        "gaps",
+        "halts",
+        "duplicates",
+        "zero_volume_bars",
+    ]
     return page("Data quality per coin", ["<p>Hourly bars after ingest (UTC).</p>", table(rows, cols)])
 
 
@@ -71,10 +87,14 @@ def selection_section(selected: Mapping[str, Mapping], importance_png: Mapping[s
         scores = sel.get("scores") or {}
         chosen = [{"feature": f, **(scores.get(f) or {})} for f in sel.get("features", [])]
         chosen.sort(key=lambda r: (-(r.get("score") or 0.0), r["feature"]))
-        parts.append(f"<h2>{html.escape(sym)}</h2><p>{sel.get('n_selected')} of {sel.get('n_candidates')} candidate "
-                     f"features selected over {sel.get('n_variants')} target variants; top {TOP_FEATURES} by "
-                     "importance score:</p>")
-        parts.append(table(chosen[:TOP_FEATURES], ["feature", "rank", "score", "frequency", "mean_norm_gain"]))
+        parts.append(
+            f"<h2>{html.escape(sym)}</h2><p>{sel.get('n_selected')} of {sel.get('n_candidates')} candidate "
+            f"features selected over {sel.get('n_variants')} target variants; top {TOP_FEATURES} by "
+            "importance score:</p>"
+        )
+        parts.append(
+            table(chosen[:TOP_FEATURES], ["feature", "rank", "score", "frequency", "mean_norm_gain"])
+        )
         if sym in importance_png:
             parts.append(image(importance_png[sym], f"importance {sym}"))
     return page("Selected features and importances", parts)
@@ -96,9 +116,17 @@ def tuning_section(studies: Mapping[str, Mapping]) -> str:
     """`studies`: {label such as "stage3 BTCUSDT w5 high": the stage's result JSON}."""
     if not studies:
         return page("Tuning history", ["<p>No tuning results in this run.</p>"])
-    rows = [{"study": label, "trials": s.get("finished_trials"), "budget trials": (s.get("budget") or {}).get("n_trials"),
-             "best value": s.get("best_value"), "best trial": s.get("best_trial"),
-             "retried": len(s.get("retried_trials") or [])} for label, s in sorted(studies.items())]
+    rows = [
+        {
+            "study": label,
+            "trials": s.get("finished_trials"),
+            "budget trials": (s.get("budget") or {}).get("n_trials"),
+            "best value": s.get("best_value"),
+            "best trial": s.get("best_trial"),
+            "retried": len(s.get("retried_trials") or []),
+        }
+        for label, s in sorted(studies.items())
+    ]
     # No seconds here: the report is part of the byte-identical rerun (tests/reliability); the spend in seconds
     # is in each stage's JSON (spent_seconds) and the job's benchmark file.
     parts = [table(rows, ["study", "trials", "budget trials", "best value", "best trial", "retried"])]
@@ -121,17 +149,36 @@ def tuning_section(studies: Mapping[str, Mapping]) -> str:
     return page("Tuning history", parts)
 
 
-def evaluation_section(summary: Mapping, chosen_metrics: Sequence[Mapping], equity_png: Mapping[str, bytes]) -> str:
+def evaluation_section(
+    summary: Mapping, chosen_metrics: Sequence[Mapping], equity_png: Mapping[str, bytes]
+) -> str:
     """`chosen_metrics`: one row per chosen variant with its after-cost metrics (max drawdown included)."""
     grades = [{"grade": g, "variants": n} for g, n in (summary.get("grade_counts") or {}).items()]
     n_chosen = len(summary.get("chosen") or [])
-    parts = [f"<p><b>{html.escape(str(summary.get('message', '')))}</b></p>",
-             f"<p>Chosen variants passing the gates: {summary.get('chosen_passed')} of {n_chosen}.</p>",
-             "<h2>Grade distribution (all evaluated variants)</h2>", table(grades, ["grade", "variants"]),
-             "<h2>Chosen variants after costs: returns and drawdowns</h2>",
-             table(chosen_metrics, ["symbol", "window", "side", "target", "grade", "gate_passed", "n_trades",
-                                    "net_total_return", "max_drawdown", "sharpe", "vin"]),
-             "<h2>Equity curves after costs (test segment), with drawdown</h2>"]
+    parts = [
+        f"<p><b>{html.escape(str(summary.get('message', '')))}</b></p>",
+        f"<p>Chosen variants passing the gates: {summary.get('chosen_passed')} of {n_chosen}.</p>",
+        "<h2>Grade distribution (all evaluated variants)</h2>",
+        table(grades, ["grade", "variants"]),
+        "<h2>Chosen variants after costs: returns and drawdowns</h2>",
+        table(
+            chosen_metrics,
+            [
+                "symbol",
+                "window",
+                "side",
+                "target",
+                "grade",
+                "gate_passed",
+                "n_trades",
+                "net_total_return",
+                "max_drawdown",
+                "sharpe",
+                "vin",
+            ],
+        ),
+        "<h2>Equity curves after costs (test segment), with drawdown</h2>",
+    ]
     parts += [f"<h3>{html.escape(name)}</h3>" + image(png, name) for name, png in sorted(equity_png.items())]
     return page("Evaluation after costs", parts)
 
@@ -141,5 +188,7 @@ def champions_section(roster: Any) -> str:
     if not rows:
         return page("Champions", ["<p>No champion in the registry.</p>"])
     cols = ["symbol", "side", "vin", "version", "grade", "window", "target", "model_type", "score", "since"]
-    return page("Champions", [f"<p>{len(rows)} champions (symbol, side) in the registry after this run.</p>",
-                              table(rows, cols)])
+    return page(
+        "Champions",
+        [f"<p>{len(rows)} champions (symbol, side) in the registry after this run.</p>", table(rows, cols)],
+    )

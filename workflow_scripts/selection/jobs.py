@@ -4,13 +4,27 @@ aggregate_selection_overall."""
 import pandas as pd
 
 from workflow_scripts import artifacts
-from workflow_scripts.selection.feature_screening import (screen_features as screen_feature_table,
-                                                          screening_markdown, screening_summary, segment_positions,
-                                                          training_rows)
-from workflow_scripts.selection.feature_selection import (aggregate_selection as aggregate_selection_table,
-                                                          feature_inputs, load_columns, plan_window,
-                                                          plot_importance, select_window, selection_markdown,
-                                                          selection_summary)
+from workflow_scripts.selection.feature_screening import (
+    screen_features as screen_feature_table,
+)
+from workflow_scripts.selection.feature_screening import (
+    screening_markdown,
+    screening_summary,
+    segment_positions,
+    training_rows,
+)
+from workflow_scripts.selection.feature_selection import (
+    aggregate_selection as aggregate_selection_table,
+)
+from workflow_scripts.selection.feature_selection import (
+    feature_inputs,
+    load_columns,
+    plan_window,
+    plot_importance,
+    select_window,
+    selection_markdown,
+    selection_summary,
+)
 
 
 def screen_features(job) -> None:
@@ -26,8 +40,9 @@ def screen_features(job) -> None:
     summary = screening_summary(report, spec)
     artifacts.write_json(job.output.json, summary)
     artifacts.write_text(job.output.csv, report.to_csv(index=False))
-    artifacts.write_text(job.output.markdown,
-                         screening_markdown(report, summary, f"Feature screening: {job.wildcards.symbol}"))
+    artifacts.write_text(
+        job.output.markdown, screening_markdown(report, summary, f"Feature screening: {job.wildcards.symbol}")
+    )
 
 
 def select_features(job) -> None:

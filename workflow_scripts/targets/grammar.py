@@ -27,8 +27,13 @@ def target_grid(targets_cfg: dict) -> list[dict]:
         for k in targets_cfg["std_thresholds"]:
             for theta in targets_cfg["barrier_thresholds"]:
                 grid.append(
-                    {"id": target_id(kind, k, theta), "type": kind, "side": kind.split("_")[0], "k": float(k),
-                     "theta": float(theta)}
+                    {
+                        "id": target_id(kind, k, theta),
+                        "type": kind,
+                        "side": kind.split("_")[0],
+                        "k": float(k),
+                        "theta": float(theta),
+                    }
                 )
     return grid
 

@@ -11,7 +11,9 @@ def build_swing_targets(job) -> None:
     bars = pd.read_parquet(job.input.bars)
     spec, window = job.params.spec, int(job.wildcards.window)
     grid = target_grid(spec)
-    table = swing_targets.build_targets(bars, window, grid, horizon_bars(window, spec), spec["sigma_min_bars"])
+    table = swing_targets.build_targets(
+        bars, window, grid, horizon_bars(window, spec), spec["sigma_min_bars"]
+    )
     summary = swing_targets.target_summary(table, grid)
     empty = [t for t, s in summary.items() if s["events"] == 0]
     if empty:

@@ -75,8 +75,9 @@ def events(bars: pd.DataFrame, mean: np.ndarray, std: np.ndarray, kind: str, k: 
     return flags & has_band
 
 
-def barrier_race(bars: pd.DataFrame, sigma: np.ndarray, theta: float, horizon: int,
-                 ahead: np.ndarray) -> dict[str, np.ndarray]:
+def barrier_race(
+    bars: pd.DataFrame, sigma: np.ndarray, theta: float, horizon: int, ahead: np.ndarray
+) -> dict[str, np.ndarray]:
     """Which barrier close*exp(+-theta*sigma*sqrt(H)) bars t+1..t+H touch first.
 
     Returns `outcome` (UP, DOWN, BOTH in the same bar, NONE within a complete horizon, OPEN when the horizon runs
@@ -125,8 +126,9 @@ def labels_for_side(outcome: np.ndarray, side: str) -> np.ndarray:
     return label
 
 
-def build_targets(bars: pd.DataFrame, window: int, grid: list[dict], horizon: int,
-                  sigma_min_bars: int) -> pd.DataFrame:
+def build_targets(
+    bars: pd.DataFrame, window: int, grid: list[dict], horizon: int, sigma_min_bars: int
+) -> pd.DataFrame:
     """The targets table of one (symbol, window): label codes per target id, plus per-theta trade facts."""
     seg_pos = segment_position(bars["timestamp"])
     ahead = contiguous_ahead(bars["timestamp"])

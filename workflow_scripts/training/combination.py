@@ -79,7 +79,9 @@ def build_combination(
         raise ValueError("features and targets are not aligned on the same bars (timestamp columns differ)")
     missing = [c for c in feature_names if c not in features.columns]
     if missing:
-        raise ValueError(f"{len(missing)} selected features are missing from the feature table, e.g. {missing[:3]}")
+        raise ValueError(
+            f"{len(missing)} selected features are missing from the feature table, e.g. {missing[:3]}"
+        )
     X = features[feature_names].astype(np.float32)
     if encoder is not None:
         X = pd.concat([X, shared_encoder.encode(encoder, features)], axis=1)
@@ -101,8 +103,9 @@ def build_combination(
     )
 
 
-def load_combination(choice_path, features_path, selected_path, targets_path, split_path,
-                     encoder_path=None) -> Combination:
+def load_combination(
+    choice_path, features_path, selected_path, targets_path, split_path, encoder_path=None
+) -> Combination:
     """Read a combination's files (docs/CONTRACTS.md) and build it; errors name the file at fault."""
     choice = artifacts.read_json(choice_path)
     chosen_target(choice, where=str(choice_path))
@@ -125,5 +128,7 @@ def load_combination(choice_path, features_path, selected_path, targets_path, sp
     try:
         return build_combination(choice, features, names, targets, split, encoder, version)
     except ValueError as exc:
-        raise ValueError(f"{choice['symbol']} w{choice['window']} {choice['side']} ({features_path}, "
-                         f"{targets_path}): {exc}") from exc
+        raise ValueError(
+            f"{choice['symbol']} w{choice['window']} {choice['side']} ({features_path}, "
+            f"{targets_path}): {exc}"
+        ) from exc

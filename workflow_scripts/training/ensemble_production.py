@@ -49,6 +49,7 @@ def member_probas(folders: Mapping[str, Path], frame: pd.DataFrame) -> dict[str,
 
 def choose_reference(metrics: Mapping[str, dict], windows: Mapping[str, int]) -> str:
     """The member whose target the ensemble predicts: best validation macro AP, ties by smaller window."""
+
     def key(name):
         ap = metrics[name].get("validation_average_precision")
         ap = -math.inf if ap is None or not math.isfinite(float(ap)) else float(ap)
@@ -57,8 +58,13 @@ def choose_reference(metrics: Mapping[str, dict], windows: Mapping[str, int]) ->
     return min(metrics, key=key)
 
 
-def fit_ensemble(members: Sequence[dict], probas: Mapping[str, np.ndarray], rows: Mapping[str, np.ndarray],
-                 labels: np.ndarray, spec: Mapping[str, Any]) -> tuple[Ensemble, dict]:
+def fit_ensemble(
+    members: Sequence[dict],
+    probas: Mapping[str, np.ndarray],
+    rows: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    spec: Mapping[str, Any],
+) -> tuple[Ensemble, dict]:
     """Average and stacker over `members` on the reference rows; returns the chosen ensemble and the validation
     scores of both ({"average": ap, "stacker_oof": ap, "chosen": kind})."""
     names = [m["name"] for m in members]
@@ -67,10 +73,17 @@ def fit_ensemble(members: Sequence[dict], probas: Mapping[str, np.ndarray], rows
     val_p = {n: np.asarray(probas[n])[val] for n in names}
     average = ensembles.fit_average(members)
     stacker = ensembles.fit_stacker(members, val_p, y_val, C=float(spec["C"]))
-    scores = {"average": float(macro_average_precision(y_val, ensembles.predict_proba(average, val_p))),
-              "stacker_oof": float(macro_average_precision(
-                  y_val, ensembles.stacker_oof_proba(members, val_p, y_val, n_folds=int(spec["oof_folds"]),
-                                                     C=float(spec["C"]))))}
+    scores = {
+        "average": float(macro_average_precision(y_val, ensembles.predict_proba(average, val_p))),
+        "stacker_oof": float(
+            macro_average_precision(
+                y_val,
+                ensembles.stacker_oof_proba(
+                    members, val_p, y_val, n_folds=int(spec["oof_folds"]), C=float(spec["C"])
+                ),
+            )
+        ),
+    }
     kind = spec["kind"]
     if kind == "auto":
         kind = "stacker" if scores["stacker_oof"] > scores["average"] else "average"
@@ -88,8 +101,9 @@ def union_features(feature_lists: Sequence[Sequence[str]]) -> list[str]:
 def write_members(folder: Path, sources: Mapping[str, Path]) -> None:
     """Copy each member folder (already verified by the caller) to members/<name>/."""
     for name, src in sources.items():
-        shutil.copytree(src, folder / MEMBERS_DIR / name,
-                        ignore=shutil.ignore_patterns(".snakemake_timestamp", "*.tmp"))
+        shutil.copytree(
+            src, folder / MEMBERS_DIR / name, ignore=shutil.ignore_patterns(".snakemake_timestamp", "*.tmp")
+        )
 
 
 def _member_docs(folders: Mapping[int, Path]) -> tuple[list[dict], dict[str, dict], dict[str, Path]]:
@@ -102,24 +116,47 @@ def _member_docs(folders: Mapping[int, Path]) -> tuple[list[dict], dict[str, dic
         name = f"w{window}"
         metrics[name] = artifacts.read_json(folder / "metrics.json")
         paths[name] = folder
-        docs.append({"name": name, "window": int(window), "vin": meta["vin"], "model_type": meta["model_type"],
-                     "target": meta["target"], "sha256": hashes[meta["model_file"]], "path": folder.as_posix(),
-                     "validation_average_precision": metrics[name].get("validation_average_precision")})
+        docs.append(
+            {
+                "name": name,
+                "window": int(window),
+                "vin": meta["vin"],
+                "model_type": meta["model_type"],
+                "target": meta["target"],
+                "sha256": hashes[meta["model_file"]],
+                "path": folder.as_posix(),
+                "validation_average_precision": metrics[name].get("validation_average_precision"),
+            }
+        )
     return docs, metrics, paths
 
 
-def build_folder(outdir, member_folders: Mapping[int, Path], features: pd.DataFrame,
-                 targets: Mapping[int, pd.DataFrame], splits: Mapping[int, dict], bars: pd.DataFrame, costs: dict,
-                 spec: Mapping[str, Any], data_version: str) -> dict:
+def build_folder(
+    outdir,
+    member_folders: Mapping[int, Path],
+    features: pd.DataFrame,
+    targets: Mapping[int, pd.DataFrame],
+    splits: Mapping[int, dict],
+    bars: pd.DataFrame,
+    costs: dict,
+    spec: Mapping[str, Any],
+    data_version: str,
+) -> dict:
     """Write the ensemble production folder of one (symbol, side) from its windows' production folders; return
     its metrics.json. `spec`: ensemble, targets, evaluation, gates, grades groups."""
     docs, metrics, paths = _member_docs(member_folders)
-    scores = {d["name"]: float(d["validation_average_precision"] if d["validation_average_precision"] is not None
-                               else np.nan) for d in docs}
+    scores = {
+        d["name"]: float(
+            d["validation_average_precision"] if d["validation_average_precision"] is not None else np.nan
+        )
+        for d in docs
+    }
     chosen = ensembles.select_members(scores, top_k=int(spec["ensemble"]["top_k"]))
     if len(chosen) < 2:
-        raise ValueError(f"an ensemble needs at least 2 members with a validation average precision; "
-                         f"{[str(p) for p in paths.values()]} give {scores}")
+        raise ValueError(
+            f"an ensemble needs at least 2 members with a validation average precision; "
+            f"{[str(p) for p in paths.values()]} give {scores}"
+        )
     docs = [d for d in docs if d["name"] in chosen]
     ref = choose_reference({n: metrics[n] for n in chosen}, {d["name"]: d["window"] for d in docs})
     ref_doc = next(d for d in docs if d["name"] == ref)
@@ -136,11 +173,15 @@ def build_folder(outdir, member_folders: Mapping[int, Path], features: pd.DataFr
     proba = ensembles.predict_proba(ens, probas)
     scored = rows["scored"]
     predictions = prediction_frame(scored, proba[scored])
-    ap = {seg: float(macro_average_precision(labels[rows[seg]].astype(np.int64), proba[rows[seg]]))
-          for seg in ("validation", "test")}
+    ap = {
+        seg: float(macro_average_precision(labels[rows[seg]].astype(np.int64), proba[rows[seg]]))
+        for seg in ("validation", "test")
+    }
 
     close = bars["close"].to_numpy()
-    first = choose_on_validation(table, close, split, window, spec["targets"], target, predictions, costs, spec)
+    first = choose_on_validation(
+        table, close, split, window, spec["targets"], target, predictions, costs, spec
+    )
     member_sharpes = [metrics[n]["evaluation"]["after_costs"].get("sharpe_per_trade") for n in chosen]
     n_trials = sum(int((metrics[n].get("dsr_trials") or {}).get("n_trials", 1)) for n in chosen) + 2
     evaluation = evaluate_on_test(first, split, spec, n_trials, member_sharpes + [first["sharpe"]])
@@ -156,22 +197,51 @@ def build_folder(outdir, member_folders: Mapping[int, Path], features: pd.DataFr
     grade = evaluation["grade"]["grade"]
     encoder_version = config[ref].get("dependencies", {}).get("encoder_version")
     kind = KINDS[f"ensemble_{ens.kind}"]
-    identity = {"symbol": symbol, "target": target, "window": window, "kind": kind.name,
-                "members": [d["vin"] for d in docs], "date": date, "model_sha256": model_sha,
-                "data_version": data_version, "encoder_version": encoder_version}
-    vin = encode_vin(vin_fields_for_lgbm({}, grade=grade, target=parse_target_id(target), window=window, date=date,
-                                         identity=identity, model_type=kind.vin_type))
+    identity = {
+        "symbol": symbol,
+        "target": target,
+        "window": window,
+        "kind": kind.name,
+        "members": [d["vin"] for d in docs],
+        "date": date,
+        "model_sha256": model_sha,
+        "data_version": data_version,
+        "encoder_version": encoder_version,
+    }
+    vin = encode_vin(
+        vin_fields_for_lgbm(
+            {},
+            grade=grade,
+            target=parse_target_id(target),
+            window=window,
+            date=date,
+            identity=identity,
+            model_type=kind.vin_type,
+        )
+    )
     member_features = [artifacts.read_json(paths[n] / "features.json") for n in chosen]
     feature_names = union_features([f["features"] for f in member_features])
-    encoder = next((dict(f["encoder"], file=f"{MEMBERS_DIR}/{n}/{f['encoder']['file']}")
-                    for n, f in zip(chosen, member_features) if f.get("encoder")), None)
+    encoder = next(
+        (
+            dict(f["encoder"], file=f"{MEMBERS_DIR}/{n}/{f['encoder']['file']}")
+            for n, f in zip(chosen, member_features)
+            if f.get("encoder")
+        ),
+        None,
+    )
     metrics_doc = {
-        "vin": vin, "grade": evaluation["grade"],
-        "gate": {"profile": evaluation["gate"]["profile"], "passed": evaluation["gate"]["passed"],
-                 "reasons": evaluation["gate"]["reasons"]},
-        "score": score_of(evaluation), "score_definition": "after-cost per-trade Sharpe on the test segment",
+        "vin": vin,
+        "grade": evaluation["grade"],
+        "gate": {
+            "profile": evaluation["gate"]["profile"],
+            "passed": evaluation["gate"]["passed"],
+            "reasons": evaluation["gate"]["reasons"],
+        },
+        "score": score_of(evaluation),
+        "score_definition": "after-cost per-trade Sharpe on the test segment",
         "best_iteration": None,
-        "validation_average_precision": ap["validation"], "test_average_precision": ap["test"],
+        "validation_average_precision": ap["validation"],
+        "test_average_precision": ap["test"],
         "ensemble_validation_scores": val_scores,
         "rows": {seg: len(rows[seg]) for seg in ("train", "validation", "test")},
         "dsr_trials": {"n_trials": n_trials, "members": {n: metrics[n].get("dsr_trials") for n in chosen}},
@@ -179,16 +249,27 @@ def build_folder(outdir, member_folders: Mapping[int, Path], features: pd.DataFr
     }
     documents = {
         "config.json": {
-            "symbol": symbol, "window": window, "side": side, "target": target, "model_type": kind.model_type,
-            "model_kind": kind.name, "params": {}, "ensemble": dict(spec["ensemble"]),
-            "reference_member": ref, "members": ensembles.registry_members(ens),
+            "symbol": symbol,
+            "window": window,
+            "side": side,
+            "target": target,
+            "model_type": kind.model_type,
+            "model_kind": kind.name,
+            "params": {},
+            "ensemble": dict(spec["ensemble"]),
+            "reference_member": ref,
+            "members": ensembles.registry_members(ens),
             "horizon_bars": horizon_bars(window, spec["targets"]),
             "dependencies": {"data_version": data_version, "encoder_version": encoder_version},
         },
         "metrics.json": metrics_doc,
         "costs.json": costs,
-        "features.json": {"features": feature_names, "spec": member_features[0].get("spec"),
-                          "universe": member_features[0].get("universe"), "encoder": encoder},
+        "features.json": {
+            "features": feature_names,
+            "spec": member_features[0].get("spec"),
+            "universe": member_features[0].get("universe"),
+            "encoder": encoder,
+        },
         "split_indices.json": {seg: rows[seg].tolist() for seg in ("train", "validation", "test")},
         "training_log.json": {"members": chosen, "fitted_on": ens.fitted_on},
     }

@@ -11,6 +11,8 @@ from workflow_scripts.evaluation.best_variant import to_markdown
 from workflow_scripts.job import keyed
 from workflow_scripts.models.shared_encoder import (
     fit_shared_encoder as fit_encoder,
+)
+from workflow_scripts.models.shared_encoder import (
     save_shared_encoder,
     training_range,
     training_rows,
@@ -36,7 +38,9 @@ def train_stage1(job) -> None:
         folder = outdir / r.target
         log = {"fit_seconds": r.metrics.pop("fit_seconds", None), "threads": job.threads}
         artifacts.write_text(folder / MODEL_FILE, r.model_text)
-        r.metrics["model_sha256"] = artifacts.sha256_file(folder / MODEL_FILE)  # checked by whoever uses the model
+        r.metrics["model_sha256"] = artifacts.sha256_file(
+            folder / MODEL_FILE
+        )  # checked by whoever uses the model
         artifacts.write_json(folder / "split_indices.json", r.split_indices)
         artifacts.write_parquet(folder / "predictions.parquet", r.predictions)
         artifacts.write_json(folder / "training_log.json", log)
@@ -48,7 +52,9 @@ def fit_shared_encoder(job) -> None:
     features = {s: pd.read_parquet(p) for s, p in keyed(symbols, job.input.features, "/{}.").items()}
     splits = job.input.splits
     if len(splits) != len(symbols) * len(windows):
-        raise ValueError(f"need one split per symbol and window ({len(symbols)} x {len(windows)}), got {len(splits)}")
+        raise ValueError(
+            f"need one split per symbol and window ({len(symbols)} x {len(windows)}), got {len(splits)}"
+        )
     ranges = {}
     for s in symbols:
         per_window = keyed(windows, [p for p in splits if f"/{s}/" in p], "/w{}.")
@@ -56,8 +62,10 @@ def fit_shared_encoder(job) -> None:
     encoder = fit_encoder(training_rows(features, ranges), spec)
     out = job.output.encoder
     version = save_shared_encoder(out, encoder)
-    print(f"{spec['kind']} encoder {out}: {len(encoder.columns)} columns, {encoder.n_train_rows} training rows, "
-          f"{len(encoder.output_columns)} outputs, version {version}; training rows {ranges}")
+    print(
+        f"{spec['kind']} encoder {out}: {len(encoder.columns)} columns, {encoder.n_train_rows} training rows, "
+        f"{len(encoder.output_columns)} outputs, version {version}; training rows {ranges}"
+    )
 
 
 def _tune(job, stage: str) -> None:
@@ -74,8 +82,14 @@ def _tune(job, stage: str) -> None:
         choice = stage2_representative(list(choices.values()), cfg["representative_rule"])
         choice_path = next(p for p, c in choices.items() if c is choice)
         s = choice["symbol"]
-        comb = load_combination(choice_path, files["features"][s], files["selected"][s], files["targets"][s],
-                                files["splits"][s], encoder)
+        comb = load_combination(
+            choice_path,
+            files["features"][s],
+            files["selected"][s],
+            files["targets"][s],
+            files["splits"][s],
+            encoder,
+        )
         key, previous = f"w{choice['window']}", None
     else:
         comb = load_combination(inp.choice, inp.features, inp.selected, inp.targets, inp.split, encoder)
@@ -83,8 +97,16 @@ def _tune(job, stage: str) -> None:
         key = f"{choice['symbol']}-w{choice['window']}-{choice['side']}"
         previous = artifacts.read_json(inp.previous)
     journal = str(Path(job.output.result).with_suffix(".journal"))
-    result = run_tuning_stage(stage, comb, cfg, n_studies=job.params.n_studies, journal_path=journal,
-                              previous=previous, key=key, threads=job.threads)
+    result = run_tuning_stage(
+        stage,
+        comb,
+        cfg,
+        n_studies=job.params.n_studies,
+        journal_path=journal,
+        previous=previous,
+        key=key,
+        threads=job.threads,
+    )
     result["representative_rule"] = cfg["representative_rule"] if stage == "stage2" else None
     artifacts.write_json(job.output.result, result)
 
@@ -106,8 +128,10 @@ def train_production(job) -> None:
     encoder = inp.encoder[0] if inp.encoder else None
     comb = load_combination(inp.choice, inp.features, inp.selected, inp.targets, inp.split, encoder)
     choice = artifacts.read_json(inp.choice)
-    tuning = {stage: artifacts.read_json(p) for stage, p in
-              (("stage2", inp.stage2), ("stage3", inp.stage3), ("stage4", inp.previous))}
+    tuning = {
+        stage: artifacts.read_json(p)
+        for stage, p in (("stage2", inp.stage2), ("stage3", inp.stage3), ("stage4", inp.previous))
+    }
     tuned, _ = production.tuned_params(comb, tuning)
     trained = production.train_combination(comb, tuned, spec["model"], threads=job.threads)
     bars = pd.read_parquet(inp.bars, columns=["timestamp", "close"])
@@ -119,23 +143,38 @@ def train_production(job) -> None:
     data_end = bars["timestamp"].iloc[-1].isoformat()
 
     def documents(model_sha256: str) -> dict:
-        return production.folder_documents(comb, trained, tuning, evaluation, trials, costs, spec,
-                                           data_version=data_version, data_end=data_end,
-                                           model_sha256=model_sha256, threads=job.threads)
+        return production.folder_documents(
+            comb,
+            trained,
+            tuning,
+            evaluation,
+            trials,
+            costs,
+            spec,
+            data_version=data_version,
+            data_end=data_end,
+            model_sha256=model_sha256,
+            threads=job.threads,
+        )
 
     production.write_folder(outdir, trained.model, documents, encoder_path=encoder)
     print(f"{outdir}: grade {evaluation['grade']['grade']}, gate passed {evaluation['gate']['passed']}")
 
 
 def summarize_production(job) -> None:
-    rows = [production.summary_row(artifacts.read_json(Path(f) / "config.json"),
-                                   artifacts.read_json(Path(f) / "metrics.json"))
-            for f in job.input.folders]
+    rows = [
+        production.summary_row(
+            artifacts.read_json(Path(f) / "config.json"), artifacts.read_json(Path(f) / "metrics.json")
+        )
+        for f in job.input.folders
+    ]
     table = production.summary_table(rows)
     artifacts.write_parquet(job.output.parquet, table)
     passed = int(table["gate_passed"].sum())
-    title = (f"Production models: {len(table)} (symbol, window, side), {passed} passed the gates "
-             "(test segment, after costs)")
+    title = (
+        f"Production models: {len(table)} (symbol, window, side), {passed} passed the gates "
+        "(test segment, after costs)"
+    )
     artifacts.write_text(job.output.markdown, to_markdown(table, title))
 
 
@@ -152,5 +191,7 @@ def fit_ensemble(job) -> None:
         job.params.spec,
         data_version=artifacts.sha256_file(inp.bars),
     )
-    print(f"{outdir}: {metrics['vin']} ({metrics['ensemble_validation_scores']}), grade "
-          f"{metrics['grade']['grade']}, gate passed {metrics['gate']['passed']}")
+    print(
+        f"{outdir}: {metrics['vin']} ({metrics['ensemble_validation_scores']}), grade "
+        f"{metrics['grade']['grade']}, gate passed {metrics['gate']['passed']}"
+    )

@@ -37,9 +37,20 @@ from workflow_scripts.training.tuning import resolve_params
 ENCODER_FILE = "encoder.json"
 
 
-def fit_head(kind: str, X_train: pd.DataFrame, y_train, X_val: pd.DataFrame, y_val, *, params: dict,
-             seed: int, threads: int, model_cfg: dict, bars: pd.DataFrame | None = None,
-             timestamps=None) -> kinds.FittedHead:
+def fit_head(
+    kind: str,
+    X_train: pd.DataFrame,
+    y_train,
+    X_val: pd.DataFrame,
+    y_val,
+    *,
+    params: dict,
+    seed: int,
+    threads: int,
+    model_cfg: dict,
+    bars: pd.DataFrame | None = None,
+    timestamps=None,
+) -> kinds.FittedHead:
     """Train a head of `kind` (config/model `kind`); the interface is in the module docstring. `bars` (the whole
     bar-ordered feature table, X_* index = bar positions) and `timestamps` (its bars' times) feed the windowed
     torch kinds; tree kinds ignore them."""
@@ -49,11 +60,24 @@ def fit_head(kind: str, X_train: pd.DataFrame, y_train, X_val: pd.DataFrame, y_v
     for name, X in (("X_train", X_train), ("X_val", X_val)):
         if not all(X.dtypes == np.float32):
             raise ValueError(f"{name} must be float32 columns")
-    head = spec.fit(spec, X_train, y_train, X_val, y_val, params, seed, threads, model_cfg,
-                    bars=bars, timestamps=timestamps)
+    head = spec.fit(
+        spec,
+        X_train,
+        y_train,
+        X_val,
+        y_val,
+        params,
+        seed,
+        threads,
+        model_cfg,
+        bars=bars,
+        timestamps=timestamps,
+    )
     said, table = (head.kind, head.model_type, head.vin_type), (spec.name, spec.model_type, spec.vin_type)
     if said != table:
-        raise ValueError(f"the {kind} head says (kind, model_type, vin_type) {said}; models/kinds.py says {table}")
+        raise ValueError(
+            f"the {kind} head says (kind, model_type, vin_type) {said}; models/kinds.py says {table}"
+        )
     return head
 
 
@@ -69,13 +93,20 @@ def tuned_params(comb: Combination, tuning: dict[str, dict]) -> tuple[dict, str]
     for stage in ("stage3", "stage4"):
         r = tuning[stage]
         if (r["symbol"], int(r["window"]), r["side"]) != (comb.symbol, comb.window, comb.side):
-            raise ValueError(f"{stage} result is for {r['symbol']} w{r['window']} {r['side']}, "
-                             f"not {comb.symbol} w{comb.window} {comb.side}")
-    scored = [(r["best_value"], stage) for stage, r in ((s, tuning[s]) for s in ("stage4", "stage3"))
-              if r.get("best_params") and r.get("best_value") is not None]
+            raise ValueError(
+                f"{stage} result is for {r['symbol']} w{r['window']} {r['side']}, "
+                f"not {comb.symbol} w{comb.window} {comb.side}"
+            )
+    scored = [
+        (r["best_value"], stage)
+        for stage, r in ((s, tuning[s]) for s in ("stage4", "stage3"))
+        if r.get("best_params") and r.get("best_value") is not None
+    ]
     if not scored:
-        raise ValueError(f"stages 3 and 4 of {comb.symbol} w{comb.window} {comb.side} have no best trial "
-                         "(every trial failed or was pruned)")
+        raise ValueError(
+            f"stages 3 and 4 of {comb.symbol} w{comb.window} {comb.side} have no best trial "
+            "(every trial failed or was pruned)"
+        )
     stage = max(scored, key=lambda x: x[0])[1]  # stage 4 first: it wins ties
     return tuning[stage]["best_params"], stage
 
@@ -93,15 +124,30 @@ def train_combination(comb: Combination, tuned: dict, model_cfg: dict, threads: 
     X_tr, y_tr = comb.segment("train")
     X_va, y_va = comb.segment("validation")
     params = production_params(model_cfg, tuned, len(y_tr))
-    model = fit_head(model_cfg["kind"], X_tr, y_tr, X_va, y_va, params=params, seed=int(model_cfg["seed"]),
-                     threads=threads, model_cfg=model_cfg, bars=comb.X, timestamps=comb.targets["timestamp"])
+    model = fit_head(
+        model_cfg["kind"],
+        X_tr,
+        y_tr,
+        X_va,
+        y_va,
+        params=params,
+        seed=int(model_cfg["seed"]),
+        threads=threads,
+        model_cfg=model_cfg,
+        bars=comb.X,
+        timestamps=comb.targets["timestamp"],
+    )
     scored = comb.rows["scored"]
     proba = model.predict_proba(comb.X.iloc[scored])
     where = {seg: np.searchsorted(scored, comb.rows[seg]) for seg in ("validation", "test")}
     y_te = comb.labels[comb.rows["test"]].astype(np.int64)
-    return Trained(model, params, prediction_frame(scored, proba),
-                   macro_average_precision(y_va, proba[where["validation"]]),
-                   macro_average_precision(y_te, proba[where["test"]]))
+    return Trained(
+        model,
+        params,
+        prediction_frame(scored, proba),
+        macro_average_precision(y_va, proba[where["validation"]]),
+        macro_average_precision(y_te, proba[where["test"]]),
+    )
 
 
 def dsr_trials(choice: dict, tuning_results: dict[str, dict]) -> dict:
@@ -111,31 +157,72 @@ def dsr_trials(choice: dict, tuning_results: dict[str, dict]) -> dict:
     trained = [v for v in choice["variants_ranked"] if v.get("status") == "trained"]
     counts = {"stage1_variants": len(trained)}
     counts |= {stage: int(r["finished_trials"]) for stage, r in sorted(tuning_results.items())}
-    return {"n_trials": int(sum(counts.values())), "by_stage": counts,
-            "trial_sharpes": [v.get("sharpe_per_trade") for v in trained if v.get("sharpe_per_trade") is not None]}
+    return {
+        "n_trials": int(sum(counts.values())),
+        "by_stage": counts,
+        "trial_sharpes": [
+            v.get("sharpe_per_trade") for v in trained if v.get("sharpe_per_trade") is not None
+        ],
+    }
 
 
-def evaluate_production(comb: Combination, trained: Trained, close: np.ndarray, costs: dict, cfg: dict,
-                        trials: dict) -> dict:
+def evaluate_production(
+    comb: Combination, trained: Trained, close: np.ndarray, costs: dict, cfg: dict, trials: dict
+) -> dict:
     """Stage 1's evaluation of the production model; cfg holds targets, evaluation, gates and grades."""
-    first = choose_on_validation(comb.targets, close, comb.split, comb.window, cfg["targets"], comb.target,
-                                 trained.predictions, costs, cfg)
+    first = choose_on_validation(
+        comb.targets,
+        close,
+        comb.split,
+        comb.window,
+        cfg["targets"],
+        comb.target,
+        trained.predictions,
+        costs,
+        cfg,
+    )
     sharpes = list(trials["trial_sharpes"]) + [first["sharpe"]]
     return evaluate_on_test(first, comb.split, cfg, max(1, trials["n_trials"]), sharpes)
 
 
-def production_vin(symbol: str, window: int, target: str, model, params: dict, grade: str, data_end: str,
-                   model_sha256: str, data_version: str, encoder_version: str | None) -> str:
+def production_vin(
+    symbol: str,
+    window: int,
+    target: str,
+    model,
+    params: dict,
+    grade: str,
+    data_end: str,
+    model_sha256: str,
+    data_version: str,
+    encoder_version: str | None,
+) -> str:
     """The VIN of a production model; the date is the last bar of the data, so a rerun gives the same code."""
     date = pd.Timestamp(data_end).strftime("%Y%m%d")
-    identity = {"symbol": symbol, "target": target, "window": window, "kind": model.kind, "params": params,
-                "date": date, "model_sha256": model_sha256, "data_version": data_version,
-                "encoder_version": encoder_version}
+    identity = {
+        "symbol": symbol,
+        "target": target,
+        "window": window,
+        "kind": model.kind,
+        "params": params,
+        "date": date,
+        "model_sha256": model_sha256,
+        "data_version": data_version,
+        "encoder_version": encoder_version,
+    }
     # Stage 4 tunes continuous values (0.06094611795264643): the VIN shows 3 significant digits, the exact values
     # stay in config.json and in the identity hash of the VIN's suffix.
     shown = {k: float(f"{v:.3g}") if isinstance(v, float) else v for k, v in params.items()}
-    fields = vin_fields_for_lgbm(shown, grade=grade, target=parse_target_id(target), window=window, date=date,
-                                 identity=identity, best_iteration=model.best_iteration, model_type=model.vin_type)
+    fields = vin_fields_for_lgbm(
+        shown,
+        grade=grade,
+        target=parse_target_id(target),
+        window=window,
+        date=date,
+        identity=identity,
+        best_iteration=model.best_iteration,
+        model_type=model.vin_type,
+    )
     return encode_vin(fields)
 
 
@@ -145,50 +232,99 @@ def score_of(evaluation: dict) -> float | None:
     return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
-def folder_documents(comb: Combination, trained: Trained, tuning: dict[str, dict], evaluation: dict, trials: dict,
-                     costs: dict, spec: dict, *, data_version: str, data_end: str, model_sha256: str,
-                     threads: int) -> dict[str, Any]:
+def folder_documents(
+    comb: Combination,
+    trained: Trained,
+    tuning: dict[str, dict],
+    evaluation: dict,
+    trials: dict,
+    costs: dict,
+    spec: dict,
+    *,
+    data_version: str,
+    data_end: str,
+    model_sha256: str,
+    threads: int,
+) -> dict[str, Any]:
     """The JSON files of a production folder (docs/REGISTRY.md): {file name: document}. Deterministic: no
     timings (the job's time is in its benchmark file), so a rerun writes the same bytes."""
     model = trained.model
     tuned, tuned_stage = tuned_params(comb, tuning)
     grade = evaluation["grade"]["grade"]
-    vin = production_vin(comb.symbol, comb.window, comb.target, model, trained.params, grade, data_end,
-                         model_sha256, data_version, comb.encoder_version)
+    vin = production_vin(
+        comb.symbol,
+        comb.window,
+        comb.target,
+        model,
+        trained.params,
+        grade,
+        data_end,
+        model_sha256,
+        data_version,
+        comb.encoder_version,
+    )
     features = list(comb.X.columns)
     prefix = spec["encoder"].get("prefix") or "shared__"
     return {
         "config.json": {
-            "symbol": comb.symbol, "window": comb.window, "side": comb.side, "target": comb.target,
-            "model_type": model.model_type, "model_kind": model.kind,
-            "params": trained.params, "tuned_params": tuned, "tuned_in": tuned_stage,
+            "symbol": comb.symbol,
+            "window": comb.window,
+            "side": comb.side,
+            "target": comb.target,
+            "model_type": model.model_type,
+            "model_kind": model.kind,
+            "params": trained.params,
+            "tuned_params": tuned,
+            "tuned_in": tuned_stage,
             "native_params": model.native_params,
             "model": spec["model"],
-            "tuning": {stage: {"study_name": r["study_name"], "best_value": r["best_value"],
-                               "finished_trials": r["finished_trials"]} for stage, r in sorted(tuning.items())},
+            "tuning": {
+                stage: {
+                    "study_name": r["study_name"],
+                    "best_value": r["best_value"],
+                    "finished_trials": r["finished_trials"],
+                }
+                for stage, r in sorted(tuning.items())
+            },
             "dependencies": {"data_version": data_version, "encoder_version": comb.encoder_version},
         },
         "metrics.json": {
-            "vin": vin, "grade": evaluation["grade"],
-            "gate": {"profile": evaluation["gate"]["profile"], "passed": evaluation["gate"]["passed"],
-                     "reasons": evaluation["gate"]["reasons"]},
-            "score": score_of(evaluation), "score_definition": "after-cost per-trade Sharpe on the test segment",
+            "vin": vin,
+            "grade": evaluation["grade"],
+            "gate": {
+                "profile": evaluation["gate"]["profile"],
+                "passed": evaluation["gate"]["passed"],
+                "reasons": evaluation["gate"]["reasons"],
+            },
+            "score": score_of(evaluation),
+            "score_definition": "after-cost per-trade Sharpe on the test segment",
             "best_iteration": model.best_iteration,
-            "validation_average_precision": trained.validation_ap, "test_average_precision": trained.test_ap,
+            "validation_average_precision": trained.validation_ap,
+            "test_average_precision": trained.test_ap,
             "rows": {seg: len(comb.rows[seg]) for seg in ("train", "validation", "test")},
             "dsr_trials": {k: v for k, v in trials.items() if k != "trial_sharpes"},
             "evaluation": evaluation,
         },
         "costs.json": costs,
         "features.json": {
-            "features": features, "spec": spec["features"], "universe": spec["universe"],
-            "encoder": None if comb.encoder_version is None else {
-                "file": ENCODER_FILE, "version": comb.encoder_version,
-                "columns": [c for c in features if c.startswith(prefix)]},
+            "features": features,
+            "spec": spec["features"],
+            "universe": spec["universe"],
+            "encoder": None
+            if comb.encoder_version is None
+            else {
+                "file": ENCODER_FILE,
+                "version": comb.encoder_version,
+                "columns": [c for c in features if c.startswith(prefix)],
+            },
         },
         "split_indices.json": {seg: comb.rows[seg].tolist() for seg in ("train", "validation", "test")},
-        "training_log.json": model.log | {"threads": int(threads), "train_rows": len(comb.rows["train"]),
-                                          "validation_rows": len(comb.rows["validation"])},
+        "training_log.json": model.log
+        | {
+            "threads": int(threads),
+            "train_rows": len(comb.rows["train"]),
+            "validation_rows": len(comb.rows["validation"]),
+        },
     }
 
 
@@ -210,15 +346,23 @@ def write_folder(folder, model, make_documents: Callable[[str], dict[str, Any]],
 def summary_row(config: dict, metrics: dict) -> dict:
     after = metrics["evaluation"]["after_costs"]
     return {
-        "symbol": config["symbol"], "window": config["window"], "side": config["side"],
-        "target": config["target"], "model_type": config["model_type"],
+        "symbol": config["symbol"],
+        "window": config["window"],
+        "side": config["side"],
+        "target": config["target"],
+        "model_type": config["model_type"],
         "params": " ".join(f"{k}={v}" for k, v in sorted(config["tuned_params"].items())),
         "validation_average_precision": metrics["validation_average_precision"],
         "test_average_precision": metrics["test_average_precision"],
-        "n_trades": after["n_trades"], "net_total_return": after["total_return"],
-        "sharpe_per_trade": after["sharpe_per_trade"], "dsr": after["dsr"], "max_drawdown": after["max_drawdown"],
+        "n_trades": after["n_trades"],
+        "net_total_return": after["total_return"],
+        "sharpe_per_trade": after["sharpe_per_trade"],
+        "dsr": after["dsr"],
+        "max_drawdown": after["max_drawdown"],
         "dsr_trials": metrics["dsr_trials"]["n_trials"],
-        "gate_passed": metrics["gate"]["passed"], "grade": metrics["grade"]["grade"], "vin": metrics["vin"],
+        "gate_passed": metrics["gate"]["passed"],
+        "grade": metrics["grade"]["grade"],
+        "vin": metrics["vin"],
     }
 
 

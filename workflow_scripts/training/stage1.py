@@ -17,14 +17,24 @@ import numpy as np
 import pandas as pd
 
 from workflow_scripts import artifacts
-from workflow_scripts.evaluation.metrics import macro_average_precision
 from workflow_scripts.data.splits import SEGMENTS, segment_mask
+from workflow_scripts.evaluation.metrics import macro_average_precision
 from workflow_scripts.targets.swing_targets import BREAKOUT, CLASS_NAMES, NEITHER, NO_EVENT, REVERSION
 
 CLASSES = (NEITHER, BREAKOUT, REVERSION)
-MODEL_FILE, METRICS_FILE = "model.txt", "metrics.json"  # per variant folder; metrics.json records model_sha256
-DATASET_KEYS = ("max_bin", "min_data_in_bin", "seed", "deterministic", "force_row_wise", "force_col_wise",
-                "verbosity")
+MODEL_FILE, METRICS_FILE = (
+    "model.txt",
+    "metrics.json",
+)  # per variant folder; metrics.json records model_sha256
+DATASET_KEYS = (
+    "max_bin",
+    "min_data_in_bin",
+    "seed",
+    "deterministic",
+    "force_row_wise",
+    "force_col_wise",
+    "verbosity",
+)
 
 
 @dataclass
@@ -46,14 +56,21 @@ def variant_rows(labels: np.ndarray, split: dict, label_end: np.ndarray) -> dict
     positions = np.arange(len(labels))
     usable = np.isin(labels, CLASSES)
     rows = {seg: positions[usable & segment_mask(split, seg, positions, label_end)] for seg in SEGMENTS}
-    in_scored = segment_mask(split, "validation", positions, label_end) | segment_mask(split, "test", positions,
-                                                                                        label_end)
+    in_scored = segment_mask(split, "validation", positions, label_end) | segment_mask(
+        split, "test", positions, label_end
+    )
     rows["scored"] = positions[(labels != NO_EVENT) & in_scored]
     return rows
 
 
-def train_window(features: pd.DataFrame, targets: pd.DataFrame, split: dict, target_ids: list[str],
-                 spec: dict, threads: int = 1) -> list[VariantResult]:
+def train_window(
+    features: pd.DataFrame,
+    targets: pd.DataFrame,
+    split: dict,
+    target_ids: list[str],
+    spec: dict,
+    threads: int = 1,
+) -> list[VariantResult]:
     if not features["timestamp"].equals(targets["timestamp"]):
         raise ValueError("features and targets are not aligned on the same bars (timestamp columns differ)")
     feature_names = [c for c in features.columns if c != "timestamp"]
@@ -61,14 +78,27 @@ def train_window(features: pd.DataFrame, targets: pd.DataFrame, split: dict, tar
     rows = {t: variant_rows(targets[t].to_numpy(), split, label_end) for t in target_ids}
 
     params = dict(spec["params"], num_threads=threads)
-    ds_params = {k: params[k] for k in DATASET_KEYS if k in params} | {"num_threads": threads,
-                                                                       "feature_pre_filter": False}
-    union = {seg: np.unique(np.concatenate([r[seg] for r in rows.values()])) for seg in ("train", "validation")}
+    ds_params = {k: params[k] for k in DATASET_KEYS if k in params} | {
+        "num_threads": threads,
+        "feature_pre_filter": False,
+    }
+    union = {
+        seg: np.unique(np.concatenate([r[seg] for r in rows.values()])) for seg in ("train", "validation")
+    }
     X = features[feature_names]
-    train_all = lgb.Dataset(X.iloc[union["train"]].to_numpy(np.float32), feature_name=feature_names,
-                            params=ds_params, free_raw_data=False).construct()
-    val_all = lgb.Dataset(X.iloc[union["validation"]].to_numpy(np.float32), feature_name=feature_names,
-                          reference=train_all, params=ds_params, free_raw_data=False).construct()
+    train_all = lgb.Dataset(
+        X.iloc[union["train"]].to_numpy(np.float32),
+        feature_name=feature_names,
+        params=ds_params,
+        free_raw_data=False,
+    ).construct()
+    val_all = lgb.Dataset(
+        X.iloc[union["validation"]].to_numpy(np.float32),
+        feature_name=feature_names,
+        reference=train_all,
+        params=ds_params,
+        free_raw_data=False,
+    ).construct()
     test_X = X.to_numpy(np.float32)  # test rows are looked up per variant; the table is already in memory
 
     results = []
@@ -100,7 +130,11 @@ def _train_variant(target, labels, rows, union, train_all, val_all, test_X, para
 
     started = time.perf_counter()
     booster = lgb.train(
-        params, train_ds, num_boost_round=spec["num_boost_round"], valid_sets=[val_ds], valid_names=["validation"],
+        params,
+        train_ds,
+        num_boost_round=spec["num_boost_round"],
+        valid_sets=[val_ds],
+        valid_names=["validation"],
         callbacks=[lgb.early_stopping(spec["early_stopping_rounds"], verbose=False)],
     )
     fit_seconds = time.perf_counter() - started
@@ -116,15 +150,26 @@ def _train_variant(target, labels, rows, union, train_all, val_all, test_X, para
         "test_average_precision": macro_average_precision(y["test"], proba_test),
         "validation_multi_logloss": float(booster.best_score["validation"]["multi_logloss"]),
     }
-    return VariantResult(target, booster.model_to_string(num_iteration=best), metrics, split_indices,
-                         prediction_frame(rows["scored"], scored))
+    return VariantResult(
+        target,
+        booster.model_to_string(num_iteration=best),
+        metrics,
+        split_indices,
+        prediction_frame(rows["scored"], scored),
+    )
 
 
 def prediction_frame(positions: np.ndarray, proba: np.ndarray | None) -> pd.DataFrame:
     """Bar position and class probabilities (NaN for a skipped variant): what evaluation needs, no model."""
     proba = np.full((len(positions), 3), np.nan) if proba is None else proba
-    return pd.DataFrame({"pos": positions.astype(np.int64), "p_neither": proba[:, 0], "p_breakout": proba[:, 1],
-                         "p_reversion": proba[:, 2]})
+    return pd.DataFrame(
+        {
+            "pos": positions.astype(np.int64),
+            "p_neither": proba[:, 0],
+            "p_breakout": proba[:, 1],
+            "p_reversion": proba[:, 2],
+        }
+    )
 
 
 def _skip_reason(y: dict, spec: dict) -> str | None:
@@ -133,8 +178,10 @@ def _skip_reason(y: dict, spec: dict) -> str | None:
     for seg in ("train", "validation"):
         counts = np.bincount(y[seg], minlength=3)
         if counts.min() < spec["min_class_rows"]:
-            return (f"{seg} class counts {counts.tolist()} (neither, breakout, reversion) below "
-                    f"stage1.min_class_rows={spec['min_class_rows']}")
+            return (
+                f"{seg} class counts {counts.tolist()} (neither, breakout, reversion) below "
+                f"stage1.min_class_rows={spec['min_class_rows']}"
+            )
     return None
 
 
@@ -146,6 +193,8 @@ def verified_model_sha256(folder: str | Path) -> str:
     metrics_path = folder / METRICS_FILE
     recorded = artifacts.read_json(metrics_path).get("model_sha256")
     if not isinstance(recorded, str):
-        raise ValueError(f"{metrics_path}: no model_sha256 recorded for {folder / MODEL_FILE}; rerun train_stage1")
+        raise ValueError(
+            f"{metrics_path}: no model_sha256 recorded for {folder / MODEL_FILE}; rerun train_stage1"
+        )
     artifacts.read_verified(folder / MODEL_FILE, recorded, metrics_path)
     return recorded

@@ -31,8 +31,8 @@ import optuna
 from optuna.trial import TrialState
 
 from workflow_scripts import artifacts
-from workflow_scripts.models.heads import lightgbm_params, macro_average_precision
 from workflow_scripts.data.purged_walk_forward import purged_walk_forward
+from workflow_scripts.models.heads import lightgbm_params, macro_average_precision
 
 # LightGBM parameters fixed when a Dataset is binned (shared by every trial of a study).
 _DATASET_KEYS = (
@@ -518,7 +518,10 @@ def representative(stage1_best: Sequence[dict], rule: str = "best_validation_ap"
     """
     if not stage1_best:
         raise ValueError("no stage-1 results to choose a representative from")
-    key_tie = lambda e: (e.get("symbol", ""), e.get("side", ""), e.get("target", ""))
+
+    def key_tie(e):
+        return (e.get("symbol", ""), e.get("side", ""), e.get("target", ""))
+
     if rule == "best_validation_ap":
         return min(stage1_best, key=lambda e: (-float(e["validation_ap"]), key_tie(e)))
     if rule == "most_rows":

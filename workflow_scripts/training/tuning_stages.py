@@ -34,9 +34,16 @@ def stage2_candidates(choices: list[dict]) -> list[dict]:
         best = c.get("best")
         if not best or not best.get("target"):
             continue
-        out.append({"symbol": c["symbol"], "side": c["side"], "window": int(c["window"]),
-                     "target": best["target"], "validation_ap": float(best["validation_average_precision"]),
-                     "train_rows": int(best["train_rows"])})
+        out.append(
+            {
+                "symbol": c["symbol"],
+                "side": c["side"],
+                "window": int(c["window"]),
+                "target": best["target"],
+                "validation_ap": float(best["validation_average_precision"]),
+                "train_rows": int(best["train_rows"]),
+            }
+        )
     if not out:
         raise ValueError("no combination of this window has a trained stage-1 variant: nothing to tune")
     return out
@@ -63,16 +70,20 @@ def stage_data(comb: Combination, stage: str, tuning_cfg: dict):
         try:
             folds = tuning.cv_folds(pos, comb.label_end[pos], tuning_cfg["cv"])
         except ValueError as exc:
-            raise ValueError(f"{comb.symbol} w{comb.window} {comb.side} ({comb.target}): {len(pos)} train + "
-                             f"validation rows cannot make the configured CV folds (tuning.cv): {exc}") from exc
+            raise ValueError(
+                f"{comb.symbol} w{comb.window} {comb.side} ({comb.target}): {len(pos)} train + "
+                f"validation rows cannot make the configured CV folds (tuning.cv): {exc}"
+            ) from exc
     else:
         raise ValueError(f"not a tuning stage run by the workflow: {stage!r}")
     for tr, va in folds:
         for name, idx in (("training", tr), ("validation", va)):
             classes = np.unique(comb.labels[pos[idx]])
             if len(idx) == 0 or len(classes) < 2:
-                raise ValueError(f"{comb.symbol} w{comb.window} {comb.side} ({comb.target}) {stage}: a {name} "
-                                 f"fold has {len(idx)} rows and classes {classes.tolist()}; need >= 2 classes")
+                raise ValueError(
+                    f"{comb.symbol} w{comb.window} {comb.side} ({comb.target}) {stage}: a {name} "
+                    f"fold has {len(idx)} rows and classes {classes.tolist()}; need >= 2 classes"
+                )
     X = comb.X.iloc[pos].reset_index(drop=True)
     return X, comb.labels[pos].astype(np.int64), folds, pos
 
@@ -113,34 +124,64 @@ def run_tuning_stage(
     pruner = tuning_cfg["pruner"]
     esr = int(tuning_cfg["early_stopping_rounds"][stage])
     identity = {
-        "target": comb.target, "features": list(X.columns), "rows": pos.tolist(),
-        "folds": [[len(t), len(v)] for t, v in folds], "space": space, "fixed": tuning_cfg["fixed"],
-        "early_stopping_rounds": esr, "max_rounds": tuning_cfg["max_rounds"], "seed": tuning_cfg["seed"],
-        "sampler": tuning_cfg["sampler"], "pruner": pruner, "report_every": tuning_cfg["report_every"],
+        "target": comb.target,
+        "features": list(X.columns),
+        "rows": pos.tolist(),
+        "folds": [[len(t), len(v)] for t, v in folds],
+        "space": space,
+        "fixed": tuning_cfg["fixed"],
+        "early_stopping_rounds": esr,
+        "max_rounds": tuning_cfg["max_rounds"],
+        "seed": tuning_cfg["seed"],
+        "sampler": tuning_cfg["sampler"],
+        "pruner": pruner,
+        "report_every": tuning_cfg["report_every"],
         "encoder_version": comb.encoder_version,
     }
     objective = tuning.make_objective(
-        X, y, folds, space, tuning_cfg["fixed"], early_stopping_rounds=esr, max_rounds=int(tuning_cfg["max_rounds"]),
-        seed=int(tuning_cfg["seed"]), num_threads=int(threads), report_every=int(tuning_cfg["report_every"]),
-        pruning=pruner["kind"] != "none", report=pruner["report"],
+        X,
+        y,
+        folds,
+        space,
+        tuning_cfg["fixed"],
+        early_stopping_rounds=esr,
+        max_rounds=int(tuning_cfg["max_rounds"]),
+        seed=int(tuning_cfg["seed"]),
+        num_threads=int(threads),
+        report_every=int(tuning_cfg["report_every"]),
+        pruning=pruner["kind"] != "none",
+        report=pruner["report"],
     )
     budget = tuning.stage_budget(tuning_cfg, stage, n_studies)
     # Stage 3 starts at the window's stage-2 best (the centre of its narrowed grid), then searches around it.
     start = [{k: v for k, v in best.items() if k in space}] if stage == "stage3" else []
     result = tuning.run_stage(
-        journal_path=journal_path, study_name=study_name(stage, key, identity), objective=objective,
-        n_trials=budget["n_trials"], timeout_s=budget["timeout_s"], seed=study_seed(tuning_cfg["seed"], key),
-        sampler=tuning_cfg["sampler"], pruner_cfg=pruner, stale_after_s=float(tuning_cfg["stale_after_s"]),
-        budget=budget, enqueue=start,
+        journal_path=journal_path,
+        study_name=study_name(stage, key, identity),
+        objective=objective,
+        n_trials=budget["n_trials"],
+        timeout_s=budget["timeout_s"],
+        seed=study_seed(tuning_cfg["seed"], key),
+        sampler=tuning_cfg["sampler"],
+        pruner_cfg=pruner,
+        stale_after_s=float(tuning_cfg["stale_after_s"]),
+        budget=budget,
+        enqueue=start,
     )
     return {
         "stage": stage,
-        "symbol": comb.symbol, "window": comb.window, "side": comb.side, "target": comb.target,
+        "symbol": comb.symbol,
+        "window": comb.window,
+        "side": comb.side,
+        "target": comb.target,
         "journal": str(journal_path),
         "space": space,
         "previous_best_params": best,
-        "rows": {"train": len(comb.rows["train"]), "validation": len(comb.rows["validation"]),
-                 "scored_on": len(pos)},
+        "rows": {
+            "train": len(comb.rows["train"]),
+            "validation": len(comb.rows["validation"]),
+            "scored_on": len(pos),
+        },
         "folds": [{"train_rows": len(t), "validation_rows": len(v)} for t, v in folds],
         "n_features": int(X.shape[1]),
         "encoder_version": comb.encoder_version,
