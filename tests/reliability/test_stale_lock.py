@@ -84,7 +84,7 @@ def test_owner_on_another_host_and_lock_without_owner_are_left_alone(tmp_path):
 
 def test_claim_records_the_caller_and_its_exit_removes_the_record(tmp_path):
     code = (
-        "import sys, os; from workflow_scripts import stale_lock; stale_lock.claim(sys.argv[1]); "
+        "import sys, os; from workflow_scripts.ops import stale_lock; stale_lock.claim(sys.argv[1]); "
         "print(sorted(os.listdir(os.path.join(sys.argv[1], 'swingflow-owners'))))"
     )
     out = subprocess.run(

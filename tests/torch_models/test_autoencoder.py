@@ -185,7 +185,7 @@ def test_entry_on_real_bars_ignores_validation_and_test_rows(tmp_path):
     assert doc["n_train_rows"] == sum(hi - lo for lo, hi in lo_hi.values())
     scrambled = {s: f.copy() for s, f in feats.items()}
     rng = np.random.default_rng(3)
-    for s, (lo, hi) in lo_hi.items():
+    for s, (_lo, hi) in lo_hi.items():
         cols = scrambled[s].columns[1:]
         scrambled[s].loc[hi:, cols] = (
             rng.normal(size=(len(scrambled[s]) - hi, len(cols))).astype(np.float32) * 1e3
