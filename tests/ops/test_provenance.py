@@ -62,8 +62,9 @@ def put_raw_data_under_dvc(repo: Path) -> None:
 
 
 def plan(repo: Path):
-    """A real run (the check runs at its start, not for -n) of the cheapest job: the resolved config."""
-    r = run_snakemake(["-c1", *PRODUCTION, "--", "results/config/resolved.yaml"], cwd=repo, timeout=180)
+    """A real run (the check runs at its start, not for -n) of the cheapest job, forced so every call has a job to
+    start: the resolved config."""
+    r = run_snakemake(["-c1", "-f", *PRODUCTION, "--", "results/config/resolved.yaml"], cwd=repo, timeout=180)
     r.stderr = r.stdout + r.stderr  # Snakemake prints a start-up error on stdout
     return r
 
