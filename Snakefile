@@ -14,11 +14,14 @@ include: "rules/targets.smk"
 include: "rules/selection.smk"
 include: "rules/training.smk"
 include: "rules/evaluation.smk"
+include: "rules/agents.smk"
 include: "rules/registry.smk"
+include: "rules/lifecycle.smk"
 include: "rules/report.smk"
 
 
-# Notifications (Telegram, JSON webhook; channels per env, secrets only from the environment): never fail a run.
+# Notifications (Telegram, JSON webhook; channels per env, secrets only from the environment):
+# never fail a run.
 from workflow_scripts.ops import notify
 
 

@@ -1,6 +1,7 @@
 """Evaluations per second on one year of hourly bars (8,760 bars), the shape the evaluate rule sees.
 
-    python benchmarks/evaluation.py [--events 700] [--horizon 10] [--seconds 3] [--out benchmarks/out/evaluation.json]
+    python benchmarks/evaluation.py [--events 700] [--horizon 10] [--seconds 3]
+                                    [--out benchmarks/out/evaluation.json]
 
 Synthetic but realistic: a random-walk close series (0.6 % hourly sigma), ~8 % of bars are events of one side
 (about 700 a year, the order of a k = 1.5 swing target), an informative 3-class model, the default cost table

@@ -1,8 +1,8 @@
 """Benchmark of workflow_scripts.features on the full demo bars (about 29.5k hourly rows per coin).
 
-Prints, per case, the build time and the process's peak RSS (each case runs in its own child process so peaks do
-not mix): `default` and `seed_scale` own-feature builds for one coin, and `cross` = add_cross_coin of three coins'
-default tables (BTC + ETH, SOL). Run from the repository root:
+Prints, per case, the build time and the process's peak RSS (each case runs in its own child process so peaks
+do not mix): `default` and `seed_scale` own-feature builds for one coin, and `cross` = add_cross_coin of three
+coins' default tables (BTC + ETH, SOL). Run from the repository root:
 
     python benchmarks/features.py [--symbol BTCUSDT] [--cases default seed_scale cross]
 """
@@ -29,18 +29,16 @@ def run_case(case: str, symbol: str) -> dict:
     sys.path.insert(0, str(ROOT))
     import pandas as pd
 
-    from workflow_scripts.features import (
-        DEFAULT_SPEC,
-        SEED_SCALE_SPEC,
-        add_cross_coin,
-        build_features,
-    )
+    from workflow_scripts.config.schema import config_group
+    from workflow_scripts.features import add_cross_coin, build_features
+
+    default_spec = config_group("features")
 
     if case in ("default", "seed_scale"):
         bars = pd.read_parquet(RAW / f"{symbol}_1h.parquet")
         base = _rss_mb()
         t0 = time.perf_counter()
-        table = build_features(bars, DEFAULT_SPEC if case == "default" else SEED_SCALE_SPEC)
+        table = build_features(bars, config_group("features", case))
         secs = time.perf_counter() - t0
         return {
             "case": case,
@@ -53,7 +51,7 @@ def run_case(case: str, symbol: str) -> dict:
             "peak_rss_mb": round(_rss_mb()),
         }
     symbols = [symbol] + [s for s in ("ETHUSDT", "SOLUSDT", "BTCUSDT") if s != symbol][:2]
-    tables = {s: build_features(pd.read_parquet(RAW / f"{s}_1h.parquet"), DEFAULT_SPEC) for s in symbols}
+    tables = {s: build_features(pd.read_parquet(RAW / f"{s}_1h.parquet"), default_spec) for s in symbols}
     base = _rss_mb()
     t0 = time.perf_counter()
     cross = add_cross_coin(tables[symbols[0]], {s: tables[s] for s in symbols[1:]})
@@ -81,7 +79,8 @@ def main() -> None:
         print(json.dumps(run_case(args.child, args.symbol)))
         return
     print(
-        f"{'case':<11}{'symbol':<9}{'rows':>7}{'features':>10}{'seconds':>9}{'table MB':>10}{'peak RSS MB':>13}"
+        f"{'case':<11}{'symbol':<9}{'rows':>7}{'features':>10}{'seconds':>9}"
+        f"{'table MB':>10}{'peak RSS MB':>13}"
     )
     for case in args.cases:
         done = subprocess.run(

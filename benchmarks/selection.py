@@ -1,12 +1,14 @@
 """Benchmark of feature screening and selection at seed scale (docs/SELECTION.md has the figures).
 
-(a) Screening: the training segment (first 60% of the bars) of a BTCUSDT cross-coin table with 3 coins x ~5,000
-    features = ~15,000 float32 columns. Built with `workflow_scripts.features.build_features(bars,
-    SEED_SCALE_SPEC)` when that exists, otherwise from realistic synthetic generators over the real BTC/ETH/SOL
-    bars (rolling means/stds/z-scores/extremes/EWMs over 50 windows, lags, breakout indicators: many near-duplicate
-    columns, warm-up NaN, sparse 0/1 columns). Runs in a child process so that its peak RSS is the job's own.
-(b) Selection: ~10 variants (swing-like targets from the real BTC bars) on ~2,000 columns; per variant the shared
-    binned dataset + subset against the naive rebuild (a fresh lgb.Dataset for the fit and early-stopping rows).
+(a) Screening: the training segment (first 60% of the bars) of a BTCUSDT cross-coin table with 3 coins x
+    ~5,000 features = ~15,000 float32 columns. Built with `workflow_scripts.features.build_features` and the
+    `features=seed_scale` group when that exists, otherwise from realistic synthetic generators over the real
+    BTC/ETH/SOL bars (rolling means/stds/z-scores/extremes/EWMs over 50 windows, lags, breakout indicators:
+    many near-duplicate columns, warm-up NaN, sparse 0/1 columns). Runs in a child process so that its peak
+    RSS is the job's own.
+(b) Selection: ~10 variants (swing-like targets from the real BTC bars) on ~2,000 columns; per variant the
+    shared binned dataset + subset against the naive rebuild (a fresh lgb.Dataset for the fit and
+    early-stopping rows).
 
     /tmp/probe-venv/bin/python benchmarks/selection.py                 # both parts
     /tmp/probe-venv/bin/python benchmarks/selection.py --part selection --variants 4 --columns 500
@@ -29,10 +31,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from workflow_scripts.config.schema import config_group
 from workflow_scripts.selection.feature_screening import feature_source, screen_features, segment_positions
 from workflow_scripts.selection.feature_selection import (
-    DEFAULT_PARAMS,
-    DEFAULT_SPEC,
     aggregate_selection,
     build_shared_dataset,
     dataset_params,
@@ -66,7 +67,7 @@ def load_bars(symbol: str) -> pd.DataFrame:
     return bars.sort_values("timestamp").reset_index(drop=True)
 
 
-# ---- synthetic features from real bars ----------------------------------------------------------------------
+# ---- synthetic features from real bars ---------------------------------------------------------------------
 WINDOWS = np.unique(np.geomspace(2, 720, 50).astype(int))
 
 
@@ -135,7 +136,7 @@ def synthetic_features(bars: pd.DataFrame, per_coin: int, rows: int) -> tuple[li
 def coin_table(bars: pd.DataFrame, per_coin: int) -> tuple[pd.DataFrame, str]:
     """One coin's feature table (timestamp + float32 columns): the real generators when they exist."""
     try:
-        from workflow_scripts.features import SEED_SCALE_SPEC, build_features
+        from workflow_scripts.features import build_features
     except ImportError:
         names, cols = synthetic_features(bars, per_coin, len(bars))
         arr = np.empty((len(bars), len(cols)), dtype=np.float32, order="F")
@@ -144,7 +145,9 @@ def coin_table(bars: pd.DataFrame, per_coin: int) -> tuple[pd.DataFrame, str]:
         frame = pd.DataFrame(arr, columns=names, copy=False)
         frame.insert(0, "timestamp", bars["timestamp"].array)
         return frame, "synthetic generators over real bars"
-    return build_features(bars, SEED_SCALE_SPEC), "build_features(bars, SEED_SCALE_SPEC)"
+    return build_features(
+        bars, config_group("features", "seed_scale")
+    ), "build_features(bars, features=seed_scale)"
 
 
 def build_training_table(per_coin: int) -> tuple[pd.DataFrame, str]:
@@ -175,7 +178,7 @@ def build_training_table(per_coin: int) -> tuple[pd.DataFrame, str]:
     return frame, source
 
 
-# ---- (a) screening ------------------------------------------------------------------------------------------
+# ---- (a) screening -----------------------------------------------------------------------------------------
 def screening_child(per_coin: int, block: int) -> dict:
     t0 = time.perf_counter()
     frame, source = build_training_table(per_coin)
@@ -183,7 +186,7 @@ def screening_child(per_coin: int, block: int) -> dict:
     rss_before = _rss_mib()
     peak_reset = _reset_peak()
     t0, cpu0 = time.perf_counter(), time.process_time()
-    kept, report = screen_features(frame, {"corr_block_size": block})
+    kept, report = screen_features(frame, {**config_group("screening"), "corr_block_size": block})
     screen_s, screen_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     return {
         "source": source,
@@ -214,9 +217,10 @@ def run_screening(per_coin: int, block: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-# ---- (b) selection ------------------------------------------------------------------------------------------
+# ---- (b) selection -----------------------------------------------------------------------------------------
 def swing_like_targets(bars: pd.DataFrame, variants: int) -> pd.DataFrame:
-    """Per variant int8 codes -1 no event, 0 neither, 1 breakout, 2 reversion from the real bars (bench only)."""
+    """Per variant int8 codes -1 no event, 0 neither, 1 breakout, 2 reversion from the real bars (bench
+    only)."""
     c = bars["close"].to_numpy(np.float64)
     logc = np.log(c)
     out = {}
@@ -265,8 +269,8 @@ def run_selection(n_variants: int, n_columns: int, per_coin: int) -> dict:
     horizon = 20
     split = {"train": {"lo": 0, "hi": int(n * TRAIN_FRAC)}, "horizon": horizon}
     train = segment_positions(split, "train", n)
-    spec = {**DEFAULT_SPEC}
-    params = {**DEFAULT_PARAMS, **spec["params"]}
+    spec = config_group("selection")
+    params = spec["params"]
     union, variants = plan_window(targets, train, list(targets.columns), spec, horizon)
 
     t0, c0 = time.perf_counter(), time.process_time()
@@ -300,7 +304,9 @@ def run_selection(n_variants: int, n_columns: int, per_coin: int) -> dict:
         tables.append(tab)
         print(
             f"  {tid}: fit {len(v.fit_pos)} val {len(v.val_pos)} best_it {tab.attrs['best_iteration']} "
-            f"shared {shared_s[-1]:.1f}s (cpu {shared_cpu[-1]:.1f}) naive {naive_s[-1]:.1f}s (cpu {naive_cpu[-1]:.1f}) top-{spec['top_k']} Jaccard {overlap[-1]:.2f}",
+            f"shared {shared_s[-1]:.1f}s (cpu {shared_cpu[-1]:.1f}) "
+            f"naive {naive_s[-1]:.1f}s (cpu {naive_cpu[-1]:.1f}) "
+            f"top-{spec['top_k']} Jaccard {overlap[-1]:.2f}",
             flush=True,
         )
     agg = aggregate_selection(tables, spec["keep_min"], spec["keep_max"], spec["score_coverage"])

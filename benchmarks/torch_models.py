@@ -8,10 +8,10 @@ Data: data/raw/BTCUSDT_1h.parquet, features from workflow_scripts.features.build
 (tech + vol, lookbacks 5/21/55), labels from workflow_scripts.targets.swing_targets.build_targets (window 10,
 high_breakout k1.0 theta1.0, horizon 10), chronological split 60/20/20 with a 24-bar embargo. Event rows only.
 
-Reports per (device, arch): training samples per second (over all epochs, first included; the
-trainer's own DataLoader over the memory-mapped .npy, AMP and torch.compile per the config defaults on that
-device), best epoch, and TorchScript inference latency per bar at batch 1 (median of 300 calls) and batch 8192
-(median of 7 calls, divided by 8192). Inference is float32, no autocast, windows pre-gathered (model time only).
+Reports per (device, arch): training samples per second (over all epochs, first included; the trainer's own
+DataLoader over the memory-mapped .npy, AMP and torch.compile per the config defaults on that device), best
+epoch, and TorchScript inference latency per bar at batch 1 (median of 300 calls) and batch 8192 (median of 7
+calls, divided by 8192). Inference is float32, no autocast, windows pre-gathered (model time only).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from workflow_scripts import artifacts
+from workflow_scripts.config.schema import config_group
 from workflow_scripts.data import splits
 from workflow_scripts.features import build_features
 from workflow_scripts.models import torch_models as tm
@@ -79,8 +80,13 @@ def latency(scripted, x: np.ndarray, device, batch: int, reps: int) -> float:
 
 
 def bench(device: torch.device, arch: str, matrix, rows, labels, epochs: int, threads: int) -> dict:
-    cfg = tm.TorchModelConfig(
-        **ARCHS[arch], max_epochs=epochs, patience=epochs + 1, device=str(device), num_threads=threads
+    cfg = tm.TorchModelConfig.from_config(
+        config_group("model", f"torch_{arch}"),
+        **ARCHS[arch],
+        max_epochs=epochs,
+        patience=epochs + 1,
+        device=str(device),
+        num_threads=threads,
     )
     t0 = time.perf_counter()
     trained = tm.train_torch_model(

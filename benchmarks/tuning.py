@@ -2,14 +2,14 @@
 
     python benchmarks/tuning.py [--seconds 75] [--seeds 1] [--out benchmarks/out/tuning.json]
 
-Data: data/raw/BTCUSDT_1h.parquet; target high_breakout_k1.0_th1.0 on window 10 (workflow_scripts.targets.swing_targets,
-horizon 10 bars), event rows only (codes 0/1/2); a dozen simple features known at t (returns, volatility,
-range, volume), computed here so the benchmark does not depend on the feature stage. Scoring is stage 3's:
-mean macro average precision over 5 purged expanding walk-forward folds (embargo 24 bars) on the first 80 % of
-the rows (the last 20 % stand in for the untouched test segment and are not used). Space: config/tuning's grid
-(stage 2's broad space). Arms: TPE with per-fold pruning on fold AP (the default), TPE with the LightGBM
-callback pruning on -multi_logloss every 10 rounds, random search without pruning; one thread, one after the
-other.
+Data: data/raw/BTCUSDT_1h.parquet; target high_breakout_k1.0_th1.0 on window 10
+(workflow_scripts.targets.swing_targets, horizon 10 bars), event rows only (codes 0/1/2); a dozen simple
+features known at t (returns, volatility, range, volume), computed here so the benchmark does not depend on
+the feature stage. Scoring is stage 3's: mean macro average precision over 5 purged expanding walk-forward
+folds (embargo 24 bars) on the first 80 % of the rows (the last 20 % stand in for the untouched test segment
+and are not used). Space: config/tuning's grid (stage 2's broad space). Arms: TPE with per-fold pruning on
+fold AP (the default), TPE with the LightGBM callback pruning on -multi_logloss every 10 rounds, random search
+without pruning; one thread, one after the other.
 
 Reports per arm: finished trials, pruned trials, trials per minute, best score, and best-score-so-far after
 1, 5, 10, 20, 40, ... trials (trial order), so the arms can also be compared at equal trial counts.

@@ -12,6 +12,7 @@ from workflow_scripts.data.ingest import find_raw_file
 from workflow_scripts.models.kinds import KINDS
 from workflow_scripts.targets.grammar import horizon_bars, target_grid
 from workflow_scripts.ops import provenance, stale_lock
+from workflow_scripts.ops.code_digest import rule_code_digest
 
 CFG = swcfg.compose(swcfg.overrides_from_snakemake(config))
 SYMBOLS = CFG["universe"]["symbols"]
@@ -76,6 +77,8 @@ def as_json(obj):
 # threads and wildcards, so a path is named once (in the Snakefile). Snakemake does not record a param function
 # that reads input/output, so the params also carry `config_slice`, the same params as JSON from the wildcards
 # alone; that is what Snakemake records and compares, and a changed slice reruns the job (trigger `params`).
+# `code` is the digest of the code the job runs (workflow_scripts/ops/code_digest.py): an edit to it reruns the
+# job the same way.
 JOB = (
     "python -m workflow_scripts.ops.timeout_guard {resources.runtime} -- "
     "python -m workflow_scripts.job {params.job:q} > {log} 2>&1"
@@ -101,7 +104,11 @@ def job(entry, **params):
             }
         )
 
-    return {"job": manifest, "config_slice": lambda wildcards: as_json(evaluated(wildcards))}
+    return {
+        "job": manifest,
+        "config_slice": lambda wildcards: as_json(evaluated(wildcards)),
+        "code": rule_code_digest(entry),
+    }
 
 
 def group_spec(group):
@@ -114,6 +121,11 @@ def targets_of_side(side):
 
 
 # ---- config slices (what each rule reads, nothing more) -----------------------------------------------------
+def agent_spec():
+    """What the agent entries read (rules/agents.smk): the agents group without its switches."""
+    return {k: v for k, v in CFG["agents"].items() if k not in ("name", "enabled", "kinds", "window")}
+
+
 def ingest_spec():
     t = CFG["targets"]
     w, h = max(t["windows"]), max(t["windows"]) * t["horizon_multiplier"]
@@ -221,7 +233,10 @@ def all_outputs():
         "results/production/summary.md",
         "results/registry/run_status.json",
         expand("results/predictions/{symbol}.parquet", symbol=SYMBOLS),
+        expand("results/lifecycle/paper/{symbol}.json", symbol=SYMBOLS),  # rules/lifecycle.smk
         "results/report/evaluation.html",  # rules/report.smk: the sections of `snakemake --report`
         # rules/tracking.smk: production models -> MLflow, only when env.tracking is mlflow
         ["results/tracking/mlflow_runs.json"] if CFG["env"]["tracking"] == "mlflow" else [],
+        # rules/agents.smk: the RL line, only with agents=ppo (or another agents option)
+        expand("results/agents/test/{symbol}.json", symbol=SYMBOLS) if CFG["agents"]["enabled"] else [],
     ]

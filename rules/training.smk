@@ -140,6 +140,11 @@ rule train_production:
         stage3="results/tuning/stage3/{symbol}/w{window}/{side}.json",
         bars="results/ingest/{symbol}.parquet",
         costs="results/costs/{symbol}.json",
+        # every window of the (symbol, side) slot: its DSR counts all of them (training/trials.py)
+        slot_choices=expand("results/best_variant/{{symbol}}/w{w}/{{side}}.json", w=WINDOWS),
+        slot_stage2=expand("results/tuning/stage2/w{w}.json", w=WINDOWS),
+        slot_stage3=expand("results/tuning/stage3/{{symbol}}/w{w}/{{side}}.json", w=WINDOWS),
+        slot_stage4=expand("results/tuning/stage4/{{symbol}}/w{w}/{{side}}.json", w=WINDOWS),
     output:
         folder=directory("results/production/{symbol}/w{window}/{side}"),
     log:
@@ -154,7 +159,7 @@ rule train_production:
         mem_mb=4000,
         runtime=runtime_min("train_production", 60),
     params:
-        **job("training.train_production", spec=production_spec()),
+        **job("training.train_production", spec=production_spec(), windows=WINDOWS, ensemble=CFG["ensemble"]),
     shell:
         JOB
 

@@ -1,4 +1,5 @@
-"""A private copy of the workflow to run Snakemake in: for tests and benchmarks that must not touch results/."""
+"""A private copy of the workflow to run Snakemake in: for tests and benchmarks that must not touch
+results/."""
 
 from __future__ import annotations
 

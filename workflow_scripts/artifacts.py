@@ -1,9 +1,10 @@
 """The one writer of artifacts and the one hash function.
 
 Every file a rule produces goes through here: it is written to a temporary name in the same folder and renamed
-into place, so a killed job never leaves a truncated file that a later rule could read as complete. The temporary
-is hidden and ends in `.tmp` (`.<name>.<8 random characters>.tmp`), so no output name or output glob matches it; a
-job killed mid-write leaves one behind, and the next write of the same output (the rerun of that job) removes it.
+into place, so a killed job never leaves a truncated file that a later rule could read as complete. The
+temporary is hidden and ends in `.tmp` (`.<name>.<8 random characters>.tmp`), so no output name or output glob
+matches it; a job killed mid-write leaves one behind, and the next write of the same output (the rerun of that
+job) removes it.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Temporaries of `path` left by killed writes (`.<name>.XXXXXXXX.tmp`, tempfile.mkstemp's 8 characters)."""
+    """Temporaries of `path` left by killed writes (`.<name>.XXXXXXXX.tmp`, tempfile.mkstemp's 8
+    characters)."""
     path = Path(path)
     pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
     if not path.parent.is_dir():
@@ -97,8 +99,8 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def read_verified(path: str | os.PathLike, expected: str, recorded_in: str | os.PathLike) -> bytes:
     """The bytes of `path` if their sha256 equals `expected` (the hash recorded in `recorded_in`); otherwise
-    ValueError naming the file, where the hash was recorded and both hashes. Callers parse the returned bytes, so
-    what is loaded is exactly what was checked (a truncated, garbled or replaced artifact is refused)."""
+    ValueError naming the file, where the hash was recorded and both hashes. Callers parse the returned bytes,
+    so what is loaded is exactly what was checked (a truncated, garbled or replaced artifact is refused)."""
     data = Path(path).read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
@@ -121,8 +123,9 @@ def _json_default(obj: Any) -> Any:
 
 
 def read_document(path, fmt: str, expected_sha256: str | None = None) -> dict:
-    """The JSON document of a file of format `fmt` (an encoder, a model document); with `expected_sha256` (the version a head recorded)
-    a file whose sha256 differs is refused before it is parsed. Errors name the file."""
+    """The JSON document of a file of format `fmt` (an encoder, a model document); with `expected_sha256` (the
+    version a head recorded) a file whose sha256 differs is refused before it is parsed. Errors name the
+    file."""
     if expected_sha256 is None:
         d = read_json(path)
     else:

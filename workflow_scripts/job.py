@@ -1,10 +1,10 @@
 """The one entry every rule runs: `python -m workflow_scripts.job MANIFEST`.
 
-The rule's shell line is the same for every rule (rules/common.smk, `JOB`); its `params.job` is one JSON manifest
-holding the rule's named input and output files, its params, threads and wildcards, built from the rule itself
-(rules/common.smk, `job("<stage>.<function>", ...)`), so a file is named once: in the rule. This module calls
-that function of `workflow_scripts/<stage>/jobs.py` (named like the rule) with a `Job`. Jobs read the named files as
-`job.input.features`, `job.output.variants`, the config slices as `job.params.spec`.
+The rule's shell line is the same for every rule (rules/common.smk, `JOB`); its `params.job` is one JSON
+manifest holding the rule's named input and output files, its params, threads and wildcards, built from the
+rule itself (rules/common.smk, `job("<stage>.<function>", ...)`), so a file is named once: in the rule. This
+module calls that function of `workflow_scripts/<stage>/jobs.py` (named like the rule) with a `Job`. Jobs read
+the named files as `job.input.features`, `job.output.variants`, the config slices as `job.params.spec`.
 
 A known input error (ValueError, FileNotFoundError, KeyError) ends the job with exit 1 and one readable line
 instead of a traceback; anything else is a bug and keeps its traceback.
@@ -26,8 +26,10 @@ STAGES = (
     "targets",
     "selection",
     "training",
+    "agents",
     "evaluation",
     "registry",
+    "lifecycle",
     "report",
 )
 
@@ -54,8 +56,8 @@ class Job:
 
 
 def keyed(keys, paths, token: str) -> dict:
-    """{key: path} for a rule input expanded over `keys` (e.g. symbols); `token` ("/{}/", "/w{}.") must name each
-    key inside its own path, so an input list in another order is an error instead of a silent mix-up."""
+    """{key: path} for a rule input expanded over `keys` (e.g. symbols); `token` ("/{}/", "/w{}.") must name
+    each key inside its own path, so an input list in another order is an error instead of a silent mix-up."""
     keys, paths = list(keys), list(paths)
     if len(keys) != len(paths):
         raise ValueError(f"expected one path per key {keys}, got {len(paths)}: {paths}")

@@ -1,4 +1,5 @@
-"""The import graph of workflow_scripts/, read from the source with `ast` (module-level and function-level)."""
+"""The import graph of workflow_scripts/, read from the source with `ast` (module-level and
+function-level)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ LAYERS = (
     "evaluation",
     "models",
     "training",
+    "agents",
+    "lifecycle",
     "registry",
     "report",
     "config",

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# Every optional rule switched on: the shared encoder, the ensembles and MLflow tracking (central-dev's env).
-ALL_ON = ["--config", "env=central-dev", "encoder=pca", "ensemble=enabled"]
+# Every optional rule switched on: shared encoder, ensembles, MLflow tracking (central-dev's env), agents.
+ALL_ON = ["--config", "env=central-dev", "encoder=pca", "ensemble=enabled", "agents=ppo"]
 
 
 def rulegraph_edges(config: list[str] = ALL_ON) -> set[tuple[str, str]]:

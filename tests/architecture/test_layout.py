@@ -47,7 +47,8 @@ def test_function_level_project_imports_only_for_heavy_dependencies():
 
 
 def test_the_checker_sees_cycles_upward_and_hidden_imports(tmp_path, monkeypatch):
-    """The checks above can fail: a planted cycle, an upward import and a function-level import are reported."""
+    """The checks above can fail: a planted cycle, an upward import and a function-level import are
+    reported."""
     from tests.architecture import imports as imp
 
     pkg = tmp_path / "workflow_scripts"

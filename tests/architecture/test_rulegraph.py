@@ -13,5 +13,8 @@ def test_architecture_doc_draws_the_rule_graph_edge_for_edge():
 
 
 def test_edge_reader_reads_chains_and_ignores_comments():
-    text = 'x\n```mermaid\nflowchart TD\n    subgraph s["rules/s.smk"]\n    a --> b --> c  %% d --> e\n    end\n```\n'
+    text = (
+        'x\n```mermaid\nflowchart TD\n    subgraph s["rules/s.smk"]\n'
+        "    a --> b --> c  %% d --> e\n    end\n```\n"
+    )
     assert doc_edges(text) == {("a", "b"), ("b", "c")}

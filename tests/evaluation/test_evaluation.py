@@ -115,11 +115,16 @@ def test_equity_plot_is_a_png(tmp_path):
 def test_no_trades_is_a_result_not_an_error():
     inputs = synthetic()
     res = evaluate_model(
-        **inputs, segment=(0, 2000), costs=zero_costs(), rule={"threshold": 0.99}, gate_profile=STRICT
+        **inputs,
+        segment=(0, 2000),
+        costs=zero_costs(),
+        rule={"threshold": 0.99},
+        gate_profile=STRICT,
+        grades=GRADES,
     )
     assert res["counts"]["n_trades"] == 0 and res["after_costs"]["total_return"] == 0.0
     assert not res["gate"]["passed"] and "min_trades" in res["gate"]["failed_gates"]
-    assert res["grade"]["grade"] == "F"
+    assert res["grade"]["grade"] == "N"  # no trades: insufficient evidence, not a graded F
 
 
 def test_contract_with_the_targets_table():

@@ -124,3 +124,15 @@ def test_round_trip(mtype, grade, arch, opt, env, side, kind, date, suffix):
     assert back == fields
     assert all(type(back[g][k]) is type(fields[g][k]) for g in ("arch", "opt", "env") for k in fields[g])
     assert encode_vin(back) == code
+
+
+def test_insufficient_evidence_grade_rides_in_the_vin():
+    """Issue 14 item 7: the 'insufficient evidence' grade fits the VIN grammar and decodes back."""
+    from workflow_scripts.config.schema import config_group
+    from workflow_scripts.evaluation.grades import INSUFFICIENT, grade_metric
+
+    grade = grade_metric({"sharpe_per_trade": 0.9, "n_trades": 6}, config_group("grades"))["grade"]
+    assert grade == INSUFFICIENT == "N" and INSUFFICIENT in GRADES
+    code = encode_vin({**EXAMPLE, "grade": grade})
+    assert code.split("-")[1] == "N" and decode_vin(code)["grade"] == "N"
+    assert decode_vin(code) == {**EXAMPLE, "grade": "N"}

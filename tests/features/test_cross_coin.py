@@ -62,9 +62,10 @@ def test_duplicate_timestamps_refused():
 
 
 def test_real_tables_align(raw_bars):
-    from workflow_scripts.features import DEFAULT_SPEC, build_features
+    from workflow_scripts.config.schema import config_group
+    from workflow_scripts.features import build_features
 
-    spec = {**DEFAULT_SPEC, "lookbacks": [5]}
+    spec = {**config_group("features"), "lookbacks": [5]}
     btc = build_features(raw_bars["BTCUSDT"].iloc[:400], spec)
     eth = build_features(raw_bars["ETHUSDT"].iloc[100:300], spec)
     out = add_cross_coin(btc, {"ETHUSDT": eth})

@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 from tests.features.conftest import randomise_after
-from workflow_scripts.features import DEFAULT_SPEC, add_cross_coin, build_features
+from workflow_scripts.config.schema import config_group
+from workflow_scripts.features import add_cross_coin, build_features
+
+DEFAULT_SPEC = config_group("features")
 
 LAGGED = {**DEFAULT_SPEC, "lookbacks": [3, 8, 21], "lags": [1, 4]}
 

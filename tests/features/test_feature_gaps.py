@@ -5,7 +5,10 @@ import numpy as np
 import pandas as pd
 
 from tests.features.conftest import make_bars
-from workflow_scripts.features import DEFAULT_SPEC, build_features
+from workflow_scripts.config.schema import config_group
+from workflow_scripts.features import build_features
+
+DEFAULT_SPEC = config_group("features")
 
 SPEC = {**DEFAULT_SPEC, "lookbacks": [3, 13, 34], "lags": [2]}
 GAP_AT = 700  # first bar after the outage, in the gapped frame

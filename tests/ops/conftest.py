@@ -75,8 +75,8 @@ class TinyRun:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> TinyRun:
-    """The whole real workflow, run once for the session on the tiny config in a sandbox, with both notification
-    channels pointed at a local recorder. Shared by the notification, report (and DVC) tests."""
+    """The whole real workflow, run once for the session on the tiny config in a sandbox, with both
+    notification channels pointed at a local recorder. Shared by the notification, report (and DVC) tests."""
     wf = copy_workflow(tmp_path_factory.mktemp("tiny_run") / "wf")
     with recorder_server() as server:
         t0 = time.monotonic()

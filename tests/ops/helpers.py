@@ -1,4 +1,5 @@
-"""Helpers for the operations tests (imported as tests.ops.helpers): running Snakemake, an HTTP recorder, ports."""
+"""Helpers for the operations tests (imported as tests.ops.helpers): running Snakemake, an HTTP recorder,
+ports."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""DAG pictures: `snakemake --rulegraph` and `--dag <one target>` print valid dot. Rendered with graphviz's `dot`
-when it is installed (apt-get install graphviz), else the dot text's structure is checked."""
+"""DAG pictures: `snakemake --rulegraph` and `--dag <one target>` print valid dot. Rendered with graphviz's
+`dot` when it is installed (apt-get install graphviz), else the dot text's structure is checked."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def graph(tmp_path, *args: str, targets: tuple[str, ...] = ()) -> str:
 
 
 def check_dot(text: str) -> tuple[dict[str, str], set[tuple[str, str]]]:
-    """Nodes {id: label} and edges; asserts the digraph is well formed (balanced braces, edges between nodes)."""
+    """Nodes {id: label} and edges; asserts the digraph is well formed (balanced braces, edges between
+    nodes)."""
     body = text[text.index("digraph") :]
     assert body.count("{") == body.count("}") and body.rstrip().endswith("}")
     nodes = dict(re.findall(r'^\s*(\d+)\[label = "([^"]+)"', body, flags=re.MULTILINE))

@@ -1,6 +1,6 @@
-"""Notifications: message building from the run's files, delivery to Telegram's Bot API and a JSON webhook (a local
-HTTP recorder stands in for both), and the hooks inside a real Snakemake run. Delivery never fails the workflow
-and the token never reaches a log or a file."""
+"""Notifications: message building from the run's files, delivery to Telegram's Bot API and a JSON webhook (a
+local HTTP recorder stands in for both), and the hooks inside a real Snakemake run. Delivery never fails the
+workflow and the token never reaches a log or a file."""
 
 from __future__ import annotations
 
@@ -127,7 +127,8 @@ Trying to restart job 7.
 Error in rule train_stage1:
     message: SLURM-job '42' failed, SLURM status is: 'TIMEOUT'. Reason: Unknown.
     jobid: 7
-    log: logs/stage1/ETHUSDT/w2.log, .snakemake/slurm_logs/rule_train_stage1/ETHUSDT_2/42.log (check log file(s) for error details)
+    log: logs/stage1/ETHUSDT/w2.log, .snakemake/slurm_logs/rule_train_stage1/ETHUSDT_2/42.log \
+(check log file(s) for error details)
     wildcards: symbol=ETHUSDT, window=2
 Error in rule ingest_bars:
     jobid: 3
@@ -163,7 +164,7 @@ def test_hooks_never_raise_even_on_nonsense(tmp_path):
     assert "error" in notify.on_success(log=None, settings=BOTH, context=object(), workdir=tmp_path)
 
 
-# ---- the hooks inside a real Snakemake run ------------------------------------------------------------------
+# ---- the hooks inside a real Snakemake run -----------------------------------------------------------------
 def prepare(tmp_path: Path):
     # a run record left by an earlier run: it must not count for this one
     old = tmp_path / "results" / "registry" / "run_status.json"

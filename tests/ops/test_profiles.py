@@ -1,5 +1,6 @@
-"""Profiles stack: --profile <p> plus the workflow profile profiles/default, whose keys win per key. The workflow
-profile must therefore hold no machine limits, or a cluster run would inherit a laptop's cap and memory."""
+"""Profiles stack: --profile <p> plus the workflow profile profiles/default, whose keys win per key. The
+workflow profile must therefore hold no machine limits, or a cluster run would inherit a laptop's cap and
+memory."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ MACHINE_KEYS = {"cores", "jobs", "resources", "default-resources", "executor", "
 
 
 def settings(tmp_path, *args: str) -> dict:
-    """Effective settings of a dry run from a copy of the repo's profiles (Snakemake finds profiles/default next to
-    the Snakefile, exactly as in the repository)."""
+    """Effective settings of a dry run from a copy of the repo's profiles (Snakemake finds profiles/default
+    next to the Snakefile, exactly as in the repository)."""
     shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
     shutil.copy(FIXTURES / "profiles" / "Snakefile", tmp_path / "Snakefile")
     r = run_snakemake(["-n", *args], cwd=tmp_path, timeout=120)

@@ -1,5 +1,6 @@
-"""env=production refuses to start from a checkout it could not be rebuilt from: uncommitted code or config, raw
-data not tracked by DVC (or changed since `dvc add`). A temporary git repository holds a copy of the workflow."""
+"""env=production refuses to start from a checkout it could not be rebuilt from: uncommitted code or config,
+raw data not tracked by DVC (or changed since `dvc add`). A temporary git repository holds a copy of the
+workflow."""
 
 from __future__ import annotations
 
@@ -62,8 +63,8 @@ def put_raw_data_under_dvc(repo: Path) -> None:
 
 
 def plan(repo: Path):
-    """A real run (the check runs at its start, not for -n) of the cheapest job, forced so every call has a job to
-    start: the resolved config."""
+    """A real run (the check runs at its start, not for -n) of the cheapest job, forced so every call has a
+    job to start: the resolved config."""
     r = run_snakemake(["-c1", "-f", *PRODUCTION, "--", "results/config/resolved.yaml"], cwd=repo, timeout=180)
     r.stderr = r.stdout + r.stderr  # Snakemake prints a start-up error on stdout
     return r

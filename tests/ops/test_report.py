@@ -1,5 +1,5 @@
-"""`snakemake --report`: the sections rules/report.smk renders (data quality, selected features and importances,
-tuning history, evaluation after costs, champions), built from the whole tiny run."""
+"""`snakemake --report`: the sections rules/report.smk renders (data quality, selected features and
+importances, tuning history, evaluation after costs, champions), built from the whole tiny run."""
 
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ def test_the_report_builds_with_every_section(tiny_run):
         "5. Champions",
     ):
         assert category in report, category
-    # the section files are embedded in the report as data URIs (data:text/html;charset=utf8;filename=...;base64,)
+    # the section files are embedded in the report as data URIs
+    # (data:text/html;charset=utf8;filename=...;base64,)
     embedded = [
         base64.b64decode(m).decode(errors="replace")
         for m in re.findall(r"data:text/html;[^,\"]*base64,([A-Za-z0-9+/=]+)", report)

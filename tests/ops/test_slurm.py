@@ -1,10 +1,12 @@
-"""profiles/slurm against a REAL single-node Slurm that this module starts (scripts/slurm_local.sh) and stops. The
-test cluster adds only its own flags (CLUSTER_FLAGS: no accounts, keep the per-job logs, poll sooner, 4 jobs).
+"""profiles/slurm against a REAL single-node Slurm that this module starts (scripts/slurm_local.sh) and stops.
+The test cluster adds only its own flags (CLUSTER_FLAGS: no accounts, keep the per-job logs, poll sooner, 4
+jobs).
 
-Proof that the jobs went through Slurm: every job's output records $SLURM_JOB_ID, the plugin's per-job logs sit
-under .snakemake/slurm_logs/, and slurmctld's own log shows each job id allocated. GPU requests from the profile
-(a rule's `gpu=1`, as train_production declares for torch models, and `gres="gpu:1"`) reach Slurm: `scontrol show job` of the
-running job lists the GPU and Slurm sets CUDA_VISIBLE_DEVICES (the GPUs are fake: mknod character devices).
+Proof that the jobs went through Slurm: every job's output records $SLURM_JOB_ID, the plugin's per-job logs
+sit under .snakemake/slurm_logs/, and slurmctld's own log shows each job id allocated. GPU requests from the
+profile (a rule's `gpu=1`, as train_production declares for torch models, and `gres="gpu:1"`) reach Slurm:
+`scontrol show job` of the running job lists the GPU and Slurm sets CUDA_VISIBLE_DEVICES (the GPUs are fake:
+mknod character devices).
 
 Skipped when not root or when the packages cannot be installed. Every command runs under `timeout -k 10`.
 """
@@ -107,7 +109,8 @@ def slurm_snakemake(
 
 
 def slurm_job_logs(workdir: Path) -> dict[str, Path]:
-    """{slurm job id: its log} from the plugin's log folder (.snakemake/slurm_logs/<rule>/<wildcards>/<id>.log)."""
+    """{slurm job id: its log} from the plugin's log folder
+    (.snakemake/slurm_logs/<rule>/<wildcards>/<id>.log)."""
     return {p.stem: p for p in (workdir / ".snakemake" / "slurm_logs").rglob("*.log") if p.stem.isdigit()}
 
 
@@ -154,7 +157,8 @@ def test_a_small_workflow_runs_through_slurm_with_gpu_requests(slurm, tmp_path):
     for jid in job_ids:
         assert re.search(rf"JobId={jid}\b", ctld), f"job {jid} not in slurmctld's log"
 
-    # GPU: a rule's gpu=1 (-> --gpus=1, as train_production declares for torch models) and gres="gpu:1" (-> --gres)
+    # GPU: a rule's gpu=1 (-> --gpus=1, as train_production declares for torch models) and gres="gpu:1" (->
+    # --gres)
     for name in ("gpu", "gres"):
         text = (tmp_path / f"gpu/{name}.txt").read_text()
         assert re.search(r"cuda=[01]\b", text), text  # Slurm bound one of the two (fake) GPUs
@@ -173,11 +177,11 @@ def submitted_jobs(stderr: str) -> dict[str, list[str]]:
 
 
 def test_the_real_workflow_runs_through_slurm_and_a_timed_out_job_is_retried_longer(slurm, tmp_path):
-    # The real Snakefile (from a sandbox copy: its own profiles/default is loaded too) up to one coin's cross-coin
-    # features: resolved config, ingest x2, base features x2, cross-coin features, on the short integration-test
-    # span. ingest_bars gets runtime_minutes=1 and a "minute" of 0.5 s: the guard inside the Slurm job stops it,
-    # the job fails, and the plugin resubmits it with `-t` = 2, 3, ... minutes until it fits (the other rules get
-    # 600 "minutes" = 300 s, so only ingest is squeezed).
+    # The real Snakefile (from a sandbox copy: its own profiles/default is loaded too) up to one coin's
+    # cross-coin features: resolved config, ingest x2, base features x2, cross-coin features, on the short
+    # integration-test span. ingest_bars gets runtime_minutes=1 and a "minute" of 0.5 s: the guard inside the
+    # Slurm job stops it, the job fails, and the plugin resubmits it with `-t` = 2, 3, ... minutes until it
+    # fits (the other rules get 600 "minutes" = 300 s, so only ingest is squeezed).
     wf = copy_workflow(tmp_path / "wf")
     r, seconds = slurm_snakemake(
         slurm,
@@ -224,8 +228,9 @@ def test_the_real_workflow_runs_through_slurm_and_a_timed_out_job_is_retried_lon
     assert all(re.search(rf"JobId={jid}\b", ctld) for jid in every)
     TIMINGS["real workflow Slurm jobs"] = len(every)
 
-    # ingest: per coin, the attempts' Slurm jobs in order, read from their own Slurm logs (slurmctld forgets jobs
-    # after MinJobAge): runtime 1, 2, 3, ... (the plugin's `-t`), each stopped by the guard (exit 124) but the last
+    # ingest: per coin, the attempts' Slurm jobs in order, read from their own Slurm logs (slurmctld forgets
+    # jobs after MinJobAge): runtime 1, 2, 3, ... (the plugin's `-t`), each stopped by the guard (exit 124)
+    # but the last
     for symbol in ("BTCUSDT", "ETHUSDT"):
         mine = [
             wf / ".snakemake/slurm_logs/rule_ingest_bars" / symbol / f"{j}.log"
@@ -243,7 +248,8 @@ def test_the_real_workflow_runs_through_slurm_and_a_timed_out_job_is_retried_lon
 
 
 def test_slurm_stops_a_job_past_its_runtime_and_the_retry_gets_a_longer_one(slurm, tmp_path):
-    # Attempt 1 asks -t 1 (minute) and sleeps 75 s: Slurm kills it (TIMEOUT); attempt 2 asks -t 2 and finishes.
+    # Attempt 1 asks -t 1 (minute) and sleeps 75 s: Slurm kills it (TIMEOUT); attempt 2 asks -t 2 and
+    # finishes.
     r, seconds = slurm_snakemake(slurm, FIXTURES / "slurm" / "Snakefile.timeout", tmp_path, timeout=480)
     TIMINGS["slurm timeout + retry (s)"] = round(seconds, 1)
     assert r.returncode == 0, r.stderr[-4000:]

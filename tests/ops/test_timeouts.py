@@ -1,4 +1,5 @@
-"""Timeouts locally: the guard stops a command past its runtime, Snakemake's retries rerun it with a longer one.
+"""Timeouts locally: the guard stops a command past its runtime, Snakemake's retries rerun it with a longer
+one.
 
 A runtime "minute" is one second here (SWINGFLOW_TIMEOUT_UNIT_S=1), so the whole file runs in seconds.
 """
@@ -99,7 +100,8 @@ def smk_timeouts(tmp_path, sleep, base, retries=None):
 
 
 def test_a_job_past_its_runtime_is_retried_with_a_longer_runtime(tmp_path):
-    # Attempt 1: runtime 2 ("min") < sleep 3 -> stopped; attempt 2: runtime 4 -> done. Retries come from the profile.
+    # Attempt 1: runtime 2 ("min") < sleep 3 -> stopped; attempt 2: runtime 4 -> done. Retries come from the
+    # profile.
     r = smk_timeouts(tmp_path, sleep=3, base=2)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "slow.txt").read_text() == "done\n"
@@ -116,13 +118,13 @@ def test_a_job_always_past_its_runtime_fails_after_two_retries(tmp_path):
     assert "past its runtime" in (tmp_path / "logs" / "slow.log").read_text()
 
 
-# ---- the real workflow: env.compute.runtime_minutes, rules/common.smk's runtime_min and the guard together ----
+# ---- the real workflow: env.compute.runtime_minutes, rules/common.smk's runtime_min and the guard together
 TINY = ["env=integration-test", "universe=tiny", "targets=small"]
 
 
 def attempts_of(rule: str, text: str) -> list[tuple[int, str]]:
-    """[(runtime of the attempt, how it ended)] for each job of `rule` in Snakemake's output, in order: the text
-    from one job's start block (`rule x:` / `localrule x:`) to the next one's holds its errors."""
+    """[(runtime of the attempt, how it ended)] for each job of `rule` in Snakemake's output, in order: the
+    text from one job's start block (`rule x:` / `localrule x:`) to the next one's holds its errors."""
     starts = list(re.finditer(r"^(?:local)?rule (\w+):$", text, flags=re.MULTILINE))
     out = []
     for m, nxt in zip(starts, [*starts[1:], None]):
@@ -135,8 +137,10 @@ def attempts_of(rule: str, text: str) -> list[tuple[int, str]]:
 
 def test_a_real_job_past_its_configured_runtime_is_retried_longer_until_it_fits(tmp_path):
     # ingest_bars gets runtime_minutes=1 from the config, and a "minute" is 0.1 s: far too short for a Python
-    # job reading parquet (about 0.5 s), so the guard stops it (exit 124) and Snakemake retries it with 2, 3, ... minutes.
-    # --retries leaves room for a loaded machine (up to 6 s); the profile's 2 retries are tested on the fixture above.
+    # job reading parquet (about 0.5 s), so the guard stops it (exit 124) and Snakemake retries it with
+    # 2, 3, ... minutes.
+    # --retries leaves room for a loaded machine (up to 6 s); the profile's 2 retries are tested on the
+    # fixture above.
     wf = copy_workflow(tmp_path / "wf")
     env = run_env(SWINGFLOW_TIMEOUT_UNIT_S="0.1", SWINGFLOW_TIMEOUT_GRACE_S="1")
     r = run_snakemake(

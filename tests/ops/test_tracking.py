@@ -1,5 +1,6 @@
 """env.tracking=mlflow: rule track_production logs the run's production models (params, metrics, artifacts) to
-MLflow with a sqlite backend; a rerun logs nothing twice; a tampered folder is refused before anything is logged."""
+MLflow with a sqlite backend; a rerun logs nothing twice; a tampered folder is refused before anything is
+logged."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from workflow_scripts import artifacts
+from workflow_scripts.evaluation.evidence import EVIDENCE_FILE
 from workflow_scripts.evaluation.vin import encode_vin, vin_suffix
 from workflow_scripts.models.folder import write_sha256
 
@@ -21,7 +22,8 @@ TRAIN = 1600
 HORIZON = 5
 SIMPLE_SPEC = {"windows": [4, 24]}
 OTHER = "ETHUSDT"
-# The training code path (workflow_scripts.features) with short lookbacks: fast, and exercises the cross-coin join.
+# The training code path (workflow_scripts.features) with short lookbacks: fast, and exercises the cross-coin
+# join.
 REAL_SPEC = {
     "families": ["candle", "tech", "time", "struct", "vol"],
     "lookbacks": [3, 5, 8],
@@ -137,9 +139,11 @@ class Factory:
         data_version: str = "d" * 64,
         symbol: str = SYMBOL,
         real: bool = False,
+        validation: float | None | str = "score",
     ) -> Path:
-        """A production folder; real=True: a model on the workflow's own features (features.json carries the spec
-        and universe so live predictions rebuild them)."""
+        """A production folder; real=True: a model on the workflow's own features (features.json carries the
+        spec and universe so live predictions rebuild them). `validation`: the annualised Sharpe of its
+        validation evidence (default: the same number as the test `score`; None: no evidence file)."""
         n = next(self._n)
         if real:
             columns = columns or self.real_columns()
@@ -191,8 +195,35 @@ class Factory:
         artifacts.write_json(folder / "features.json", feats)
         artifacts.write_json(folder / "split_indices.json", {"train": [0, TRAIN], "test": [TRAIN, ROWS]})
         artifacts.write_json(folder / "training_log.json", {"best_iteration": rounds, "fit_seconds": 0.1})
+        sharpe = score if validation == "score" else validation
+        if sharpe is not None:
+            artifacts.write_json(
+                folder / EVIDENCE_FILE,
+                evidence_document(sharpe, {"profile": "exploratory", "passed": gate_passed}),
+            )
         write_sha256(folder)
         return folder
+
+
+def evidence_document(
+    sharpe: float, gate: dict, bars: int = 600, start_s: int = 1_735_689_600, seed: str = ""
+) -> dict:
+    """A validation evidence document (evaluation/evidence.py's shape) whose per-bar returns have exactly
+    the annualised Sharpe `sharpe`: a zero-mean unit-variance pattern (from `seed`) * 1 % plus the matching
+    mean."""
+    z = np.random.default_rng(list(seed.encode()) or 0).standard_normal(bars)
+    z = (z - z.mean()) / z.std(ddof=1)
+    returns = 0.01 * z + sharpe * 0.01 / np.sqrt(8760)
+    ts = start_s + 3600 * np.arange(bars)
+    return {
+        "segment": "validation",
+        "timestamps_s": ts.tolist(),
+        "returns": returns.tolist(),
+        "trades": [[int(ts[i]), int(ts[i + 4])] for i in range(0, bars - 5, 10)],
+        "bars_per_year": 8760,
+        "in_sample_fit": False,
+        "gate": gate,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -221,7 +252,7 @@ def scoring(factory):
     return frame, factory.labels[TRAIN:]
 
 
-# ---- a workflow-like run: results/ files from the workflow's own code, production folders from heads ------------
+# ---- a workflow-like run: results/ files from the workflow's own code, production folders from heads -------
 WF_SYMBOLS = (SYMBOL, OTHER)
 WF_BARS = 3000
 WF_TARGETS = {
@@ -234,18 +265,18 @@ WF_TARGETS = {
 }
 WF_SPEC = {
     "name": "default",
-    "margin": 0.005,
-    "recent_bars": 720,
-    "min_rows": 20,
+    "compare": {"alpha": 0.05, "min_bars": 300, "min_trades": 20},
+    "demotion": {"min_bars": 300, "min_trades": 10, "sharpe_floor": 0.0},
     "promote_gate_profiles": ["strict"],
 }
 
 
 class WorkflowLike:
-    """What the workflow leaves before register_models, on real bars: results/features/{S}.parquet (the cross-coin
-    table of workflow_scripts.features), results/targets/{S}/w{w}.parquet (swing_targets),
-    results/splits/{S}/w{w}.json (splits), and production folders as rule train_production writes them (heads.train_head + save_head on the
-    training segment, early stopping on validation, the test segment scored, then the docs/REGISTRY.md files)."""
+    """What the workflow leaves before register_models, on real bars: results/features/{S}.parquet (the
+    cross-coin table of workflow_scripts.features), results/targets/{S}/w{w}.parquet (swing_targets),
+    results/splits/{S}/w{w}.json (splits), and production folders as rule train_production writes them
+    (heads.train_head + save_head on the training segment, early stopping on validation, the test segment
+    scored, then the docs/REGISTRY.md files)."""
 
     def __init__(self, root: Path, bars_by_symbol: dict[str, pd.DataFrame]):
         from workflow_scripts.data.splits import chronological_split
@@ -295,6 +326,8 @@ class WorkflowLike:
         grade: str = "A",
         tag: str = "run1",
         model: str = "lightgbm",
+        validation_sharpe: float | None = 1.0,
+        test_score: float | None = None,
     ) -> Path:
         from workflow_scripts.data.splits import segment_mask
         from workflow_scripts.evaluation.metrics import macro_average_precision
@@ -325,6 +358,7 @@ class WorkflowLike:
         score = macro_average_precision(
             y[rows["test"]], heads.predict_proba(head, feats[columns].iloc[rows["test"]])
         )
+        score = score if test_score is None else test_score
         n = next(self._n)
         folder = self.root / "production" / tag / symbol / f"w{window}" / side
         heads.save_head(folder, head)
@@ -366,6 +400,19 @@ class WorkflowLike:
         )
         artifacts.write_json(folder / "split_indices.json", {k: v.tolist() for k, v in rows.items()})
         artifacts.write_json(folder / "training_log.json", {"best_iteration": head.best_iteration})
+        if validation_sharpe is not None:  # the validation evidence (synthetic returns, real bar times)
+            lo, hi = split["validation"]["lo"], split["validation"]["hi"]
+            secs = feats["timestamp"].iloc[lo:hi].astype("datetime64[s, UTC]").astype("int64").to_numpy()
+            doc = evidence_document(
+                validation_sharpe,
+                {"profile": profile, "passed": gate_passed},
+                bars=hi - lo,
+                start_s=int(secs[0]),
+                seed=f"{tag}/{symbol}/{window}/{side}/{num_leaves}/{rounds}",
+            )
+            doc["timestamps_s"] = secs.tolist()
+            doc["trades"] = [[int(secs[i]), int(secs[i + 4])] for i in range(0, len(secs) - 5, 10)]
+            artifacts.write_json(folder / EVIDENCE_FILE, doc)
         write_sha256(folder)
         return folder
 

@@ -87,8 +87,8 @@ def _live_vs_batch(factory, cut):
 
 
 def test_batch_and_incremental_workflow_features_agree(factory):
-    """The live path (trailing history -> build_features -> add_cross_coin) equals the batch table on new bars,
-    for every column except the documented history-dependent ones."""
+    """The live path (trailing history -> build_features -> add_cross_coin) equals the batch table on new
+    bars, for every column except the documented history-dependent ones."""
     _real_features_or_skip()
     assert any(c.startswith(f"{OTHER}__") for c in factory.real_features.columns)
     for cut in (len(factory.bars) - 1, len(factory.bars) - 30):
@@ -130,8 +130,9 @@ def test_append_refuses_tampered_champion(factory, reg_dir, tmp_path):
 
 
 def test_history_floor_keeps_continuity_features_equal(factory):
-    """features.json may ask for fewer trailing bars than `time__bars_since_gap` counts (capped at CONTINUITY_CAP):
-    the live path then takes the cap, and only then does that column equal the batch table."""
+    """features.json may ask for fewer trailing bars than `time__bars_since_gap` counts (capped at
+    CONTINUITY_CAP): the live path then takes the cap, and only then does that column equal the batch
+    table."""
     from workflow_scripts.features.temporal import CONTINUITY_CAP
 
     info = {"spec": REAL_SPEC, "history_bars": 100}

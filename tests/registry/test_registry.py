@@ -17,7 +17,7 @@ from workflow_scripts.registry import store as reg
 ROOT = Path(__file__).resolve().parents[2]
 
 
-# ---- round trip, versions -----------------------------------------------------------------------------------------
+# ---- round trip, versions ----------------------------------------------------------------------------------
 def test_register_load_round_trip(factory, reg_dir):
     folder = factory.folder()
     entry = reg.register(reg_dir, folder, run="r1")
@@ -105,7 +105,7 @@ def test_same_vin_different_model_refused(factory, reg_dir, tmp_path):
         reg.register(reg_dir, other)
 
 
-# ---- integrity --------------------------------------------------------------------------------------------------
+# ---- integrity ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["model.txt", "metrics.json", "features.json"])
 def test_tampered_registered_model_refused(factory, reg_dir, name):
     entry = reg.register(reg_dir, factory.folder())
@@ -153,7 +153,7 @@ def test_unlisted_file_refused(factory, reg_dir):
         reg.register(reg_dir, folder)
 
 
-# ---- concurrency ------------------------------------------------------------------------------------------------
+# ---- concurrency -------------------------------------------------------------------------------------------
 CHILD = """
 import sys
 from workflow_scripts.registry import store as registry
@@ -195,7 +195,7 @@ def test_concurrent_registrations_lose_nothing(factory, reg_dir):
     assert not [p for p in (reg_dir / "models").iterdir() if p.name.startswith(".")]
 
 
-# ---- champion / challenger / rollback --------------------------------------------------------------------------
+# ---- champion / challenger / rollback ----------------------------------------------------------------------
 def test_champion_promotion_and_rollback(factory, reg_dir, scoring):
     frame, labels = scoring
     scorer = reg.macro_ap_scorer(frame, labels)
@@ -240,7 +240,7 @@ def test_rollback_needs_side_when_two(factory, reg_dir):
         reg.rollback(reg_dir, "BTCUSDT")
 
 
-# ---- archive, cleanup, deploy ------------------------------------------------------------------------------------
+# ---- archive, cleanup, deploy ------------------------------------------------------------------------------
 def _populate(factory, reg_dir, n=5):
     old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).isoformat()
     entries = [

@@ -1,5 +1,6 @@
-"""Rule register_models' logic (workflow_scripts.registry.runs) and predict_batch's (predictions.batch_from_file) on a
-workflow-like run: real bars, the workflow's feature/target/split code, production folders from heads."""
+"""Rule register_models' logic (workflow_scripts.registry.runs) and predict_batch's
+(predictions.batch_from_file) on a workflow-like run: real bars, the workflow's feature/target/split code,
+production folders from heads."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from tests.registry.conftest import OTHER, SYMBOL, WF_SPEC
 from workflow_scripts import artifacts
+from workflow_scripts.lifecycle import compare as cmp
 from workflow_scripts.models.folder import write_sha256
 from workflow_scripts.registry import predictions as pr
 from workflow_scripts.registry import runs as rr
@@ -52,16 +54,6 @@ def test_run_id_is_deterministic_and_order_free(run1, tmp_path):
     assert rr.run_id([{**hashes[0], "metrics.json": "0" * 64}, *hashes[1:]]) != rr.run_id(hashes)
 
 
-def test_common_window_lies_in_every_test_segment(workflow_like):
-    data = workflow_like.paths()[SYMBOL]
-    splits = [artifacts.read_json(p) for p in data.splits.values()]
-    start = rr.common_window_start(splits, None)
-    assert all(s["test"]["lo"] <= start for s in splits) and start == max(s["test"]["lo"] for s in splits)
-    assert rr.common_window_start(splits, 100) == splits[0]["bars"] - 100
-    with pytest.raises(ValueError, match="disagree"):
-        rr.common_window_start([splits[0], {**splits[1], "bars": 7}], None)
-
-
 def test_first_run_registers_promotes_best_and_records(run1, workflow_like, tmp_path):
     registry_dir = tmp_path / "registry"
     status, roster = rr.register_run(registry_dir, run1, workflow_like.paths(), WF_SPEC)
@@ -73,17 +65,28 @@ def test_first_run_registers_promotes_best_and_records(run1, workflow_like, tmp_
         assert set(s) == {"registered", "champion", "changed"} and s["changed"] is True
         assert sorted(s["registered"]) == s["registered"]
         assert set(s["registered"]) == {e["vin"] for e in index["models"].values() if e["symbol"] == sym}
-    # BTCUSDT: both windows eligible per side; the champion is the one with the best recent score
+    # BTCUSDT: both windows eligible per side; the champion is the best on the validation bars common to
+    # both (annualised Sharpe of per-bar after-cost returns); the other is a challenger, with the reason
+    champions = reg.read_champions(registry_dir, SYMBOL)["sides"]
     assert set(status["symbols"][SYMBOL]["champion"]) == {"high", "low"}
-    data = workflow_like.paths()[SYMBOL]
     for side in ("high", "low"):
         vins = [e["vin"] for e in index["models"].values() if e["symbol"] == SYMBOL and e["side"] == side]
-        scores = rr.recent_scores([reg.load_model(registry_dir, v) for v in vins], data, WF_SPEC)
-        assert all(s["score"] is not None and s["rows"] >= WF_SPEC["min_rows"] for s in scores.values())
-        best = max(vins, key=lambda v: scores[v]["score"])
+        best = rr.first_registration_order({v: reg.load_evidence(registry_dir, v) for v in vins})[0]
         assert status["symbols"][SYMBOL]["champion"][side] == best
         loser = next(v for v in vins if v != best)
         assert index["models"][loser]["status"] == "challenger"
+        first, second = champions[side]["decisions"]
+        assert (first["vin"], first["decision"], first["champion_before"]) == (best, "champion", None)
+        assert first["evidence"]["comparison"].startswith("first champion")
+        assert (second["vin"], second["decision"], second["champion_before"]) == (loser, "challenger", best)
+        ev = second["evidence"]
+        assert ev["measure"] == cmp.MEASURE and ev["source"] == "validation" and ev["alpha"] == 0.05
+        assert (
+            ev["bars"]["count"] >= WF_SPEC["compare"]["min_bars"] and ev["bars"]["first"] < ev["bars"]["last"]
+        )
+        assert set(ev["test"]) == {"n", "lags", "mean_diff", "se", "statistic", "p_value"}
+        assert ev["test"]["n"] == ev["bars"]["count"] and ev["test"]["p_value"] >= 0.05
+        assert ev["why"].startswith("not significantly better") and second["reason"] == ev["why"]
     # ETHUSDT low: one failed its gate, one passed only the exploratory profile -> no champion, both rejected
     assert set(status["symbols"][OTHER]["champion"]) == {"high"}
     low = [e for e in index["models"].values() if e["symbol"] == OTHER and e["side"] == "low"]
@@ -110,46 +113,92 @@ def test_rerun_with_nothing_new_writes_nothing(run1, workflow_like, tmp_path):
     }
 
 
-def test_newcomer_needs_the_margin(run1, workflow_like, tmp_path):
-    """Run 2 retrains BTCUSDT w5 high with other parameters: champion only if its recent score beats the
-    champion's by more than the margin, else a challenger; a second registry with a huge margin keeps the old."""
-    newcomer = workflow_like.production(SYMBOL, 5, "high", num_leaves=15, rounds=80, tag="run2")
+def test_newcomer_must_be_significantly_better(run1, workflow_like, tmp_path):
+    """Run 2 retrains BTCUSDT w5 high with a much better validation record: champion when the paired HAC test
+    on the common validation bars is significant at alpha, else a challenger (a registry with a tiny alpha
+    keeps the old champion)."""
+    newcomer = workflow_like.production(
+        SYMBOL, 5, "high", num_leaves=15, rounds=80, tag="run2", validation_sharpe=40.0
+    )
     data = workflow_like.paths()
     outcomes = []
-    for margin in (0.0, 0.5):
-        registry_dir = tmp_path / f"registry-{margin}"
-        spec = {**WF_SPEC, "margin": margin}
+    for alpha in (0.05, 1e-12):
+        registry_dir = tmp_path / f"registry-{alpha}"
+        spec = {**WF_SPEC, "compare": {**WF_SPEC["compare"], "alpha": alpha}}
         first, _ = rr.register_run(registry_dir, run1, data, spec)
         champ = first["symbols"][SYMBOL]["champion"]["high"]
         second, _ = rr.register_run(registry_dir, [newcomer], data, spec)
         new_vin = reg.read_model_meta(newcomer)["vin"]
         assert second["run"] != first["run"] and second["symbols"][SYMBOL]["registered"] == [new_vin]
-        sc = rr.recent_scores([reg.load_model(registry_dir, v) for v in (new_vin, champ)], data[SYMBOL], spec)
-        wins = sc[new_vin]["score"] > sc[champ]["score"] + margin
+        verdict = cmp.compare(
+            reg.load_evidence(registry_dir, new_vin), reg.load_evidence(registry_dir, champ), spec["compare"]
+        )
+        wins = verdict["beats"]
         outcomes.append(wins)
         assert second["symbols"][SYMBOL]["champion"]["high"] == (new_vin if wins else champ)
         assert second["symbols"][SYMBOL]["changed"] is wins
         assert second["symbols"][SYMBOL]["champion"]["low"] == first["symbols"][SYMBOL]["champion"]["low"]
         assert reg.get_entry(registry_dir, new_vin)["status"] == ("champion" if wins else "challenger")
-        if wins:  # rollback is one command away
+        slot = reg.read_champions(registry_dir, SYMBOL)["sides"]["high"]
+        last = slot["decisions"][-1]
+        assert last["evidence"] == verdict["reason"] and last["champion_before"] == champ
+        assert 0 < verdict["reason"]["test"]["p_value"] < 1e-4
+        if wins:  # the champion's evidence is kept beside it; rollback is one command away
+            assert slot["evidence"] == verdict["reason"]
             assert reg.rollback(registry_dir, SYMBOL, "high")["champion"] == champ
-    assert outcomes == [True, False]  # the newcomer is better on the recent window, but not by 0.5
+    assert outcomes == [True, False]
 
 
-def test_unscorable_champion_is_replaced(run1, workflow_like, tmp_path):
-    """A champion whose window is not in this run cannot be scored on its data: a scored newcomer replaces it."""
+def test_champion_without_evidence_is_replaced(run1, workflow_like, tmp_path):
+    """A champion registered before evidence existed (promoted by hand) gives way to a newcomer whose own
+    validation evidence reaches the minima."""
     registry_dir = tmp_path / "registry"
-    paths = workflow_like.paths()
-    old = workflow_like.production(SYMBOL, 20, "high", tag="old")
-    rr.register_run(registry_dir, [old], paths, WF_SPEC)
-    only_w5 = {s: rr.SymbolData(d.features, {5: d.targets[5]}, {5: d.splits[5]}) for s, d in paths.items()}
-    new = workflow_like.production(SYMBOL, 5, "high", tag="new")
-    sc = rr.recent_scores(
-        [reg.load_model(registry_dir, reg.read_model_meta(old)["vin"])], only_w5[SYMBOL], WF_SPEC
-    )
-    assert next(iter(sc.values()))["score"] is None and "w20" in next(iter(sc.values()))["reason"]
-    status, _ = rr.register_run(registry_dir, [new], only_w5, WF_SPEC)
+    old = workflow_like.production(SYMBOL, 20, "high", tag="old", validation_sharpe=None)
+    vin_old = reg.register(registry_dir, old)["vin"]
+    assert reg.promote(registry_dir, vin_old)["decision"] == "champion"
+    new = workflow_like.production(SYMBOL, 5, "high", tag="new", validation_sharpe=-1.0)
+    status, _ = rr.register_run(registry_dir, [new], workflow_like.paths(), WF_SPEC)
     assert status["symbols"][SYMBOL]["champion"]["high"] == reg.read_model_meta(new)["vin"]
+    why = reg.read_champions(registry_dir, SYMBOL)["sides"]["high"]["evidence"]["why"]
+    assert why.startswith("champion has no usable evidence")
+
+
+def test_decisions_do_not_read_test_metrics(workflow_like, tmp_path):
+    """Unit-level perturbation: the same models with other test-segment metrics (score, test AP, the gate
+    verdict of record) give the same champions, challengers and recorded reasons."""
+    runs = []
+    for tag, score, test_gate in (("p0", None, True), ("p1", 0.99, False)):
+        folders = [
+            workflow_like.production(
+                SYMBOL, w, side, tag="perturb", test_score=score, validation_sharpe=sharpe
+            )
+            for w, side, sharpe in ((5, "high", 1.0), (20, "high", 2.0), (5, "low", 0.5), (20, "low", 3.0))
+        ]
+        for f in folders:  # the test segment's verdicts of record: flipped in the perturbed copy
+            m = artifacts.read_json(f / "metrics.json")
+            m["gate"]["passed"] = test_gate
+            m["test_average_precision"] = score
+            artifacts.write_json(f / "metrics.json", m)
+            write_sha256(f)
+        registry_dir = tmp_path / tag
+        status, _ = rr.register_run(registry_dir, folders, workflow_like.paths([SYMBOL]), WF_SPEC)
+        sides = reg.read_champions(registry_dir, SYMBOL)["sides"]
+        index = reg.read_index(registry_dir)["models"]
+        name = {v: f"w{e['window']}/{e['side']}" for v, e in index.items()}  # VINs carry a counter
+        runs.append(
+            {
+                side: [
+                    (name[d["vin"]], d["decision"], d["reason"], json.dumps(d["evidence"], sort_keys=True))
+                    for d in slot["decisions"]
+                ]
+                for side, slot in sides.items()
+            }
+        )
+    assert runs[0] == runs[1]
+    assert {s: [d[1] for d in ds] for s, ds in runs[0].items()} == {
+        "high": ["champion", "challenger"],
+        "low": ["champion", "challenger"],
+    }
 
 
 def test_bad_folder_stops_before_anything_is_written(run1, workflow_like, tmp_path):
@@ -288,8 +337,8 @@ def test_snakemake_marker_in_a_directory_output_is_not_part_of_the_model(workflo
 @pytest.mark.parametrize(
     "override, key",
     [
-        ("registry.margin=-0.1", "registry.margin"),
-        ("registry.recent_bars=5", "registry.recent_bars"),
+        ("registry.compare.alpha=1.5", "registry.compare.alpha"),
+        ("registry.compare.min_bars=0", "registry.compare.min_bars"),
         ("registry.promote_gate_profiles=[lenient]", "registry.promote_gate_profiles"),
     ],
 )

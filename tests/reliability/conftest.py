@@ -45,10 +45,10 @@ def tiny(*overrides: str, groups: dict | None = None) -> list[str]:
     ]
 
 
-# The complete runs of the slow proofs (clean, crash, look-ahead): the tiny configuration with the smallest tuning
-# budget (one trial per study, at most 200 rounds) and CV folds that the tiny span's rarer chosen variants can fill
-# (3 folds of at least 50 training rows, as the tuning and registry workflow tests use): the smallest real run that
-# still has every stage, tuning and production included, at work.
+# The complete runs of the slow proofs (clean, crash, look-ahead): the tiny configuration with the smallest
+# tuning budget (one trial per study, at most 200 rounds) and CV folds that the tiny span's rarer chosen
+# variants can fill (3 folds of at least 50 training rows, as the tuning and registry workflow tests use): the
+# smallest real run that still has every stage, tuning and production included, at work.
 RUN = tiny(
     "tuning.budget.trials=8", "tuning.max_rounds=200", "tuning.cv.n_folds=3", "tuning.cv.min_train_rows=50"
 )
@@ -70,8 +70,9 @@ _TEMPLATE: dict[str, Path] = {}
 
 
 def sandbox(root: Path, symbols=SYMBOLS) -> Path:
-    """A private copy of the workflow. All copies of one test session come from one snapshot taken at its first
-    use, so runs compared with each other use the same workflow code even while the repository is being edited."""
+    """A private copy of the workflow. All copies of one test session come from one snapshot taken at its
+    first use, so runs compared with each other use the same workflow code even while the repository is being
+    edited."""
     if "wf" not in _TEMPLATE:
         import tempfile
 
@@ -99,7 +100,8 @@ def incomplete_outputs(workdir: Path) -> set[str]:
 
 
 def tmp_leftovers(workdir: Path) -> list[str]:
-    """Temporary files of workflow_scripts.artifacts.atomic_path (`.<name>.<random>.tmp`) left under results/."""
+    """Temporary files of workflow_scripts.artifacts.atomic_path (`.<name>.<random>.tmp`) left under
+    results/."""
     res = workdir / "results"
     return sorted(str(p.relative_to(workdir)) for p in res.rglob("*.tmp")) if res.is_dir() else []
 

@@ -1,8 +1,8 @@
 """Bad input, end to end: each case goes through the real workflow (`snakemake` in a private copy) and must
 stop with a non-zero exit, a message naming the file / row / key and the problem, and no partial output.
 
-The raw-data cases share one Snakemake run (one symbol per case, `--keep-going`, each case's job log checked on
-its own); configuration cases each get their own run because they stop Snakemake before any job starts.
+The raw-data cases share one Snakemake run (one symbol per case, `--keep-going`, each case's job log checked
+on its own); configuration cases each get their own run because they stop Snakemake before any job starts.
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ RAW_CASES = {
         lambda: (_set(_btc(), R, "volume", -5.0), ".parquet"),
         [rf"row {R} \(.*\): volume is NaN or negative"],
     ),
-    # 300 bars < 10 x (max(20, 24) + 1 + 20) = 450: too little history for the largest window (w20) of targets=small
+    # 300 bars < 10 x (max(20, 24) + 1 + 20) = 450: too little history for the largest window (w20) of
+    # targets=small
     "SHORTUSDT": (
         lambda: (_btc().tail(300).reset_index(drop=True), ".parquet"),
         [r"SHORTUSDT has 300 bars in the span", r"at least 450 are needed"],
@@ -213,7 +214,8 @@ CONFIG_CASES = {
 @pytest.fixture(scope="module")
 def config_runs(tmp_path_factory) -> dict:
     """Every configuration case in its own sandbox, run concurrently: each is one Snakemake start-up (mostly
-    waiting on imports and config composition), so a few at a time finish sooner on two cores than one by one."""
+    waiting on imports and config composition), so a few at a time finish sooner on two cores than one by
+    one."""
     from concurrent.futures import ThreadPoolExecutor
 
     folders = {case: sandbox(tmp_path_factory.mktemp(case) / "wf") for case in CONFIG_CASES}
@@ -249,7 +251,8 @@ def test_target_grid_without_events_stops_targets_job_naming_file_window_and_key
 @pytest.mark.slow
 def test_corrupted_stage1_model_stops_its_evaluation_naming_the_file(clean_run, tmp_path):
     """A stage-1 model.txt changed after training (one digit of a leaf value: still a valid LightGBM model, so
-    only its recorded sha256 can tell) stops the evaluation job that would use it, and nothing is evaluated."""
+    only its recorded sha256 can tell) stops the evaluation job that would use it, and nothing is
+    evaluated."""
     import json
     import shutil
 

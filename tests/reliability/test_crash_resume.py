@@ -74,8 +74,8 @@ def _locks(wd: Path) -> list[str]:
 
 
 def _dry_run_of_a_copy(wd: Path) -> subprocess.CompletedProcess:
-    """`snakemake -n` on a copy of the folder as the kill left it: a dry run clears a dead run's lock too, and the
-    lock must stay for the next real run, which proves that the same command resumes on its own."""
+    """`snakemake -n` on a copy of the folder as the kill left it: a dry run clears a dead run's lock too, and
+    the lock must stay for the next real run, which proves that the same command resumes on its own."""
     copy = wd.parent / "dry"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(wd, copy, symlinks=True)
@@ -87,8 +87,8 @@ def _dry_run_of_a_copy(wd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session")
 def crash_run(tmp_path_factory):
-    """Run the tiny workflow, SIGKILL Snakemake and its jobs when a stage's first output appears, and start the SAME
-    command again (no --unlock), three times; then let the same command finish."""
+    """Run the tiny workflow, SIGKILL Snakemake and its jobs when a stage's first output appears, and start
+    the SAME command again (no --unlock), three times; then let the same command finish."""
     wd = sandbox(tmp_path_factory.mktemp("crash") / "wf")
     plan = smk(wd, "-n", config=RUN)
     assert plan.returncode == 0, output_text(plan)[-3000:]
@@ -154,7 +154,8 @@ def test_second_snakemake_on_a_running_directory_is_refused(crash_run):
 
 
 def test_sigkill_leaves_a_lock_and_the_same_command_clears_it_and_runs(crash_run):
-    """Every kill leaves Snakemake's lock; each restart of the same command removes it (dead owner) and runs."""
+    """Every kill leaves Snakemake's lock; each restart of the same command removes it (dead owner) and
+    runs."""
     _, rec = crash_run
     assert all(p["locks"] for p in rec["points"]), [p["locks"] for p in rec["points"]]
     assert len(rec["restarts"]) == len(KILL_POINTS) - 1
@@ -208,13 +209,14 @@ def test_resumed_run_completes_and_redoes_only_the_unfinished_jobs(crash_run):
 
 
 def test_no_temporary_files_left_after_resume(crash_run):
-    """A killed atomic write leaves `.<name>.<random>.tmp`; nothing reads it, and the resume must not keep it."""
+    """A killed atomic write leaves `.<name>.<random>.tmp`; nothing reads it, and the resume must not keep
+    it."""
     _, rec = crash_run
     seen = sorted({t for p in rec["points"] for t in p["tmp"]})
     assert rec["after"]["tmp"] == [], f"temporaries left by killed jobs: {rec['after']['tmp']} (seen: {seen})"
 
 
-# ---- determinism -------------------------------------------------------------------------------------------------
+# ---- determinism -------------------------------------------------------------------------------------------
 CORE = (
     "results/ingest/",
     "results/features/",

@@ -1,6 +1,6 @@
 """Integrity without a workflow run (fast): no artifact is loaded with pickle, every model loader checks the
-recorded sha256 and refuses a truncated or garbled model naming the file, the cost table refuses a symbol it has
-no costs for, and the atomic writer never leaves a half-written file in place."""
+recorded sha256 and refuses a truncated or garbled model naming the file, the cost table refuses a symbol it
+has no costs for, and the atomic writer never leaves a half-written file in place."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from workflow_scripts.models import heads
 SCRIPTS = ROOT / "workflow_scripts"
 
 
-# ---- no pickle ---------------------------------------------------------------------------------------------------
+# ---- no pickle ---------------------------------------------------------------------------------------------
 PICKLE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
 
 
@@ -87,7 +87,7 @@ def test_the_pickle_scan_catches_what_it_should(tmp_path):
     assert len(hits) == 7, hits
 
 
-# ---- a real model ------------------------------------------------------------------------------------------------
+# ---- a real model ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def real_model_text() -> tuple[str, list[str]]:
     """A small LightGBM model on real BTCUSDT bars (three causal features, next-bar direction)."""
@@ -199,8 +199,8 @@ def test_head_loader_refuses_a_damaged_model_naming_the_file(tmp_path, real_mode
 
 
 def test_encoder_loader_refuses_a_tampered_encoder(tmp_path):
-    """The PCA encoder's version is the sha256 of its file and heads record it (encoder_sha256); loading with the
-    recorded hash must refuse a changed file, naming it.
+    """The PCA encoder's version is the sha256 of its file and heads record it (encoder_sha256); loading with
+    the recorded hash must refuse a changed file, naming it.
     """
     from workflow_scripts.models import shared_encoder
 
@@ -240,7 +240,7 @@ def test_stage1_model_is_refused_when_it_differs_from_its_recorded_sha256(tmp_pa
         stage1.verified_model_sha256(folder)
 
 
-# ---- costs -------------------------------------------------------------------------------------------------------
+# ---- costs -------------------------------------------------------------------------------------------------
 def _table(**symbols):
     return {"name": "t", "source": "config:t", "symbols": symbols}
 
@@ -282,7 +282,7 @@ def test_the_shipped_cost_table_covers_every_raw_symbol():
         assert provider.costs_for(raw.name.split("_")[0]).symbol == raw.name.split("_")[0]
 
 
-# ---- atomic writes -----------------------------------------------------------------------------------------------
+# ---- atomic writes -----------------------------------------------------------------------------------------
 def test_a_failed_write_leaves_neither_the_target_nor_a_temporary(tmp_path):
     target = tmp_path / "out" / "table.parquet"
     artifacts.write_parquet(target, pd.DataFrame({"a": [1.0]}))
@@ -336,9 +336,10 @@ with artifacts.atomic_path(sys.argv[1]) as tmp:
 
 
 def test_a_write_killed_with_sigkill_leaves_only_a_temporary_that_the_next_write_removes(tmp_path):
-    """SIGKILL in the middle of an atomic write (no `finally` runs): the output is untouched (absent, or the old
-    complete file), the hidden temporary stays; no output name or glob matches it, and rewriting the output (what
-    the rerun of the killed job does) removes it. Temporaries of other outputs in the folder are not touched."""
+    """SIGKILL in the middle of an atomic write (no `finally` runs): the output is untouched (absent, or the
+    old complete file), the hidden temporary stays; no output name or glob matches it, and rewriting the
+    output (what the rerun of the killed job does) removes it. Temporaries of other outputs in the folder are
+    not touched."""
     target = tmp_path / "ingest" / "BTCUSDT.parquet"
     other = tmp_path / "ingest" / "ETHUSDT.parquet"
     for previous in (None, pd.DataFrame({"a": [1.0, 2.0]})):

@@ -1,9 +1,9 @@
-"""No look-ahead, end to end: change every bar after a cut time T in the raw data of both tiny coins (values only:
-the bar count and the timestamps stay, so split boundaries do not move) and run the real workflow on the copy.
-Everything known at or before T must come out identical to the uninterrupted run on the original bars.
+"""No look-ahead, end to end: change every bar after a cut time T in the raw data of both tiny coins (values
+only: the bar count and the timestamps stay, so split boundaries do not move) and run the real workflow on the
+copy. Everything known at or before T must come out identical to the uninterrupted run on the original bars.
 
-Also: the purged walk-forward folds and the train/validation/test segments never let a training label span reach
-a validation span, on the real targets tables.
+Also: the purged walk-forward folds and the train/validation/test segments never let a training label span
+reach a validation span, on the real targets tables.
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def test_labels_ending_by_t_and_splits_do_not_change(clean_run, altered_run, sym
 
 def test_screening_and_selection_decisions_of_the_workflow_do_not_change(clean_run, altered_run):
     """The workflow's own screening reports and selected feature lists (training segment only, which ends
-    before T) are byte-identical, while the selection's training inputs after T did change (see the tests above)."""
+    before T) are byte-identical, while the selection's training inputs after T did change (see the tests
+    above)."""
     wd, _ = altered_run
     differ = [f for f in SELECTION_FILES if (clean_run / f).read_bytes() != (wd / f).read_bytes()]
     assert differ == [], f"decisions changed when only bars after T changed: {differ}"
@@ -120,9 +121,11 @@ def test_screening_and_selection_decisions_of_the_workflow_do_not_change(clean_r
 
 @pytest.mark.parametrize("symbol", SYMBOLS)
 def test_training_segment_fits_do_not_change_screening_and_encoder(clean_run, altered_run, symbol):
-    """Screening (workflow_scripts.selection.feature_screening) and the shared PCA encoder (workflow_scripts.models.shared_encoder)
-    fitted on the training segment (which ends before T), called directly on both runs' real tables, agree
-    exactly: the encoder's mean and scale (its scaler) and components, and screening's kept list and report."""
+    """Screening (workflow_scripts.selection.feature_screening) and the shared PCA encoder
+    (workflow_scripts.models.shared_encoder) fitted on the training segment (which ends before T), called
+    directly on both runs' real tables, agree exactly: the encoder's mean and scale (its scaler) and
+    components, and screening's kept list and report."""
+    from workflow_scripts.config.schema import config_group
     from workflow_scripts.models import shared_encoder
     from workflow_scripts.selection import feature_screening
 
@@ -134,7 +137,7 @@ def test_training_segment_fits_do_not_change_screening_and_encoder(clean_run, al
     for name, base in (("clean", clean_run), ("altered", wd)):
         feats = pd.read_parquet(base / "results" / "features" / f"{symbol}.parquet")
         X = feature_screening.training_rows(feats, split).drop(columns="timestamp")
-        kept, report = feature_screening.screen_features(X)
+        kept, report = feature_screening.screen_features(X, config_group("screening"))
         own = {s: pd.read_parquet(base / "results" / "features" / "base" / f"{s}.parquet") for s in SYMBOLS}
         lo, hi = shared_encoder.training_range(
             [splits_mod_json(base, s, w) for s in SYMBOLS for w in WINDOWS]
@@ -160,10 +163,10 @@ def splits_mod_json(base, symbol, window) -> dict:
 @pytest.mark.parametrize("symbol", SYMBOLS)
 @pytest.mark.parametrize("window", WINDOWS)
 def test_segments_and_purged_folds_never_let_a_training_label_reach_validation(clean_run, symbol, window):
-    """On the real targets tables: (a) the rows stage 1 trains on (splits.segment_mask) have labels ending before
-    the validation segment starts; (b) purged walk-forward folds over the training rows of every target keep every
-    training label span [position, label_end] clear of the validation span (+ embargo), checked here by brute
-    force rather than by the module's own check."""
+    """On the real targets tables: (a) the rows stage 1 trains on (splits.segment_mask) have labels ending
+    before the validation segment starts; (b) purged walk-forward folds over the training rows of every target
+    keep every training label span [position, label_end] clear of the validation span (+ embargo), checked
+    here by brute force rather than by the module's own check."""
     t = pd.read_parquet(clean_run / "results" / "targets" / symbol / f"w{window}.parquet")
     split = splits_mod_json(clean_run, symbol, window)
     pos = np.arange(len(t))

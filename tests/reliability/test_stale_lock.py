@@ -1,6 +1,6 @@
-"""A lock left by a killed Snakemake is cleared by the next run of the same command; a live Snakemake's lock is
-not (workflow_scripts.ops.stale_lock, called from rules/common.smk). Unit cases on real processes, then one real
-workflow killed with SIGKILL while it holds its lock (fast: ingest jobs only)."""
+"""A lock left by a killed Snakemake is cleared by the next run of the same command; a live Snakemake's lock
+is not (workflow_scripts.ops.stale_lock, called from rules/common.smk). Unit cases on real processes, then one
+real workflow killed with SIGKILL while it holds its lock (fast: ingest jobs only)."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def test_claim_records_the_caller_and_its_exit_removes_the_record(tmp_path):
     assert list((tmp_path / ".snakemake" / "swingflow-owners").iterdir()) == []  # gone after a normal exit
 
 
-# ---- the real workflow ---------------------------------------------------------------------------------------
+# ---- the real workflow -------------------------------------------------------------------------------------
 INGEST = ["results/ingest/BTCUSDT.parquet", "results/ingest/ETHUSDT.parquet"]
 
 

@@ -1,13 +1,15 @@
-"""Each screening filter on a frame with a known answer, the correlation tie-breaks, and train-only statistics."""
+"""Each screening filter on a frame with a known answer, the correlation tie-breaks, and train-only
+statistics."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from workflow_scripts.config.schema import config_group
 from workflow_scripts.data.splits import chronological_split
 from workflow_scripts.selection.feature_screening import (
-    DEFAULT_SPEC,
     REPORT_COLUMNS,
+    SPEC_KEYS,
     blocked_correlation,
     feature_source,
     is_target_column,
@@ -19,6 +21,7 @@ from workflow_scripts.selection.feature_screening import (
 )
 
 N = 200
+SCREEN = config_group("screening")
 
 
 def _frame(rng, **cols):
@@ -33,7 +36,7 @@ def _reasons(report):
 
 def test_report_shape_and_order(rng):
     X = _frame(rng, tech__c=rng.normal(size=N))
-    kept, report = screen_features(X, {})
+    kept, report = screen_features(X, SCREEN)
     assert list(report.columns) == REPORT_COLUMNS
     assert report["feature"].tolist() == list(X.columns)
     assert kept == list(X.columns)
@@ -46,7 +49,7 @@ def test_missing_is_structural_absence_of_the_source(rng):
     eth_a = np.where(absent, np.nan, rng.normal(size=N))
     eth_b = np.where(absent, np.nan, rng.normal(size=N))
     X = _frame(rng, ETHUSDT__tech__a=eth_a, ETHUSDT__tech__b=eth_b)
-    kept, report = screen_features(X, {})
+    kept, report = screen_features(X, SCREEN)
     r = _reasons(report)
     assert r["ETHUSDT__tech__a"] == r["ETHUSDT__tech__b"] == "missing"
     row = report.set_index("feature").loc["ETHUSDT__tech__a"]
@@ -72,7 +75,7 @@ def test_nan_rule_catches_what_missing_does_not(rng):
         tech__sparse=own_sparse,
         tech__inf=with_inf,
     )
-    _, report = screen_features(X, {})
+    _, report = screen_features(X, SCREEN)
     r = _reasons(report)
     rep = report.set_index("feature")
     assert rep.loc["SOLUSDT__vol__sparse", "missing_frac"] == pytest.approx(0.5)
@@ -83,7 +86,7 @@ def test_nan_rule_catches_what_missing_does_not(rng):
     assert r["tech__inf"] == "nan"
     assert rep.loc["tech__inf", "missing_frac"] == 0.0
     # Both thresholds are configurable.
-    _, report2 = screen_features(X, {"max_nan_frac": 0.99, "max_missing_frac": 0.4})
+    _, report2 = screen_features(X, {**SCREEN, "max_nan_frac": 0.99, "max_missing_frac": 0.4})
     r2 = _reasons(report2)
     assert r2["SOLUSDT__vol__sparse"] == r2["SOLUSDT__vol__other"] == "missing"
     assert r2["tech__inf"] == ""
@@ -92,7 +95,7 @@ def test_nan_rule_catches_what_missing_does_not(rng):
 def test_explicit_availability_overrides_inference(rng):
     X = _frame(rng, ETHUSDT__tech__a=rng.normal(size=N))
     mask = np.arange(N) >= int(0.8 * N)  # "ETH listed only in the last 20%"
-    _, report = screen_features(X, {}, availability={"ETHUSDT": mask, "": np.ones(N, bool)})
+    _, report = screen_features(X, SCREEN, availability={"ETHUSDT": mask, "": np.ones(N, bool)})
     assert _reasons(report)["ETHUSDT__tech__a"] == "missing"
 
 
@@ -102,7 +105,7 @@ def test_same_value_rule(rng):
     borderline = np.zeros(N)
     borderline[: int(0.06 * N)] = rng.normal(size=int(0.06 * N))  # 94% identical: kept
     X = _frame(rng, candle__zero=mostly_zero, candle__border=borderline)
-    _, report = screen_features(X, {})
+    _, report = screen_features(X, SCREEN)
     r = _reasons(report)
     assert r["candle__zero"] == "same_value"
     assert r["candle__border"] == ""
@@ -114,7 +117,7 @@ def test_same_value_counts_finite_values_only(rng):
     # 60% NaN, the rest one value: 100% of the finite values are the same.
     x = np.where(np.arange(N) < int(0.6 * N), np.nan, 3.0)
     X = _frame(rng, candle__const_tail=x)
-    _, report = screen_features(X, {})
+    _, report = screen_features(X, SCREEN)
     assert _reasons(report)["candle__const_tail"] == "same_value"
 
 
@@ -122,11 +125,11 @@ def test_variance_rule(rng):
     tiny = 1.0 + rng.normal(size=N) * 1e-8  # float32 rounds it to a near-constant with tiny spread
     spread = np.arange(N) % 40 * 1e-5  # small but real variance, many distinct values
     X = _frame(rng, struct__tiny=tiny, struct__small=spread)
-    _, report = screen_features(X, {"max_same_value_frac": 1.0})
+    _, report = screen_features(X, {**SCREEN, "max_same_value_frac": 1.0})
     r = _reasons(report)
     assert r["struct__tiny"] == "low_variance"
     assert r["struct__small"] == ""
-    _, report2 = screen_features(X, {"max_same_value_frac": 1.0, "min_variance": 1e-6})
+    _, report2 = screen_features(X, {**SCREEN, "max_same_value_frac": 1.0, "min_variance": 1e-6})
     assert _reasons(report2)["struct__small"] == "low_variance"
 
 
@@ -136,7 +139,7 @@ def test_correlation_keeps_fewer_missing(rng):
     with_nan = noisy.copy()
     with_nan[:10] = np.nan
     X = _frame(rng, tech__z_has_none=base, tech__a_has_nan=with_nan)
-    _, report = screen_features(X, {})
+    _, report = screen_features(X, SCREEN)
     r = _reasons(report)
     # The name order alone would keep tech__a_has_nan; fewer NaN rows wins first.
     assert r["tech__z_has_none"] == ""
@@ -149,21 +152,21 @@ def test_correlation_keeps_fewer_missing(rng):
 def test_correlation_tie_break_by_name_and_negative_correlation(rng):
     base = rng.normal(size=N)
     X = _frame(rng, tech__b=base, tech__a=-base * 2.0 + 1.0, tech__c=base + rng.normal(size=N) * 2.0)
-    kept, report = screen_features(X, {})
+    kept, report = screen_features(X, SCREEN)
     r = _reasons(report)
     assert r["tech__a"] == ""  # same NaN count: the smaller name stays
     assert r["tech__b"] == "correlated"
     assert report.set_index("feature").loc["tech__b", "correlated_with"] == "tech__a"
     assert r["tech__c"] == ""  # |r| ~ 0.45
     # Column order of the input does not change the decision.
-    kept2, _ = screen_features(X[list(reversed(X.columns))], {})
+    kept2, _ = screen_features(X[list(reversed(X.columns))], SCREEN)
     assert sorted(kept2) == sorted(kept)
 
 
 def test_correlation_tie_prefers_the_own_feature(rng):
     hour = (np.arange(N) % 24).astype(float)
     X = _frame(rng, time__hour=hour, ETHUSDT__time__hour=hour)
-    _, report = screen_features(X, {})
+    _, report = screen_features(X, SCREEN)
     r = _reasons(report)
     assert r["time__hour"] == "" and r["ETHUSDT__time__hour"] == "correlated"
 
@@ -179,7 +182,7 @@ def test_correlation_chain_is_greedy(rng):
     c = 0.81 * a_s + np.sqrt(1 - 0.81**2) * e_s
     b = (a_s + c) / np.std(a_s + c)
     X = _frame(rng, tech__a=a_s, tech__b=b, tech__c=c)
-    _, report = screen_features(X, {})
+    _, report = screen_features(X, SCREEN)
     r = _reasons(report)
     assert (r["tech__a"], r["tech__b"], r["tech__c"]) == ("", "correlated", "")
 
@@ -191,8 +194,8 @@ def test_block_size_does_not_change_the_result(rng, block):
         f"tech__f{i:02d}": base[:, i % 3] + rng.normal(size=N) * (0.1 if i % 2 else 1.0) for i in range(12)
     }
     X = _frame(rng, **cols)
-    ref_kept, ref = screen_features(X, {"corr_block_size": 1024})
-    kept, report = screen_features(X, {"corr_block_size": block})
+    ref_kept, ref = screen_features(X, {**SCREEN, "corr_block_size": 1024})
+    kept, report = screen_features(X, {**SCREEN, "corr_block_size": block})
     assert kept == ref_kept
     pd.testing.assert_frame_equal(report.drop(columns="abs_corr"), ref.drop(columns="abs_corr"))
 
@@ -213,7 +216,7 @@ def test_target_columns_are_dropped(rng):
         ETHUSDT__label_end=rng.normal(size=N),
         tech__labelled_not=rng.normal(size=N),
     )
-    _, report = screen_features(X, {})
+    _, report = screen_features(X, SCREEN)
     r = _reasons(report)
     assert r["high_breakout_k1_5_th0_5"] == r["target_x"] == r["ETHUSDT__label_end"] == "target_derived"
     assert r["tech__labelled_not"] == ""
@@ -230,19 +233,19 @@ def test_names():
 def test_refuses_unknown_keys_and_non_numeric(rng):
     X = _frame(rng)
     with pytest.raises(KeyError):
-        screen_features(X, {"max_missing": 0.5})
+        screen_features(X, {**SCREEN, "max_missing": 0.5})
     with pytest.raises(TypeError):
-        screen_features(X.assign(timestamp=pd.Timestamp("2024-01-01", tz="UTC")), {})
+        screen_features(X.assign(timestamp=pd.Timestamp("2024-01-01", tz="UTC")), SCREEN)
 
 
 def test_deterministic_and_summary(rng):
     base = rng.normal(size=N)
     X = _frame(rng, tech__x=base, tech__y=base * 3, candle__z=np.zeros(N))
-    k1, r1 = screen_features(X, {})
-    k2, r2 = screen_features(X.copy(), {})
+    k1, r1 = screen_features(X, SCREEN)
+    k2, r2 = screen_features(X.copy(), SCREEN)
     assert k1 == k2
     pd.testing.assert_frame_equal(r1, r2)
-    summary = screening_summary(r1, {})
+    summary = screening_summary(r1, SCREEN)
     assert summary["n_kept"] == len(k1) and summary["kept"] == k1
     assert summary["dropped_by_reason"]["correlated"] == 1
     assert summary["dropped"]["tech__y"] == {"reason": "correlated", "correlated_with": "tech__x"}
@@ -250,7 +253,7 @@ def test_deterministic_and_summary(rng):
     assert "tech__y" in md and "| correlated | 1 |" in md
 
 
-# ---- training rows only -------------------------------------------------------------------------------------
+# ---- training rows only ------------------------------------------------------------------------------------
 SPLIT = {
     "train": {"lo": 0, "hi": 120},
     "validation": {"lo": 140, "hi": 170},
@@ -287,7 +290,7 @@ def test_statistics_ignore_validation_and_test_rows(rng):
             "ETHUSDT__tech__e": np.where(np.arange(n) < 60, np.nan, rng.normal(size=n)),
         }
     ).astype(np.float32)
-    kept, report = screen_features(training_rows(frame, SPLIT), {})
+    kept, report = screen_features(training_rows(frame, SPLIT), SCREEN)
 
     # Scramble everything outside the training rows: NaN, constants, a perfect copy of another column.
     poisoned = frame.copy()
@@ -297,21 +300,17 @@ def test_statistics_ignore_validation_and_test_rows(rng):
     poisoned.loc[outside, "tech__a"] = 7.0
     poisoned.loc[outside, "tech__b"] = (rng.normal(size=outside.sum()) * 1e6).astype(np.float32)
     poisoned.loc[outside, "ETHUSDT__tech__e"] = np.nan
-    kept2, report2 = screen_features(training_rows(poisoned, SPLIT), {})
+    kept2, report2 = screen_features(training_rows(poisoned, SPLIT), SCREEN)
     assert kept2 == kept
     pd.testing.assert_frame_equal(report2, report)
     # ...while the same poison inside the training rows does change the result.
     poisoned.loc[~outside, "tech__c"] = np.nan
-    kept3, _ = screen_features(training_rows(poisoned, SPLIT), {})
+    kept3, _ = screen_features(training_rows(poisoned, SPLIT), SCREEN)
     assert "tech__c" not in kept3
 
 
-def test_default_spec_matches_config_file():
-    from pathlib import Path
-
-    import yaml
-
-    cfg = yaml.safe_load((Path(__file__).parents[2] / "config/screening/default.yaml").read_text())
-    assert screen_features(_frame(np.random.default_rng(0)), cfg)[0]  # the group file is accepted as it is
-    cfg.pop("name", None)
-    assert cfg == DEFAULT_SPEC
+@pytest.mark.parametrize("key", SPEC_KEYS)
+def test_missing_key_is_named(key):
+    spec = {k: v for k, v in SCREEN.items() if k != key}
+    with pytest.raises(KeyError, match=f"'{key}'.*missing"):
+        screen_features(_frame(np.random.default_rng(0)), spec)

@@ -1,14 +1,14 @@
-"""Selection: rows (train only, chronological), each variant on its own labels, determinism, aggregation, outputs."""
+"""Selection: rows (train only, chronological), each variant on its own labels, determinism, aggregation,
+outputs."""
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 
+from workflow_scripts.config.schema import config_group
 from workflow_scripts.selection.feature_screening import segment_positions
 from workflow_scripts.selection.feature_selection import (
-    DEFAULT_PARAMS,
-    DEFAULT_SPEC,
     VariantRows,
     _labelled_subset,
     aggregate_selection,
@@ -25,7 +25,8 @@ from workflow_scripts.selection.feature_selection import (
     variant_params,
 )
 
-PARAMS = {**DEFAULT_PARAMS, "num_threads": 1}
+SELECTION = config_group("selection")
+PARAMS = {**SELECTION["params"], "num_threads": 1}
 
 
 def _data(rng, n=1200, p=12):
@@ -42,7 +43,7 @@ def _accuracy(booster, X, y):
     return float((booster.predict(X).argmax(axis=1) == y).mean())
 
 
-# ---- rows ---------------------------------------------------------------------------------------------------
+# ---- rows --------------------------------------------------------------------------------------------------
 def test_chronological_subsample_takes_the_most_recent_rows_and_purges():
     pos = np.arange(0, 1000, 2)  # 500 event rows
     fit, val = chronological_subsample(pos, n_rows=100, val_frac=0.2, horizon=5)
@@ -78,7 +79,7 @@ def test_plan_window_uses_training_event_rows_only(rng):
         targets,
         train,
         ["high_breakout_k1.0_th0.5", "low_reversion_k1.0_th0.5"],
-        {"subsample_rows": 100, "val_frac": 0.25},
+        {**SELECTION, "subsample_rows": 100, "val_frac": 0.25},
         horizon=3,
     )
     for tid, rows in variants.items():
@@ -91,7 +92,7 @@ def test_plan_window_uses_training_event_rows_only(rng):
     assert np.array_equal(union, np.unique(union))
 
 
-# ---- the pitfall: each variant trains on its own labels -----------------------------------------------------
+# ---- the pitfall: each variant trains on its own labels ----------------------------------------------------
 def test_each_variant_trains_on_its_own_labels(rng):
     X, names = _data(rng)
     shared = build_shared_dataset(X, names, PARAMS)
@@ -130,7 +131,8 @@ def test_unsorted_indices_keep_labels_aligned(rng):
 
 
 def test_the_pitfall_is_real_label_before_construct_is_ignored(rng):
-    """Documents why _labelled_subset constructs first: LightGBM 4.x trains on the parent's (placeholder) labels."""
+    """Documents why _labelled_subset constructs first: LightGBM 4.x trains on the parent's (placeholder)
+    labels."""
     X, names = _data(rng, n=600)
     shared = build_shared_dataset(X, names, PARAMS)
     y = _classes(X[:, 0])
@@ -143,11 +145,11 @@ def test_the_pitfall_is_real_label_before_construct_is_ignored(rng):
     assert (booster.predict(X).argmax(axis=1) == 0).all()  # the parent's placeholder labels are all 0
 
 
-# ---- determinism and inputs ---------------------------------------------------------------------------------
+# ---- determinism and inputs --------------------------------------------------------------------------------
 def test_selection_is_deterministic_for_a_fixed_seed(rng):
     X, names = _data(rng, n=900, p=20)
     y = _classes(X[:, 2] + 0.5 * X[:, 7])
-    spec = {"top_k": 10, "seed": 7, "params": PARAMS}
+    spec = {**SELECTION, "top_k": 10, "seed": 7, "params": PARAMS}
 
     pos = np.arange(900)
     variants = {
@@ -180,7 +182,7 @@ def test_load_columns_reads_only_what_is_asked(tmp_path, rng):
     np.testing.assert_array_equal(got["tech__c1"].to_numpy(), frame["tech__c1"].to_numpy())
 
 
-# ---- aggregation and outputs --------------------------------------------------------------------------------
+# ---- aggregation and outputs -------------------------------------------------------------------------------
 def _variant(pairs):
     return pd.DataFrame(
         {
@@ -226,18 +228,8 @@ def test_outputs_a_person_reads(tmp_path):
     png = tmp_path / "importance.png"
     plot_importance(png, table, top_n=15)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    summary = selection_summary(table, {}, n_variants=2)
+    summary = selection_summary(table, SELECTION, n_variants=2)
     assert summary["features"] == table.loc[table["selected"], "feature"].tolist()
     assert summary["n_selected"] == int(table["selected"].sum())
     md = selection_markdown(table)
     assert "| 1 | tech__f0 |" in md
-
-
-def test_default_spec_matches_config_file():
-    from pathlib import Path
-
-    import yaml
-
-    cfg = yaml.safe_load((Path(__file__).parents[2] / "config/selection/default.yaml").read_text())
-    cfg.pop("name", None)
-    assert cfg == DEFAULT_SPEC

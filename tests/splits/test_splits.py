@@ -1,4 +1,5 @@
-"""Chronological splits: segments ordered, no label of one segment reaches into the next, purge + embargo kept."""
+"""Chronological splits: segments ordered, no label of one segment reaches into the next, purge + embargo
+kept."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
-"""Stage 1: every variant trains on its own labels from the shared binned dataset; results are deterministic."""
+"""Stage 1: every variant trains on its own labels from the shared binned dataset; results are
+deterministic."""
 
 import copy
 

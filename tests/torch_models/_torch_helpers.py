@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from workflow_scripts.config.schema import config_group
 from workflow_scripts.models import torch_models as tm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,11 +44,13 @@ def tiny_cfg(arch="mlp", **kw):
         "device": "cpu",
     }
     base.update(kw)
-    return tm.TorchModelConfig(**base)
+    group = config_group("model", "torch_mlp" if base["arch"] == "mlp" else "torch_transformer")
+    return tm.TorchModelConfig.from_config(group, **base)
 
 
 def tiny_models_bytes(tmp) -> dict[str, bytes]:
-    """model.pt bytes of the tiny synthetic MLP and transformer (CPU, 2 epochs); `tmp` holds the feature matrix."""
+    """model.pt bytes of the tiny synthetic MLP and transformer (CPU, 2 epochs); `tmp` holds the feature
+    matrix."""
     frame, y = synthetic_frame(n=300, gap_at=150)
     matrix = tm.write_feature_matrix(frame, Path(tmp) / "X.npy")
     rows = {"train": np.arange(0, 200), "validation": np.arange(210, 260)}

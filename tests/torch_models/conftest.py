@@ -1,4 +1,5 @@
-"""Fixtures for the neural heads: one thread, tiny models, a few hundred rows (the suite shares 2 CPU cores)."""
+"""Fixtures for the neural heads: one thread, tiny models, a few hundred rows (the suite shares 2 CPU
+cores)."""
 
 import json
 from pathlib import Path

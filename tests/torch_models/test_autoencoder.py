@@ -1,4 +1,5 @@
-"""Autoencoder shared encoder: training rows only, one JSON file (weights as data), version = sha256, deterministic."""
+"""Autoencoder shared encoder: training rows only, one JSON file (weights as data), version = sha256,
+deterministic."""
 
 import numpy as np
 import pandas as pd

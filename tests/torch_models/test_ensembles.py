@@ -83,5 +83,11 @@ def test_members_must_be_present_and_shaped():
 def test_select_members_and_oof():
     assert ens.select_members({"a": 0.4, "b": float("nan"), "c": 0.6, "d": 0.4}, top_k=2) == ["c", "a"]
     p, y = _probas()
-    oof = ens.stacker_oof_proba(MEMBERS, {k: v[:200] for k, v in p.items()}, y[:200], n_folds=4)
-    assert oof.shape == (200, 3) and np.allclose(oof.sum(axis=1), 1)
+    pos = np.arange(200) * 3  # events every 3 bars, labels 5 bars long, embargo 5 bars
+    fence = {"positions": pos, "label_end": pos + 5, "embargo": 5}
+    oof = ens.stacker_oof_proba(MEMBERS, {k: v[:200] for k, v in p.items()}, y[:200], n_folds=4, **fence)
+    ok = ens.oof_rows(oof)
+    assert oof.shape == (200, 3) and np.allclose(oof[ok].sum(axis=1), 1)
+    assert (
+        ok.sum() == 4 * (200 // 5) and not ok[: 200 - 4 * 40].any()
+    )  # walk-forward: first block unpredicted

@@ -1,5 +1,5 @@
-"""Export and parity: model.pt + metadata.json + feature_spec.json; column checks; a fresh process reproduces the
-test-segment predictions from model.pt, feature_spec.json and the raw bars alone."""
+"""Export and parity: model.pt + metadata.json + feature_spec.json; column checks; a fresh process reproduces
+the test-segment predictions from model.pt, feature_spec.json and the raw bars alone."""
 
 import subprocess
 import sys
@@ -46,8 +46,8 @@ def test_loaded_model_reproduces_training_predictions(real_model):
 
 
 def test_fresh_process_reproduces_test_predictions_from_raw_bars(real_model, tmp_path):
-    """Only model.pt, feature_spec.json and data/raw/*.parquet are read by the child (metadata.json is not even
-    copied next to them)."""
+    """Only model.pt, feature_spec.json and data/raw/*.parquet are read by the child (metadata.json is not
+    even copied next to them)."""
     only = tmp_path / "shipped"
     only.mkdir()
     for name in (tm.MODEL_FILE, tm.FEATURE_SPEC_FILE):

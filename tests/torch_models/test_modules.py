@@ -1,4 +1,5 @@
-"""The networks and their TorchScript twins: parity, baked-in normalisation, NaN handling, shape refusal, windows."""
+"""The networks and their TorchScript twins: parity, baked-in normalisation, NaN handling, shape refusal,
+windows."""
 
 import numpy as np
 import pytest

@@ -1,6 +1,7 @@
-"""model=torch_mlp / torch_transformer through production.fit_head (the workflow's one model-kind dispatch) on real
-BTCUSDT bars: windows around the event rows, deterministic CPU training, the production folder, and the registry
-loading model.pt (hash-verified) and reproducing the training-time predictions through predict_proba_rows."""
+"""model=torch_mlp / torch_transformer through production.fit_head (the workflow's one model-kind dispatch) on
+real BTCUSDT bars: windows around the event rows, deterministic CPU training, the production folder, and the
+registry loading model.pt (hash-verified) and reproducing the training-time predictions through
+predict_proba_rows."""
 
 import numpy as np
 import pandas as pd

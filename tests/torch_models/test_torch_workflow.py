@@ -1,5 +1,5 @@
-"""Issue 9 through Snakemake on a tiny real config (sandbox copy): model=torch_mlp with encoder=autoencoder and
-ensemble=enabled, from raw bars through register_models. One run serves every test."""
+"""Issue 9 through Snakemake on a tiny real config (sandbox copy): model=torch_mlp with encoder=autoencoder
+and ensemble=enabled, from raw bars through register_models. One run serves every test."""
 
 from __future__ import annotations
 
@@ -154,7 +154,8 @@ def test_ensembles_are_built_registered_and_loaded(ran):
     table = pd.read_parquet(res / "features/BTCUSDT.parquet")  # encoder columns: added by the loaded model
     proba = loaded.predict_proba(table)
     assert proba.shape == (len(table), 3) and abs(proba.sum(axis=1) - 1).max() < 1e-6
-    # ... and reproduces the test-segment macro AP that fit_ensemble recorded (registry path == training path).
+    # ... and reproduces the test-segment macro AP that fit_ensemble recorded (registry path == training
+    # path).
     cfg = artifacts.read_json(folder / "config.json")
     labels = pd.read_parquet(res / f"targets/BTCUSDT/w{cfg['window']}.parquet")[cfg["target"]].to_numpy()
     test_rows = artifacts.read_json(folder / "split_indices.json")["test"]
@@ -164,7 +165,8 @@ def test_ensembles_are_built_registered_and_loaded(ran):
 
 
 def test_ensemble_switch_reruns_only_its_readers(ran):
-    """Switching the ensemble stage off plans only register_models (its input list shrinks); the heads stay."""
+    """Switching the ensemble stage off plans only register_models (its input list shrinks); the heads
+    stay."""
     plan = planned_jobs(snakemake(ran, "results/registry/run_status.json", "-n", config=config(*GROUPS[:2])))
     assert plan == {"register_models": 1}
 

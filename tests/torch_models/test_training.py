@@ -1,4 +1,5 @@
-"""Trainer: early stopping, determinism, OOM halving, torch.compile fallback, device choice and CPU fallback."""
+"""Trainer: early stopping, determinism, OOM halving, torch.compile fallback, device choice and CPU
+fallback."""
 
 import numpy as np
 import pytest
@@ -152,7 +153,8 @@ def test_labels_must_be_trainable_codes(synth):
 
 
 def test_model_pt_is_byte_identical_across_processes(tmp_path):
-    """Two fresh interpreters with different hash seeds (TorchScript's constant order follows it unless pinned)."""
+    """Two fresh interpreters with different hash seeds (TorchScript's constant order follows it unless
+    pinned)."""
     import os
     import subprocess
     import sys

@@ -1,14 +1,20 @@
-"""Child process for the resume test: runs one small real study in a journal file (argv: journal, n_trials)."""
+"""Child process for the resume test: runs one small real study in a journal file (argv: journal,
+n_trials)."""
 
 import sys
 import time
 
 from tests.tuning.conftest import synthetic
+from workflow_scripts.config.schema import config_group
 from workflow_scripts.training import tuning
 
 journal, n_trials, slow = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 X, y, positions, label_end = synthetic()
-folds = tuning.cv_folds(positions, label_end, {"n_folds": 2, "embargo_bars": 2, "min_train_rows": 50})
+folds = tuning.cv_folds(
+    positions,
+    label_end,
+    {**config_group("tuning")["cv"], "n_folds": 2, "embargo_bars": 2, "min_train_rows": 50},
+)
 cfg = {"space": {"num_leaves": [4, 8, 16], "learning_rate": [0.05, 0.1], "min_child_samples_frac": [0.01]}}
 inner = tuning.make_objective(
     X,

@@ -150,7 +150,6 @@ def tuned():
 
 def write(tmp_path, real, comb, kind, encoder_path=None):
     model_cfg = load(f"model/{kind}")
-    trained = production.train_combination(comb, tuned(), model_cfg)
     spec = {
         "model": model_cfg,
         "targets": TARGETS_CFG,
@@ -184,27 +183,21 @@ def write(tmp_path, real, comb, kind, encoder_path=None):
         "units": "bps of notional per side",
         "version": 1,
     }
-    evaluation = production.evaluate_production(
-        comb, trained, real["bars"]["close"].to_numpy(), costs, spec, trials
-    )
     folder = tmp_path / kind
-
-    def documents(sha):
-        return production.folder_documents(
-            comb,
-            trained,
-            tuning,
-            evaluation,
-            trials,
-            costs,
-            spec,
-            data_version="d" * 64,
-            data_end="2026-01-01",
-            model_sha256=sha,
-            threads=1,
-        )
-
-    production.write_folder(folder, trained.model, documents, encoder_path=encoder_path)
+    trained, evaluation = production.produce(
+        folder,
+        comb,
+        tuned(),
+        tuning,
+        trials,
+        real["bars"]["close"].to_numpy(),
+        costs,
+        spec,
+        data_version="d" * 64,
+        data_end="2026-01-01",
+        threads=1,
+        encoder_path=encoder_path,
+    )
     return folder, trained, evaluation
 
 

@@ -63,3 +63,32 @@ def test_training_range_is_the_intersection_of_windows():
     assert enc.training_range(splits) == (3, 850)
     with pytest.raises(ValueError):
         enc.training_range([{"train": [0, 10]}, {"train": [20, 30]}])
+
+
+def test_all_coins_are_cut_at_one_common_timestamp():
+    """Issue 14 item 9: two coins with unequal listing dates. Each coin's own train share would end the late
+    coin's training rows months after the early coin's training end (inside its validation / test period);
+    the pooled rows stop at the earliest training end over the coins instead."""
+    early = _features(1, n=1000)  # listed 2024-01-01, hourly
+    late = _features(2, n=700)
+    late["timestamp"] = early["timestamp"].iloc[-700:].to_numpy()  # listed 300 bars later, same data end
+    feats = {"AAAUSDT": early, "BBBUSDT": late}
+    ranges = {"AAAUSDT": enc.training_range([{"train": [0, 600]}, {"train": [0, 580]}]), "BBBUSDT": (0, 420)}
+    ends = {s: feats[s]["timestamp"].iloc[hi - 1] for s, (_, hi) in ranges.items()}
+    cut = enc.training_cut(feats, ranges)
+    assert cut == min(ends.values()) == early["timestamp"].iloc[579]  # the minimum over coins and windows
+    assert ends["BBBUSDT"] > cut  # the late coin's own share would reach past it
+    for s in feats:  # tag each row with its timestamp so the pooled rows can be traced back
+        feats[s]["tech__c0"] = feats[s]["timestamp"].astype("int64").astype("float64")
+    pooled = enc.training_rows(feats, ranges)
+    stamps = pd.to_datetime(pooled["tech__c0"].astype("int64"), utc=True)
+    assert (stamps <= cut).all()
+    n_late = int((late["timestamp"].iloc[:420] <= cut).sum())
+    assert len(pooled) == 580 + n_late and n_late == 280  # bars 300..579 of the early coin's clock
+    # Scrambling the late coin's rows after the cut (its own "training" share) leaves the encoder unchanged.
+    a = enc.fit_pca_encoder(enc.training_rows(feats, ranges), n_components=3)
+    changed = {s: f.copy() for s, f in feats.items()}
+    after = (changed["BBBUSDT"]["timestamp"] > cut).to_numpy()
+    changed["BBBUSDT"].loc[after, "tech__c1"] = 1e6
+    b = enc.fit_pca_encoder(enc.training_rows(changed, ranges), n_components=3)
+    np.testing.assert_array_equal(a.components, b.components)

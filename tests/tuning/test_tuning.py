@@ -9,9 +9,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from workflow_scripts.config.schema import config_group
 from workflow_scripts.training import tuning
 
 REPO = Path(__file__).resolve().parents[2]
+TUNING = config_group("tuning")
 CFG = {
     "budget": {"trials": 400, "minutes": 120},
     "shares": {"stage1": 0.25, "stage2": 0.15, "stage3": 0.35, "stage4": 0.25},
@@ -38,7 +40,12 @@ def test_stage_budgets_are_shares_of_the_total():
     assert b3["n_trials"] == 3 and b3["timeout_s"] == pytest.approx(0.35 * 120 * 60 / 36)
     assert tuning.stage_budget(CFG, "stage4", 1000)["n_trials"] == 1  # never zero
     only_minutes = {**CFG, "budget": {"trials": None, "minutes": 10}}
-    assert tuning.stage_budget(only_minutes, "stage4")["n_trials"] is None
+    with pytest.raises(ValueError, match="trials"):  # the trial budget binds; minutes is only a cap
+        tuning.stage_budget(only_minutes, "stage4")
+    assert (
+        tuning.stage_budget({**CFG, "budget": {"trials": 400, "minutes": None}}, "stage2")["timeout_s"]
+        is None
+    )
     with pytest.raises(ValueError):
         tuning.stage_budget({**CFG, "shares": {**CFG["shares"], "stage2": 0.5}}, "stage2")
 
@@ -69,7 +76,9 @@ def test_min_child_samples_is_one_percent_of_training_rows():
 
 def test_stage_respects_trial_budget_and_resumes(tmp_path, data):
     X, y, positions, label_end = data
-    folds = tuning.cv_folds(positions, label_end, {"n_folds": 3, "embargo_bars": 2, "min_train_rows": 50})
+    folds = tuning.cv_folds(
+        positions, label_end, {**TUNING["cv"], "n_folds": 3, "embargo_bars": 2, "min_train_rows": 50}
+    )
     space = tuning.broad_space({"space": {"num_leaves": [4, 8], "learning_rate": [0.1, 0.2]}})
     obj = tuning.make_objective(
         X, y, folds, space, {}, early_stopping_rounds=5, max_rounds=40, report_every=5
@@ -80,7 +89,7 @@ def test_stage_respects_trial_budget_and_resumes(tmp_path, data):
         study_name="s",
         objective=obj,
         n_trials=4,
-        pruner_cfg={"kind": "median", "n_startup_trials": 2, "n_warmup_steps": 0},
+        pruner_cfg={**TUNING["pruner"], "kind": "median", "n_startup_trials": 2, "n_warmup_steps": 0},
         result_path=tmp_path / "r.json",
     )
     assert r1["finished_trials"] == 4 and (tmp_path / "r.json").exists()
@@ -93,25 +102,80 @@ def test_stage_respects_trial_budget_and_resumes(tmp_path, data):
     assert len(r3["trials"]) == 6
 
 
-def test_time_budget_stops_a_study(tmp_path):
+def _timing_free(result):
+    """The result JSON without the keys that hold timings (tests/reliability/conftest.py drops the same)."""
+    import json
+    import re
+
+    key = re.compile(r"(^|_)seconds$")
+
+    def drop(x):
+        if isinstance(x, dict):
+            return {k: drop(v) for k, v in x.items() if not key.search(k)}
+        if isinstance(x, list):
+            return [drop(v) for v in x]
+        return x
+
+    return json.dumps(drop(result), sort_keys=True)
+
+
+def _quadratic(sleep_s=0.0):
+    def objective(trial):
+        x = trial.suggest_float("x", -1, 1)
+        n = trial.suggest_int("n", 1, 5)
+        time.sleep(sleep_s)
+        return -((x - 0.3) ** 2) - 0.01 * n
+
+    return objective
+
+
+def test_minutes_cap_binds_and_is_recorded(tmp_path):
+    """A tiny wall-clock cap stops the study before its trial budget and says so; a rerun continues to the
+    same trial count (the cap is per run, the trial budget is over every run)."""
+    kw = {"journal_path": tmp_path / "t.journal", "study_name": "t", "n_trials": 4, "timeout_s": 0.05}
+    r = tuning.run_stage(objective=_quadratic(0.1), **kw)
+    assert r["finished_trials"] == 1 and r["stopped_by"] == "minutes_cap"  # a started trial is never cut
+    assert r["budget"]["n_trials"] == 4 and r["budget"]["timeout_s"] == 0.05
+    for _ in range(3):
+        r = tuning.run_stage(objective=_quadratic(0.1), **kw)
+    assert r["finished_trials"] == 4 and r["stopped_by"] == "trial_budget"
+    again = tuning.run_stage(objective=_quadratic(0.1), **kw)  # budget reached: runs nothing more
+    assert (
+        again["finished_trials"] == 4 and len(again["trials"]) == 4 and again["stopped_by"] == "trial_budget"
+    )
+
+
+def test_trial_budget_binds_regardless_of_machine_speed(tmp_path):
+    """The same study on a fast and on a slow (loaded) machine: the same number of finished trials, the same
+    parameters and values, and the same result JSON apart from the keys that hold timings."""
+    kw = {"n_trials": 6, "timeout_s": 600.0, "seed": 3, "budget": {"stage": "stage2"}}
+    fast = tuning.run_stage(journal_path=tmp_path / "f.journal", study_name="s", objective=_quadratic(), **kw)
+    slow = tuning.run_stage(
+        journal_path=tmp_path / "s.journal", study_name="s", objective=_quadratic(0.05), **kw
+    )
+    assert fast["finished_trials"] == slow["finished_trials"] == 6
+    assert fast["stopped_by"] == slow["stopped_by"] == "trial_budget"
+    assert slow["spent_seconds"] > fast["spent_seconds"]
+    assert _timing_free(fast) == _timing_free(slow)
+
+
+def test_time_only_study_outside_the_workflow(tmp_path):
+    """n_trials=None (agents' time-boxed studies) still runs until the cap, and says so."""
+
     def slow(trial):
         trial.suggest_float("x", 0, 1)
         time.sleep(0.2)
         return 0.0
 
     r = tuning.run_stage(
-        journal_path=tmp_path / "t.journal", study_name="t", objective=slow, n_trials=None, timeout_s=0.7
+        journal_path=tmp_path / "t.journal", study_name="t", objective=slow, n_trials=None, timeout_s=0.5
     )
-    assert 2 <= r["finished_trials"] <= 5
-    r2 = tuning.run_stage(
-        journal_path=tmp_path / "t.journal", study_name="t", objective=slow, n_trials=None, timeout_s=0.7
-    )
-    assert r2["finished_trials"] == r["finished_trials"]  # budget already spent
+    assert 2 <= r["finished_trials"] <= 5 and r["stopped_by"] == "minutes_cap"
 
 
 def test_pruning_callback_prunes_hopeless_trials(tmp_path, data):
     X, y, positions, label_end = data
-    folds = tuning.cv_folds(positions, label_end, {"n_folds": 2, "min_train_rows": 50})
+    folds = tuning.cv_folds(positions, label_end, {**TUNING["cv"], "n_folds": 2, "min_train_rows": 50})
     # learning_rate 1e-4 barely moves the loss: the median pruner should cut those trials.
     space = {"learning_rate": {"choices": [0.3, 0.0001]}}
     obj = tuning.make_objective(
@@ -126,7 +190,9 @@ def test_pruning_callback_prunes_hopeless_trials(tmp_path, data):
         report="iteration",
     )
     study = tuning.open_study(
-        tmp_path / "p.journal", "p", pruner_cfg={"n_startup_trials": 1, "n_warmup_steps": 5}
+        tmp_path / "p.journal",
+        "p",
+        pruner_cfg={**TUNING["pruner"], "n_startup_trials": 1, "n_warmup_steps": 5},
     )
     study.enqueue_trial({"learning_rate": 0.3})
     study.enqueue_trial({"learning_rate": 0.3})
@@ -139,14 +205,16 @@ def test_pruning_callback_prunes_hopeless_trials(tmp_path, data):
 def test_fold_pruning_stops_after_a_hopeless_fold(tmp_path, data):
     X, y, positions, label_end = data
     y_noise = y.copy()
-    folds = tuning.cv_folds(positions, label_end, {"n_folds": 3, "min_train_rows": 50})
+    folds = tuning.cv_folds(positions, label_end, {**TUNING["cv"], "n_folds": 3, "min_train_rows": 50})
     # num_leaves 2 + a tiny learning rate is a weak model: pruned after its first fold.
     space = {"num_leaves": {"choices": [16, 2]}, "learning_rate": {"choices": [0.1, 1e-5]}}
     obj = tuning.make_objective(
         X, y_noise, folds, space, {"max_depth": 1}, early_stopping_rounds=5, max_rounds=30
     )
     study = tuning.open_study(
-        tmp_path / "f.journal", "f", pruner_cfg={"n_startup_trials": 2, "n_warmup_steps": 0}
+        tmp_path / "f.journal",
+        "f",
+        pruner_cfg={**TUNING["pruner"], "n_startup_trials": 2, "n_warmup_steps": 0},
     )
     for params in ({"num_leaves": 16, "learning_rate": 0.1},) * 2 + (
         {"num_leaves": 2, "learning_rate": 1e-5},
@@ -173,8 +241,8 @@ def test_killed_job_resumes_and_retries_running_trial(tmp_path):
                 continue
             trials = optuna.load_study(study_name="resume-test", storage=_storage(journal)).trials
             done = [t for t in trials if t.state == TrialState.COMPLETE]
-            # A trial that has reported a fold has suggested all its parameters (a kill between two suggestions
-            # would leave partial params, and the retry would rightly sample the rest).
+            # A trial that has reported a fold has suggested all its parameters (a kill between two
+            # suggestions would leave partial params, and the retry would rightly sample the rest).
             running = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
             if len(done) >= 3 and running:
                 child.send_signal(signal.SIGKILL)

@@ -1,4 +1,5 @@
-"""docs/ARCHITECTURE.md stays true: its rule graph names exactly the workflow's rules; the rule graph is valid dot."""
+"""docs/ARCHITECTURE.md stays true: its rule graph names exactly the workflow's rules; the rule graph is valid
+dot."""
 
 import re
 import shutil

@@ -1,4 +1,5 @@
-"""The real workflow through Snakemake on a tiny config of real data: outputs, no-op rerun, targeted reruns."""
+"""The real workflow through Snakemake on a tiny config of real data: outputs, no-op rerun, targeted
+reruns."""
 
 import json
 

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from workflow_scripts.evaluation.costs import ConfigCostProvider
-from workflow_scripts.evaluation.grades import BASES
+from workflow_scripts.evaluation.grades import BASES, INSUFFICIENT
 from workflow_scripts.features import validate_spec
 from workflow_scripts.targets.grammar import TARGET_TYPES
 
@@ -256,6 +256,7 @@ class GradesConfig(Group):
     table: list[GradeRow]
     fail_grade: str
     percentile_scale: list[GradeRow]
+    min_trades: PositiveInt  # after-cost trades a grade needs; fewer -> 'N' (insufficient evidence)
 
     @field_validator("table", "percentile_scale")
     @classmethod
@@ -263,12 +264,30 @@ class GradesConfig(Group):
         check(all(a[1] > b[1] for a, b in pairwise(v)), "[grade, cut-off] rows, cut-offs strictly descending")
         return v
 
+    @field_validator("table", "percentile_scale", "fail_grade")
+    @classmethod
+    def _not_insufficient(cls, v):
+        names = [v] if isinstance(v, str) else [row[0] for row in v]
+        check(INSUFFICIENT not in names, f"grade names other than {INSUFFICIENT!r} (insufficient evidence)")
+        return v
+
+
+class RegistryCompare(Group):
+    alpha: float = Field(gt=0, lt=1)
+    min_bars: PositiveInt
+    min_trades: PositiveInt
+
+
+class RegistryDemotion(Group):
+    min_bars: PositiveInt
+    min_trades: PositiveInt
+    sharpe_floor: float
+
 
 class RegistryConfig(Group):
     name: str
-    margin: Probability
-    recent_bars: int | None = Field(ge=24)
-    min_rows: PositiveInt
+    compare: RegistryCompare
+    demotion: RegistryDemotion
     promote_gate_profiles: list[str]
 
     @field_validator("promote_gate_profiles")
@@ -282,16 +301,10 @@ class RegistryConfig(Group):
 
 # ---- tuning ------------------------------------------------------------------------------------------------
 class TuningBudget(Group):
-    trials: int | None = Field(ge=1)
-    minutes: float | None = Field(gt=0)
+    """`trials` binds (reproducible tuning); `minutes` is only a wall-clock safety cap (null: none)."""
 
-    @model_validator(mode="after")
-    def _some_budget(self):
-        check(
-            self.trials is not None or self.minutes is not None,
-            "trials and/or minutes (the total over all stages), not both null",
-        )
-        return self
+    trials: int = Field(ge=1)
+    minutes: float | None = Field(gt=0)
 
 
 class TuningPruner(Group):
@@ -436,6 +449,48 @@ class EnsembleConfig(Group):
     oof_folds: int = Field(ge=2)
 
 
+class AgentStudy(Group):
+    trials: int | None = Field(ge=1)
+    minutes: float | None = Field(gt=0)
+    seed: int
+    sampler: Literal["tpe", "random"]
+    objective: Literal["sharpe_per_trade", "sharpe", "sortino", "total_return"]
+    min_trades: Count
+    stale_after_s: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _some_budget(self):
+        check(self.trials is not None or self.minutes is not None, "trials and/or minutes, not both null")
+        return self
+
+
+AGENT_SPACE_KEYS = ("net_width", "batch_size", "learning_rate", "gamma", "lookback", "time_decay")
+
+
+class AgentsConfig(Group):
+    """The RL line (docs/AGENTS.md). `cnn_lstm`, `env` and `agent` are checked by the agents package's own
+    `from_mapping` in the job (naming a bad key), so validating the config does not import torch or SB3."""
+
+    name: str
+    enabled: bool
+    kinds: list[Literal["ppo", "sac", "td3"]]
+    window: PositiveInt
+    sigma_bars: PositiveInt
+    seed: int
+    cnn_lstm: Params
+    env: Params
+    agent: Params
+    study: AgentStudy
+    space: dict[str, dict[str, Any]]
+
+    @model_validator(mode="after")
+    def _kinds_and_space(self):
+        check(not self.enabled or bool(self.kinds), "kinds: at least one of ppo, sac, td3 when enabled")
+        unknown = sorted(set(self.space) - set(AGENT_SPACE_KEYS))
+        check(not unknown, f"space: unknown parameter(s) {unknown}; allowed: {list(AGENT_SPACE_KEYS)}")
+        return self
+
+
 ModelConfig = Annotated[LightgbmModel | XgboostModel | TorchModel, Field(discriminator="kind")]
 EncoderConfig = Annotated[NoEncoder | PcaEncoder | AutoencoderEncoder, Field(discriminator="kind")]
 
@@ -460,6 +515,7 @@ class WorkflowConfig(Group):
     model: ModelConfig
     encoder: EncoderConfig
     ensemble: EnsembleConfig
+    agents: AgentsConfig
 
     @field_validator("costs")
     @classmethod
@@ -471,4 +527,11 @@ class WorkflowConfig(Group):
                 provider.costs_for(sym)
         except ValueError as exc:
             raise ValueError(f"a cost table that prices every symbol of the universe ({exc})") from None
+        return v
+
+    @field_validator("agents")
+    @classmethod
+    def _agent_window_is_a_target_window(cls, v, info: ValidationInfo):
+        windows = info.data["targets"].windows if "targets" in info.data else [v.window]
+        check(v.window in windows, f"agents.window one of targets.windows {list(windows)}, got {v.window}")
         return v

@@ -8,6 +8,8 @@ ConfigError naming the key and what is allowed (docs/CONFIG.md). Defaults live o
 
 from __future__ import annotations
 
+import functools
+import json
 import types
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
@@ -33,6 +35,7 @@ __all__ = [
     "SYMBOL_PATTERN",
     "WorkflowConfig",
     "compose",
+    "config_group",
     "describe",
     "overrides_from_snakemake",
 ]
@@ -85,6 +88,22 @@ def compose(overrides: list[str] | None = None, config_dir: Path = CONFIG_DIR) -
     except ValidationError as exc:
         raise ConfigError("\n".join(describe(err) for err in exc.errors())) from None
     return typed.model_dump()
+
+
+@functools.cache
+def _composed_group(group: str, option: str | None) -> str:
+    section = dict(compose([f"{group}={option}"] if option else [])[group])
+    section.pop("name", None)  # Hydra's group label, not a setting
+    return json.dumps(section)
+
+
+def config_group(group: str, option: str | None = None) -> dict:
+    """One group of the composed, validated config (default option unless named), for code outside a run.
+
+    The YAML group files are the one home of the defaults: tests and benchmarks read them through this instead
+    of keeping copies in the code.
+    """
+    return json.loads(_composed_group(group, option))
 
 
 # ---- error messages ----------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Ingest: read raw OHLCV bars (CSV, parquet, freqtrade feather/JSON), validate them, normalise them.
 
-Output contract (docs/CONTRACTS.md): `timestamp` (datetime64[ns, UTC], candle open time), float64 OHLCV, sorted,
-unique. Gaps are kept and reported, never filled: a filled bar would be a price nobody traded at.
+Output contract (docs/CONTRACTS.md): `timestamp` (datetime64[ns, UTC], candle open time), float64 OHLCV,
+sorted, unique. Gaps are kept and reported, never filled: a filled bar would be a price nobody traded at.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def normalise_bars(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in raw.columns]
     if missing:
         raise BarsError(
-            f"{source}: missing column(s) {missing}; expected {list(COLUMNS)} (freqtrade's 'date' is accepted "
-            f"for 'timestamp'), found {list(raw.columns)}"
+            f"{source}: missing column(s) {missing}; expected {list(COLUMNS)} (freqtrade's 'date' is "
+            f"accepted for 'timestamp'), found {list(raw.columns)}"
         )
     if len(raw) == 0:
         raise BarsError(f"{source}: no rows")
@@ -202,7 +202,7 @@ def ingest(
     bars = clip_span(bars, start, end)
     if len(bars) < min_bars:
         raise BarsError(
-            f"{path}: {symbol} has {len(bars)} bars in the span [{start}, {end}); at least {min_bars} are needed "
-            "for the largest window's band, volatility and horizon plus the three segments"
+            f"{path}: {symbol} has {len(bars)} bars in the span [{start}, {end}); at least {min_bars} are "
+            "needed for the largest window's band, volatility and horizon plus the three segments"
         )
     return bars, quality_report(bars, symbol)

@@ -1,8 +1,8 @@
 """The one cross-validation splitter: purged, embargoed walk-forward folds over labelled rows.
 
-Rows are the labelled bars of one coin, given by their bar `positions` (strictly increasing ints; gaps allowed)
-and `label_end` (the position of the last bar of each row's label horizon, `label_end >= position`, as in
-results/targets/{SYMBOL}/w{w}.parquet). Returned indices index into these arrays, not bar positions.
+Rows are the labelled bars of one coin, given by their bar `positions` (strictly increasing ints; gaps
+allowed) and `label_end` (the position of the last bar of each row's label horizon, `label_end >= position`,
+as in results/targets/{SYMBOL}/w{w}.parquet). Returned indices index into these arrays, not bar positions.
 
 Layout (`n` rows, `F` folds): the rows are cut into `F + 1` chronological blocks of `n // (F + 1)` rows, the
 first block (plus the remainder) being training-only; fold `k` validates on block `k + 1`.
@@ -11,8 +11,8 @@ first block (plus the remainder) being training-only; fold `k` validates on bloc
 - rolling:   fold k trains on the `train_size` rows just before its validation block (default: the size of the
              first block), so every fold sees the same amount of history.
 
-A validation fold's time span is `[position of its first row, max label_end of its rows]` in bars. Training rows
-are then cut so that no training label span `[position, label_end]` comes within `embargo` bars of it:
+A validation fold's time span is `[position of its first row, max label_end of its rows]` in bars. Training
+rows are then cut so that no training label span `[position, label_end]` comes within `embargo` bars of it:
 
 - purge:   a training row whose label horizon reaches into the validation span is dropped;
 - embargo: the `embargo` bars that follow a validation span are barred from training. In walk-forward nothing
@@ -44,8 +44,8 @@ def purged_walk_forward(
     """Chronological folds `(train_idx, val_idx)` (int64 index arrays, ascending) over the labelled rows.
 
     `embargo` is in bars, `min_train` and `train_size` in rows. Raises ValueError when the rows cannot give
-    `n_folds` non-empty validation folds each with at least `min_train` training rows after purging; the caller
-    then asks for fewer folds or a smaller embargo rather than silently receiving fewer folds.
+    `n_folds` non-empty validation folds each with at least `min_train` training rows after purging; the
+    caller then asks for fewer folds or a smaller embargo rather than silently receiving fewer folds.
     """
     pos, end = _validate_rows(positions, label_end)
     if n_folds < 1:
@@ -112,7 +112,8 @@ def check_purged_folds(positions, label_end, folds: list[Fold], embargo: int = 0
         t_lo, t_hi = pos[train_idx], end[train_idx]
         overlap = (t_lo <= hi + embargo) & (t_hi + embargo >= lo)
         assert not overlap.any(), (
-            f"fold {k}: {int(overlap.sum())} training label spans within {embargo} bars of validation [{lo}, {hi}]"
+            f"fold {k}: {int(overlap.sum())} training label spans within {embargo} bars of validation "
+            f"[{lo}, {hi}]"
         )
         assert val_idx[0] > prev_val_lo, f"fold {k}: validation folds not chronological"
         prev_val_lo = int(val_idx[0])

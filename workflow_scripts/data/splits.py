@@ -1,9 +1,10 @@
 """Chronological train / validation / test segments with a purge of the label horizon between them.
 
 A row at bar position i carries a label that is only known at bar i + H (`label_end`). It belongs to a segment
-[lo, hi) when lo <= i and i + H < hi: its whole label lies inside the segment, so no training label overlaps the
-validation or test span. After the purge, `embargo_bars` more bars are skipped at the start of the validation and
-test segments, so slowly decaying features computed on training bars do not bleed into the next segment's first rows.
+[lo, hi) when lo <= i and i + H < hi: its whole label lies inside the segment, so no training label overlaps
+the validation or test span. After the purge, `embargo_bars` more bars are skipped at the start of the
+validation and test segments, so slowly decaying features computed on training bars do not bleed into the next
+segment's first rows.
 """
 
 from __future__ import annotations

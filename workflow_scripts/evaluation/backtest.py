@@ -64,8 +64,8 @@ def _take(x: Any, mask: np.ndarray) -> Any:
 def rows_from_targets(table: Any, target_id: str, horizon: int) -> dict:
     """Event rows of one target from the targets table (docs/TARGETS.md) as evaluate_model's row inputs.
 
-    Returns {pos, side, label, barrier_logret, exit_pos, exit_logret, sigma} for every row whose code is not -1
-    (no event), in bar order; align the model's probabilities on `pos`.
+    Returns {pos, side, label, barrier_logret, exit_pos, exit_logret, sigma} for every row whose code is not
+    -1 (no event), in bar order; align the model's probabilities on `pos`.
     """
 
     target = parse_target_id(target_id)
@@ -89,9 +89,9 @@ def sharpe_tests(
 ) -> dict:
     """PSR and DSR on the per-trade series (Sharpe per trade, n_obs = number of trades).
 
-    sr_variance: sample variance of `trial_sharpes` (each trial's per-trade Sharpe on the same segment) when at
-    least two are given; otherwise the variance of the Sharpe estimator under no skill, 1 / (n - 1) adjusted for
-    skew and kurtosis (recorded as sr_variance_source = "null_estimator").
+    sr_variance: sample variance of `trial_sharpes` (each trial's per-trade Sharpe on the same segment) when
+    at least two are given; otherwise the variance of the Sharpe estimator under no skill, 1 / (n - 1)
+    adjusted for skew and kurtosis (recorded as sr_variance_source = "null_estimator").
     """
     t = np.asarray(trade_returns, dtype=float)
     sr = M.sharpe_ratio(t)
@@ -200,7 +200,8 @@ def evaluate_model(
     }
     if gate_profile is not None:
         result["gate"] = judge(after, gate_profile)
-    result["grade"] = grade_metric(after, grades)
+    if grades is not None:
+        result["grade"] = grade_metric(after, grades)
     if include_trades:
         ts = None if timestamps is None else np.asarray(timestamps)
         result["trades"] = trades_table(trades, ts)
@@ -252,7 +253,8 @@ def select_threshold(
 def plot_equity(
     path: str, result: Mapping[str, Any], title: str = "", timestamps: np.ndarray | None = None
 ) -> None:
-    """PNG of the after-cost equity (gross dashed) with a drawdown panel; needs include_curves=True results."""
+    """PNG of the after-cost equity (gross dashed) with a drawdown panel; needs include_curves=True
+    results."""
     import matplotlib
 
     matplotlib.use("Agg")

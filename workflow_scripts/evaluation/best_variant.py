@@ -131,18 +131,27 @@ def headline_metrics(table: pd.DataFrame) -> dict:
     }
 
 
+def _whole_numbers(column: pd.Series) -> bool:
+    values = pd.to_numeric(column, errors="coerce").dropna()
+    is_number = column.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)) | column.isna()
+    return bool(len(values)) and bool(is_number.all()) and bool((values == values.round()).all())
+
+
+def _cell(v, whole: bool) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    if isinstance(v, float):
+        return str(int(v)) if whole else f"{v:.4f}"
+    return str(v)
+
+
 def to_markdown(table: pd.DataFrame, title: str) -> str:
-    """A plain pipe table (no extra dependency), floats to 4 decimals."""
+    """A plain pipe table (no extra dependency): floats to 4 decimals, except in a column whose values are all
+    whole numbers (counts that pandas turned into floats because a row lacked them), which prints integers."""
     cols = list(table.columns)
+    whole = {c for c in cols if _whole_numbers(table[c])}
     lines = [f"# {title}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in table.iterrows():
-        cells = [
-            ""
-            if v is None or (isinstance(v, float) and v != v)
-            else f"{v:.4f}"
-            if isinstance(v, float)
-            else str(v)
-            for v in row.tolist()
-        ]
+        cells = [_cell(v, c in whole) for c, v in zip(cols, row.tolist())]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -1,8 +1,9 @@
-"""Per-symbol trading costs: a provider interface, the config-table provider, the snapshot and the slippage model.
+"""Per-symbol trading costs: a provider interface, the config-table provider, the snapshot and the slippage
+model.
 
 Units: every cost is in basis points (1 bp = 0.0001 = 0.01 %) of the traded notional, charged once per side
-(entry and exit each pay fee + half-spread + slippage). Volatility `sigma` is the per-bar standard deviation of
-log returns known at the entry bar t (the same sigma the swing targets scale their barriers with).
+(entry and exit each pay fee + half-spread + slippage). Volatility `sigma` is the per-bar standard deviation
+of log returns known at the entry bar t (the same sigma the swing targets scale their barriers with).
 
 Slippage model ("volatility", documented in docs/EVALUATION.md):
 
@@ -69,7 +70,7 @@ class CostProvider(Protocol):
     def costs_for(self, symbol: str) -> SymbolCosts: ...
 
 
-# ---- config table --------------------------------------------------------------------------------------------
+# ---- config table ------------------------------------------------------------------------------------------
 _NUMERIC_KEYS = ("taker_fee_bps", "maker_fee_bps", "half_spread_bps")
 
 
@@ -155,9 +156,10 @@ class ConfigCostProvider:
         return costs_from_mapping(symbol, entry, self._source)
 
 
-# ---- snapshot ------------------------------------------------------------------------------------------------
+# ---- snapshot ----------------------------------------------------------------------------------------------
 def cost_snapshot(provider: CostProvider, symbol: str) -> dict:
-    """The plain-JSON record of the costs one symbol's evaluations use (written per symbol, an input of them)."""
+    """The plain-JSON record of the costs one symbol's evaluations use (written per symbol, an input of
+    them)."""
     return snapshot_of(provider.costs_for(symbol))
 
 
@@ -178,7 +180,7 @@ def zero_costs(symbol: str = "ZERO") -> SymbolCosts:
     return SymbolCosts(symbol, 0.0, 0.0, 0.0, slippage=Slippage(base_bps=0.0, vol_coef=0.0), source="zero")
 
 
-# ---- per-trade cost ------------------------------------------------------------------------------------------
+# ---- per-trade cost ----------------------------------------------------------------------------------------
 def slippage_bps(costs: SymbolCosts, sigma: np.ndarray | float | None) -> np.ndarray:
     """Slippage per side in bps for each trade; `sigma` is the per-bar log-return std known at entry."""
     s = costs.slippage

@@ -8,7 +8,8 @@ A profile is a plain dict:
     max_drawdown: float    (max drawdown as a positive fraction, <=)
     min_net_return: float  (after-cost total return, >; 0 means "positive")
 Every verdict records the profile it was judged with; a failing verdict keeps one readable reason per failed
-gate. A missing metric (for example a DSR that could not be computed with fewer than two trades) fails its gate.
+gate. A missing metric (for example a DSR that could not be computed with fewer than two trades) fails its
+gate.
 """
 
 from __future__ import annotations
@@ -98,7 +99,10 @@ def summarise(verdicts: Iterable[Mapping[str, Any]]) -> dict:
     if n == 0:
         message = "No models were evaluated."
     elif passed == 0:
-        message = f"No model passed the quality gates ({prof}): 0 of {n} evaluated models passed. Nothing to promote."
+        message = (
+            f"No model passed the quality gates ({prof}): 0 of {n} evaluated models passed. "
+            "Nothing to promote."
+        )
     else:
         message = f"{passed} of {n} evaluated models passed the quality gates ({prof})."
     reasons: dict[str, int] = {}

@@ -32,7 +32,7 @@ def _finite(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
 
-# ---- Sharpe family -------------------------------------------------------------------------------------------
+# ---- Sharpe family -----------------------------------------------------------------------------------------
 def sharpe_ratio(returns: np.ndarray, periods_per_year: float | None = None) -> float:
     """mean / std (ddof=1), times sqrt(periods_per_year) when given. NaN for < 2 values or zero std."""
     r = np.asarray(returns, dtype=float)
@@ -58,7 +58,8 @@ def sortino_ratio(returns: np.ndarray, periods_per_year: float | None = None) ->
 
 
 def moments(returns: np.ndarray) -> tuple[float, float]:
-    """(skewness, non-excess kurtosis) of a sample; (0, 3) when undefined (fewer than 3 values or zero spread)."""
+    """(skewness, non-excess kurtosis) of a sample; (0, 3) when undefined (fewer than 3 values or zero
+    spread)."""
     r = np.asarray(returns, dtype=float)
     if len(r) < 3 or not r.std() > 0:
         return 0.0, 3.0
@@ -70,7 +71,8 @@ def moments(returns: np.ndarray) -> tuple[float, float]:
 def probabilistic_sharpe_ratio(
     sr: float, n_obs: int, skew: float = 0.0, kurtosis: float = 3.0, sr_benchmark: float = 0.0
 ) -> float:
-    """PSR (Bailey & Lopez de Prado 2012): P[true SR > sr_benchmark] given the estimate `sr` from n_obs returns.
+    """PSR (Bailey & Lopez de Prado 2012): P[true SR > sr_benchmark] given the estimate `sr` from n_obs
+    returns.
 
     PSR = Phi((sr - sr*) sqrt(n - 1) / sqrt(1 - skew sr + (kurtosis - 1) / 4 sr^2)); sr, sr* per observation
     (not annualised), kurtosis non-excess.
@@ -86,7 +88,8 @@ def probabilistic_sharpe_ratio(
 
 def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:
     """E[max SR] over n_trials independent trials with true SR 0 (Bailey & Lopez de Prado 2014, eq. via the
-    Euler-Mascheroni constant g): sqrt(V) ((1 - g) Z^-1(1 - 1/N) + g Z^-1(1 - 1/(N e))). 0 for a single trial."""
+    Euler-Mascheroni constant g): sqrt(V) ((1 - g) Z^-1(1 - 1/N) + g Z^-1(1 - 1/(N e))). 0 for a single
+    trial."""
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1, got {n_trials}")
     if n_trials == 1:
@@ -99,8 +102,8 @@ def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:
 
 
 def null_sr_variance(n_obs: int, skew: float = 0.0, kurtosis: float = 3.0, sr: float = 0.0) -> float:
-    """Variance of the Sharpe estimator itself, (1 - skew sr + (kurt - 1)/4 sr^2) / (n - 1): the dispersion trial
-    Sharpes would have if no trial had skill. Used when the trials' own Sharpes are not available."""
+    """Variance of the Sharpe estimator itself, (1 - skew sr + (kurt - 1)/4 sr^2) / (n - 1): the dispersion
+    trial Sharpes would have if no trial had skill. Used when the trials' own Sharpes are not available."""
     if n_obs < 2:
         return float("nan")
     return float((1.0 - skew * sr + (kurtosis - 1.0) / 4.0 * sr * sr) / (n_obs - 1))
@@ -116,8 +119,8 @@ def deflated_sharpe_ratio(
 ) -> dict:
     """DSR (Bailey & Lopez de Prado 2014) = PSR against SR0 = E[max SR] of n_trials skill-less trials.
 
-    All Sharpe ratios per observation (same units as `sr`); `sr_variance` is the variance of the trials' Sharpe
-    estimates. Returns {dsr, sr0, n_trials, sr_variance}.
+    All Sharpe ratios per observation (same units as `sr`); `sr_variance` is the variance of the trials'
+    Sharpe estimates. Returns {dsr, sr0, n_trials, sr_variance}.
     """
     sr0 = expected_max_sharpe(n_trials, sr_variance) if math.isfinite(sr_variance) else float("nan")
     dsr = probabilistic_sharpe_ratio(sr, n_obs, skew, kurtosis, sr0) if math.isfinite(sr0) else float("nan")
@@ -129,7 +132,7 @@ def deflated_sharpe_ratio(
     }
 
 
-# ---- equity --------------------------------------------------------------------------------------------------
+# ---- equity ------------------------------------------------------------------------------------------------
 def equity_curve(bar_returns: np.ndarray) -> np.ndarray:
     """Equity starting at 1 before the first bar: length n + 1."""
     return np.concatenate([[1.0], np.cumprod(1.0 + np.asarray(bar_returns, dtype=float))])
@@ -155,11 +158,11 @@ def trading_metrics(
 ) -> dict:
     """Metrics of one return stream (call once before and once after costs).
 
-    total_return: equity at the end - 1 (compounded per-bar returns); annual_return: (1 + total) ^ (bars_per_year
-    / n_bars) - 1; sharpe / sortino: per bar, annualised by sqrt(bars_per_year); sharpe_per_trade: not
-    annualised; hit_rate: share of trades with return > 0; profit_factor: sum of wins / |sum of losses| (None
-    without losses); turnover: traded notional (entry + exit) per year as a multiple of equity; exposure: share
-    of bars with an open position.
+    total_return: equity at the end - 1 (compounded per-bar returns); annual_return: (1 + total) ^
+    (bars_per_year / n_bars) - 1; sharpe / sortino: per bar, annualised by sqrt(bars_per_year);
+    sharpe_per_trade: not annualised; hit_rate: share of trades with return > 0; profit_factor: sum of wins /
+    |sum of losses| (None without losses); turnover: traded notional (entry + exit) per year as a multiple of
+    equity; exposure: share of bars with an open position.
     """
     r = np.asarray(bar_returns, dtype=float)
     t = np.asarray(trade_returns, dtype=float)
@@ -189,7 +192,7 @@ def trading_metrics(
     }
 
 
-# ---- classifier ----------------------------------------------------------------------------------------------
+# ---- classifier --------------------------------------------------------------------------------------------
 def per_class_average_precision(
     y_true: np.ndarray, proba: np.ndarray, classes: Sequence[int] = (0, 1, 2)
 ) -> dict:
@@ -206,14 +209,16 @@ def per_class_average_precision(
 def macro_average_precision(
     y_true: np.ndarray, proba: np.ndarray, classes: Sequence[int] = (0, 1, 2)
 ) -> float:
-    """Macro one-vs-rest average precision over the classes present (NaN if none): the one AP of the project."""
+    """Macro one-vs-rest average precision over the classes present (NaN if none): the one AP of the
+    project."""
     ap = per_class_average_precision(y_true, proba, classes)
     return float(np.mean(list(ap.values()))) if ap else float("nan")
 
 
 def classifier_metrics(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[int] = (0, 1, 2)) -> dict:
     """Macro one-vs-rest average precision (over classes present), per-class precision / recall of the arg-max
-    prediction, multi-class log loss (probabilities clipped to [eps, 1 - eps], float64 eps, as scikit-learn)."""
+    prediction, multi-class log loss (probabilities clipped to [eps, 1 - eps], float64 eps, as
+    scikit-learn)."""
     y = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(proba, dtype=float)
     out: dict = {"n": len(y), "class_counts": {str(c): int((y == c).sum()) for c in classes}}

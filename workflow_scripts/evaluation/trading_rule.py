@@ -4,22 +4,23 @@ The rule (docs/EVALUATION.md has the long form):
 
 1. Only event rows are candidates (label code >= 0, or -2 ambiguous; -1 is no event, -3 "unknown" rows whose
    horizon runs past the data or into a gap cannot be settled and are dropped and counted).
-2. On an event at bar t with class probabilities (p_neither, p_breakout, p_reversion), the predicted trade class
-   is breakout if p_breakout >= p_reversion, else reversion; we trade only if that probability is strictly above
-   `threshold` (chosen on the validation segment). Predicting "neither" never trades.
+2. On an event at bar t with class probabilities (p_neither, p_breakout, p_reversion), the predicted trade
+   class is breakout if p_breakout >= p_reversion, else reversion; we trade only if that probability is
+   strictly above `threshold` (chosen on the validation segment). Predicting "neither" never trades.
 3. Direction: breakout on a high event = long, reversion on a high event = short; mirrored for low events
    (breakout on a low event = short, reversion on a low event = long). With `allow_short = False` short
    signals are skipped.
 4. Entry at the close of bar t. Exit at the first touch of the barriers close_t * exp(+-b_t) at the
    barrier price, or at the close of bar t + H if neither is touched. Ambiguous rows (both barriers inside one
    bar, code -2) are settled pessimistically: the barrier against the position is assumed hit first.
-5. No overlapping positions (default): signals are taken greedily in time order and a signal is skipped while a
-   position is open; a new position may open at the close of the bar the previous one exited on. With
+5. No overlapping positions (default): signals are taken greedily in time order and a signal is skipped while
+   a position is open; a new position may open at the close of the bar the previous one exited on. With
    `allow_overlap = True` every signal is taken and each position carries `position_size` of equity.
 
 Prices: `price_logret` is log(exit price / entry price). A trade's gross simple return is
-d * (exp(price_logret) - 1) for direction d in {+1, -1}; costs (bps per side, workflow_scripts/evaluation/costs.py) are
-subtracted as a fraction of the entry notional: net = gross - (entry_bps + exit_bps) / 1e4.
+d * (exp(price_logret) - 1) for direction d in {+1, -1}; costs (bps per side,
+workflow_scripts/evaluation/costs.py) are subtracted as a fraction of the entry notional: net = gross -
+(entry_bps + exit_bps) / 1e4.
 
 All functions are vectorised with numpy; the only Python loop is over *taken* trades when selecting
 non-overlapping positions (a few hundred per year of hourly bars), never over bars.
@@ -105,8 +106,8 @@ def realised_exits(
     """(exit_pos, price_logret, ambiguous, settled) per row.
 
     Preferred: the targets stage provides `exit_pos` (bar of the first barrier touch, else t + H) and
-    `exit_logret` (log(exit price / close_t): +-barrier at a touch, log(close_{t+H} / close_t) otherwise); these
-    are the targets table's `exit_pos__th{theta}` / `exit_logret__th{theta}` columns (docs/TARGETS.md).
+    `exit_logret` (log(exit price / close_t): +-barrier at a touch, log(close_{t+H} / close_t) otherwise);
+    these are the targets table's `exit_pos__th{theta}` / `exit_logret__th{theta}` columns (docs/TARGETS.md).
     Fallback when they are missing: the price move follows from the label (a touched barrier is +-barrier, a
     "neither" is the close-to-close move over H bars) and the exit bar is taken as t + H, which keeps the
     no-overlap rule conservative but marks barrier exits to market on the wrong bars.
@@ -145,8 +146,8 @@ def realised_exits(
 def select_non_overlapping(entry_pos: np.ndarray, exit_pos: np.ndarray) -> np.ndarray:
     """Greedy in time order: take a signal, skip every signal that enters before its exit bar. Boolean mask.
 
-    `entry_pos` must be sorted. The next candidate after each one is found with one searchsorted; the loop then
-    only walks the taken trades.
+    `entry_pos` must be sorted. The next candidate after each one is found with one searchsorted; the loop
+    then only walks the taken trades.
     """
     entry_pos = np.asarray(entry_pos, dtype=np.int64)
     exit_pos = np.asarray(exit_pos, dtype=np.int64)
@@ -216,7 +217,8 @@ def build_trades(
 
 
 def apply_costs(trades: Mapping[str, Any], costs: SymbolCosts, sigma: np.ndarray | None = None) -> dict:
-    """Add entry_cost, exit_cost (fractions of entry notional) and net_ret = gross_ret - entry_cost - exit_cost.
+    """Add entry_cost, exit_cost (fractions of entry notional) and net_ret = gross_ret - entry_cost -
+    exit_cost.
 
     `sigma` is per evaluated row (same order as the rule's inputs); the trade's entry row picks its value.
     """

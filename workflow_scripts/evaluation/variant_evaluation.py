@@ -2,8 +2,8 @@
 
 Evaluation reads predictions, never models or features: a change of costs reruns this and nothing upstream.
 Per variant: the trading rule's threshold is chosen on validation, then the test segment is evaluated. The
-deflated Sharpe ratio counts the real trials behind a choice: all trained variants of the same (symbol, window,
-side), with the variance of their per-trade test Sharpes (docs/EVALUATION.md).
+deflated Sharpe ratio counts the real trials behind a choice: all trained variants of the same (symbol,
+window, side), with the variance of their per-trade test Sharpes (docs/EVALUATION.md).
 """
 
 from __future__ import annotations
@@ -75,8 +75,8 @@ def choose_on_validation(
 
 
 def evaluate_on_test(first: dict, split: dict, cfg: dict, n_trials: int, trial_sharpes: list) -> dict:
-    """Second pass: the test segment with the chosen threshold, DSR over `n_trials` trials whose per-trade test
-    Sharpes are `trial_sharpes`, gate verdict and grade."""
+    """Second pass: the test segment with the chosen threshold, DSR over `n_trials` trials whose per-trade
+    test Sharpes are `trial_sharpes`, gate verdict and grade."""
     result = evaluate_model(
         **first["inputs"],
         segment=(split["test"]["lo"], split["test"]["hi"]),
@@ -129,7 +129,8 @@ def variant_vin(
     data_end: str,
     model_sha256: str,
 ) -> str:
-    """The VIN of a stage-1 model. The date is the last bar of the data it saw, so reruns give the same code."""
+    """The VIN of a stage-1 model. The date is the last bar of the data it saw, so reruns give the same
+    code."""
     date = pd.Timestamp(data_end).strftime("%Y%m%d")
     identity = {
         "symbol": symbol,
@@ -163,7 +164,8 @@ def test_result_with_curves(
     cfg: dict,
     evaluated: dict,
 ) -> dict:
-    """Re-run one variant's test evaluation with its chosen threshold, keeping the equity curves for a plot."""
+    """Re-run one variant's test evaluation with its chosen threshold, keeping the equity curves for a
+    plot."""
     horizon = horizon_bars(window, targets_cfg)
     inputs = model_inputs(targets, target, predictions, horizon) | {
         "horizon": horizon,
@@ -179,7 +181,8 @@ def test_result_with_curves(
         grades=cfg["grades"],
         include_curves=True,
     )
-    # The plot's caption shows the verdict of record (computed with every peer's Sharpe), not a re-derived one.
+    # The plot's caption shows the verdict of record (computed with every peer's Sharpe), not a re-derived
+    # one.
     result["gate"], result["grade"] = evaluated["gate"], evaluated["grade"]
     result["after_costs"]["dsr"] = evaluated["after_costs"]["dsr"]
     return result

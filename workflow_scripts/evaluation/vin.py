@@ -4,6 +4,8 @@
 
 TYPE    model family, upper case letters/digits starting with a letter (LGBM).
 GRADE   S, A, A+, A-, ... F with '+' spelled P and '-' spelled M (A- -> AM), since '-' separates segments.
+        N = insufficient evidence (fewer after-cost trades than grades.min_trades; evaluation/grades.py):
+        one letter, no '+'/'-', and not X (X spells an empty token segment).
 ARCH    architecture tokens: L num_leaves, D max_depth, C min_child_samples, B max_bin.
 OPT     optimiser tokens: E learning_rate, A lambda_l1, R lambda_l2, F feature_fraction, G bagging_fraction,
         N boosting rounds (best iteration).
@@ -13,10 +15,10 @@ DATE    training date YYYYMMDD (UTC).
 SUFFIX  6 upper-case hex digits of sha256 over the model's full identity (symbol, target, window, all params,
         date): makes codes unique when two models share every readable field (for example two symbols).
 
-Tokens are CODE + VALUE, codes upper case, values digits with lower-case 'p' for the decimal point, 'e' for the
-exponent and 'm' for a minus sign (0.1 -> 0p1, 1e-06 -> 1em06, -1 -> m1). An integer is spelled without 'p' or
-'e' and decodes as int; a float always has one (Python's repr) and decodes to the identical float. Tokens are
-written in the fixed order above; a segment with no tokens is spelled X.
+Tokens are CODE + VALUE, codes upper case, values digits with lower-case 'p' for the decimal point, 'e' for
+the exponent and 'm' for a minus sign (0.1 -> 0p1, 1e-06 -> 1em06, -1 -> m1). An integer is spelled without
+'p' or 'e' and decodes as int; a float always has one (Python's repr) and decodes to the identical float.
+Tokens are written in the fixed order above; a segment with no tokens is spelled X.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ OPT_CODES = {
 ENV_CODES = {"K": "k", "T": "theta", "W": "window", "Z": "horizon"}
 SIDES = {"H": "high", "L": "low"}
 KINDS = {"B": "breakout", "R": "reversion"}
-GRADES = ("S", "A+", "A", "A-", "B+", "B", "B-", "C", "D", "F")
+GRADES = ("S", "A+", "A", "A-", "B+", "B", "B-", "C", "D", "F", "N")  # N: insufficient evidence
 EMPTY = "X"
 _TYPE_RE = re.compile(r"^[A-Z][A-Z0-9]{0,11}$")
 _TOKEN_RE = re.compile(r"([A-Z])(m?[0-9][0-9pem]*)")
@@ -53,7 +55,7 @@ class VinError(ValueError):
     pass
 
 
-# ---- numbers ---------------------------------------------------------------------------------------------------
+# ---- numbers -----------------------------------------------------------------------------------------------
 def _spell(value: Any, key: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise VinError(f"VIN field {key!r} must be a number, got {value!r}")
@@ -99,7 +101,7 @@ def _decode_tokens(text: str, codes: Mapping[str, str], segment: str) -> dict:
     return out
 
 
-# ---- public ------------------------------------------------------------------------------------------------------
+# ---- public ------------------------------------------------------------------------------------------------
 def vin_suffix(identity: Mapping[str, Any]) -> str:
     """6 upper-case hex digits of sha256 over the canonical JSON of the model's identity."""
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)

@@ -43,28 +43,12 @@ DTYPES = ("float32",)
 LOOKBACK_RANGE = (3, 2000)  # bars; at least 3 so a window has a spread, vol_ratio reads 4n bars
 LAG_RANGE = (1, 1000)  # bars
 
-DEFAULT_SPEC = {
-    "families": ["candle", "tech", "time", "struct", "vol"],
-    "lookbacks": [3, 5, 8, 13, 21, 34, 55, 89, 144, 233],
-    "lags": [],
-    "dtype": "float32",
-}
-# Wide seed for feature selection: 20 lookbacks from 3 bars to two weeks, plus three one-bar lags.
-SEED_SCALE_SPEC = {
-    "families": ["candle", "tech", "time", "struct", "vol"],
-    "lookbacks": [3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 30, 36, 48, 60, 72, 96, 120, 168, 240, 336],
-    "lags": [1, 2, 3],
-    "dtype": "float32",
-}
-
 BAR_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 
 __all__ = [
-    "DEFAULT_SPEC",
     "FAMILIES",
-    "SEED_SCALE_SPEC",
     "add_cross_coin",
     "build_features",
     "feature_count",

@@ -4,8 +4,8 @@ All from the bar's UTC open timestamp (known at t): hour of day and day of week 
 and month of year as sin/cos pairs, weekend flag, trading-session flags (UTC hours: Asia 0-8, Europe 7-15, US
 13-21), first-hour-of-day / first-hour-of-week flags, `bars_since_gap` (position inside the gap-free segment,
 counting the first bar of the data as after a gap) and `last_gap_hours` (hours missing in the most recent gap,
-0 before any). Both are capped at CONTINUITY_CAP bars: uncapped, they would depend on where the data starts, and
-live prediction (which rebuilds features from recent history only) could not reproduce them.
+0 before any). Both are capped at CONTINUITY_CAP bars: uncapped, they would depend on where the data starts,
+and live prediction (which rebuilds features from recent history only) could not reproduce them.
 """
 
 from __future__ import annotations

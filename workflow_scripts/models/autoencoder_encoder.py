@@ -1,20 +1,21 @@
-"""Optional shared encoder (`encoder=autoencoder`): a small torch autoencoder fitted on the pooled TRAINING rows of
-every coin, beside the PCA encoder (workflow_scripts/models/shared_encoder.py) and with the same interface.
+"""Optional shared encoder (`encoder=autoencoder`): a small torch autoencoder fitted on the pooled TRAINING
+rows of every coin, beside the PCA encoder (workflow_scripts/models/shared_encoder.py) and with the same
+interface.
 
 Fit: rows come from `shared_encoder.training_rows` / `training_range` (each coin's training segment only, the
-intersection over its windows), so validation and test rows never reach the fit. Each column is standardised with
-the training mean and std (NaN ignored; std 1 for constant or all-NaN columns, mean 0 for all-NaN ones); NaN/inf
-becomes 0 (the training mean) at the input, and the reconstruction loss (MSE on standardised values) counts only
-the entries that were observed, so the network is never taught to reproduce the fill value. Early stopping on a
-fixed holdout of the pooled training rows (every `holdout_every`-th row; reconstruction uses no labels, so this
-leaks nothing about validation or test).
+intersection over its windows), so validation and test rows never reach the fit. Each column is standardised
+with the training mean and std (NaN ignored; std 1 for constant or all-NaN columns, mean 0 for all-NaN ones);
+NaN/inf becomes 0 (the training mean) at the input, and the reconstruction loss (MSE on standardised values)
+counts only the entries that were observed, so the network is never taught to reproduce the fill value. Early
+stopping on a fixed holdout of the pooled training rows (every `holdout_every`-th row; reconstruction uses no
+labels, so this leaks nothing about validation or test).
 
 Saved as ONE canonical JSON file (results/encoder/autoencoder.json, like the PCA encoder's): columns, prefix,
 training mean/std and the encoder half's weights as plain float lists (float32 values, exact) - no pickle, no
-TorchScript; `load_encoder` rebuilds the module. The encoder version is the sha256 of that file; every head that
-consumes the embedding records it (config.json dependencies.encoder_version, heads.Head.encoder_sha256, torch
-metadata encoder_sha256). CPU training with fixed seeds is deterministic, so the same pooled rows give the same
-file and version.
+TorchScript; `load_encoder` rebuilds the module. The encoder version is the sha256 of that file; every head
+that consumes the embedding records it (config.json dependencies.encoder_version, heads.Head.encoder_sha256,
+torch metadata encoder_sha256). CPU training with fixed seeds is deterministic, so the same pooled rows give
+the same file and version.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ FORMAT = "swingflow-autoencoder-encoder/2"
 
 
 class EncoderModule(nn.Module):
-    """RAW encoder columns (n, p) -> embedding (n, k). Normalisation baked in (NaN/inf -> 0 after standardising);
-    refuses a last dimension other than p."""
+    """RAW encoder columns (n, p) -> embedding (n, k). Normalisation baked in (NaN/inf -> 0 after
+    standardising); refuses a last dimension other than p."""
 
     def __init__(
         self,
@@ -100,8 +101,9 @@ class _Autoencoder(nn.Module):
 
 @dataclass
 class AutoencoderConfig:
-    """What shapes one fit. No defaults here: they live in config/encoder/autoencoder.yaml only, and the composed
-    group is checked by workflow_scripts/config/models.py (AutoencoderEncoder) before it gets here."""
+    """What shapes one fit. No defaults here: they live in config/encoder/autoencoder.yaml only, and the
+    composed group is checked by workflow_scripts/config/models.py (AutoencoderEncoder) before it gets
+    here."""
 
     n_components: int
     hidden: tuple[int, ...]
@@ -232,7 +234,8 @@ def _masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) ->
 
 
 def transform(encoder: AutoencoderEncoder, X: pd.DataFrame, batch_size: int = 65536) -> pd.DataFrame:
-    """Embeddings (float32, columns `{prefix}000`...) for the rows of `X` (same index); columns picked by name."""
+    """Embeddings (float32, columns `{prefix}000`...) for the rows of `X` (same index); columns picked by
+    name."""
     missing = [c for c in encoder.columns if c not in X.columns]
     if missing:
         raise ValueError(f"{len(missing)} encoder columns missing, e.g. {missing[:3]}")
@@ -252,7 +255,8 @@ def append_encoded(features: pd.DataFrame, encoder: AutoencoderEncoder) -> pd.Da
 
 def encoder_document(encoder: AutoencoderEncoder) -> dict:
     """The encoder as plain JSON data: columns, normalisation and the encoder half's weights (float32 values
-    written exactly as Python floats), so the file is portable, pickle-free and byte-identical for equal weights."""
+    written exactly as Python floats), so the file is portable, pickle-free and byte-identical for equal
+    weights."""
     state = {k: v.detach().cpu().numpy() for k, v in encoder.module.state_dict().items()}
     linear = sorted((int(k.split(".")[1]), v) for k, v in state.items() if k.endswith(".weight"))
     hidden = [int(w.shape[0]) for _, w in linear[:-1]]  # every Linear but the last (n_components) one
@@ -276,15 +280,17 @@ def encoder_document(encoder: AutoencoderEncoder) -> dict:
 
 
 def save_encoder(path, encoder: AutoencoderEncoder) -> str:
-    """Write the encoder as ONE canonical JSON file (e.g. results/encoder/autoencoder.json) atomically; return its
-    version (sha256 of the file). No pickle, no TorchScript: `load_encoder` rebuilds the module from the data."""
+    """Write the encoder as ONE canonical JSON file (e.g. results/encoder/autoencoder.json) atomically; return
+    its version (sha256 of the file). No pickle, no TorchScript: `load_encoder` rebuilds the module from the
+    data."""
     artifacts.write_json(path, encoder_document(encoder))
     return encoder_version(path)
 
 
 def load_encoder(path, expected_sha256: str | None = None) -> AutoencoderEncoder:
-    """Rebuild the encoder from its JSON file. With `expected_sha256` (the version a head recorded) a file whose
-    sha256 differs is refused before it is read; a wrong format or weight shape is refused naming the file."""
+    """Rebuild the encoder from its JSON file. With `expected_sha256` (the version a head recorded) a file
+    whose sha256 differs is refused before it is read; a wrong format or weight shape is refused naming the
+    file."""
 
     d = artifacts.read_document(path, FORMAT, expected_sha256)
     module = EncoderModule(

@@ -1,5 +1,5 @@
-"""Ensemble stage: per (symbol, window, side), combine the best heads into one model that is evaluated, gated and
-registered like any other.
+"""Ensemble stage: per (symbol, window, side), combine the best heads into one model that is evaluated, gated
+and registered like any other.
 
 Two kinds, both over the members' class probabilities (n, 3) of (neither, breakout, reversion):
   average   weighted mean of the members' probabilities (weights default equal; nothing is fitted)
@@ -9,9 +9,13 @@ Two kinds, both over the members' class probabilities (n, 3) of (neither, breako
             intercept unpenalised, L-BFGS from zeros: deterministic.
 
 Saved as `ensemble.json` (coefficients and intercepts as JSON floats, repr precision: exact round trip) - no
-pickle. The file lists its members (name plus whatever identity the caller gives: vin, model_type, sha256, path),
-which the registry entry copies. Validation scores of a stacker are in-sample; `stacker_oof_proba` gives honest
-out-of-fold validation probabilities (blocked chronological folds) for ranking it against its members.
+pickle. The file lists its members (name plus whatever identity the caller gives: vin, model_type, sha256,
+path), which the registry entry copies. Validation scores of a stacker are in-sample; `stacker_oof_proba`
+gives honest out-of-fold validation probabilities for ranking it against its members AND for choosing its
+trading threshold: the folds are data/purged_walk_forward.py's (purged by each row's label_end, embargoed
+by the label horizon), so no fold is predicted by a stacker fitted on rows whose labels reach into it.
+Walk-forward leaves the first block without an out-of-fold prediction (NaN rows, `oof_rows`); choices read
+only the predicted rows.
 
 A registered ensemble folder (training/ensemble_production.py) holds its members' folders under
 members/<name>/; `predictor` loads it (the kinds.KINDS loader of the ensemble kinds).
@@ -28,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from workflow_scripts import artifacts
+from workflow_scripts.data.purged_walk_forward import purged_walk_forward
 
 FORMAT = "swingflow-ensemble/1"
 ENSEMBLE_FILE = "ensemble.json"
@@ -101,7 +106,8 @@ def fit_stacker(
     C: float = 1.0,
     max_iter: int = 500,
 ) -> Ensemble:
-    """Multinomial logistic regression on validation rows only: `val_probas[name]` (n, 3), `y_val` codes 0/1/2."""
+    """Multinomial logistic regression on validation rows only: `val_probas[name]` (n, 3), `y_val` codes
+    0/1/2."""
     members = _members(members)
     names = [m["name"] for m in members]
     X = _design(_stack(names, val_probas))
@@ -155,7 +161,8 @@ def _fit_multinomial(X: np.ndarray, y: np.ndarray, C: float, max_iter: int):
 
 
 def predict_proba(ens: Ensemble, member_probas: Mapping[str, np.ndarray]) -> np.ndarray:
-    """(n, 3) float64 probabilities from the members' probabilities on the same rows (keyed by member name)."""
+    """(n, 3) float64 probabilities from the members' probabilities on the same rows (keyed by member
+    name)."""
     arrs = _stack(ens.member_names, member_probas)
     if ens.kind == "average":
         out = sum(w * a for w, a in zip(ens.weights, arrs))
@@ -174,17 +181,33 @@ def stacker_oof_proba(
     y_val,
     n_folds: int = 5,
     C: float = 1.0,
+    *,
+    positions,
+    label_end,
+    embargo: int,
 ) -> np.ndarray:
-    """Out-of-fold stacker probabilities on the validation rows (in time order): fold i is predicted by a stacker
-    fitted on the other folds - an honest validation score for ranking the stacker against its members."""
+    """Purged out-of-fold stacker probabilities on the validation rows (in time order), NaN where a row is
+    never predicted (the walk-forward's first, training-only block).
+
+    Folds: `purged_walk_forward(positions, label_end, n_folds, embargo=embargo)` over the validation rows
+    (`positions` their bar positions, `label_end` the last bar of each row's label, `embargo` in bars: the
+    label horizon). Fold k is predicted by a stacker fitted only on the purged, embargoed rows before it, so
+    the probabilities are honest both for ranking the stacker against its members and for choosing its
+    trading threshold."""
+
     names = [m["name"] for m in _members(members)]
     y = np.asarray(y_val).astype(np.int64)
-    out = np.zeros((len(y), NUM_CLASS))
-    for idx in np.array_split(np.arange(len(y)), n_folds):
-        rest = np.setdiff1d(np.arange(len(y)), idx)
-        ens = fit_stacker(members, {k: np.asarray(val_probas[k])[rest] for k in names}, y[rest], C)
-        out[idx] = predict_proba(ens, {k: np.asarray(val_probas[k])[idx] for k in names})
+    folds = purged_walk_forward(positions, label_end, n_folds=int(n_folds), embargo=int(embargo))
+    out = np.full((len(y), NUM_CLASS), np.nan)
+    for tr, va in folds:
+        ens = fit_stacker(members, {k: np.asarray(val_probas[k])[tr] for k in names}, y[tr], C)
+        out[va] = predict_proba(ens, {k: np.asarray(val_probas[k])[va] for k in names})
     return out
+
+
+def oof_rows(oof: np.ndarray) -> np.ndarray:
+    """Mask of the rows `stacker_oof_proba` predicted (the others are NaN)."""
+    return ~np.isnan(np.asarray(oof)).any(axis=1)
 
 
 def registry_members(ens: Ensemble) -> list[dict]:

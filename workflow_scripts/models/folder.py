@@ -8,7 +8,15 @@ and loading its model. Training writes folders with it (write_sha256), the regis
                        training_log.json
     encoder.json       optional copy of the shared encoder (features.json `encoder`)
     members/<name>/    an ensemble's member folders
-    sha256.txt         written LAST, covers every other file (`sha256sum -c` compatible)
+    refit/             the deployment refit (REFIT_DIR): refit/<model file> (same kind and file name as the
+                       evaluated model, trained on every usable bar, training/production.py) and
+                       refit/refit.json (REFIT_FILE: rule, rounds, rows, training span)
+    sha256.txt         written LAST, covers every other file (`sha256sum -c` compatible), refit/ included
+
+Two models, one folder: the top-level model file is the EVALUATED model (trained on train, early-stopped on
+validation, its test record in metrics.json); refit/ holds the DEPLOYED one. `load_folder(model=...)` picks:
+"evaluated" (the default: evaluation, scoring, benchmarks) or "deployed" (predictions, paper trading: the
+refit when the folder has one, else the evaluated model; an ensemble's members follow the same choice).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +48,9 @@ METADATA_FILES = (
     "training_log.json",
 )
 SHA_FILE = "sha256.txt"
+REFIT_DIR = "refit"  # the deployment refit's subfolder: <model file> + REFIT_FILE
+REFIT_FILE = "refit.json"
+MODEL_CHOICES = ("evaluated", "deployed")
 # Files that differ between identical trainings (fit timings): not part of a model's identity.
 VOLATILE_FILES = ("training_log.json",)
 SIDES = ("high", "low")
@@ -153,6 +165,12 @@ def verify_folder(folder: str | os.PathLike) -> dict[str, str]:
             raise IntegrityError(f"{folder}: incomplete model folder: {name} is missing")
         if name not in expected:
             raise IntegrityError(f"{folder}: {name} is not listed in {SHA_FILE}")
+    if (folder / REFIT_DIR).exists():  # the deployment refit: complete, or the folder is refused
+        for name in (f"{REFIT_DIR}/{model_name}", f"{REFIT_DIR}/{REFIT_FILE}"):
+            if not (folder / name).is_file():
+                raise IntegrityError(f"{folder}: incomplete model folder: {name} is missing")
+            if name not in expected:
+                raise IntegrityError(f"{folder}: {name} is not listed in {SHA_FILE}")
     present = set(folder_files(folder)) - {SHA_FILE}
     for name in sorted(expected):
         if name not in present:
@@ -246,6 +264,7 @@ class LoadedModel:
     model_type: str
     model: Any = field(repr=False)
     predict_fn: Callable[[np.ndarray], np.ndarray] = field(repr=False, default=None)
+    source: str = "evaluated"  # which model of the folder was loaded: "evaluated" or "refit"
 
     @property
     def encoder_columns(self) -> list[str]:
@@ -295,19 +314,54 @@ def input_columns(models: Sequence[LoadedModel], available: Iterable[str]) -> li
     return sorted(set().union(*(m.features for m in models)) & available)
 
 
-def load_folder(folder: str | os.PathLike, vin: str | None = None, entry: dict | None = None) -> LoadedModel:
-    """Verify a model folder, then load its model from the very bytes that were hashed."""
+def has_refit(folder: str | os.PathLike) -> bool:
+    """Whether the folder holds a deployment refit (REFIT_DIR)."""
+    return (Path(folder) / REFIT_DIR / REFIT_FILE).is_file()
+
+
+def training_span(folder: str | os.PathLike, model: str = "deployed") -> dict | None:
+    """The training span of a folder's model: {first_bar, last_bar, last_label_bar} (ISO timestamps; the
+    last label bar is the last bar whose price the labels read). "deployed": refit/refit.json's span, an
+    ensemble without a refit of its own spans its members' deployed models (earliest first, latest last);
+    "evaluated" (or a folder without a refit): metrics.json `training_span`. None when not recorded (folders
+    written before the refit existed)."""
     folder = Path(folder)
+    if model not in MODEL_CHOICES:
+        raise RegistryError(f"model must be one of {MODEL_CHOICES}, got {model!r}")
+    if model == "deployed" and has_refit(folder):
+        return dict(artifacts.read_json(folder / REFIT_DIR / REFIT_FILE)["span"])
+    members = folder / "members"
+    if model == "deployed" and members.is_dir():
+        spans = [training_span(m, model) for m in sorted(members.iterdir()) if m.is_dir()]
+        if spans and all(spans):
+            return {
+                "first_bar": min(s["first_bar"] for s in spans),
+                "last_bar": max(s["last_bar"] for s in spans),
+                "last_label_bar": max(s["last_label_bar"] for s in spans),
+            }
+    span = artifacts.read_json(folder / "metrics.json").get("training_span")
+    return None if span is None else dict(span)
+
+
+def load_folder(
+    folder: str | os.PathLike, vin: str | None = None, entry: dict | None = None, *, model: str = "evaluated"
+) -> LoadedModel:
+    """Verify a model folder, then load one of its models from the very bytes that were hashed: `model`
+    "evaluated" (the top-level model file) or "deployed" (refit/<model file> when present, else the
+    evaluated one; an ensemble's members are loaded with the same choice)."""
+    folder = Path(folder)
+    if model not in MODEL_CHOICES:
+        raise RegistryError(f"model must be one of {MODEL_CHOICES}, got {model!r}")
     expected = verify_folder(folder)
     model_type, model_name = model_file_of(folder)
-    data = (folder / model_name).read_bytes()
+    refit = model == "deployed" and has_refit(folder)
+    name = f"{REFIT_DIR}/{model_name}" if refit else model_name
+    data = (folder / name).read_bytes()
     actual = hashlib.sha256(data).hexdigest()
-    if actual != expected[model_name]:  # changed between the check and the read
-        raise IntegrityError(
-            f"{folder / model_name}: sha256 mismatch (expected {expected[model_name]}, actual {actual})"
-        )
+    if actual != expected[name]:  # changed between the check and the read
+        raise IntegrityError(f"{folder / name}: sha256 mismatch (expected {expected[name]}, actual {actual})")
     feats = artifacts.read_json(folder / "features.json")
-    model, predict_fn = model_predictor(model_type, data, list(feats["features"]), folder)
+    loaded, predict_fn = model_predictor(model_type, data, list(feats["features"]), folder, model=model)
     meta_vin = vin or (entry or {}).get("vin") or artifacts.read_json(folder / "metrics.json").get("vin")
     return LoadedModel(
         vin=str(meta_vin),
@@ -316,15 +370,16 @@ def load_folder(folder: str | os.PathLike, vin: str | None = None, entry: dict |
         features=list(feats["features"]),
         feature_info=feats,
         model_type=model_type,
-        model=model,
+        model=loaded,
         predict_fn=predict_fn,
+        source="refit" if refit else "evaluated",
     )
 
 
 def model_predictor(
-    model_type: str, data: bytes, features: list[str], folder: Path
+    model_type: str, data: bytes, features: list[str], folder: Path, model: str = "evaluated"
 ) -> tuple[Any, Callable[..., np.ndarray]]:
     """(model object, predict(X float32 (n, features)) -> (n, 3) probabilities) from the verified bytes of the
     model file: the `predictor` of the model type's kinds.KINDS entry. `folder` holds the other verified files
-    a kind may need (an ensemble's member folders, loaded with load_folder)."""
-    return kinds.kind_of(model_type).predictor(data, features, folder, load_folder)
+    a kind may need (an ensemble's member folders, loaded with load_folder and the same `model` choice)."""
+    return kinds.kind_of(model_type).predictor(data, features, folder, partial(load_folder, model=model))

@@ -221,8 +221,8 @@ def save_head(path_dir, head: Head, extra: dict | None = None) -> dict:
     """Write `model.{txt,json}` and `head.json` atomically into `path_dir`; return the metadata.
 
     head.json keys (same for both kinds): kind, model_file, model_sha256, library, library_version,
-    feature_names, n_features, num_class, best_iteration, num_boost_round, early_stopping_rounds, params, seed,
-    encoder_sha256, extra. No timings: the file must be byte-identical for identical inputs.
+    feature_names, n_features, num_class, best_iteration, num_boost_round, early_stopping_rounds, params,
+    seed, encoder_sha256, extra. No timings: the file must be byte-identical for identical inputs.
     """
     path_dir = Path(path_dir)
     model_file = MODEL_FILES[head.kind]
@@ -302,7 +302,7 @@ def _library_version(kind: str) -> str:
     return xgb.__version__
 
 
-# ---- the production interface (kinds.FittedHead) and the registry loader of the tree kinds -------------------
+# ---- the production interface (kinds.FittedHead) and the registry loader of the tree kinds -----------------
 @dataclass
 class TreeHead:
     """A LightGBM or XGBoost head behind the production interface (kinds.FittedHead). `spec` is the kind's
@@ -365,6 +365,36 @@ def fit_tree(spec, X_train, y_train, X_val, y_val, params, seed, threads, model_
         "early_stopping_rounds": head.early_stopping_rounds,
         "library_version": _library_version(spec.name),
     }
+    return TreeHead(head, spec, log)
+
+
+def refit_tree(spec, X, y, params, seed, threads, model_cfg, *, rounds: int, **_bars) -> TreeHead:
+    """The `refit` of the tree kinds (kinds.ModelKind `spec`): the same parameters on all usable rows `X`,
+    `y`, exactly `rounds` boosting rounds (production.refit_rounds), no validation set and no early
+    stopping."""
+    _check_features(X, X)
+    y = _labels(y)
+    names = [str(c) for c in X.columns]
+    rounds = int(rounds)
+    if rounds < 1:
+        raise ValueError(f"refit needs at least one boosting round, got {rounds}")
+    if spec.name == "lightgbm":
+        import lightgbm as lgb
+
+        native = lightgbm_params(params, seed, threads)
+        booster = lgb.train(native, lgb.Dataset(X, label=y, feature_name=names), num_boost_round=rounds)
+        model = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
+    elif spec.name == "xgboost":
+        import xgboost as xgb
+
+        native = xgboost_params(params, seed, threads, model_cfg.get("xgboost_base"))
+        dtrain = xgb.DMatrix(X, label=y, feature_names=names, missing=np.nan)
+        booster = xgb.train(native, dtrain, num_boost_round=rounds, verbose_eval=False)
+        model = xgb.Booster(model_file=bytearray(booster.save_raw(raw_format="json")))
+    else:
+        raise ValueError(f"unknown head kind {spec.name!r}; expected 'lightgbm' or 'xgboost'")
+    head = Head(spec.name, model, names, native, rounds, int(seed), rounds, 0)
+    log = {"rounds": rounds, "library_version": _library_version(spec.name)}
     return TreeHead(head, spec, log)
 
 

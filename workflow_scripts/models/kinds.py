@@ -1,7 +1,8 @@
 """The one model-kind table: every kind the workflow trains, registers or loads, and what differs between
 them. Adding a kind is one `ModelKind` entry in `KINDS` (plus config/model/<kind>.yaml when it is trained).
 
-Readers: config validation of `model.kind` (the kinds with a `fit`), production.fit_head (`fit`), the VIN of
+Readers: config validation of `model.kind` (the kinds with a `fit`), production.fit_head (`fit`),
+production.refit_head (`refit`: the deployment refit on every usable bar), the VIN of
 production and ensemble folders (`vin_type`), the production-folder contract models/folder.py (`model_file`,
 `model_type` and its `aliases`, `predictor`, `needs_timestamps`), the GPU resource of rule train_production
 (`uses_gpu`).
@@ -57,6 +58,9 @@ class FittedHead(Protocol):
 # fit(spec, X_train, y_train, X_val, y_val, params, seed, threads, model_cfg, bars=None, timestamps=None),
 # `spec` the kind's own ModelKind entry
 Fit = Callable[..., FittedHead]
+# refit(spec, X, y, params, seed, threads, model_cfg, *, rounds, bars=None, timestamps=None): the same head on
+# every usable row, exactly `rounds` boosting rounds / epochs, no early stopping (production.refit_rounds)
+Refit = Callable[..., FittedHead]
 # predictor(data, features, folder, load_folder) -> (model, predict), where
 # predict(X float32 (n, features)[, timestamps]) -> (n, 3) probabilities;
 # `data` the verified bytes of the model file, `features` features.json's list, `folder` the verified folder,
@@ -72,6 +76,10 @@ class ModelKind:
     vin_type: str  # the VIN's TYPE field
     predictor: Predictor  # registered folder -> predict function
     fit: Fit | None = None  # production.fit_head's trainer; None: not trained by train_production
+    refit: Refit | None = None  # production.refit_head's trainer (deployment refit); None: no refit
+    # refit rounds scale with the sample (boosting rounds); False: the best epoch count as is (an epoch over
+    # the larger sample already takes proportionally more gradient steps), production.refit_rounds
+    refit_scaled: bool = True
     aliases: tuple[str, ...] = ()  # other names of `model_type` (registry CLI filters)
     uses_gpu: bool = False  # train_production asks for one GPU
     needs_timestamps: bool = False  # predict(X, timestamps): windows of consecutive bars, gaps end them
@@ -81,6 +89,12 @@ def _fit_torch(kind: ModelKind, *args, **kwargs) -> FittedHead:
     from workflow_scripts.models.torch_models import fit_torch_head  # heavy: torch
 
     return fit_torch_head(kind.name, *args, **kwargs)
+
+
+def _refit_torch(kind: ModelKind, *args, **kwargs) -> FittedHead:
+    from workflow_scripts.models.torch_models import refit_torch_head  # heavy: torch
+
+    return refit_torch_head(kind.name, *args, **kwargs)
 
 
 def _torch_predictor(data: bytes, features: list[str], folder: Path, load_folder) -> tuple[Any, Callable]:
@@ -96,6 +110,8 @@ _TORCH: dict[str, Any] = {
     "aliases": ("torch", "pt"),
     "predictor": _torch_predictor,
     "fit": _fit_torch,
+    "refit": _refit_torch,
+    "refit_scaled": False,
     "uses_gpu": True,
     "needs_timestamps": True,
 }
@@ -116,6 +132,7 @@ KINDS: dict[str, ModelKind] = {
             "LGBM",
             heads.tree_predictor("lightgbm"),
             heads.fit_tree,
+            refit=heads.refit_tree,
             aliases=("lgbm",),
         ),
         ModelKind(
@@ -125,6 +142,7 @@ KINDS: dict[str, ModelKind] = {
             "XGB",
             heads.tree_predictor("xgboost"),
             heads.fit_tree,
+            refit=heads.refit_tree,
             aliases=("xgb",),
         ),
         ModelKind("torch_mlp", vin_type="TMLP", **_TORCH),

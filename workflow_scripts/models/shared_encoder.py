@@ -1,11 +1,15 @@
 """Optional shared encoder (`encoder=pca`): one PCA fitted on the pooled TRAINING rows of every coin.
 
 Fit: the encoder's columns (the coins' own `{family}__{name}` features, common to all coins) are taken from
-each coin's training segment only (`training_rows`); validation and test rows never reach the fit. Each column
-is standardised with the training mean and standard deviation (NaN ignored); a constant or all-NaN column gets
-scale 1 (and mean 0 if all-NaN). NaN (and +-inf) is filled with the training mean, i.e. 0 after standardising, before
-projecting, both when fitting and when transforming. Components are the top eigenvectors of the standardised
-training covariance, sign-fixed so each component's largest-magnitude loading is positive (deterministic).
+each coin's training segment only (`training_rows`); validation and test rows never reach the fit. All coins
+are cut at ONE common timestamp (`training_cut`: the earliest training-segment end over coins and windows),
+not each by its own bar share: with unequal listing dates a late coin's training segment ends later in
+calendar time, and its rows after the cut would lie in an earlier coin's validation or test period. Each
+column is standardised with the training mean and standard deviation (NaN ignored); a constant or all-NaN
+column gets scale 1 (and mean 0 if all-NaN). NaN (and +-inf) is filled with the training mean, i.e. 0 after
+standardising, before projecting, both when fitting and when transforming. Components are the top eigenvectors
+of the standardised training covariance, sign-fixed so each component's largest-magnitude loading is positive
+(deterministic).
 
 Saved as one canonical JSON file (columns, mean, scale, components, explained variance ratio; floats written
 with repr precision so they round-trip exactly) - no pickle. The encoder version is the sha256 of that file;
@@ -55,12 +59,27 @@ def training_range(splits: list[dict]) -> tuple[int, int]:
     return lo, hi
 
 
+def training_cut(features: Mapping[str, pd.DataFrame], ranges: Mapping[str, tuple[int, int]]) -> pd.Timestamp:
+    """The common training cut: the earliest timestamp of a last training bar over the coins (`ranges[s]`
+    = [lo, hi) bar positions of coin s, already the intersection over its windows, `training_range`)."""
+    ends = []
+    for s in sorted(features):
+        if "timestamp" not in features[s].columns:
+            raise ValueError(f"{s}: the feature table has no timestamp column: cannot cut at a common time")
+        lo, hi = ranges[s]
+        if hi <= lo:
+            raise ValueError(f"{s}: empty training range [{lo}, {hi})")
+        ends.append(pd.Timestamp(features[s]["timestamp"].iloc[hi - 1]))
+    return min(ends)
+
+
 def training_rows(
     features: Mapping[str, pd.DataFrame],
     ranges: Mapping[str, tuple[int, int]],
     columns: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Pool bar positions [lo, hi) of each coin's feature table (symbols in sorted order) on shared columns.
+    """Pool bar positions [lo, hi) of each coin's feature table (symbols in sorted order) on shared columns,
+    every coin cut at the common `training_cut` (no row after the earliest coin's training end).
 
     `columns` default: the non-timestamp columns every coin has, in the first coin's order. Feature rows
     are bar positions (docs/CONTRACTS.md: one row per ingested bar, same order).
@@ -71,10 +90,12 @@ def training_rows(
     if columns is None:
         common = set.intersection(*(set(features[s].columns) for s in symbols)) - {"timestamp"}
         columns = [c for c in features[symbols[0]].columns if c in common]
+    cut = training_cut(features, ranges)
     parts = []
     for s in symbols:
         lo, hi = ranges[s]
-        parts.append(features[s].iloc[lo:hi][columns])
+        rows = features[s].iloc[lo:hi]
+        parts.append(rows.loc[(rows["timestamp"] <= cut).to_numpy(), columns])
     return pd.concat(parts, ignore_index=True)
 
 
@@ -140,7 +161,8 @@ def save_encoder(path, encoder: PcaEncoder) -> str:
 
 def load_encoder(path, expected_sha256: str | None = None) -> PcaEncoder:
     """Read an encoder written by `save_encoder`. With `expected_sha256` (the version a head recorded,
-    heads.Head.encoder_sha256) a file whose sha256 differs is refused (ValueError naming it) before it is read."""
+    heads.Head.encoder_sha256) a file whose sha256 differs is refused (ValueError naming it) before it is
+    read."""
     d = artifacts.read_document(path, FORMAT, expected_sha256)
     p = len(d["columns"])
     return PcaEncoder(
@@ -184,8 +206,8 @@ def save_shared_encoder(path, encoder) -> str:
 
 def load_shared_encoder(path, expected_sha256: str | None = None):
     """Any shared encoder file (results/encoder/{kind}.json): a PcaEncoder, or an autoencoder_encoder.
-    AutoencoderEncoder (torch imported only then), chosen by the file's `format`; with `expected_sha256` a file of
-    another version is refused."""
+    AutoencoderEncoder (torch imported only then), chosen by the file's `format`; with `expected_sha256` a
+    file of another version is refused."""
     fmt = artifacts.read_json(path).get("format")
     if fmt == FORMAT:
         return load_encoder(path, expected_sha256)

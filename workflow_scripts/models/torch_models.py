@@ -1,20 +1,21 @@
-"""Neural per-coin heads (`model=torch_mlp`, `model=torch_transformer`): 3-class swing outcome models on a window of
-the selected features, exported as TorchScript that takes RAW feature values.
+"""Neural per-coin heads (`model=torch_mlp`, `model=torch_transformer`): 3-class swing outcome models on a
+window of the selected features, exported as TorchScript that takes RAW feature values.
 
-Time semantics: the prediction for bar t reads the feature rows of bars t-T+1 .. t (T = `seq_len`), all known at t.
-A window never reaches across a gap or before the first bar: those positions are NaN, which the model maps to the
-training mean (the same rule as a NaN feature). `seg_pos[t]` (bars since the last gap,
+Time semantics: the prediction for bar t reads the feature rows of bars t-T+1 .. t (T = `seq_len`), all known
+at t. A window never reaches across a gap or before the first bar: those positions are NaN, which the model
+maps to the training mean (the same rule as a NaN feature). `seg_pos[t]` (bars since the last gap,
 `swing_targets.segment_position`) decides which positions are real.
 
 Pieces (docs/TORCH_MODELS.md has the why):
   select_device            cuda (if a tiny kernel really runs), then mps, then cpu
   MLPCore / TransformerCore   the networks on standardised windows (B, T, F) -> logits (B, 3)
   SwingNet                 core + baked-in normalisation (mean/std buffers, NaN/inf -> 0 after standardising),
-                           shape checks, feature names; `predict_proba_rows` windows a bar matrix inside the module
-  FeatureMatrix / WindowBatches   the feature matrix as .npy read through np.load(mmap_mode='r'); windows are cut by
-                           index per batch, never materialised for the whole table
-  train_torch_model        AdamW, early stopping on the chronological validation rows (cross-entropy), AMP on CUDA,
-                           torch.compile with eager fallback, batch halving on CUDA OOM, CPU fallback
+                           shape checks, feature names; `predict_proba_rows` windows a bar matrix inside the
+                           module
+  FeatureMatrix / WindowBatches   the feature matrix as .npy read through np.load(mmap_mode='r'); windows are
+                           cut by index per batch, never materialised for the whole table
+  train_torch_model        AdamW, early stopping on the chronological validation rows (cross-entropy), AMP on
+                           CUDA, torch.compile with eager fallback, batch halving on CUDA OOM, CPU fallback
   export_model / load_model / predict_proba   model.pt + metadata.json + feature_spec.json; column checks
   module_bytes             model.pt scripted and saved in a fresh interpreter: same weights, same bytes
 """
@@ -33,7 +34,7 @@ import time
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -59,17 +60,17 @@ METADATA_FORMAT = "swingflow-torch-model/1"
 FEATURE_SPEC_FORMAT = "swingflow-feature-spec/1"
 ARCHS = ("mlp", "transformer")
 KIND_TO_ARCH = {"torch_mlp": "mlp", "torch_transformer": "transformer"}
-# Scripted vs eager logits on the same CPU input: same ops, same order; measured max |diff| is 0 (float32) but the
-# documented promise is this tolerance.
+# Scripted vs eager logits on the same CPU input: same ops, same order; measured max |diff| is 0 (float32) but
+# the documented promise is this tolerance.
 PARITY_ATOL = 1e-5
 
 
-# -- device -------------------------------------------------------------------------------------------------------
+# -- device --------------------------------------------------------------------------------------------------
 def select_device(prefer: str = "auto") -> torch.device:
     """`auto`: the first of cuda, mps, cpu that actually runs a tiny kernel; or the named device (no probing).
 
-    A CUDA build on a machine whose driver is broken reports `is_available()` True and fails on first use, so the
-    probe runs one small op; any failure falls through to the next device (logged)."""
+    A CUDA build on a machine whose driver is broken reports `is_available()` True and fails on first use, so
+    the probe runs one small op; any failure falls through to the next device (logged)."""
     if prefer != "auto":
         return torch.device(prefer)
     candidates = []
@@ -99,7 +100,7 @@ def amp_dtype_for(device: torch.device, amp: str = "auto") -> torch.dtype | None
     return torch.float16
 
 
-# -- networks -----------------------------------------------------------------------------------------------------
+# -- networks ------------------------------------------------------------------------------------------------
 class MLPCore(nn.Module):
     """Flattened window (B, T*F) -> hidden layers (GELU, dropout) -> logits (B, 3)."""
 
@@ -155,7 +156,8 @@ class _Block(nn.Module):
 
 
 class TransformerCore(nn.Module):
-    """Window (B, T, F) -> linear embedding + learned positions -> pre-norm blocks -> [last bar, mean] -> logits.
+    """Window (B, T, F) -> linear embedding + learned positions -> pre-norm blocks -> [last bar, mean] ->
+    logits.
 
     No causal mask: every bar in the window is already known at t (the last position)."""
 
@@ -200,12 +202,13 @@ class TransformerCore(nn.Module):
 
 
 class SwingNet(nn.Module):
-    """RAW feature windows (B, T, F) (or (B, F) when T = 1) -> logits (B, 3) of (neither, breakout, reversion).
+    """RAW feature windows (B, T, F) (or (B, F) when T = 1) -> logits (B, 3) of (neither, breakout,
+    reversion).
 
-    The training normalisation is baked in: z = (x - mean) / std with the training rows' mean and std (std 1 for a
-    constant or all-NaN column, mean 0 for an all-NaN one); any non-finite z (NaN feature, padded window position,
-    inf) becomes 0, i.e. the training mean. Refuses an input whose last dimension is not the number of features the
-    model was trained on, or whose window length differs."""
+    The training normalisation is baked in: z = (x - mean) / std with the training rows' mean and std (std 1
+    for a constant or all-NaN column, mean 0 for an all-NaN one); any non-finite z (NaN feature, padded window
+    position, inf) becomes 0, i.e. the training mean. Refuses an input whose last dimension is not the number
+    of features the model was trained on, or whose window length differs."""
 
     def __init__(
         self,
@@ -256,8 +259,9 @@ class SwingNet(nn.Module):
 
     @torch.jit.export
     def predict_proba_rows(self, bars: torch.Tensor, seg_pos: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (n, 3) for every row of a bar-ordered RAW feature matrix (n, F); `seg_pos` (n,) is
-        bars since the last gap. Windows are cut here (chunks of 4096 rows), with the same masking as training."""
+        """Class probabilities (n, 3) for every row of a bar-ordered RAW feature matrix (n, F); `seg_pos` (n,)
+        is bars since the last gap. Windows are cut here (chunks of 4096 rows), with the same masking as
+        training."""
         if bars.dim() != 2 or bars.size(1) != self.n_features:
             raise RuntimeError(
                 "SwingNet.predict_proba_rows: expected a (rows, "
@@ -286,44 +290,47 @@ class SwingNet(nn.Module):
         return torch.cat(outs, dim=0)
 
 
-# -- config -------------------------------------------------------------------------------------------------------
-@dataclass
+# -- config --------------------------------------------------------------------------------------------------
+@dataclass(kw_only=True)
 class TorchModelConfig:
-    """Everything that shapes one training run. `from_config` reads config/model/torch_{mlp,transformer}.yaml."""
+    """Everything that shapes one training run. `from_config` reads config/model/torch_{mlp,transformer}.yaml,
+    the one home of the values: the fields the YAML sets have no default here. The other architecture's shape
+    fields stay None; `min_delta` and `num_threads` are not config keys (the job's threads set the latter)."""
 
-    arch: str = "mlp"
-    seq_len: int = 8
-    hidden: tuple = (128, 64)  # mlp
-    d_model: int = 32  # transformer
-    n_heads: int = 4
-    n_layers: int = 2
-    ff_mult: int = 2
-    dropout: float = 0.1
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    grad_clip: float = 1.0
-    class_weight: str | None = "balanced"  # or None
-    batch_size: int = 256  # CPU / MPS
-    gpu_batch_size: int = 8192  # CUDA: large batches
-    eval_batch_size: int = 8192
-    min_batch_size: int = 8  # OOM halving stops here
-    max_epochs: int = 50
-    patience: int = 5  # epochs without a validation-loss improvement > min_delta
+    arch: str
+    seq_len: int
+    hidden: tuple | None = None  # mlp
+    d_model: int | None = None  # transformer
+    n_heads: int | None = None
+    n_layers: int | None = None
+    ff_mult: int | None = None
+    dropout: float
+    lr: float
+    weight_decay: float
+    grad_clip: float
+    class_weight: str | None  # "balanced" or None
+    batch_size: int  # CPU / MPS
+    gpu_batch_size: int  # CUDA: large batches
+    eval_batch_size: int
+    min_batch_size: int  # OOM halving stops here
+    max_epochs: int
+    patience: int  # epochs without a validation-loss improvement > min_delta
     min_delta: float = 0.0
-    seed: int = 42
+    seed: int
     num_threads: int = 1
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    amp: str = "auto"  # auto | bf16 | fp16 | off (CUDA only)
-    compile: str = "auto"  # auto (CUDA only) | on | off
-    deterministic: bool = True  # CPU: use_deterministic_algorithms(True)
-    num_workers: int = 0
-    cpu_fallback: bool = True
+    device: str  # auto | cpu | cuda | cuda:N | mps
+    amp: str  # auto | bf16 | fp16 | off (CUDA only)
+    compile: str  # auto (CUDA only) | on | off
+    deterministic: bool  # CPU: use_deterministic_algorithms(True)
+    num_workers: int
+    cpu_fallback: bool
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], **overrides) -> TorchModelConfig:
-        """From a model group dict ({name, kind, seed, num_threads, ..., params: {...}}); unknown keys refused.
-        Null keys are skipped: the composed config (workflow_scripts/config/schema.py ModelConfig) carries the tree kinds'
-        slots (num_boost_round, ...) as null for a torch model, and null means "the default" here."""
+        """From a model group dict ({name, kind, seed, num_threads, ..., params: {...}}); unknown keys
+        refused. Null keys are skipped: the composed config (workflow_scripts/config/schema.py ModelConfig)
+        carries the tree kinds' slots (num_boost_round, ...) as null for a torch model, and null means "the
+        default" here."""
         flat = {k: v for k, v in cfg.items() if k not in ("name", "kind", "params") and v is not None}
         flat.update(cfg.get("params") or {})
         if "kind" in cfg:
@@ -341,17 +348,33 @@ class TorchModelConfig:
             raise ValueError(f"unknown torch model config key(s) {unknown}; allowed: {sorted(known)}")
         if "hidden" in flat:
             flat["hidden"] = tuple(int(h) for h in flat["hidden"])
+        missing = sorted(f.name for f in fields(cls) if f.kw_only and f.name not in flat and _required(f))
+        if missing:
+            raise ValueError(
+                f"torch model config key(s) {missing} missing (config/model/torch_*.yaml sets them)"
+            )
         out = cls(**flat)
         if out.arch not in ARCHS:
             raise ValueError(f"arch {out.arch!r}: expected one of {ARCHS}")
+        unshaped = [name for name in ARCH_SHAPE[out.arch] if getattr(out, name) is None]
+        if unshaped:
+            raise ValueError(f"arch {out.arch!r} needs params {unshaped}")
         if out.seq_len < 1:
             raise ValueError("seq_len must be >= 1 bar")
         return out
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["hidden"] = list(self.hidden)
+        if self.hidden is not None:
+            d["hidden"] = list(self.hidden)
         return d
+
+
+ARCH_SHAPE = {"mlp": ("hidden",), "transformer": ("d_model", "n_heads", "n_layers", "ff_mult")}
+
+
+def _required(f) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
 
 
 def build_core(cfg: TorchModelConfig, n_features: int) -> nn.Module:
@@ -364,10 +387,11 @@ def build_core(cfg: TorchModelConfig, n_features: int) -> nn.Module:
     raise ValueError(f"arch {cfg.arch!r}: expected one of {ARCHS}")
 
 
-# -- data ---------------------------------------------------------------------------------------------------------
+# -- data ----------------------------------------------------------------------------------------------------
 @dataclass
 class FeatureMatrix:
-    """A feature table on disk: float32 (n_bars, F) .npy opened with mmap_mode='r', plus the names and `seg_pos`.
+    """A feature table on disk: float32 (n_bars, F) .npy opened with mmap_mode='r', plus the names and
+    `seg_pos`.
 
     Rows are bar positions (docs/CONTRACTS.md), so targets/splits positions index it directly."""
 
@@ -386,7 +410,8 @@ class FeatureMatrix:
 def write_feature_matrix(
     frame: pd.DataFrame, path, feature_names: Sequence[str] | None = None
 ) -> FeatureMatrix:
-    """Save `frame`'s feature columns (default: all but `timestamp`, in order) as a C-order float32 .npy (atomic)."""
+    """Save `frame`'s feature columns (default: all but `timestamp`, in order) as a C-order float32 .npy
+    (atomic)."""
     if "timestamp" not in frame.columns:
         raise ValueError("the feature table needs its 'timestamp' column (gaps decide where windows stop)")
     names = [c for c in frame.columns if c != "timestamp"] if feature_names is None else list(feature_names)
@@ -402,8 +427,8 @@ def write_feature_matrix(
 
 
 def window_index(rows: np.ndarray, seg_pos: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """(index (B, T) into the bar matrix, valid mask (B, T)) for the windows ending at `rows`; invalid = before
-    the first bar or across a gap (those positions read bar 0 and are set to NaN by the caller)."""
+    """(index (B, T) into the bar matrix, valid mask (B, T)) for the windows ending at `rows`; invalid =
+    before the first bar or across a gap (those positions read bar 0 and are set to NaN by the caller)."""
     rows = np.asarray(rows, dtype=np.int64)
     back = np.arange(seq_len - 1, -1, -1, dtype=np.int64)
     idx = rows[:, None] - back[None, :]
@@ -422,8 +447,9 @@ def gather_windows(arr: np.ndarray, seg_pos: np.ndarray, rows: np.ndarray, seq_l
 
 
 class WindowBatches(torch.utils.data.Dataset):
-    """Map-style dataset whose items are whole batches: item i = (windows (B, T, F), labels (B,)) for the i-th list
-    of row positions. Used with `DataLoader(batch_size=None)`, so a batch is one vectorised memmap read."""
+    """Map-style dataset whose items are whole batches: item i = (windows (B, T, F), labels (B,)) for the i-th
+    list of row positions. Used with `DataLoader(batch_size=None)`, so a batch is one vectorised memmap
+    read."""
 
     def __init__(
         self, matrix: FeatureMatrix, batches: list[np.ndarray], labels_by_row: np.ndarray, seq_len: int
@@ -472,7 +498,7 @@ def normalisation_stats(
     return mean, std
 
 
-# -- training -----------------------------------------------------------------------------------------------------
+# -- training ------------------------------------------------------------------------------------------------
 @dataclass
 class TrainedModel:
     module: SwingNet  # CPU, float32, eval mode, best epoch's weights
@@ -528,24 +554,30 @@ def train_torch_model(
     *,
     encoder_sha256: str | None = None,
     step_hook: StepHook | None = None,
+    fixed_epochs: int | None = None,
 ) -> TrainedModel:
-    """Fit on rows["train"] (bar positions, labels 0/1/2), early-stop on rows["validation"] (mean cross-entropy).
+    """Fit on rows["train"] (bar positions, labels 0/1/2), early-stop on rows["validation"] (mean
+    cross-entropy). With `fixed_epochs` (a refit, training/production.py refit_rounds) exactly that many
+    epochs run on rows["train"], rows["validation"] may be empty and the last epoch's weights are kept.
 
-    Device from `cfg.device` (`select_device`). If training on a GPU fails for any reason other than an OOM that
-    batch halving absorbs, it is logged and retried from scratch on the CPU (`cfg.cpu_fallback`); the history
-    records `device_fallback`. `step_hook` is called before each training step (tests raise a simulated OOM)."""
+    Device from `cfg.device` (`select_device`). If training on a GPU fails for any reason other than an OOM
+    that batch halving absorbs, it is logged and retried from scratch on the CPU (`cfg.cpu_fallback`); the
+    history records `device_fallback`. `step_hook` is called before each training step (tests raise a
+    simulated OOM)."""
     y_tr = _labels(labels["train"], rows["train"])
     y_va = _labels(labels["validation"], rows["validation"])
-    if len(y_tr) == 0 or len(y_va) == 0:
+    if len(y_tr) == 0 or (len(y_va) == 0 and not fixed_epochs):
         raise ValueError("need at least one training and one validation row")
     device = select_device(cfg.device)
     try:
-        return _train_on(device, matrix, rows, y_tr, y_va, cfg, encoder_sha256, step_hook)
+        return _train_on(device, matrix, rows, y_tr, y_va, cfg, encoder_sha256, step_hook, fixed_epochs)
     except Exception as exc:
         if device.type == "cpu" or not cfg.cpu_fallback:
             raise
         log.warning("training on %s failed (%s: %s); retrying on cpu", device, type(exc).__name__, exc)
-        out = _train_on(torch.device("cpu"), matrix, rows, y_tr, y_va, cfg, encoder_sha256, step_hook)
+        out = _train_on(
+            torch.device("cpu"), matrix, rows, y_tr, y_va, cfg, encoder_sha256, step_hook, fixed_epochs
+        )
         out.history["device_fallback"] = {"from": str(device), "error": f"{type(exc).__name__}: {exc}"[:500]}
         return out
 
@@ -568,6 +600,7 @@ def _train_on(
     cfg: TorchModelConfig,
     encoder_sha256,
     step_hook,
+    fixed_epochs: int | None = None,
 ) -> TrainedModel:
     start = time.perf_counter()
     tr_rows = np.asarray(rows["train"], dtype=np.int64)
@@ -611,7 +644,7 @@ def _train_on(
         best, best_state, best_epoch, bad = math.inf, None, -1, 0
         seen = 0
         train_seconds = 0.0
-        for epoch in range(cfg.max_epochs):
+        for epoch in range(int(fixed_epochs) if fixed_epochs else cfg.max_epochs):
             model.train()
             perm = tr_rows[torch.randperm(len(tr_rows), generator=gen).numpy()]
             pos, total, n_ep = 0, 0.0, 0
@@ -668,6 +701,11 @@ def _train_on(
                     bs //= 2
             train_seconds += time.perf_counter() - t_ep
             seen += n_ep
+            if fixed_epochs:  # a refit: no validation rows, every epoch runs, the last one is kept
+                hist["train_loss"].append(total / max(n_ep, 1))
+                hist["batch_size"].append(bs)
+                best_epoch = epoch
+                continue
             val_loss, eval_bs = _val_loss(model, matrix, va_rows, labels_by_row, cfg, device, amp, eval_bs)
             hist["train_loss"].append(total / max(n_ep, 1))
             hist["val_loss"].append(val_loss)
@@ -688,10 +726,10 @@ def _train_on(
             torch.set_num_threads(threads_before)
     hist.update(
         {
-            "epochs_run": len(hist["val_loss"]),
+            "epochs_run": len(hist["train_loss"]),
             "best_epoch": best_epoch,
             "best_val_loss": best,
-            "stopped_early": len(hist["val_loss"]) < cfg.max_epochs,
+            "stopped_early": not fixed_epochs and len(hist["val_loss"]) < cfg.max_epochs,
             "final_batch_size": bs,
             "device": str(device),
             "amp_dtype": None if amp is None else str(amp).replace("torch.", ""),
@@ -732,7 +770,7 @@ def _val_loss(model, matrix, va_rows, labels_by_row, cfg, device, amp, eval_bs) 
             eval_bs //= 2
 
 
-# -- prediction ---------------------------------------------------------------------------------------------------
+# -- prediction ----------------------------------------------------------------------------------------------
 def predict_logits_matrix(
     module: nn.Module,
     matrix: FeatureMatrix,
@@ -762,8 +800,8 @@ def softmax64(logits: np.ndarray) -> np.ndarray:
 def check_columns(
     columns: Sequence[str], expected: Sequence[str], *, allow_extra: bool = False, what: str = "input"
 ) -> None:
-    """Refuse feature columns that are not exactly `expected` in order (ignoring `timestamp`). With `allow_extra`,
-    the expected names need only be present (the caller selects them by name)."""
+    """Refuse feature columns that are not exactly `expected` in order (ignoring `timestamp`). With
+    `allow_extra`, the expected names need only be present (the caller selects them by name)."""
     cols = [str(c) for c in columns if c != "timestamp"]
     expected = list(expected)
     missing = [c for c in expected if c not in set(cols)]
@@ -789,11 +827,13 @@ def check_columns(
 
 
 def predict_proba(model, frame: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
-    """Probabilities (n, 3) float64 of (neither, breakout, reversion) for bar positions `rows` (default all) of a
-    feature table whose non-timestamp columns are EXACTLY the model's features in order (else ValueError).
+    """Probabilities (n, 3) float64 of (neither, breakout, reversion) for bar positions `rows` (default all)
+    of a feature table whose non-timestamp columns are EXACTLY the model's features in order (else
+    ValueError).
 
-    `model`: a SwingNet / loaded TorchScript module, a `LoadedTorchModel`, or a model directory. `frame` holds every
-    bar in order (positions = rows) with its `timestamp` column (gaps cut windows) unless seq_len is 1."""
+    `model`: a SwingNet / loaded TorchScript module, a `LoadedTorchModel`, or a model directory. `frame` holds
+    every bar in order (positions = rows) with its `timestamp` column (gaps cut windows) unless seq_len is
+    1."""
     if isinstance(model, (str, Path)):
         model = load_model(model)
     module = model.module if isinstance(model, LoadedTorchModel) else model
@@ -818,11 +858,12 @@ def predict_proba(model, frame: pd.DataFrame, rows: np.ndarray | None = None) ->
     return proba.numpy()[rows - lo]
 
 
-# -- export / load ------------------------------------------------------------------------------------------------
+# -- export / load -------------------------------------------------------------------------------------------
 def script_module(module: nn.Module) -> torch.jit.ScriptModule:
     """torch.jit.script on a CPU float32 eval copy, in this process (parity checks, tests). TorchScript is
     deprecated upstream (torch >= 2.10 warns) but is still the one pickle-free, Python-free archive format the
-    contract asks for; the warning is silenced here. model.pt bytes come from `module_bytes`, not from this."""
+    contract asks for; the warning is silenced here. model.pt bytes come from `module_bytes`, not from
+    this."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*torch\.jit\..*deprecated", category=DeprecationWarning)
         return torch.jit.script(copy.deepcopy(module).to("cpu").float().eval())
@@ -848,10 +889,11 @@ def rebuild_module(recipe: Mapping, state: Mapping[str, torch.Tensor]) -> SwingN
     return net.eval()
 
 
-# What a TorchScript archive depends on besides the model: the process-wide compilation unit (a class whose name
-# is already taken gets `___torch_mangle_<N>`, N counting everything scripted before in the process) and the
-# string hash seed (the order TorchScript emits module constants in). So model.pt is scripted and saved in a
-# fresh interpreter with PYTHONHASHSEED=0: a function of the weights and the recipe only (docs/TORCH_MODELS.md).
+# What a TorchScript archive depends on besides the model: the process-wide compilation unit (a class whose
+# name is already taken gets `___torch_mangle_<N>`, N counting everything scripted before in the process) and
+# the string hash seed (the order TorchScript emits module constants in). So model.pt is scripted and saved in
+# a fresh interpreter with PYTHONHASHSEED=0: a function of the weights and the recipe only
+# (docs/TORCH_MODELS.md).
 _EXPORT_CHILD = """
 import sys
 import torch
@@ -870,8 +912,8 @@ def _export_in_this_process(payload_path: str, out_path: str) -> None:
 
 
 def module_bytes(module: SwingNet) -> bytes:
-    """model.pt bytes (TorchScript SwingNet) for an eager SwingNet: the same weights and recipe give the same bytes
-    in any process, whatever it scripted before (scripted in a fresh interpreter, see _EXPORT_CHILD)."""
+    """model.pt bytes (TorchScript SwingNet) for an eager SwingNet: the same weights and recipe give the same
+    bytes in any process, whatever it scripted before (scripted in a fresh interpreter, see _EXPORT_CHILD)."""
     import tempfile
 
     module = copy.deepcopy(module).to("cpu").float().eval()
@@ -904,8 +946,8 @@ def load_scripted(data: bytes) -> torch.jit.ScriptModule:
 
 
 def code_version() -> dict:
-    """What regenerating the features depends on: sha256 over workflow_scripts/features/*.py (sorted by name) and
-    the git commit when the tree is a checkout."""
+    """What regenerating the features depends on: sha256 over workflow_scripts/features/*.py (sorted by name)
+    and the git commit when the tree is a checkout."""
     root = Path(__file__).resolve().parents[1]  # workflow_scripts/
     digest = hashlib.sha256()
     for p in sorted((root / "features").glob("*.py")):
@@ -940,8 +982,8 @@ def make_feature_spec(
 ) -> dict:
     """The feature_spec.json document: enough to rebuild the model's input columns exactly from raw bars.
 
-    `features_cfg`: the features group (families, lookbacks, lags, dtype); `cross_symbols`: the other coins in the
-    cross-coin table (empty if none); `bars_first`/`bars_last`: the ingested span (UTC) - EMAs and rolling
+    `features_cfg`: the features group (families, lookbacks, lags, dtype); `cross_symbols`: the other coins in
+    the cross-coin table (empty if none); `bars_first`/`bars_last`: the ingested span (UTC) - EMAs and rolling
     windows start at the first bar, so the span is part of the recipe; `encoder`: {kind, sha256, prefix} if a
     shared encoder's outputs are among the columns."""
 
@@ -991,7 +1033,8 @@ def regenerate_features(feature_spec: Mapping, raw_dir="data/raw") -> pd.DataFra
 
 
 def _write_npz(path, arrays: Mapping[str, np.ndarray]) -> None:
-    """np.savez stamps the current time into the zip; this writes a fixed date so equal arrays give equal bytes."""
+    """np.savez stamps the current time into the zip; this writes a fixed date so equal arrays give equal
+    bytes."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name in sorted(arrays):
@@ -1088,8 +1131,8 @@ class LoadedTorchModel:
 
 
 def load_model(folder) -> LoadedTorchModel:
-    """torch.jit.load model.pt (CPU) with its metadata.json; refuse a model whose bytes or feature list disagree
-    with metadata.json. feature_spec.json is read if present."""
+    """torch.jit.load model.pt (CPU) with its metadata.json; refuse a model whose bytes or feature list
+    disagree with metadata.json. feature_spec.json is read if present."""
     folder = Path(folder)
     data = (folder / MODEL_FILE).read_bytes()
     meta = artifacts.read_json(folder / METADATA_FILE)
@@ -1111,8 +1154,8 @@ def read_reference(folder) -> dict[str, np.ndarray]:
 
 
 def state_dict_digest(module: nn.Module) -> str:
-    """sha256 over the state_dict tensors (names, dtypes, shapes, bytes): a weight-level identity that does not
-    depend on the TorchScript container."""
+    """sha256 over the state_dict tensors (names, dtypes, shapes, bytes): a weight-level identity that does
+    not depend on the TorchScript container."""
     h = hashlib.sha256()
     for k, v in sorted(module.state_dict().items()):
         t = v.detach().cpu().contiguous()
@@ -1121,7 +1164,7 @@ def state_dict_digest(module: nn.Module) -> str:
     return h.hexdigest()
 
 
-# -- production head (workflow_scripts/training/production.py FITTERS) --------------------------------------------------------
+# -- production head (workflow_scripts/training/production.py FITTERS) ---------------------------------------
 VIN_TYPES = {"mlp": "TMLP", "transformer": "TXFMR"}
 
 
@@ -1130,8 +1173,8 @@ class TorchHead:
     model_type, vin_type, best_iteration, native_params, log).
 
     `bars` is the whole bar-ordered feature table the head was trained on (model features in order) and
-    `seg_pos` its bars-since-gap counts: `predict_proba(X)` reads the windows ending at X.index (bar positions),
-    so X may be any subset of those bars (the scored event rows)."""
+    `seg_pos` its bars-since-gap counts: `predict_proba(X)` reads the windows ending at X.index (bar
+    positions), so X may be any subset of those bars (the scored event rows)."""
 
     model_type = "torchscript"
 
@@ -1186,7 +1229,8 @@ class TorchHead:
         return np.concatenate(out) if out else np.zeros((0, NUM_CLASS))
 
     def save(self, folder) -> Path:
-        """model.pt + metadata.json + feature_spec.json (the feature recipe itself is the folder's features.json)."""
+        """model.pt + metadata.json + feature_spec.json (the feature recipe itself is the folder's
+        features.json)."""
         names = self.trained.feature_names
         spec = {
             "format": FEATURE_SPEC_FORMAT,
@@ -1204,11 +1248,11 @@ class TorchHead:
 def fit_torch_head(
     kind, X_train, y_train, X_val, y_val, params, seed, threads, model_cfg, bars=None, timestamps=None
 ) -> TorchHead:
-    """production.FITTERS entry for torch_mlp / torch_transformer. The architecture and optimiser settings come
-    from config/model/<kind>.yaml (`model_cfg`): the tuned LightGBM-named `params` do not apply to a network and
-    are ignored. `bars`: the whole bar-ordered feature table and `timestamps` its bars' times (X_* hold only the
-    event rows; their index is the bar position, which the windows are cut around; gaps end windows).
-    Deterministic on CPU."""
+    """production.FITTERS entry for torch_mlp / torch_transformer. The architecture and optimiser settings
+    come from config/model/<kind>.yaml (`model_cfg`): the tuned LightGBM-named `params` do not apply to a
+    network and are ignored. `bars`: the whole bar-ordered feature table and `timestamps` its bars' times (X_*
+    hold only the event rows; their index is the bar position, which the windows are cut around; gaps end
+    windows). Deterministic on CPU."""
     import tempfile
 
     if bars is None or timestamps is None or len(timestamps) != len(bars):
@@ -1227,11 +1271,34 @@ def fit_torch_head(
     return TorchHead(kind, trained, bars[names].to_numpy(np.float32), matrix.seg_pos)
 
 
+def refit_torch_head(
+    kind, X, y, params, seed, threads, model_cfg, *, rounds, bars=None, timestamps=None
+) -> TorchHead:
+    """The refit of torch_mlp / torch_transformer: `fit_torch_head`'s network and settings trained on every
+    usable row `X`, `y` for exactly `rounds` epochs (production.refit_rounds), without validation rows or
+    early stopping; the last epoch's weights are kept. Normalisation statistics come from these rows."""
+    import tempfile
+
+    if bars is None or timestamps is None or len(timestamps) != len(bars):
+        raise ValueError(f"model kind {kind!r} reads a window of bars: pass the bar table and its timestamps")
+    names = [str(c) for c in X.columns]
+    table = pd.concat(
+        [pd.DataFrame({"timestamp": np.asarray(timestamps)}), bars[names].reset_index(drop=True)], axis=1
+    )
+    cfg = TorchModelConfig.from_config(model_cfg, seed=int(seed), num_threads=int(threads))
+    rows = {"train": X.index.to_numpy(np.int64), "validation": np.zeros(0, dtype=np.int64)}
+    labels = {"train": np.asarray(y), "validation": np.zeros(0, dtype=np.int64)}
+    with tempfile.TemporaryDirectory(prefix="swingflow-torch-") as tmp:
+        matrix = write_feature_matrix(table, Path(tmp) / "X.npy", names)
+        trained = train_torch_model(matrix, rows, labels, cfg, fixed_epochs=int(rounds))
+    return TorchHead(kind, trained, bars[names].to_numpy(np.float32), matrix.seg_pos)
+
+
 def rows_predictor(data: bytes, features: Sequence[str]):
-    """(module, predict(X (n, F) float32, timestamps=None) -> (n, 3) probabilities) from model.pt bytes already
-    verified by the caller (the registry's model-kind dispatch). Rows are consecutive bars; `timestamps` (one per
-    row) end windows at gaps, without them every row counts as following the previous one. Refuses a model whose
-    feature list differs from `features` (features.json)."""
+    """(module, predict(X (n, F) float32, timestamps=None) -> (n, 3) probabilities) from model.pt bytes
+    already verified by the caller (the registry's model-kind dispatch). Rows are consecutive bars;
+    `timestamps` (one per row) end windows at gaps, without them every row counts as following the previous
+    one. Refuses a model whose feature list differs from `features` (features.json)."""
     module = load_scripted(data)
     if list(module.feature_names) != list(features):
         raise ValueError("model.pt and features.json disagree on the feature list (names or order)")

@@ -1,11 +1,11 @@
-"""The `swingflow` command: the registry, champions, archive/cleanup/deploy, predictions, dashboard, VIN decoding.
+"""The `swingflow` command: the registry, champions, archive/cleanup/deploy, predictions, paper trading, dashboard, VIN decoding.
 
     swingflow [--registry DIR] [--json] COMMAND ...
 
-`--registry` defaults to $SWINGFLOW_REGISTRY or registry/local-dev. Tables are printed with rich; `--json` prints
-plain JSON for scripts. Errors print one line on stderr and exit 1 (bad usage exits 2), never a traceback.
-docs/REGISTRY.md has examples.
-"""
+`--registry` defaults to $SWINGFLOW_REGISTRY or registry/local-dev. Tables are printed with rich; `--json`
+prints plain JSON for scripts. Errors print one line on stderr and exit 1 (bad usage exits 2), never a
+traceback. docs/REGISTRY.md has examples.
+"""  # noqa: E501 (the first line is the --help description: build_parser)
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ from rich.console import Console
 from rich.table import Table
 
 from workflow_scripts.evaluation.vin import decode_vin
+from workflow_scripts.lifecycle import paper
 from workflow_scripts.registry import dashboard
+from workflow_scripts.registry import paper_trading as pt
 from workflow_scripts.registry import predictions as pr
 from workflow_scripts.registry import store as reg
 
@@ -112,7 +114,7 @@ LIST_COLUMNS = [
 ]
 
 
-# ---- commands ----------------------------------------------------------------------------------------------------
+# ---- commands ----------------------------------------------------------------------------------------------
 def cmd_list(args) -> int:
     rows = reg.list_models(
         args.registry,
@@ -188,25 +190,52 @@ def cmd_summary(args) -> int:
 
 def cmd_champions(args) -> int:
     rows = [r for r in reg.roster(args.registry) if not args.symbol or r["symbol"] == args.symbol]
-    _emit(
-        args,
-        rows,
-        "Champions",
-        [
-            "symbol",
-            "side",
-            "vin",
-            "version",
-            "grade",
-            "window",
-            "target",
-            "model_type",
-            "score",
-            "since",
-            "challengers",
-            "previous",
-        ],
+    rows = pt.with_paper(args.registry, rows, args.ledger)  # claimed (test) and paper columns
+    columns = [
+        "symbol",
+        "side",
+        "vin",
+        "version",
+        "grade",
+        "window",
+        "target",
+        "model_type",
+        "score",
+        "since",
+        "challengers",
+        "previous",
+    ]
+    _emit(args, rows, "Champions", columns)
+    if not args.json:  # a second table: the claimed and the paper record side by side
+        rows = [r | dict(zip(paper.TEXT_COLUMNS, paper.claimed_paper_text(r))) for r in rows]
+        _emit(
+            args, rows, "Champions: claimed (test) vs paper", ["symbol", "side", "vin", *paper.TEXT_COLUMNS]
+        )
+    return 0
+
+
+def cmd_paper(args) -> int:
+    rows = pt.paper_trade(
+        args.registry,
+        args.bars,
+        args.ledger,
+        symbols=args.symbol,
+        slots=args.slot,
+        history_bars=args.history_bars,
     )
+    out = [
+        paper.claimed_vs_paper(r)
+        | {
+            "appended_bars": r["appended"]["bars"],
+            "appended_trades": r["appended"]["trades"],
+            "ledger": r["ledger"],
+        }
+        for r in rows
+    ]
+    if not args.json:  # one cell each for the claimed and the paper record: VINs must not be cut
+        out = [r | dict(zip(paper.TEXT_COLUMNS, paper.claimed_paper_text(r))) for r in out]
+    cols = ["slot", "symbol", "side", "vin", "model", *paper.TEXT_COLUMNS, "paper_until", "appended_bars"]
+    _emit(args, out, f"Paper trading: {len(out)} deployed slot(s)", cols)
     return 0
 
 
@@ -293,6 +322,16 @@ def cmd_predict(args) -> int:
             )
             rows.append({"symbol": symbol, "mode": "batch", "rows": len(preds), "file": str(out)})
     cols = ["symbol", "mode", "rows_added" if args.append else "rows", "file"]
+    if args.append and args.paper:  # the same new bars extend the paper ledgers of the symbols' slots
+        for r in pt.paper_trade(args.registry, args.bars, symbols=[r["symbol"] for r in rows]):
+            rows.append(
+                {
+                    "symbol": r["symbol"],
+                    "mode": "paper",
+                    "rows_added": r["appended"]["bars"],
+                    "file": r["ledger"],
+                }
+            )
     _emit(args, rows, "Predictions", cols)
     return 0
 
@@ -302,7 +341,7 @@ def cmd_vin_decode(args) -> int:
     return 0
 
 
-# ---- parser ------------------------------------------------------------------------------------------------------
+# ---- parser ------------------------------------------------------------------------------------------------
 def _common(suppress: bool) -> argparse.ArgumentParser:
     """--registry and --json, accepted before or after the subcommand."""
     p = argparse.ArgumentParser(add_help=False)
@@ -370,8 +409,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(rsub, "summary", cmd_summary, "write summary/<run>/engine_summary.json")
     p.add_argument("run")
 
-    p = add(sub, "champions", cmd_champions, "the champion roster")
+    p = add(sub, "champions", cmd_champions, "the champion roster, claimed (test) next to paper metrics")
     p.add_argument("--symbol")
+    p.add_argument("--ledger", help="paper ledgers (default <registry>/paper)")
+    p = add(sub, "paper", cmd_paper, "paper-trade the deployed slots on bars newer than their training data")
+    p.add_argument("--symbol", nargs="*", help="only the slots of these symbols")
+    p.add_argument("--slot", type=int, nargs="*", help="only these slots")
+    p.add_argument("--bars", default="results/ingest", help="folder of <SYMBOL>.parquet bars")
+    p.add_argument("--ledger", help="ledger folder (default <registry>/paper)")
+    p.add_argument("--history-bars", type=int, help="trailing bars for features (default features.json)")
     p = add(sub, "rollback", cmd_rollback, "make the previous champion of SYMBOL champion again")
     p.add_argument("symbol")
     p.add_argument("--side", choices=reg.SIDES)
@@ -402,6 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--history-bars", type=int, help="append: trailing bars for features (default features.json)"
     )
     p.add_argument("--out", help="folder for <SYMBOL>.parquet (default <registry>/predictions)")
+    p.add_argument(
+        "--paper",
+        action="store_true",
+        help="append: also extend the paper ledgers of the symbols' deployed slots",
+    )
     v = sub.add_parser("vin", help="VIN codes")
     vsub = v.add_subparsers(dest="vin_command", required=True, metavar="ACTION")
     p = add(vsub, "decode", cmd_vin_decode, "decode a VIN into its fields")

@@ -3,23 +3,24 @@
 Called from the Snakefile's onstart / onsuccess / onerror hooks (docs/OPERATIONS.md has the snippet):
 
     notify.on_start(log, settings, context)     "started": env, symbols, jobs planned, host
-    notify.on_success(log, settings, context)   summary: models trained in this run (and skipped), models passed
-                                                  their quality gates, champions changed, failures retried
+    notify.on_success(log, settings, context)   summary: models trained in this run (and skipped), models
+                                                  passed their quality gates, champions changed, failures
+                                                  retried
     notify.on_error(log, settings, context)     every job that failed for good, with its log path(s)
 
-`settings` is the config slice `env.notifications`: {"telegram": bool, "webhook_url_env": name of the environment
-variable holding the webhook URL, or null}. Secrets come from the environment only and are never logged or
-written anywhere: SWINGFLOW_TELEGRAM_TOKEN, SWINGFLOW_TELEGRAM_CHAT_ID, the webhook URL variable (by convention
-SWINGFLOW_WEBHOOK_URL). SWINGFLOW_TELEGRAM_API overrides https://api.telegram.org (tests point it at a local
-server). SWINGFLOW_NOTIFY=off silences every channel.
+`settings` is the config slice `env.notifications`: {"telegram": bool, "webhook_url_env": name of the
+environment variable holding the webhook URL, or null}. Secrets come from the environment only and are never
+logged or written anywhere: SWINGFLOW_TELEGRAM_TOKEN, SWINGFLOW_TELEGRAM_CHAT_ID, the webhook URL variable (by
+convention SWINGFLOW_WEBHOOK_URL). SWINGFLOW_TELEGRAM_API overrides https://api.telegram.org (tests point it
+at a local server). SWINGFLOW_NOTIFY=off silences every channel.
 
 Delivery never raises and never fails the workflow: each channel gets a short timeout and one retry, and a
 message that cannot be delivered is logged (with the token redacted) and dropped.
 
 "This run" is measured from a small state file written at start (.snakemake/swingflow/notify_start.json: the
 start time; no secrets), so the summary counts the models written since. Champions changed come from the
-registry rule's run record, results/registry/run_status.json ({"run", "symbols": {SYMBOL: {"registered": [...],
-"champion": {side: VIN}, "changed": bool}}}), when this run wrote it; otherwise none changed.
+registry rule's run record, results/registry/run_status.json ({"run", "symbols": {SYMBOL: {"registered":
+[...], "champion": {side: VIN}, "changed": bool}}}), when this run wrote it; otherwise none changed.
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ ATTEMPTS = 2
 MAX_LISTED = 20  # failures / changed champions listed by name; the rest are counted
 
 
-# ---- what happened: read from the run's own files ------------------------------------------------------------
+# ---- what happened: read from the run's own files ----------------------------------------------------------
 def failed_jobs(log_path: str | os.PathLike | None) -> dict:
-    """Parse Snakemake's log: jobs that failed for good (no restart followed) and the attempts that were retried.
+    """Parse Snakemake's log: jobs that failed for good (no restart followed) and the attempts that were
+    retried.
 
     Returns {"failed": [{rule, jobid, wildcards, logs: [paths], message}], "retried": n}. Works for local and
     Slurm runs (Slurm failures add the job's slurm log to `log:` and a `SLURM-job ... failed` message).
@@ -148,7 +150,8 @@ RUN_STATUS = Path("results/registry/run_status.json")
 
 def champions_changed(workdir: Path, since: float) -> dict[str, dict]:
     """{SYMBOL: {side: VIN}} for the symbols whose champion changed in this run, read from the registry's run
-    record when it was written at or after `since`; {} without one (no registry step ran, or an older record)."""
+    record when it was written at or after `since`; {} without one (no registry step ran, or an older
+    record)."""
     path = workdir / RUN_STATUS
     try:
         if path.stat().st_mtime < since:
@@ -224,7 +227,7 @@ def load_start(workdir: Path) -> dict:
     return state if isinstance(state, dict) else {"started": 0.0}
 
 
-# ---- the messages -------------------------------------------------------------------------------------------
+# ---- the messages ------------------------------------------------------------------------------------------
 def _header(event: str, context: Mapping[str, Any]) -> str:
     env = context.get("env", "?")
     return f"swingflow [{env}] {event} on {context.get('host') or socket.gethostname()}"
@@ -317,7 +320,7 @@ def _plain(context: Mapping[str, Any]) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in context.items()}
 
 
-# ---- delivery ------------------------------------------------------------------------------------------------
+# ---- delivery ----------------------------------------------------------------------------------------------
 def _redact(text: str, secrets: list[str]) -> str:
     for s in secrets:
         if s:
@@ -373,7 +376,8 @@ def deliver(
     environ: Mapping[str, str] | None = None,
     timeout: float = TIMEOUT_S,
 ) -> dict:
-    """Send to every enabled channel; returns {channel: "sent" | "skipped: why" | "failed: why"}. Never raises."""
+    """Send to every enabled channel; returns {channel: "sent" | "skipped: why" | "failed: why"}. Never
+    raises."""
     env = os.environ if environ is None else environ
     settings = settings or {}
     report: dict[str, str] = {}
@@ -398,7 +402,7 @@ def deliver(
     return report
 
 
-# ---- the hooks -----------------------------------------------------------------------------------------------
+# ---- the hooks ---------------------------------------------------------------------------------------------
 def run_context(cfg: Mapping[str, Any]) -> dict:
     """What the messages say about the run, from the resolved configuration (no secrets in it)."""
 
@@ -443,7 +447,7 @@ def on_error(log=None, settings=None, context=None, workdir=".") -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """By hand: python -m workflow_scripts.ops.notify {start,success,error} [--log LOG] [--telegram] [--webhook-env VAR]"""
+    """By hand: python -m workflow_scripts.ops.notify {start,success,error} [--log LOG] [--telegram] [--webhook-env VAR]"""  # noqa: E501
     import argparse
 
     ap = argparse.ArgumentParser(description=main.__doc__)

@@ -4,8 +4,8 @@
 before planning. It refuses, with every reason listed, when
 - the checkout is not a git repository, or code/config/profiles/environment files differ from HEAD (modified,
   staged, deleted or untracked: `git status --porcelain` over WORKFLOW_PATHS);
-- a raw bar file the run reads is not tracked by DVC (no `<file>.dvc` and no `.dvc` of an enclosing folder), its
-  `.dvc` file is not committed, or the file's content differs from the md5 its `.dvc` file records.
+- a raw bar file the run reads is not tracked by DVC (no `<file>.dvc` and no `.dvc` of an enclosing folder),
+  its `.dvc` file is not committed, or the file's content differs from the md5 its `.dvc` file records.
 A file-level `.dvc` is checked by content (md5, as DVC records it); a folder-level one only for coverage.
 """
 
@@ -44,8 +44,8 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def uncommitted_changes(repo: Path, paths: Iterable[str] = WORKFLOW_PATHS) -> list[str]:
-    """`git status --porcelain` lines (e.g. ' M rules/ingest.smk', '?? config/env/new.yaml') for `paths`; raises
-    ProvenanceError when `repo` is not inside a git work tree."""
+    """`git status --porcelain` lines (e.g. ' M rules/ingest.smk', '?? config/env/new.yaml') for `paths`;
+    raises ProvenanceError when `repo` is not inside a git work tree."""
     inside = _git(repo, "rev-parse", "--is-inside-work-tree")
     if inside.returncode != 0 or inside.stdout.strip() != "true":
         raise ProvenanceError(f"{repo} is not a git checkout: production models must come from a commit")
@@ -120,5 +120,6 @@ def require_reproducible(repo: str | Path, raw_files: Iterable[Path]) -> None:
             "env.require_provenance: this production run is refused, its models could not be rebuilt from a "
             "commit:\n  - "
             + "\n  - ".join(problems)
-            + "\nCommit code and config, put raw data under DVC (dvc add + commit the .dvc files), then rerun."
+            + "\nCommit code and config, put raw data under DVC (dvc add + commit the .dvc files), "
+            "then rerun."
         )

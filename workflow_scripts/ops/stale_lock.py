@@ -1,12 +1,12 @@
 """Resume after a hard kill without `snakemake --unlock`, while a live second Snakemake is still refused.
 
-Snakemake locks a working directory with `.snakemake/locks/<n>.{input,output}.lock` (lists of files, no process
-id) and removes them when it exits. A SIGKILL, a power loss or Slurm killing the head job leaves them behind, and
-the next `snakemake` stops with "Directory cannot be locked" until someone runs `--unlock`, which is also what
-one would type, wrongly, while another Snakemake is really running.
+Snakemake locks a working directory with `.snakemake/locks/<n>.{input,output}.lock` (lists of files, no
+process id) and removes them when it exits. A SIGKILL, a power loss or Slurm killing the head job leaves them
+behind, and the next `snakemake` stops with "Directory cannot be locked" until someone runs `--unlock`, which
+is also what one would type, wrongly, while another Snakemake is really running.
 
-So each Snakemake of this workflow records who it is before it takes the lock: `rules/common.smk` calls `claim`
-in the main process (`workflow.is_main_process`; job subprocesses and cluster jobs skip it), which
+So each Snakemake of this workflow records who it is before it takes the lock: `rules/common.smk` calls
+`claim` in the main process (`workflow.is_main_process`; job subprocesses and cluster jobs skip it), which
 
 1. reads the owner records in `.snakemake/swingflow-owners/` (`<host>.<pid>.json`: host, pid, process start
    time), drops those whose process is gone on this host (a pid that was reused has another start time), and,
@@ -43,12 +43,14 @@ START_TOLERANCE_S = (
 
 
 def identity(pid: int) -> dict:
-    """What identifies a running process across pid reuse: host, pid and start time (seconds since the epoch)."""
+    """What identifies a running process across pid reuse: host, pid and start time (seconds since the
+    epoch)."""
     return {"host": socket.gethostname(), "pid": int(pid), "started": psutil.Process(pid).create_time()}
 
 
 def is_alive(owner: dict) -> bool:
-    """True if the recorded process still runs. A record from another host cannot be checked: assumed alive."""
+    """True if the recorded process still runs. A record from another host cannot be checked: assumed
+    alive."""
     if owner.get("host") != socket.gethostname():
         return True
     try:
@@ -61,7 +63,8 @@ def is_alive(owner: dict) -> bool:
 
 
 def owner_records(smk_dir: Path) -> dict[Path, dict]:
-    """{record file: owner} of `.snakemake/swingflow-owners/` (an unreadable record counts as a dead owner)."""
+    """{record file: owner} of `.snakemake/swingflow-owners/` (an unreadable record counts as a dead
+    owner)."""
     folder = Path(smk_dir) / OWNERS_DIR
     out = {}
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
@@ -78,8 +81,8 @@ def lock_files(smk_dir: Path) -> list[Path]:
 
 
 def clear_stale_locks(smk_dir: Path) -> list[str]:
-    """Drop dead owners' records; remove the lock files if they exist and no owner is alive. Returns what it did
-    or found, as lines for the user."""
+    """Drop dead owners' records; remove the lock files if they exist and no owner is alive. Returns what it
+    did or found, as lines for the user."""
     smk_dir = Path(smk_dir)
     records = owner_records(smk_dir)
     live = {path: o for path, o in records.items() if is_alive(o)}
@@ -126,7 +129,8 @@ def register(smk_dir: Path, pid: int | None = None) -> Path:
 
 
 def claim(smk_dir: str | os.PathLike = ".snakemake") -> list[str]:
-    """Called once by the main Snakemake process before it locks: clear a dead run's lock, then record itself."""
+    """Called once by the main Snakemake process before it locks: clear a dead run's lock, then record
+    itself."""
     smk_dir = Path(smk_dir)
     lines = clear_stale_locks(smk_dir)
     register(smk_dir)

@@ -1,18 +1,19 @@
 """Stop a job's command when it runs past its `runtime`, so Snakemake's `retries` rerun it with a longer one.
 
-Snakemake's local executor does not enforce the `runtime` resource (Slurm does, through `sbatch -t`). Rules put
-their command behind this guard so a local job is stopped the same way:
+Snakemake's local executor does not enforce the `runtime` resource (Slurm does, through `sbatch -t`). Rules
+put their command behind this guard so a local job is stopped the same way:
 
     {GUARD} {resources.runtime} -- {PYTHON} -m workflow_scripts.job train_stage1 <manifest> > {log} 2>&1
 
-with GUARD = f"{sys.executable} -m workflow_scripts.ops.timeout_guard" and a runtime that grows with the attempt
-(`runtime=lambda wc, attempt: 45 * attempt`). The command runs in its own process group; past the runtime the
-whole group gets SIGTERM, then SIGKILL after a grace period, and the guard exits 124 (as coreutils `timeout`).
-A SIGTERM / SIGINT sent to the guard (Snakemake cancelling, Slurm's own limit) is passed to the group.
+with GUARD = f"{sys.executable} -m workflow_scripts.ops.timeout_guard" and a runtime that grows with the
+attempt (`runtime=lambda wc, attempt: 45 * attempt`). The command runs in its own process group; past the
+runtime the whole group gets SIGTERM, then SIGKILL after a grace period, and the guard exits 124 (as coreutils
+`timeout`). A SIGTERM / SIGINT sent to the guard (Snakemake cancelling, Slurm's own limit) is passed to the
+group.
 
-Units: `runtime` is minutes (Snakemake's unit). SWINGFLOW_TIMEOUT_UNIT_S (seconds per runtime unit, default 60)
-exists for tests, which set it to 1 so "2 minutes" pass in 2 seconds. SWINGFLOW_TIMEOUT_GRACE_S (default 10)
-is the wait between SIGTERM and SIGKILL. A runtime of 0 or less means no limit.
+Units: `runtime` is minutes (Snakemake's unit). SWINGFLOW_TIMEOUT_UNIT_S (seconds per runtime unit, default
+60) exists for tests, which set it to 1 so "2 minutes" pass in 2 seconds. SWINGFLOW_TIMEOUT_GRACE_S (default
+10) is the wait between SIGTERM and SIGKILL. A runtime of 0 or less means no limit.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def run(runtime: float, cmd: list[str], unit_s: float = 60.0, grace_s: float = 1
         except subprocess.TimeoutExpired:
             _kill_group(proc, grace_s)
             print(
-                f"timeout_guard: stopped after {time.monotonic() - start:.1f} s: past its runtime of {runtime:g} "
+                f"timeout_guard: stopped after {time.monotonic() - start:.1f} s: past its runtime of "
+                f"{runtime:g} "
                 f"min{'' if unit_s == 60 else f' (1 min = {unit_s:g} s here)'}; exit {EXIT_TIMEOUT}, "
                 "Snakemake retries it with a longer runtime if attempts are left",
                 file=sys.stderr,

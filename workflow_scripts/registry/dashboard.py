@@ -1,8 +1,9 @@
-"""A live terminal view of the workflow and the registry (rich): progress of each stage (outputs that exist under
-results/ against those the resolved config expects), recent models with grades, champions, deployed slots.
+"""A live terminal view of the workflow and the registry (rich): progress of each stage (outputs that exist
+under results/ against those the resolved config expects), recent models with grades, champions and deployed
+slots with their claimed (test) record next to their paper record (lifecycle/paper.py ledgers).
 
-Everything is read from files, nothing from the running Snakemake process, so the view works from any shell while
-the workflow runs (or after it). `swingflow dashboard --once` prints one frame.
+Everything is read from files, nothing from the running Snakemake process, so the view works from any shell
+while the workflow runs (or after it). `swingflow dashboard --once` prints one frame.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from workflow_scripts.lifecycle import paper
+from workflow_scripts.registry import paper_trading
 from workflow_scripts.registry import store as reg
 
 # stage -> (glob under results/, how many the config expects: f(symbols, windows, targets per window, sides)).
@@ -93,8 +96,12 @@ def snapshot(registry_dir, results_dir: str | Path = "results", recent: int = 10
         "last_run": last_run(results_dir),
         "recent": models[:recent],
         "models": len(models),
-        "champions": reg.roster(registry_dir),
+        "champions": paper_trading.with_paper(registry_dir, reg.roster(registry_dir)),
         "deployed": reg.deployed(registry_dir),
+        "paper": {
+            f"{r['slot']}/{r['vin']}": paper.claimed_vs_paper(r)
+            for r in paper.read_summaries(paper.default_ledger_dir(registry_dir))
+        },
     }
 
 
@@ -138,8 +145,11 @@ def render(snap: dict, registry_dir: Any = "") -> Group:
         )
 
     champs = Table(title="Champions", expand=True)
+    claimed_col, paper_col = paper.TEXT_COLUMNS
     for col in ("symbol", "side", "VIN", "ver", "grade", "since", "challengers", "rollbacks"):
         champs.add_column(col)
+    champs.add_column(claimed_col)
+    champs.add_column(paper_col)
     for c in snap["champions"]:
         champs.add_row(
             c["symbol"],
@@ -150,13 +160,23 @@ def render(snap: dict, registry_dir: Any = "") -> Group:
             str(c.get("since")),
             str(c["challengers"]),
             str(c["previous"]),
+            *paper.claimed_paper_text(c),
         )
 
     slots = Table(title="Deployed slots", expand=True)
-    for col in ("slot", "VIN", "symbol", "side", "ver", "deployed"):
+    for col in ("slot", "VIN", "symbol", "side", "ver", "deployed", claimed_col, paper_col):
         slots.add_column(col)
     for d in snap["deployed"]:
-        slots.add_row(str(d["slot"]), d["vin"], d["symbol"], d["side"], d["version"], d["deployed"])
+        row = (snap.get("paper") or {}).get(f"{d['slot']}/{d['vin']}", {})
+        slots.add_row(
+            str(d["slot"]),
+            d["vin"],
+            d["symbol"],
+            d["side"],
+            d["version"],
+            d["deployed"],
+            *paper.claimed_paper_text(row),
+        )
     return Group(
         Panel(f"swingflow registry [bold]{registry_dir}[/]", expand=True), prog, recent, champs, slots
     )

@@ -1,4 +1,5 @@
-"""Champion predictions: batch over the whole history, and live appends of the bars newer than the last prediction.
+"""Champion predictions: batch over the whole history, and live appends of the bars newer than the last
+prediction.
 
 One parquet per symbol, `predictions/<SYMBOL>.parquet`, columns (PRED_COLUMNS):
     timestamp (datetime64[ns, UTC], bar open time; the prediction uses bars <= timestamp only)
@@ -7,10 +8,10 @@ One parquet per symbol, `predictions/<SYMBOL>.parquet`, columns (PRED_COLUMNS):
 sorted by (timestamp, side), unique on (timestamp, side).
 
 Live appends compute features with the same code as training (workflow_scripts.features.build_features on each
-coin's trailing history, then add_cross_coin), on `history_bars` bars before the first new bar: enough for every
-rolling window of the feature spec, so the new rows equal what a batch run over the full history computes
-(tests/registry/test_predictions.py proves it). Appending is idempotent (rows already present for a side are never
-recomputed) and atomic (the file is replaced whole, under a file lock).
+coin's trailing history, then add_cross_coin), on `history_bars` bars before the first new bar: enough for
+every rolling window of the feature spec, so the new rows equal what a batch run over the full history
+computes (tests/registry/test_predictions.py proves it). Appending is idempotent (rows already present for a
+side are never recomputed) and atomic (the file is replaced whole, under a file lock).
 """
 
 from __future__ import annotations
@@ -80,12 +81,13 @@ def predict_frame(model: reg.LoadedModel, features: pd.DataFrame) -> pd.DataFram
 
 
 def champion_models(registry_dir, symbol: str) -> list[reg.LoadedModel]:
-    """The verified champion of each side of `symbol` (side order)."""
+    """The verified champion of each side of `symbol` (side order), its deployed model: the refit on every
+    usable bar when the folder has one (models/folder.py REFIT_DIR), else the evaluated model."""
     champs = reg.read_champions(registry_dir, symbol)
     vins = [slot["champion"] for _, slot in sorted(champs["sides"].items()) if slot.get("champion")]
     if not vins:
         raise reg.RegistryError(f"{symbol} has no champion: nothing to predict with")
-    return [reg.load_model(registry_dir, v) for v in vins]
+    return [reg.load_model(registry_dir, v, model="deployed") for v in vins]
 
 
 def _normalise(df: pd.DataFrame) -> pd.DataFrame:
@@ -104,8 +106,9 @@ def batch_predictions(
 
 
 def batch_from_file(registry_dir, symbol: str, features_path: str | os.PathLike) -> pd.DataFrame:
-    """Batch predictions over a feature table file (rule predict_batch), reading only the columns the champions
-    use. A symbol without a champion gets an empty table: no model passing the gates is a result, not an error."""
+    """Batch predictions over a feature table file (rule predict_batch), reading only the columns the
+    champions use. A symbol without a champion gets an empty table: no model passing the gates is a result,
+    not an error."""
     if not any(slot.get("champion") for slot in reg.read_champions(registry_dir, symbol)["sides"].values()):
         return empty_predictions()
     models = champion_models(registry_dir, symbol)
@@ -132,10 +135,10 @@ def read_predictions(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def history_bars_for(feature_info: Mapping) -> int:
-    """Trailing bars needed so live features equal batch ones: features.json `history_bars` if given, else 20x the
-    longest lookback plus the longest lag (EMA-type smoothers then forget their start to float32 precision), at
-    least DEFAULT_HISTORY_BARS. Never fewer than the continuity cap (features/temporal.py) when the spec builds
-    the time family: `time__bars_since_gap` counts up to that many bars back."""
+    """Trailing bars needed so live features equal batch ones: features.json `history_bars` if given, else 20x
+    the longest lookback plus the longest lag (EMA-type smoothers then forget their start to float32
+    precision), at least DEFAULT_HISTORY_BARS. Never fewer than the continuity cap (features/temporal.py) when
+    the spec builds the time family: `time__bars_since_gap` counts up to that many bars back."""
     spec = feature_info.get("spec") or {}
     floor = CONTINUITY_CAP if spec and "time" in spec.get("families", ["time"]) else 0
     if "history_bars" in feature_info:
@@ -164,8 +167,8 @@ def incremental_features(
     history_bars: int,
     builder: FeatureBuilder,
 ) -> pd.DataFrame:
-    """Feature rows of `symbol` for bars with timestamp > `after`, computed on `history_bars` trailing bars before
-    the first new bar (every coin cut at the same time). Empty when there is no newer bar."""
+    """Feature rows of `symbol` for bars with timestamp > `after`, computed on `history_bars` trailing bars
+    before the first new bar (every coin cut at the same time). Empty when there is no newer bar."""
     own = bars_by_symbol[symbol]
     ts = pd.to_datetime(own["timestamp"], utc=True)
     new_pos = np.flatnonzero((ts > after).to_numpy()) if after is not None else np.arange(len(own))
@@ -192,10 +195,11 @@ def append_predictions(
     history_bars: int | None = None,
     builder: FeatureBuilder | None = None,
 ) -> int:
-    """Predict the bars newer than the last prediction of each champion side and append them; returns rows added.
+    """Predict the bars newer than the last prediction of each champion side and append them; returns rows
+    added.
 
-    Running it again with the same bars adds nothing. `builder` defaults to the training code path described by
-    the model's features.json (spec, universe)."""
+    Running it again with the same bars adds nothing. `builder` defaults to the training code path described
+    by the model's features.json (spec, universe)."""
     if symbol not in bars_by_symbol:
         raise reg.RegistryError(f"no bars for {symbol}")
     out_path = Path(out_path)

@@ -1,19 +1,19 @@
 """One workflow run's registration (rule register_models): every production folder of the run goes into the
-registry, then champion or challenger per (symbol, side) on a common recent window, then the run is recorded.
+registry, then champion or challenger per (symbol, side) on validation evidence, then the run is recorded.
 
-- Run id: `run-` + 12 hex of the sha256 over the folders' file hashes (sha256.txt without training_log.json, the
-  one file that differs between identical trainings), so the same production folders give the same run, and a
-  rerun with nothing new writes nothing to the registry (already registered identical folders are neither
-  re-registered nor promoted again: no patch bump, no new champion). A VIN registered before with the same model
-  but other metadata is a patch bump and keeps its standing (champion, challenger, retired).
-- Common recent window (per symbol): the bars from the latest test-segment start over the run's windows (inside
-  the test segment of every window, so no model of this run trained or early-stopped on it), cut to the last
-  `recent_bars` bars. Every candidate and the current champion are scored there: macro average precision of the
-  model's probabilities against its own target's labels (codes 0/1/2) on the same bars. A model that cannot be
-  scored (its window, target or feature columns are not in this run, or fewer than `min_rows` labelled rows) has
-  no score: a champion without a score is replaced by a scored newcomer, a newcomer without one cannot win.
-- Newcomers of one (symbol, side) are promoted best score first, each against the champion of the moment with the
-  configured margin (registry.promote): so at most the best of them takes over and the others are challengers.
+- Run id: `run-` + 12 hex of the sha256 over the folders' file hashes (sha256.txt without training_log.json,
+  the one file that differs between identical trainings), so the same production folders give the same run,
+  and a rerun with nothing new writes nothing to the registry (already registered identical folders are
+  neither re-registered nor promoted again: no patch bump, no new champion). A VIN registered before with the
+  same model but other metadata is a patch bump and keeps its standing (champion, challenger, retired).
+- Champion / challenger per (symbol, side) on validation evidence, never a test metric (docs/LIFECYCLE.md):
+  each production folder carries its per-bar after-cost validation returns (evaluation/evidence.py); a model
+  is eligible when its gate verdict ON VALIDATION passed under a `promote_gate_profiles` profile; newcomers
+  are judged best first (annualised Sharpe on the validation bars common to all of them), each against the
+  champion of the moment by a paired Newey-West test on the bars both have evidence for (lifecycle/compare.py,
+  config registry.compare: alpha, min_bars, min_trades). The reason (measure, bars compared, statistic,
+  p-value, decision) goes into champions/<SYMBOL>.json. Paper evidence replaces validation evidence through
+  the `paper` hook once both candidates have it.
 """
 
 from __future__ import annotations
@@ -21,18 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import pyarrow.parquet as pq
 
-from workflow_scripts import artifacts
-from workflow_scripts.models.folder import input_columns
+from workflow_scripts.lifecycle import compare as cmp
 from workflow_scripts.registry import store as reg
 
 log = logging.getLogger("swingflow.registry_run")
@@ -40,7 +36,8 @@ log = logging.getLogger("swingflow.registry_run")
 
 @dataclass
 class SymbolData:
-    """The files one symbol's scoring reads: the cross-coin feature table and, per window, targets and split."""
+    """The files one symbol's scoring reads: the cross-coin feature table and, per window, targets and
+    split."""
 
     features: Path
     targets: dict[int, Path] = field(default_factory=dict)
@@ -66,70 +63,10 @@ def symbol_data_from_paths(features: Sequence[str], targets: Sequence[str], spli
 
 
 def run_id(hashes: Sequence[Mapping[str, str]]) -> str:
-    """`run-<12 hex>` from the {file: sha256} of a run's production folders (order does not matter; fit timings
-    in training_log.json do not count: retraining the same models gives the same run)."""
+    """`run-<12 hex>` from the {file: sha256} of a run's production folders (order does not matter; fit
+    timings in training_log.json do not count: retraining the same models gives the same run)."""
     texts = sorted(json.dumps(reg.identity_hashes(h), sort_keys=True) for h in hashes)
     return "run-" + hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:12]
-
-
-def common_window_start(splits: Sequence[Mapping], recent_bars: int | None) -> int:
-    """First bar position of the common recent window: the latest test start over the splits, cut to the last
-    `recent_bars` bars (None: no cut)."""
-    bars = {int(s["bars"]) for s in splits}
-    if len(bars) != 1:
-        raise ValueError(f"splits disagree on the number of bars: {sorted(bars)}")
-    start = max(int(s["test"]["lo"]) for s in splits)
-    if recent_bars is not None:
-        start = max(start, bars.pop() - int(recent_bars))
-    return start
-
-
-def recent_scores(models: Sequence[reg.LoadedModel], data: SymbolData, spec: Mapping) -> dict[str, dict]:
-    """{vin: {"score": float | None, "rows": labelled rows, "reason": why there is no score}} on the common recent
-    window of `data` (module docstring)."""
-    splits = [artifacts.read_json(p) for _, p in sorted(data.splits.items())]
-    start = common_window_start(splits, spec.get("recent_bars"))
-    available = set(pq.read_schema(data.features).names)
-    needed = input_columns(models, available)
-    feats = pd.read_parquet(data.features, columns=["timestamp", *needed])
-    if len(feats) != int(splits[0]["bars"]):
-        raise ValueError(f"{data.features}: {len(feats)} rows, the splits count {splits[0]['bars']} bars")
-    # Models see the whole table (a windowed model reads the bars before a row); only window rows are scored.
-    in_window = np.arange(len(feats)) >= start
-    labels: dict[int, pd.DataFrame] = {}
-    out = {}
-    for m in models:
-        window, target = int(m.entry["window"]), m.entry["target"]
-        missing = [c for c in m.features if c not in available and c not in m.encoder_columns]
-        if window not in data.targets:
-            out[m.vin] = {"score": None, "rows": 0, "reason": f"window w{window} is not in this run"}
-            continue
-        if missing:
-            out[m.vin] = {
-                "score": None,
-                "rows": 0,
-                "reason": f"{len(missing)} feature column(s) not in {data.features}, e.g. {missing[:3]}",
-            }
-            continue
-        if window not in labels:
-            labels[window] = pd.read_parquet(data.targets[window])
-            if not labels[window]["timestamp"].equals(feats["timestamp"]):
-                raise ValueError(f"{data.targets[window]}: timestamps differ from {data.features}")
-        if target not in labels[window].columns:
-            out[m.vin] = {
-                "score": None,
-                "rows": 0,
-                "reason": f"target {target} is not in {data.targets[window]}",
-            }
-            continue
-        y = np.where(in_window, labels[window][target].to_numpy(), -1)
-        rows = int(np.isin(y, (0, 1, 2)).sum())
-        if rows < int(spec.get("min_rows", 1)):
-            out[m.vin] = {"score": None, "rows": rows, "reason": f"{rows} labelled rows < min_rows"}
-            continue
-        score = reg.macro_ap_scorer(feats, y)(m)
-        out[m.vin] = {"score": score if math.isfinite(score) else None, "rows": rows, "reason": None}
-    return out
 
 
 def _champions(registry_dir, symbol: str) -> dict[str, str]:
@@ -137,44 +74,60 @@ def _champions(registry_dir, symbol: str) -> dict[str, str]:
     return {side: slot["champion"] for side, slot in sorted(sides.items()) if slot.get("champion")}
 
 
-def decide(registry_dir, entries: Sequence[dict], data: SymbolData, spec: Mapping, run: str) -> list[dict]:
-    """Champion / challenger / rejected for the newly registered `entries` of one (symbol, side)."""
+def first_registration_order(evidence: Mapping[str, cmp.Evidence | None]) -> list[str]:
+    """Newcomers of one slot, best first: annualised Sharpe of their per-bar validation returns on the bars
+    common to all of them that have evidence (the same bars for everyone); without evidence last; ties by
+    VIN."""
+    have = {v: ev for v, ev in evidence.items() if ev is not None}
+    common = None
+    for ev in have.values():
+        common = ev.timestamps if common is None else np.intersect1d(common, ev.timestamps)
+    sharpe = {
+        v: cmp.annualised_sharpe(ev.on(common).returns, ev.bars_per_year) if common is not None else None
+        for v, ev in have.items()
+    }
+    return sorted(evidence, key=lambda v: (sharpe.get(v) is None, -(sharpe.get(v) or 0.0), v))
+
+
+PaperHook = Callable[[str], "cmp.Evidence | None"]
+
+
+def decide(
+    registry_dir, entries: Sequence[dict], spec: Mapping, run: str, paper: PaperHook | None = None
+) -> list[dict]:
+    """Champion / challenger / rejected for the newly registered `entries` of one (symbol, side).
+
+    Eligible: the gate verdict on validation passed under a profile of `promote_gate_profiles`. Newcomers are
+    judged best first (first_registration_order), each against the champion of the moment: a first champion
+    needs evidence reaching the minima; a challenger replaces the champion only when significantly better on
+    the bars both have evidence for (lifecycle/compare.py; spec["compare"]: alpha, min_bars, min_trades).
+    `paper(vin)` is the hook for forward evidence (paper ledger): when both candidates have enough paper bars
+    in common they are compared there instead of on validation."""
     profiles = list(spec["promote_gate_profiles"])
-    eligible = [e for e in entries if e.get("gate_passed") and e.get("gate_profile") in profiles]
+    rules = spec["compare"]
+
+    def ok(e):
+        passed, profile, _ = reg.eligibility(e)
+        return passed and profile in profiles
+
+    eligible = [e for e in entries if ok(e)]
     decisions = [
-        reg.promote(registry_dir, e["vin"], run=run, gate_profiles=profiles)
-        for e in entries
-        if e not in eligible
+        reg.promote(registry_dir, e["vin"], run=run, gate_profiles=profiles) for e in entries if not ok(e)
     ]
     if not eligible:
         return decisions
     symbol, side = eligible[0]["symbol"], eligible[0]["side"]
-    current = _champions(registry_dir, symbol).get(side)
-    vins = [e["vin"] for e in eligible] + ([current] if current else [])
-    scored = recent_scores([reg.load_model(registry_dir, v) for v in vins], data, spec)
-    for vin, s in scored.items():
-        log.info(
-            "%s/%s %s: recent score %s on %d rows%s",
-            symbol,
-            side,
-            vin,
-            s["score"],
-            s["rows"],
-            f" ({s['reason']})" if s["reason"] else "",
-        )
-    scores = {v: s["score"] for v, s in scored.items()}
-    order = sorted(eligible, key=lambda e: (scores[e["vin"]] is None, -(scores[e["vin"]] or 0.0), e["vin"]))
-    for e in order:
-        decisions.append(
-            reg.promote(
-                registry_dir,
-                e["vin"],
-                scores=scores,
-                margin=float(spec["margin"]),
-                run=run,
-                gate_profiles=profiles,
-            )
-        )
+    evidence = {e["vin"]: reg.load_evidence(registry_dir, e["vin"]) for e in eligible}
+    for vin in first_registration_order(evidence):
+        current = _champions(registry_dir, symbol).get(side)
+        if current is None:
+            verdict = cmp.judge_first(evidence[vin], rules)
+        else:
+            validation = (evidence[vin], reg.load_evidence(registry_dir, current))
+            forward = (paper(vin), paper(current)) if paper is not None else None
+            verdict = cmp.compare(*cmp.choose_evidence(validation, forward, rules), rules)
+        log.info("%s/%s %s vs %s: %s", symbol, side, vin, current, verdict["reason"].get("why"))
+        decisions.append(reg.promote(registry_dir, vin, run=run, gate_profiles=profiles, verdict=verdict))
     return decisions
 
 
@@ -183,9 +136,10 @@ def register_run(
 ) -> tuple[dict, dict]:
     """Register a run's production folders and decide champions; return (run status, roster).
 
-    run status: {"run", "symbols": {SYMBOL: {"registered": [VIN...], "champion": {side: VIN}, "changed": bool}}}
-    (the VINs of this run's folders; the champions after the run; whether any side's champion changed).
-    roster: {"run", "champions": registry.roster(...)}. Every folder is verified before anything is written."""
+    run status: {"run", "symbols": {SYMBOL: {"registered": [VIN...], "champion": {side: VIN}, "changed":
+    bool}}} (the VINs of this run's folders; the champions after the run; whether any side's champion
+    changed). roster: {"run", "champions": registry.roster(...)}. Every folder is verified before anything is
+    written."""
     folders = [Path(f) for f in folders]
     hashes = {f: reg.verify_folder(f) for f in folders}
     metas = {f: reg.read_model_meta(f) for f in folders}
@@ -212,7 +166,7 @@ def register_run(
         if known.get(e["vin"], {}).get("status", "registered") in ("registered", "rejected"):
             lineages.setdefault((e["symbol"], e["side"]), []).append(e)
     for (symbol, side), es in sorted(lineages.items()):
-        for d in decide(registry_dir, es, data[symbol], spec, run):
+        for d in decide(registry_dir, es, spec, run):
             log.info("%s/%s %s: %s (%s)", symbol, side, d["vin"], d["decision"], d.get("reason"))
     if entries:
         reg.write_run_summary(registry_dir, run)

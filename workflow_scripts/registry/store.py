@@ -3,9 +3,9 @@ cleanup and deployment slots. docs/REGISTRY.md describes the layout, the index s
 
 Layout under `registry_dir` (all JSON canonical, all writes atomic via workflow_scripts.artifacts):
 
-    index.json                     VIN -> entry (version, symbol, target, window, side, model type, grade, gate,
-                                   dependencies, created, folder, status); lineages -> latest version per
-                                   symbol x side
+    index.json                     VIN -> entry (version, symbol, target, window, side, model type, grade,
+                                   gate, dependencies, created, folder, status); lineages -> latest version
+                                   per symbol x side
     models/<VIN>/                  the production folder, copied and verified (sha256.txt covers every file)
     champions/<SYMBOL>.json        per side: champion VIN, previous champions (rollback stack), challengers
     champions/roster.json          every current champion in one list
@@ -17,8 +17,8 @@ Layout under `registry_dir` (all JSON canonical, all writes atomic via workflow_
     .lock                          filelock serialising every read-modify-write of the files above
 
 The production-folder contract (sha256.txt, metadata files, read_model_meta, load_folder) is models/folder.py.
-Every read-modify-write holds the lock; every file is replaced atomically, so several Snakemake jobs finishing at
-once neither lose an update nor leave a half-written index. Loading a model verifies its hashes first.
+Every read-modify-write holds the lock; every file is replaced atomically, so several Snakemake jobs finishing
+at once neither lose an update nor leave a half-written index. Loading a model verifies its hashes first.
 """
 
 from __future__ import annotations
@@ -38,8 +38,11 @@ import numpy as np
 from filelock import FileLock
 
 from workflow_scripts import artifacts
+from workflow_scripts.evaluation.evidence import EVIDENCE_FILE
 from workflow_scripts.evaluation.metrics import macro_average_precision
+from workflow_scripts.lifecycle import compare as cmp
 from workflow_scripts.models.folder import (
+    REFIT_DIR,
     SIDES,  # noqa: F401  (the folder contract's; read as reg.SIDES by ops/cli.py)
     IntegrityError,
     LoadedModel,
@@ -59,7 +62,7 @@ STATUSES = ("registered", "champion", "challenger", "rejected", "retired")
 LOCK_TIMEOUT_S = 120
 
 
-# ---- small helpers ----------------------------------------------------------------------------------------------
+# ---- small helpers -----------------------------------------------------------------------------------------
 def utc_now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -104,7 +107,7 @@ def registry_lock(registry_dir: str | os.PathLike) -> FileLock:
     return FileLock(str(lock_path), timeout=LOCK_TIMEOUT_S)
 
 
-# ---- index ---------------------------------------------------------------------------------------------------------
+# ---- index -------------------------------------------------------------------------------------------------
 def _empty_index() -> dict:
     return {"schema": SCHEMA, "models": {}, "lineages": {}}
 
@@ -169,9 +172,10 @@ def next_version(
     lineage: Mapping[str, Any] | None, meta: Mapping[str, Any], model_sha: str
 ) -> tuple[str, str]:
     """(version, reason). Rules (per lineage symbol x side), compared with the lineage's latest registration:
-    major - model type, target definition (target id or window) or feature set changed (or first model: 1.0.0);
-    minor - same definition, different model artifact or data version (a retrain with new data/params);
-    patch - identical model artifact and data version (re-registration / metadata-only change)."""
+    major - model type, target definition (target id or window) or feature set changed (or first model:
+    1.0.0); minor - same definition, different model artifact or data version (a retrain with new
+    data/params); patch - identical model artifact and data version (re-registration / metadata-only
+    change)."""
     if not lineage:
         return "1.0.0", "first model of the lineage"
     ma, mi, pa = parse_semver(lineage["latest"])
@@ -195,6 +199,45 @@ def _copy_tree(src: Path, dst_parent: Path, prefix: str) -> Path:
     return tmp
 
 
+def read_evidence(folder: str | os.PathLike, vin: str) -> cmp.Evidence | None:
+    """The validation evidence of a model folder (evaluation/evidence.py), None when it has none."""
+    path = Path(folder) / EVIDENCE_FILE
+    if not path.is_file():
+        return None
+    return cmp.evidence_from_document(vin, artifacts.read_json(path))
+
+
+def validation_summary(folder: str | os.PathLike, vin: str) -> dict | None:
+    """What the index keeps of a folder's validation evidence: bars, trades, annualised per-bar Sharpe and
+    the gate verdict on validation (None without evidence: a folder written before evidence existed)."""
+    path = Path(folder) / EVIDENCE_FILE
+    if not path.is_file():
+        return None
+    doc = artifacts.read_json(path)
+    gate = doc.get("gate") or {}
+    return cmp.evidence_summary(cmp.evidence_from_document(vin, doc)) | {
+        "gate_passed": gate.get("passed"),
+        "gate_profile": gate.get("profile"),
+    }
+
+
+def eligibility(entry: Mapping[str, Any]) -> tuple[bool, str | None, str]:
+    """(passed, gate profile, basis): the gate verdict on VALIDATION when the model has validation evidence;
+    a folder without evidence (registered by hand, or before evidence existed) falls back on its gate of
+    record, and says so."""
+    val = entry.get("validation") or {}
+    if val.get("gate_passed") is not None:
+        return bool(val["gate_passed"]), val.get("gate_profile"), "validation"
+    basis = "gate of record (no validation evidence)"
+    return bool(entry.get("gate_passed")), entry.get("gate_profile"), basis
+
+
+def load_evidence(registry_dir, vin: str) -> cmp.Evidence | None:
+    """A registered model's validation evidence."""
+    entry = get_entry(registry_dir, vin)
+    return read_evidence(paths(registry_dir)["root"] / entry["folder"], vin)
+
+
 def register(
     registry_dir: str | os.PathLike,
     folder: str | os.PathLike,
@@ -209,10 +252,10 @@ def register(
 
     Safe when several processes register at once: the copy goes to a temporary folder first, then the index is
     re-read, the version decided, the folder renamed into place and the index replaced, all under the lock.
-    Registering the same VIN again with identical files is a patch bump (metadata refresh); the same VIN with a
-    different model is refused (a VIN names one model). With `keep_identical` a VIN already registered with these
-    files (VOLATILE_FILES aside) is left alone (no patch bump, nothing written): what a workflow rerun with nothing
-    new needs."""
+    Registering the same VIN again with identical files is a patch bump (metadata refresh); the same VIN with
+    a different model is refused (a VIN names one model). With `keep_identical` a VIN already registered with
+    these files (VOLATILE_FILES aside) is left alone (no patch bump, nothing written): what a workflow rerun
+    with nothing new needs."""
     folder = Path(folder)
     hashes = verify_folder(folder)
     meta = read_model_meta(folder)
@@ -263,6 +306,7 @@ def register(
                 "model_sha256": model_sha,
                 "files": hashes,
                 "run": run,
+                "validation": validation_summary(folder, vin),
                 "status": (old or {}).get("status", "registered"),
                 "archived": (old or {}).get("archived", False),
                 "history": [
@@ -307,11 +351,13 @@ def verify_registry(registry_dir) -> list[dict]:
     return out
 
 
-def load_model(registry_dir, vin: str) -> LoadedModel:
-    """Load a registered model; its files are checked against sha256.txt AND the hashes recorded at registration."""
+def load_model(registry_dir, vin: str, model: str = "evaluated") -> LoadedModel:
+    """Load a registered model; its files are checked against sha256.txt AND the hashes recorded at
+    registration. `model`: "evaluated" (scoring, benchmarks) or "deployed" (the refit: predictions, paper
+    trading), models/folder.load_folder."""
     entry = get_entry(registry_dir, vin)
     folder = paths(registry_dir)["root"] / entry["folder"]
-    model = load_folder(folder, vin, entry)
+    loaded = load_folder(folder, vin, entry, model=model)
     recorded = entry.get("files") or {}
     for name, sha in recorded.items():
         actual = artifacts.sha256_file(folder / name) if (folder / name).is_file() else "<missing>"
@@ -319,10 +365,10 @@ def load_model(registry_dir, vin: str) -> LoadedModel:
             raise IntegrityError(
                 f"{folder / name}: sha256 mismatch with the index (expected {sha}, actual {actual})"
             )
-    return model
+    return loaded
 
 
-# ---- champion / challenger ---------------------------------------------------------------------------------------
+# ---- champion / challenger ---------------------------------------------------------------------------------
 Scorer = Callable[[LoadedModel], float]
 
 
@@ -383,25 +429,30 @@ def promote(
     run: str | None = None,
     now: str | None = None,
     gate_profiles: Sequence[str] | None = None,
+    verdict: Mapping[str, Any] | None = None,
 ) -> dict:
     """Decide champion or challenger for a registered model (per symbol and side); return the decision.
 
+    With `verdict` (lifecycle/compare.py: {"beats": bool, "reason": {...}}, decided on validation or paper
+    bars by the workflow) scores and margin are not used: the newcomer takes over iff verdict["beats"], and
+    the reason (measure, bars compared, statistic, p-value, why) is recorded in champions/<SYMBOL>.json.
+
     A model whose gate failed is 'rejected' (never champion). With no current champion a passing model becomes
-    champion. Otherwise both are scored on the same recent bars (precomputed `scores` {vin: score} or a `scorer`
-    called on each loaded model) and the newcomer becomes champion only if score_new > score_champion + margin;
-    else it is recorded as a challenger. The replaced champion is pushed on the rollback stack. With
-    `gate_profiles`, a pass under any other gate profile (say the research-only 'exploratory') is rejected too."""
+    champion. Otherwise both are scored on the same recent bars (precomputed `scores` {vin: score} or a
+    `scorer` called on each loaded model) and the newcomer becomes champion only if score_new > score_champion
+    + margin; else it is recorded as a challenger. The replaced champion is pushed on the rollback stack. With
+    `gate_profiles`, a pass under any other gate profile (say the research-only 'exploratory') is rejected
+    too."""
     now = now or utc_now()
     entry = get_entry(registry_dir, vin)
     symbol, side = entry["symbol"], entry["side"]
     decision: dict = {"vin": vin, "symbol": symbol, "side": side, "at": now, "margin": float(margin)}
     refusal = None
-    if not entry.get("gate_passed"):
-        refusal = f"gate {entry.get('gate_profile')!r} not passed"
-    elif gate_profiles is not None and entry.get("gate_profile") not in gate_profiles:
-        refusal = (
-            f"gate profile {entry.get('gate_profile')!r} may not promote (allowed: {sorted(gate_profiles)})"
-        )
+    passed, profile, basis = eligibility(entry)
+    if not passed:
+        refusal = f"gate {profile!r} not passed ({basis})"
+    elif gate_profiles is not None and profile not in gate_profiles:
+        refusal = f"gate profile {profile!r} may not promote (allowed: {sorted(gate_profiles)})"
     if refusal:
         decision |= {"decision": "rejected", "reason": refusal}
         with registry_lock(registry_dir):
@@ -414,7 +465,12 @@ def promote(
     current = read_champions(registry_dir, symbol)["sides"].get(side, {}).get("champion")
     if current == vin:
         return decision | {"decision": "champion", "reason": "already champion"}
-    if current is not None:
+    if verdict is not None:
+        decision |= {"evidence": dict(verdict["reason"])}
+        if current is not None:
+            decision["previous_champion"] = current
+        beats = bool(verdict["beats"])
+    elif current is not None:
         sc = score_models(registry_dir, [vin, current], scorer, scores)
         decision |= {"challenger_score": sc[vin], "champion_score": sc[current], "previous_champion": current}
         beats = sc[vin] is not None and (sc[current] is None or sc[vin] > sc[current] + margin)
@@ -440,22 +496,35 @@ def promote(
             )
             slot["challengers"] = [c for c in slot["challengers"] if c["vin"] != vin]
             _set_status(index, vin, "champion")
-            decision |= {
-                "decision": "champion",
-                "reason": "first champion" if current is None else "beats champion by more than the margin",
-            }
+            if verdict is not None:
+                reason = verdict["reason"].get("why", "")
+            else:
+                reason = "first champion" if current is None else "beats champion by more than the margin"
+            decision |= {"decision": "champion", "reason": reason}
         else:
             slot["challengers"] = [c for c in slot["challengers"] if c["vin"] != vin]
             slot["challengers"].append(
                 {
                     "vin": vin,
                     "at": now,
-                    "score": decision["challenger_score"],
-                    "champion_score": decision["champion_score"],
+                    "score": decision.get("challenger_score"),
+                    "champion_score": decision.get("champion_score"),
                 }
+                | ({"evidence": decision["evidence"]} if verdict is not None else {})
             )
             _set_status(index, vin, "challenger")
-            decision |= {"decision": "challenger", "reason": "does not beat the champion by the margin"}
+            reason = verdict["reason"].get("why", "") if verdict is not None else None
+            decision |= {
+                "decision": "challenger",
+                "reason": reason or "does not beat the champion by the margin",
+            }
+        if verdict is not None:
+            slot.setdefault("decisions", []).append(
+                {k: decision[k] for k in ("vin", "at", "decision", "reason", "evidence")}
+                | {"champion_before": current}
+            )
+            if beats:
+                slot["evidence"] = decision["evidence"]
         champs["updated"] = now
         artifacts.write_json(_champion_path(registry_dir, symbol), champs)
         _write_index(registry_dir, index)
@@ -466,7 +535,8 @@ def promote(
 
 
 def rollback(registry_dir, symbol: str, side: str | None = None, now: str | None = None) -> dict:
-    """Make the previous champion of `symbol` (and `side`; optional when the symbol has one side) champion again."""
+    """Make the previous champion of `symbol` (and `side`; optional when the symbol has one side) champion
+    again."""
     now = now or utc_now()
     with registry_lock(registry_dir):
         index = read_index(registry_dir)
@@ -503,8 +573,46 @@ def rollback(registry_dir, symbol: str, side: str | None = None, now: str | None
     return {"symbol": symbol, "side": side, "champion": back["vin"], "retired": retired, "at": now}
 
 
+def demote(
+    registry_dir, symbol: str, side: str, verdict: Mapping[str, Any], now: str | None = None
+) -> dict | None:
+    """Demote the champion of (symbol, side) when `verdict` (lifecycle/compare.demotion on its paper record)
+    says so: the previous champion is restored as `rollback` does (or the slot is left without a champion when
+    there is none), and the reason is recorded in champions/<SYMBOL>.json (`demotions`). Returns what was
+    done, None when the verdict keeps the champion."""
+    if not verdict.get("demote"):
+        return None
+    now = now or utc_now()
+    champs = read_champions(registry_dir, symbol)
+    slot = champs["sides"].get(side) or {}
+    demoted = slot.get("champion")
+    if not demoted:
+        raise RegistryError(f"{symbol}/{side} has no champion to demote")
+    index = read_index(registry_dir)
+    if any(p["vin"] in index["models"] for p in slot.get("previous", [])):
+        out = rollback(registry_dir, symbol, side, now=now)
+    else:
+        with registry_lock(registry_dir):
+            index = read_index(registry_dir)
+            champs = read_champions(registry_dir, symbol)
+            champs["sides"][side].update(champion=None, version=None, since=now, score=None)
+            _set_status(index, demoted, "retired")
+            artifacts.write_json(_champion_path(registry_dir, symbol), champs)
+            _write_index(registry_dir, index)
+            _write_roster(registry_dir, index)
+        out = {"symbol": symbol, "side": side, "champion": None, "retired": demoted, "at": now}
+    with registry_lock(registry_dir):
+        champs = read_champions(registry_dir, symbol)
+        champs["sides"][side].setdefault("demotions", []).append(
+            {"vin": demoted, "at": now, "restored": out["champion"], "reason": dict(verdict["reason"])}
+        )
+        artifacts.write_json(_champion_path(registry_dir, symbol), champs)
+    return out | {"reason": dict(verdict["reason"])}
+
+
 def roster(registry_dir) -> list[dict]:
-    """Every current champion: [{symbol, side, vin, version, grade, window, target, model_type, score, since}]."""
+    """Every current champion: [{symbol, side, vin, version, grade, window, target, model_type, score,
+    since}]."""
     index = read_index(registry_dir)
     out = []
     champ_dir = paths(registry_dir)["champions"]
@@ -542,7 +650,7 @@ def _write_roster(registry_dir, index: dict) -> None:
     )
 
 
-# ---- runs and summaries ------------------------------------------------------------------------------------------
+# ---- runs and summaries ------------------------------------------------------------------------------------
 def _check_run(run: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", str(run)):
         raise RegistryError(f"bad run id {run!r}: letters, digits, '_', '.', '-'")
@@ -569,6 +677,25 @@ def record_run_status(registry_dir, run: str, symbol: str, **lists: Sequence[str
         _update_run_status(registry_dir, run, symbol, lists)
 
 
+def trials_per_slot(registry_dir, entries: Iterable[Mapping[str, Any]]) -> dict:
+    """{"SYMBOL/side": {n_trials, by_source, models}} from the models' metrics.json `dsr_trials`
+    (training/trials.py: every configuration that competed for the slot); the largest count when the models
+    of a slot disagree (folders from before slot-wide counting)."""
+    out: dict[str, dict] = {}
+    for e in sorted(entries, key=lambda e: e["vin"]):
+        path = paths(registry_dir)["root"] / e["folder"] / "metrics.json"
+        trials = (artifacts.read_json(path).get("dsr_trials") or {}) if path.is_file() else {}
+        if trials.get("n_trials") is None:
+            continue
+        slot = out.setdefault(lineage_key(e["symbol"], e["side"]), {"n_trials": 0, "models": 0})
+        slot["models"] += 1
+        if int(trials["n_trials"]) >= slot["n_trials"]:
+            slot["n_trials"] = int(trials["n_trials"])
+            if trials.get("by_source"):
+                slot["by_source"] = trials["by_source"]
+    return dict(sorted(out.items()))
+
+
 def write_run_summary(registry_dir, run: str) -> dict:
     """summary/<run>/engine_summary.json: counts of what the run registered, promoted and rejected."""
     _check_run(run)
@@ -590,16 +717,20 @@ def write_run_summary(registry_dir, run: str) -> dict:
             "champions": [
                 r for r in roster(registry_dir) if index["models"].get(r["vin"], {}).get("run") == run
             ],
+            "dsr_trials_per_slot": trials_per_slot(registry_dir, models),
         }
         artifacts.write_json(paths(registry_dir)["summary"] / run / "engine_summary.json", summary)
     return summary
 
 
-# ---- archive, cleanup, deploy ------------------------------------------------------------------------------------
+# ---- archive, cleanup, deploy ------------------------------------------------------------------------------
 def rank_key(entry: Mapping[str, Any]) -> tuple:
-    """Best first: gate passed, then score (missing last), then newest."""
-    s = entry.get("score")
-    return (not entry.get("gate_passed"), s is None, -(s or 0.0), _neg_time(entry["created"]))
+    """Best first: gate passed on validation, then the annualised Sharpe of the validation per-bar after-cost
+    returns (missing last), then newest. Never a test-segment value (the index's `score`, metrics.json's test
+    per-trade Sharpe, is reported only): archive, cleanup and deploy's best champion rank with this."""
+    passed, _, _ = eligibility(entry)
+    s = (entry.get("validation") or {}).get("sharpe")
+    return (not passed, s is None, -(s or 0.0), _neg_time(entry["created"]))
 
 
 def _neg_time(text: str) -> float:
@@ -613,8 +744,9 @@ def archive(
     archive_dir: str | os.PathLike | None = None,
     dry_run: bool = False,
 ) -> list[dict]:
-    """Copy the best `top_percent` % of registered models (at least one) with their index entry as metadata.json
-    to archive/<VIN>/, and list them in archive/archive_registry.json. Returns the selected entries."""
+    """Copy the best `top_percent` % of registered models (at least one) with their index entry as
+    metadata.json to archive/<VIN>/, and list them in archive/archive_registry.json. Returns the selected
+    entries."""
     if not 0 < top_percent <= 100:
         raise RegistryError(f"--top-percent must be in (0, 100], got {top_percent}")
     root = Path(archive_dir) if archive_dir else paths(registry_dir)["archive"]
@@ -657,7 +789,8 @@ def archive(
 
 
 def protected_vins(registry_dir, index: dict | None = None) -> set[str]:
-    """Models cleanup never removes: current champions, their rollback stacks, archived and deployed models."""
+    """Models cleanup never removes: current champions, their rollback stacks, archived and deployed
+    models."""
     index = read_index(registry_dir) if index is None else index
     keep = {v for v, e in index["models"].items() if e.get("archived") or e.get("status") == "champion"}
     champ_dir = paths(registry_dir)["champions"]
@@ -682,9 +815,9 @@ def cleanup(
     log_dirs: Iterable[str | os.PathLike] = (),
     now: dt.datetime | None = None,
 ) -> dict:
-    """Remove log files older than `keep_days` (under registry logs/ and `log_dirs`) and non-protected models that
-    are older than `keep_days` and not among the `keep_top` best. Returns {"logs": [...], "models": [...],
-    "dry_run": bool}; with dry_run nothing is deleted."""
+    """Remove log files older than `keep_days` (under registry logs/ and `log_dirs`) and non-protected models
+    that are older than `keep_days` and not among the `keep_top` best. Returns {"logs": [...], "models":
+    [...], "dry_run": bool}; with dry_run nothing is deleted."""
     now = now or dt.datetime.now(dt.UTC)
     cutoff = now - dt.timedelta(days=keep_days)
     logs = []
@@ -740,10 +873,11 @@ def best_champion(registry_dir) -> str:
 
 
 def deploy(registry_dir, slot: int, vin: str | None = None, now: str | None = None) -> dict:
-    """Write a verified model's files and deployment_info.json to a fresh folder, then point deployments/model_<N>
-    at it with one atomic rename of a symlink: a reader sees the old slot or the new one, never a mix."""
+    """Write a verified model's files and deployment_info.json to a fresh folder, then point
+    deployments/model_<N> at it with one atomic rename of a symlink: a reader sees the old slot or the new
+    one, never a mix."""
     vin = vin or best_champion(registry_dir)
-    model = load_model(registry_dir, vin)  # verifies
+    model = load_model(registry_dir, vin, model="deployed")  # verifies; the model the slot serves
     entry = model.entry
     link = _slot_link(registry_dir, slot)
     store = link.parent / ".slots"
@@ -760,6 +894,8 @@ def deploy(registry_dir, slot: int, vin: str | None = None, now: str | None = No
         "model_type": entry["model_type"],
         "grade": entry.get("grade"),
         "deployed": now or utc_now(),
+        # the model file the slot serves: the refit (refit/<file>) when the folder has one (docs/LIFECYCLE.md)
+        "model_file": (f"{REFIT_DIR}/" if model.source == "refit" else "") + entry["model_file"],
         "files": entry["files"],
     }
     artifacts.write_json(tmp / "deployment_info.json", info)

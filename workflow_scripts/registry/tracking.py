@@ -5,7 +5,8 @@
 experiment `swingflow-<env>`, named and tagged by its VIN, with
     params     the folder's config.json: symbol, window, side, target, model_type and the model's `params`
                (flattened: `params.num_leaves`, ...)
-    metrics    every finite number of metrics.json, flattened with dots (`after_costs.sharpe`, `gate.passed`, ...)
+    metrics    every finite number of metrics.json, flattened with dots (`after_costs.sharpe`, `gate.passed`,
+               ...)
     artifacts  every file of the folder (model file, config, metrics, features, sha256.txt, ...)
 The store lives in the tracking folder (default `mlflow/<env>`, outside results/ like the registry):
 `mlflow.db` (sqlite) and `artifacts/`. See it with `mlflow ui --backend-store-uri sqlite:///mlflow/<env>/mlflow.db`.
@@ -67,8 +68,8 @@ def store(tracking_dir: str | Path) -> tuple[str, str]:
 def log_production_models(
     folders: Iterable[str | Path], tracking_dir: str | Path, experiment: str
 ) -> list[dict]:
-    """Log each production folder as one MLflow run; returns [{vin, symbol, window, side, status}] sorted by VIN,
-    status "logged" or "already logged"."""
+    """Log each production folder as one MLflow run; returns [{vin, symbol, window, side, status}] sorted by
+    VIN, status "logged" or "already logged"."""
     import mlflow
     from mlflow.tracking import MlflowClient
 

@@ -1,5 +1,5 @@
-"""Entry of rule render_report (rules/report.smk): the report's sections (workflow_scripts/report/sections.py),
-one HTML file each, written to the rule's output of the same name."""
+"""Entry of rule render_report (rules/report.smk): the report's sections
+(workflow_scripts/report/sections.py), one HTML file each, written to the rule's output of the same name."""
 
 from pathlib import Path
 
@@ -8,7 +8,8 @@ from workflow_scripts.report import sections as rs
 
 
 def _tuning_label(path: Path) -> str:
-    """results/tuning/stage2/w5.json -> 'stage2 w5'; .../stage3/BTCUSDT/w5/high.json -> 'stage3 BTCUSDT w5 high'."""
+    """results/tuning/stage2/w5.json -> 'stage2 w5'; .../stage3/BTCUSDT/w5/high.json -> 'stage3 BTCUSDT w5
+    high'."""
     parts = path.with_suffix("").parts
     i = next(k for k, p in enumerate(parts) if p.startswith("stage"))
     return " ".join(parts[i:])

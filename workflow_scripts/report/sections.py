@@ -5,8 +5,10 @@ section and flags it for the report; docs/OPERATIONS.md ("Reports").
 Sections and their sources:
     quality      results/ingest/{symbol}.quality.json               span, rows, gaps, halts, duplicates
     selection    results/selection/{symbol}/selected.json, importance.png   selected features and importances
-    tuning       results/tuning/stage2/w{window}.json, stage{3,4}/{symbol}/w{window}/{side}.json   trials, best
-    evaluation   results/evaluation/summary.json, the chosen variants' evaluation files, equity plots (after costs)
+    tuning       results/tuning/stage2/w{window}.json, stage{3,4}/{symbol}/w{window}/{side}.json
+                                                                    trials, best
+    evaluation   results/evaluation/summary.json, the chosen variants' evaluation files, equity plots
+                 (after costs)
     champions    results/registry/roster.json                       the registry's champions after the run
 """
 
@@ -124,12 +126,24 @@ def tuning_section(studies: Mapping[str, Mapping]) -> str:
             "best value": s.get("best_value"),
             "best trial": s.get("best_trial"),
             "retried": len(s.get("retried_trials") or []),
+            "stopped by": s.get("stopped_by"),
         }
         for label, s in sorted(studies.items())
     ]
-    # No seconds here: the report is part of the byte-identical rerun (tests/reliability); the spend in seconds
-    # is in each stage's JSON (spent_seconds) and the job's benchmark file.
-    parts = [table(rows, ["study", "trials", "budget trials", "best value", "best trial", "retried"])]
+    # No seconds here: the report is part of the byte-identical rerun (tests/reliability); the spend in
+    # seconds is in each stage's JSON (spent_seconds) and the job's benchmark file.
+    # "stopped by": trial_budget (reproducible) or minutes_cap (the wall-clock safety cap bound: rerun to
+    # continue the study to its trial budget).
+    cols = ["study", "trials", "budget trials", "best value", "best trial", "retried", "stopped by"]
+    parts = [table(rows, cols)]
+    capped = sorted(label for label, s in studies.items() if s.get("stopped_by") == "minutes_cap")
+    if capped:
+        parts.insert(
+            0,
+            f"<p><b>{len(capped)} studies stopped by the minutes safety cap before their trial budget</b> "
+            "(not reproducible across machines; rerun to continue them): "
+            f"{html.escape(', '.join(capped))}</p>",
+        )
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,39 +1,40 @@
 """Feature screening (pipeline step 1, "data preparation"): cheap filters fitted on the training segment only.
 
-`screen_features(X_train, spec)` receives the training rows and nothing else, so no statistic can see validation
-or test bars; `training_rows(frame, split)` is the one way to cut those rows from a feature table with the split
-JSON of docs/CONTRACTS.md. Filters run in a fixed order and every dropped feature gets the first reason that
-applies (the statistics of all filters are still reported for every feature):
+`screen_features(X_train, spec)` receives the training rows and nothing else, so no statistic can see
+validation or test bars; `training_rows(frame, split)` is the one way to cut those rows from a feature table
+with the split JSON of docs/CONTRACTS.md. Filters run in a fixed order and every dropped feature gets the
+first reason that applies (the statistics of all filters are still reported for every feature):
 
 1. ``target_derived``   the name looks like a label (a target id in it, or it starts with target/label, also
                         after a coin prefix).
 2. ``missing``          structurally missing share > ``max_missing_frac``: rows where the feature's *source*
                         had no data at all (for ``{OTHER}__family__name`` the other coin had no bar at that
                         timestamp: not listed yet, delisted, exchange gap).
-3. ``nan``              NaN share > ``max_nan_frac``: rows where the value is not a finite number (NaN or +-inf),
-                        whatever the cause (source absent, warm-up, a window spanning a gap, 0/0, x/0).
+3. ``nan``              NaN share > ``max_nan_frac``: rows where the value is not a finite number (NaN or
+                        +-inf), whatever the cause (source absent, warm-up, a window spanning a gap, 0/0,
+                        x/0).
 4. ``same_value``       the most frequent finite value covers > ``max_same_value_frac`` of the finite values.
-5. ``low_variance``     variance of the finite values <= ``min_variance`` (absolute, so it catches constants and
-                        float noise; quasi-constant features are the job of rule 4).
-6. ``correlated``       |Pearson r| > ``max_abs_corr`` with a feature that is kept; of a correlated pair the one
-                        with fewer NaN rows stays, then fewer structurally missing rows, then the coin's own
-                        feature over another coin's, then the smaller name.
+5. ``low_variance``     variance of the finite values <= ``min_variance`` (absolute, so it catches constants
+                        and float noise; quasi-constant features are the job of rule 4).
+6. ``correlated``       |Pearson r| > ``max_abs_corr`` with a feature that is kept; of a correlated pair the
+                        one with fewer NaN rows stays, then fewer structurally missing rows, then the coin's
+                        own feature over another coin's, then the smaller name.
 
 Missing vs NaN: "missing" counts only rows where the source coin has no bar, so it is a statement about the
-data supply; "NaN" counts every unusable value. Every missing row is also a NaN row, never the other way round,
-which is why the two rules are not redundant: 75% missing is dropped by rule 2 (the feature describes a quarter of
-the history), 50% missing + 45% warm-up NaN is dropped by rule 3, 85% NaN from a sparse indicator survives both
-(LightGBM gives NaN its own branch). Availability is inferred per source: a row is missing for a source when every
-column of that source is NaN there (own features have no prefix and are always available in their own table,
-except for such all-NaN rows); pass ``availability`` to state it explicitly.
+data supply; "NaN" counts every unusable value. Every missing row is also a NaN row, never the other way
+round, which is why the two rules are not redundant: 75% missing is dropped by rule 2 (the feature describes a
+quarter of the history), 50% missing + 45% warm-up NaN is dropped by rule 3, 85% NaN from a sparse indicator
+survives both (LightGBM gives NaN its own branch). Availability is inferred per source: a row is missing for a
+source when every column of that source is NaN there (own features have no prefix and are always available in
+their own table, except for such all-NaN rows); pass ``availability`` to state it explicitly.
 
-Correlation: columns are standardised once (mean and std over their finite training values, float64), NaN/inf set
-to 0 *after* centering, scaled to unit norm and stored as float32. A dot product is then the exact Pearson r when
-both columns are complete, and a pairwise-complete approximation otherwise (covariance over jointly finite rows
-divided by each column's own std): it shrinks towards 0, so it can only keep a pair that the exact pairwise-complete
-r would drop, never the reverse. The greedy keep/drop runs in priority order over blocks of ``corr_block_size``
-columns: each block is multiplied against the already kept columns (one float32 GEMM) and then against itself, so
-memory is one n x p float32 copy plus a block x kept result, never a p x p matrix.
+Correlation: columns are standardised once (mean and std over their finite training values, float64), NaN/inf
+set to 0 *after* centering, scaled to unit norm and stored as float32. A dot product is then the exact Pearson
+r when both columns are complete, and a pairwise-complete approximation otherwise (covariance over jointly
+finite rows divided by each column's own std): it shrinks towards 0, so it can only keep a pair that the exact
+pairwise-complete r would drop, never the reverse. The greedy keep/drop runs in priority order over blocks of
+``corr_block_size`` columns: each block is multiplied against the already kept columns (one float32 GEMM) and
+then against itself, so memory is one n x p float32 copy plus a block x kept result, never a p x p matrix.
 """
 
 from __future__ import annotations
@@ -47,14 +48,14 @@ import pandas as pd
 
 from workflow_scripts.data.splits import segment_mask
 
-DEFAULT_SPEC: dict[str, Any] = {
-    "max_missing_frac": 0.70,
-    "max_nan_frac": 0.90,
-    "min_variance": 1.0e-12,
-    "max_same_value_frac": 0.95,
-    "max_abs_corr": 0.90,
-    "corr_block_size": 1024,
-}
+SPEC_KEYS = (  # config/screening/*.yaml holds the values
+    "max_missing_frac",
+    "max_nan_frac",
+    "min_variance",
+    "max_same_value_frac",
+    "max_abs_corr",
+    "corr_block_size",
+)
 
 REPORT_COLUMNS = [
     "feature",
@@ -76,7 +77,7 @@ _SOURCE_PREFIX = re.compile(r"^[A-Z0-9]{2,20}$")
 OWN_SOURCE = ""
 
 
-# ---- names --------------------------------------------------------------------------------------------------
+# ---- names -------------------------------------------------------------------------------------------------
 def is_target_column(name: str) -> bool:
     """True for a name that could carry a label: a target id anywhere, or a name starting with target/label.
 
@@ -98,7 +99,7 @@ def feature_source(name: str) -> str:
     return OWN_SOURCE
 
 
-# ---- rows ---------------------------------------------------------------------------------------------------
+# ---- rows --------------------------------------------------------------------------------------------------
 def segment_positions(split: Mapping[str, Any], segment: str, n_rows: int) -> np.ndarray:
     """Bar positions of one segment of the split JSON: lo <= i and i + H < hi (`splits.segment_mask`)."""
     pos = np.arange(n_rows, dtype=np.int64)
@@ -110,7 +111,7 @@ def training_rows(frame: pd.DataFrame, split: Mapping[str, Any]) -> pd.DataFrame
     return frame.iloc[segment_positions(split, "train", len(frame))]
 
 
-# ---- statistics ---------------------------------------------------------------------------------------------
+# ---- statistics --------------------------------------------------------------------------------------------
 def _infer_availability(values: np.ndarray, columns: list[str]) -> dict[str, np.ndarray]:
     """Per source, a bool row mask: True where at least one of the source's columns is not NaN."""
     by_source: dict[str, list[int]] = {}
@@ -213,10 +214,11 @@ def blocked_correlation(values: np.ndarray, block_size: int = 1024) -> np.ndarra
 def greedy_correlation_filter(
     z: np.ndarray, max_abs_corr: float, block_size: int = 1024
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Keep columns of `z` (rows = standardised columns, in priority order) not correlated with an earlier kept one.
+    """Keep columns of `z` (rows = standardised columns, in priority order) not correlated with an earlier
+    kept one.
 
-    Returns (kept bool, partner index or -1, |r| with the partner). `z` is compacted in place (kept rows move to
-    the front), so the caller must not reuse it.
+    Returns (kept bool, partner index or -1, |r| with the partner). `z` is compacted in place (kept rows move
+    to the front), so the caller must not reuse it.
     """
     p = z.shape[0]
     kept = np.zeros(p, dtype=bool)
@@ -257,24 +259,27 @@ def greedy_correlation_filter(
     return kept, partner, partner_r
 
 
-# ---- the screen ---------------------------------------------------------------------------------------------
+# ---- the screen --------------------------------------------------------------------------------------------
 def screen_features(
     X_train: pd.DataFrame,
-    spec: Mapping[str, Any] | None = None,
+    spec: Mapping[str, Any],
     availability: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[list[str], pd.DataFrame]:
     """Screen the feature columns of the training rows; returns (kept names in input order, report).
 
     `X_train` holds training-segment rows and numeric feature columns only (no timestamp). The report has one
-    row per input column, in input order: feature, kept, reason ('' if kept), missing_frac, nan_frac, variance,
-    top_value_frac (shares of training rows / finite values), correlated_with and abs_corr (the kept feature
-    that caused a `correlated` drop). `availability` optionally maps source ('' = own, 'ETHUSDT', ...) to a bool
-    mask over the rows; without it availability is inferred (module docstring).
+    row per input column, in input order: feature, kept, reason ('' if kept), missing_frac, nan_frac,
+    variance, top_value_frac (shares of training rows / finite values), correlated_with and abs_corr (the kept
+    feature that caused a `correlated` drop). `availability` optionally maps source ('' = own, 'ETHUSDT', ...)
+    to a bool mask over the rows; without it availability is inferred (module docstring).
     """
-    spec = {k: v for k, v in {**DEFAULT_SPEC, **(spec or {})}.items() if k != "name"}  # Hydra group label
-    unknown = sorted(set(spec) - set(DEFAULT_SPEC))
+    spec = {k: v for k, v in spec.items() if k != "name"}  # Hydra group label
+    unknown = sorted(set(spec) - set(SPEC_KEYS))
     if unknown:
-        raise KeyError(f"unknown screening key(s) {unknown}; allowed: {sorted(DEFAULT_SPEC)}")
+        raise KeyError(f"unknown screening key(s) {unknown}; allowed: {sorted(SPEC_KEYS)}")
+    missing = [key for key in SPEC_KEYS if key not in spec]
+    if missing:
+        raise KeyError(f"screening key(s) {missing} missing; required: {list(SPEC_KEYS)}")
     columns = [str(c) for c in X_train.columns]
     if len(set(columns)) != len(columns):
         raise ValueError("duplicate feature column names")
@@ -301,7 +306,8 @@ def screen_features(
     abs_corr = np.full(len(columns), np.nan)
     candidates = np.flatnonzero(reason == "")
     if candidates.size > 1:
-        # Priority: fewer NaN rows, fewer missing rows, own before cross-coin, name. Counts (not shares) keep ties exact.
+        # Priority: fewer NaN rows, fewer missing rows, own before cross-coin, name. Counts (not shares) keep
+        # ties exact.
         n = max(len(X_train), 1)
         nan_count = np.rint(report["nan_frac"].to_numpy()[candidates] * n)
         missing_count = np.rint(report["missing_frac"].to_numpy()[candidates] * n)
@@ -329,12 +335,12 @@ def screen_features(
     return kept, report
 
 
-# ---- outputs a person (and the next rule) reads -------------------------------------------------------------
+# ---- outputs a person (and the next rule) reads ------------------------------------------------------------
 def screening_summary(report: pd.DataFrame, spec: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON the selection rule reads: kept list, counts per reason, the spec used."""
     counts = report["reason"].replace("", "kept").value_counts()
     return {
-        "spec": {**DEFAULT_SPEC, **dict(spec)},
+        "spec": {key: spec[key] for key in SPEC_KEYS},
         "n_input": len(report),
         "n_kept": int(report["kept"].sum()),
         "dropped_by_reason": {r: int(counts.get(r, 0)) for r in REASONS},
@@ -361,7 +367,7 @@ def screening_markdown(
     for row in report.loc[~report["kept"]].itertuples():
         corr = f"{row.correlated_with} ({row.abs_corr:.3f})" if row.correlated_with else ""
         lines.append(
-            f"| {row.feature} | {row.reason} | {row.missing_frac:.3f} | {row.nan_frac:.3f} | {row.variance:.3g} | "
-            f"{row.top_value_frac:.3f} | {corr} |"
+            f"| {row.feature} | {row.reason} | {row.missing_frac:.3f} | {row.nan_frac:.3f} | "
+            f"{row.variance:.3g} | {row.top_value_frac:.3f} | {corr} |"
         )
     return "\n".join(lines) + "\n"

@@ -1,20 +1,21 @@
 """Feature selection (pipeline step 2): shallow LightGBM per variant, top features by gain, aggregated.
 
 Per (symbol, window) every target variant trains on its own rows: the most recent `subsample_rows` training
-event rows (target code 0, 1 or 2, training segment only). The last `val_frac` of those rows is the early-stopping
-slice, and fit rows whose label horizon reaches into it are purged. The validation and test segments are never
-read, so selection cannot leak into the stage-1 ranking, which uses the validation segment.
+event rows (target code 0, 1 or 2, training segment only). The last `val_frac` of those rows is the
+early-stopping slice, and fit rows whose label horizon reaches into it are purged. The validation and test
+segments are never read, so selection cannot leak into the stage-1 ranking, which uses the validation segment.
 
-The variants of one (symbol, window) share rows and columns, so LightGBM's binned dataset is built once over the
-union of their rows (`build_shared_dataset`) and each variant takes `subset(idx)`. Order matters: a subset's
-label set before the subset is constructed is silently dropped (training then uses the parent's labels while
-`get_label()` shows the new ones), so `_labelled_subset` constructs first, sets the label second, and reads the
-label back from LightGBM to prove it took.
+The variants of one (symbol, window) share rows and columns, so LightGBM's binned dataset is built once over
+the union of their rows (`build_shared_dataset`) and each variant takes `subset(idx)`. Order matters: a
+subset's label set before the subset is constructed is silently dropped (training then uses the parent's
+labels while `get_label()` shows the new ones), so `_labelled_subset` constructs first, sets the label second,
+and reads the label back from LightGBM to prove it took.
 
-The shared dataset is built with `free_raw_data=True`: a subset of a dataset that keeps its raw data copies the
-raw rows on construction (`get_data()`), a cost per variant that buys nothing here (training reads the bins only).
-Because the raw data are gone, bin-related parameters must be identical for the parent and every variant
-(`dataset_params`); per-variant seeds go to the bagging/feature-fraction seeds, which are not bin parameters.
+The shared dataset is built with `free_raw_data=True`: a subset of a dataset that keeps its raw data copies
+the raw rows on construction (`get_data()`), a cost per variant that buys nothing here (training reads the
+bins only). Because the raw data are gone, bin-related parameters must be identical for the parent and every
+variant (`dataset_params`); per-variant seeds go to the bagging/feature-fraction seeds, which are not bin
+parameters.
 """
 
 from __future__ import annotations
@@ -31,45 +32,12 @@ import pandas as pd
 from workflow_scripts.artifacts import atomic_path
 from workflow_scripts.selection.feature_screening import is_target_column
 
-DEFAULT_PARAMS: dict[str, Any] = {
-    "objective": "multiclass",
-    "num_class": 3,
-    "boosting_type": "gbdt",
-    "metric": "multi_logloss",
-    "learning_rate": 0.1,
-    "num_leaves": 30,
-    "max_depth": 5,
-    "min_child_samples": 20,
-    "feature_fraction": 0.7,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 5,
-    "max_bin": 63,
-    "seed": 42,
-    "deterministic": True,
-    "force_col_wise": True,
-    "num_threads": 1,
-    "verbosity": -1,
-}
-
-DEFAULT_SPEC: dict[str, Any] = {
-    "subsample_rows": 25000,
-    "val_frac": 0.2,
-    "num_boost_round": 60,
-    "early_stopping_rounds": 20,
-    "top_k": 200,
-    "keep_min": 300,
-    "keep_max": 500,
-    "score_coverage": 0.95,
-    "seed": 42,
-    "params": DEFAULT_PARAMS,
-}
-
 # Seeds a variant may change without touching the bins of the shared dataset.
 _VARIANT_SEED_KEYS = ("bagging_seed", "feature_fraction_seed", "extra_seed", "drop_seed")
 TRAINING_CODES = (0, 1, 2)
 
 
-# ---- inputs -------------------------------------------------------------------------------------------------
+# ---- inputs ------------------------------------------------------------------------------------------------
 def feature_inputs(columns: Sequence[str]) -> list[str]:
     """The columns that may enter a model: not the timestamp, nothing that looks like a label."""
     return [c for c in columns if c != "timestamp" and not is_target_column(c)]
@@ -84,7 +52,8 @@ def load_columns(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class VariantRows:
-    """Bar positions (row numbers of the feature table) and labels of one variant's fit and early-stopping rows."""
+    """Bar positions (row numbers of the feature table) and labels of one variant's fit and early-stopping
+    rows."""
 
     fit_pos: np.ndarray
     y_fit: np.ndarray
@@ -122,7 +91,6 @@ def plan_window(
     `targets` is results/targets/{SYMBOL}/w{w}.parquet (row = bar position); `train_positions` the training
     segment's positions (`segment_positions(split, "train", n)`); event rows are codes 0, 1, 2.
     """
-    spec = {**DEFAULT_SPEC, **spec}
     train_positions = np.asarray(train_positions, dtype=np.int64)
     variants: dict[str, VariantRows] = {}
     for tid in target_ids:
@@ -136,7 +104,7 @@ def plan_window(
     return union, variants
 
 
-# ---- the shared binned dataset ------------------------------------------------------------------------------
+# ---- the shared binned dataset -----------------------------------------------------------------------------
 def dataset_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Parameters the shared dataset is built with: the full selection params minus the per-variant seeds."""
     return {k: v for k, v in params.items() if k not in _VARIANT_SEED_KEYS}
@@ -147,7 +115,7 @@ def build_shared_dataset(
 ) -> lgb.Dataset:
     """Bin `X` (union rows x features) once; variants take `subset(idx)` of it (idx = row numbers of `X`).
 
-    `params` are the full LightGBM parameters (DEFAULT_PARAMS, or the config's selection.params); every variant
+    `params` are the full LightGBM parameters (the config's selection.params); every variant
     must train with the same bin-related values.
 
     The label is a placeholder (LightGBM wants one to construct subsets); every variant sets its own.
@@ -206,8 +174,8 @@ def select_for_variant(
     """Train a shallow model on shared rows `row_idx` (labels `y` in 0..2), return the top `top_k` features.
 
     Early stopping on `val_idx` (rows of the shared dataset) when given. Returns columns feature, gain,
-    norm_gain (gain / total gain of the model), sorted by gain then name; features with zero gain never appear.
-    `attrs` holds best_iteration, n_fit, n_val.
+    norm_gain (gain / total gain of the model), sorted by gain then name; features with zero gain never
+    appear. `attrs` holds best_iteration, n_fit, n_val.
     """
     train = _labelled_subset(shared, row_idx, y)
     run_params = variant_params(params, seed)
@@ -253,9 +221,9 @@ def select_window(
     variants: Mapping[str, VariantRows],
     spec: Mapping[str, Any],
 ) -> dict[str, pd.DataFrame]:
-    """All variants of one (symbol, window) on one shared dataset; X_union rows = `union_positions` in order."""
-    spec = {**DEFAULT_SPEC, **spec}
-    params = {**DEFAULT_PARAMS, **spec["params"]}
+    """All variants of one (symbol, window) on one shared dataset; X_union rows = `union_positions` in
+    order."""
+    params = dict(spec["params"])
     shared = build_shared_dataset(X_union, feature_names, params)
     union_positions = np.asarray(union_positions, dtype=np.int64)
     out = {}
@@ -278,7 +246,7 @@ def select_window(
     return out
 
 
-# ---- aggregation and reports --------------------------------------------------------------------------------
+# ---- aggregation and reports -------------------------------------------------------------------------------
 def aggregate_selection(
     per_variant: Sequence[pd.DataFrame],
     keep_min: int = 300,
@@ -289,8 +257,9 @@ def aggregate_selection(
 
     frequency = share of variants whose top list holds the feature; mean_norm_gain = its mean norm_gain over
     those variants; score = frequency * mean_norm_gain (= mean norm_gain over all variants, absent = 0).
-    Ranked by score, then frequency, then name. `selected`: the smallest head of the ranking whose score reaches
-    `score_coverage` of the total, clipped to [keep_min, keep_max] (fewer when fewer features ever had gain).
+    Ranked by score, then frequency, then name. `selected`: the smallest head of the ranking whose score
+    reaches `score_coverage` of the total, clipped to [keep_min, keep_max] (fewer when fewer features ever had
+    gain).
     """
     n_variants = len(per_variant)
     cols = ["feature", "frequency", "mean_norm_gain", "score", "rank", "selected"]
@@ -319,7 +288,7 @@ def selection_summary(table: pd.DataFrame, spec: Mapping[str, Any], n_variants: 
     """The JSON stage 1 reads: selected features in rank order with their scores."""
     sel = table[table["selected"]]
     return {
-        "spec": {k: v for k, v in {**DEFAULT_SPEC, **dict(spec)}.items()},
+        "spec": {k: v for k, v in spec.items() if k != "name"},  # without Hydra's group label
         "n_variants": int(n_variants),
         "n_candidates": len(table),
         "n_selected": len(sel),

@@ -30,7 +30,8 @@ from workflow_scripts.selection.feature_selection import (
 def screen_features(job) -> None:
     """One coin's cross-coin feature table -> kept list + per-feature report.
 
-    Statistics use the training segment only (the split of the largest window, whose training rows end earliest).
+    Statistics use the training segment only (the split of the largest window, whose training rows end
+    earliest).
     """
     spec = job.params.spec
     features = pd.read_parquet(job.input.features)

@@ -1,9 +1,9 @@
 """Swing breakout/reversion targets (exact definition in docs/TARGETS.md).
 
-Time semantics: the event at bar t compares bar t with the band of the w bars BEFORE it (t-w .. t-1), so the band
-is known before t closes; the label looks forward over bars t+1 .. t+H and is therefore only known at bar t+H
-(`label_end`). Bars are positions in the ingested table; a gap (consecutive timestamps more than one hour apart)
-breaks contiguity: a band, a volatility estimate or a horizon that would span a gap is not computed.
+Time semantics: the event at bar t compares bar t with the band of the w bars BEFORE it (t-w .. t-1), so the
+band is known before t closes; the label looks forward over bars t+1 .. t+H and is therefore only known at bar
+t+H (`label_end`). Bars are positions in the ingested table; a gap (consecutive timestamps more than one hour
+apart) breaks contiguity: a band, a volatility estimate or a horizon that would span a gap is not computed.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def band(close: np.ndarray, seg_pos: np.ndarray, window: int) -> tuple[np.ndarra
 
 
 def sigma_logret(close: np.ndarray, seg_pos: np.ndarray, window: int, min_bars: int) -> np.ndarray:
-    """Sample std of log returns over the last L = max(w, min_bars) bars up to t (needs L+1 contiguous closes)."""
+    """Sample std of log returns over the last L = max(w, min_bars) bars up to t (needs L+1 contiguous
+    closes)."""
     lookback = max(int(window), int(min_bars))
     logret = np.empty_like(close)
     logret[0] = np.nan
@@ -60,7 +61,8 @@ def sigma_logret(close: np.ndarray, seg_pos: np.ndarray, window: int, min_bars: 
 
 
 def events(bars: pd.DataFrame, mean: np.ndarray, std: np.ndarray, kind: str, k: float) -> np.ndarray:
-    """Boolean event flags for one type and std threshold k (strict inequalities; s = 0 or NaN -> no event)."""
+    """Boolean event flags for one type and std threshold k (strict inequalities; s = 0 or NaN -> no
+    event)."""
     close, high, low = (bars[c].to_numpy() for c in ("close", "high", "low"))
     has_band = np.isfinite(std) & (std > 0)
     upper = mean + k * std
@@ -80,10 +82,10 @@ def barrier_race(
 ) -> dict[str, np.ndarray]:
     """Which barrier close*exp(+-theta*sigma*sqrt(H)) bars t+1..t+H touch first.
 
-    Returns `outcome` (UP, DOWN, BOTH in the same bar, NONE within a complete horizon, OPEN when the horizon runs
-    past the data or into a gap untouched), `exit_pos` (bar of the touch, or t+H for NONE) and `exit_logret`
-    (log of exit price over entry close from a long position's view: the barrier for a single touch, the close
-    at t+H for NONE, NaN for BOTH and OPEN).
+    Returns `outcome` (UP, DOWN, BOTH in the same bar, NONE within a complete horizon, OPEN when the horizon
+    runs past the data or into a gap untouched), `exit_pos` (bar of the touch, or t+H for NONE) and
+    `exit_logret` (log of exit price over entry close from a long position's view: the barrier for a single
+    touch, the close at t+H for NONE, NaN for BOTH and OPEN).
     """
     close, high, low = (bars[c].to_numpy() for c in ("close", "high", "low"))
     n = len(close)

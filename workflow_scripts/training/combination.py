@@ -3,9 +3,9 @@
 Tuning stages 2-4 and production training read the same inputs the same way:
 
 - the target is the stage-1 choice (`results/best_variant/{symbol}/w{window}/{side}.json`, key `best.target`);
-- the features are the symbol's selected list (`results/selection/{symbol}/selected.json`), in that order, plus
-  the shared encoder's outputs when an encoder is configured (`shared__pca_000`... or `shared__ae_000`...,
-  appended at the end; PCA or autoencoder file, `shared_encoder.load_shared_encoder`);
+- the features are the symbol's selected list (`results/selection/{symbol}/selected.json`), in that order,
+  plus the shared encoder's outputs when an encoder is configured (`shared__pca_000`... or
+  `shared__ae_000`..., appended at the end; PCA or autoencoder file, `shared_encoder.load_shared_encoder`);
 - the rows are stage 1's (`stage1.variant_rows`): event bars labelled 0/1/2 whose label ends inside their
   segment; `scored` = every event bar of validation and test, which evaluation trades on.
 

@@ -1,20 +1,24 @@
-"""Ensemble production folders (config `ensemble.enabled`): per (symbol, side), the symbol's production models of
-every window combined into one model that is evaluated, gated, named, registered and loaded like any other.
+"""Ensemble production folders (config `ensemble.enabled`): per (symbol, side), the symbol's production models
+of every window combined into one model that is evaluated, gated, named, registered and loaded like any other.
 
-Which heads are combinable: a production run trains one model kind per (symbol, window, side), so the heads of one
-(symbol, side) are the windows' best combinations. They predict the same classes (0 neither, 1 breakout,
-2 reversion of that side) but each its own target (window and thresholds differ). The ensemble therefore predicts
-ONE reference target: the member with the best validation macro average precision (ties: smaller window). Its
-split, rows and labels are the ensemble's; every member is asked for probabilities on those bars.
+Which heads are combinable: a production run trains one model kind per (symbol, window, side), so the heads of
+one (symbol, side) are the windows' best combinations. They predict the same classes (0 neither, 1 breakout,
+2 reversion of that side) but each its own target (window and thresholds differ). The ensemble therefore
+predicts ONE reference target: the member with the best validation macro average precision (ties: smaller
+window). Its split, rows and labels are the ensemble's; every member is asked for probabilities on those bars.
 - average: equal-weight mean of the members' probabilities (nothing fitted);
 - stacker: `ensembles.fit_stacker` on the reference target's VALIDATION rows only (test stays untouched);
 - `kind: auto` keeps the one with the better validation macro AP, the stacker scored out-of-fold
-  (`ensembles.stacker_oof_proba`), so the in-sample fit does not win by construction.
-Members are the `top_k` best by validation AP. The folder (docs/REGISTRY.md contract; kinds ensemble_average and
-ensemble_stacker of models/kinds.py, model_type "ensemble") holds `ensemble.json` (the model file: coefficients or
-weights, members with window, VIN, model type, model sha256 and source path) and `members/w<window>/`, a verified
-copy of each member folder, so the registered folder is self-contained and covered by its own sha256.txt. Loading
-it is the kinds' predictor, models/ensembles.predictor.
+  (`ensembles.stacker_oof_proba`: purged walk-forward folds over the validation rows, embargoed by the label
+  horizon), both kinds on the same out-of-fold rows, so the in-sample fit does not win by construction;
+- fence: a stacker's trading threshold is chosen on those purged out-of-fold probabilities (validation rows
+  without one are left out of the choice), never on the rows it was fitted on; its test segment is predicted
+  by the stacker fitted on all validation rows.
+Members are the `top_k` best by validation AP. The folder (docs/REGISTRY.md contract; kinds ensemble_average
+and ensemble_stacker of models/kinds.py, model_type "ensemble") holds `ensemble.json` (the model file:
+coefficients or weights, members with window, VIN, model type, model sha256 and source path) and
+`members/w<window>/`, a verified copy of each member folder, so the registered folder is self-contained and
+covered by its own sha256.txt. Loading it is the kinds' predictor, models/ensembles.predictor.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from workflow_scripts import artifacts
+from workflow_scripts.evaluation.evidence import EVIDENCE_FILE, validation_evidence
 from workflow_scripts.evaluation.metrics import macro_average_precision
 from workflow_scripts.evaluation.variant_evaluation import choose_on_validation, evaluate_on_test
 from workflow_scripts.evaluation.vin import encode_vin, vin_fields_for_lgbm
@@ -39,11 +44,12 @@ from workflow_scripts.models.kinds import KINDS
 from workflow_scripts.targets.grammar import horizon_bars, parse_target_id
 from workflow_scripts.training.production import score_of
 from workflow_scripts.training.stage1 import prediction_frame, variant_rows
+from workflow_scripts.training.trials import slot_of_folders
 
 
 def member_probas(folders: Mapping[str, Path], frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """(n_bars, 3) probabilities of every member (folder.load_folder: hash-verified) on the whole table; a member
-    with a shared-encoder copy appends its encoder columns itself (folder.LoadedModel.with_encoder)."""
+    """(n_bars, 3) probabilities of every member (folder.load_folder: hash-verified) on the whole table; a
+    member with a shared-encoder copy appends its encoder columns itself (folder.LoadedModel.with_encoder)."""
     return {name: load_folder(f).predict_proba(frame) for name, f in folders.items()}
 
 
@@ -64,31 +70,57 @@ def fit_ensemble(
     rows: Mapping[str, np.ndarray],
     labels: np.ndarray,
     spec: Mapping[str, Any],
-) -> tuple[Ensemble, dict]:
-    """Average and stacker over `members` on the reference rows; returns the chosen ensemble and the validation
-    scores of both ({"average": ap, "stacker_oof": ap, "chosen": kind})."""
+    *,
+    label_end: np.ndarray,
+    embargo: int,
+) -> tuple[Ensemble, dict, np.ndarray]:
+    """Average and stacker over `members` on the reference rows; returns the chosen ensemble, the validation
+    scores of both ({"average": ap, "stacker_oof": ap, "oof_rows": n, "chosen": kind}) and the stacker's
+    purged out-of-fold probabilities on the validation rows (NaN where none; `label_end` by bar position as
+    `labels`, `embargo` the label horizon in bars). Both kinds are scored on the same out-of-fold rows."""
     names = [m["name"] for m in members]
     val = rows["validation"]
     y_val = labels[val].astype(np.int64)
     val_p = {n: np.asarray(probas[n])[val] for n in names}
     average = ensembles.fit_average(members)
     stacker = ensembles.fit_stacker(members, val_p, y_val, C=float(spec["C"]))
+    oof = ensembles.stacker_oof_proba(
+        members,
+        val_p,
+        y_val,
+        n_folds=int(spec["oof_folds"]),
+        C=float(spec["C"]),
+        positions=val,
+        label_end=np.asarray(label_end)[val],
+        embargo=int(embargo),
+    )
+    ok = ensembles.oof_rows(oof)
+    avg_p = ensembles.predict_proba(average, val_p)
     scores = {
-        "average": float(macro_average_precision(y_val, ensembles.predict_proba(average, val_p))),
-        "stacker_oof": float(
-            macro_average_precision(
-                y_val,
-                ensembles.stacker_oof_proba(
-                    members, val_p, y_val, n_folds=int(spec["oof_folds"]), C=float(spec["C"])
-                ),
-            )
-        ),
+        "average": float(macro_average_precision(y_val[ok], avg_p[ok])),
+        "stacker_oof": float(macro_average_precision(y_val[ok], oof[ok])),
+        "oof_rows": int(ok.sum()),
     }
     kind = spec["kind"]
     if kind == "auto":
         kind = "stacker" if scores["stacker_oof"] > scores["average"] else "average"
     scores["chosen"] = kind
-    return (stacker if kind == "stacker" else average), scores
+    return (stacker if kind == "stacker" else average), scores, oof
+
+
+def choice_predictions(
+    scored: np.ndarray, proba: np.ndarray, validation: np.ndarray, oof: np.ndarray | None
+) -> pd.DataFrame:
+    """The prediction frame the threshold is chosen on: the fitted ensemble's probabilities on `scored` rows,
+    except that a stacker's (`oof` given) validation rows carry their purged out-of-fold probabilities and
+    validation rows without one are dropped: the choice never reads a row the stacker was fitted on."""
+    proba = np.array(proba, dtype=float, copy=True)
+    keep = np.ones(len(proba), dtype=bool)
+    if oof is not None:
+        proba[validation] = oof
+        keep[validation] = ensembles.oof_rows(oof)
+    rows = np.asarray(scored)[keep[scored]]
+    return prediction_frame(rows, proba[rows])
 
 
 def union_features(feature_lists: Sequence[Sequence[str]]) -> list[str]:
@@ -169,21 +201,26 @@ def build_folder(
     labels = table[target].to_numpy()
     rows = variant_rows(labels, split, table["label_end"].to_numpy().astype(np.int64))
     probas = member_probas({n: paths[n] for n in chosen}, features)
-    ens, val_scores = fit_ensemble(docs, probas, rows, labels, spec["ensemble"])
+    horizon = horizon_bars(window, spec["targets"])
+    label_end = table["label_end"].to_numpy().astype(np.int64)
+    ens, val_scores, oof = fit_ensemble(
+        docs, probas, rows, labels, spec["ensemble"], label_end=label_end, embargo=horizon
+    )
     proba = ensembles.predict_proba(ens, probas)
     scored = rows["scored"]
     predictions = prediction_frame(scored, proba[scored])
+    # The stacker's threshold is chosen on its purged out-of-fold validation probabilities (fence).
+    chosen_on = choice_predictions(scored, proba, rows["validation"], oof if ens.kind == "stacker" else None)
     ap = {
         seg: float(macro_average_precision(labels[rows[seg]].astype(np.int64), proba[rows[seg]]))
         for seg in ("validation", "test")
     }
 
     close = bars["close"].to_numpy()
-    first = choose_on_validation(
-        table, close, split, window, spec["targets"], target, predictions, costs, spec
-    )
+    first = choose_on_validation(table, close, split, window, spec["targets"], target, chosen_on, costs, spec)
     member_sharpes = [metrics[n]["evaluation"]["after_costs"].get("sharpe_per_trade") for n in chosen]
-    n_trials = sum(int((metrics[n].get("dsr_trials") or {}).get("n_trials", 1)) for n in chosen) + 2
+    # The slot's count (training/trials.py): every window's variants, tuning trials and the ensembles.
+    n_trials = slot_of_folders([metrics[n] for n in metrics])
     evaluation = evaluate_on_test(first, split, spec, n_trials, member_sharpes + [first["sharpe"]])
 
     folder = Path(outdir)
@@ -273,6 +310,22 @@ def build_folder(
         "split_indices.json": {seg: rows[seg].tolist() for seg in ("train", "validation", "test")},
         "training_log.json": {"members": chosen, "fitted_on": ens.fitted_on},
     }
+    # The stacker is fitted on the validation rows: its validation returns are in-sample, so the registry does
+    # not take them as evidence (lifecycle/compare.py, `usable`).
+    documents[EVIDENCE_FILE] = validation_evidence(
+        table,
+        close,
+        split,
+        window,
+        spec["targets"],
+        target,
+        predictions,
+        costs,
+        evaluation["rule"],
+        spec["gates"],
+        n_trials=n_trials,
+        in_sample_fit=ens.kind == "stacker",
+    )
     for name, doc in documents.items():
         artifacts.write_json(folder / name, doc)
     write_sha256(folder)

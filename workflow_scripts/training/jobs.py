@@ -14,6 +14,7 @@ from workflow_scripts.models.shared_encoder import (
 )
 from workflow_scripts.models.shared_encoder import (
     save_shared_encoder,
+    training_cut,
     training_range,
     training_rows,
 )
@@ -21,6 +22,7 @@ from workflow_scripts.training import production
 from workflow_scripts.training.combination import load_combination
 from workflow_scripts.training.ensemble_production import build_folder
 from workflow_scripts.training.stage1 import METRICS_FILE, MODEL_FILE, train_window
+from workflow_scripts.training.trials import read_slot_trials
 from workflow_scripts.training.tuning_stages import run_tuning_stage, stage2_representative
 
 
@@ -63,8 +65,9 @@ def fit_shared_encoder(job) -> None:
     out = job.output.encoder
     version = save_shared_encoder(out, encoder)
     print(
-        f"{spec['kind']} encoder {out}: {len(encoder.columns)} columns, {encoder.n_train_rows} training rows, "
-        f"{len(encoder.output_columns)} outputs, version {version}; training rows {ranges}"
+        f"{spec['kind']} encoder {out}: {len(encoder.columns)} columns, {encoder.n_train_rows} training "
+        f"rows, {len(encoder.output_columns)} outputs, version {version}; training rows {ranges}, all coins "
+        f"cut at {training_cut(features, ranges)} (the earliest training end)"
     )
 
 
@@ -109,6 +112,11 @@ def _tune(job, stage: str) -> None:
     )
     result["representative_rule"] = cfg["representative_rule"] if stage == "stage2" else None
     artifacts.write_json(job.output.result, result)
+    short = "" if result["stopped_by"] == "trial_budget" else " before its trial budget: rerun to continue"
+    print(
+        f"{stage} {key}: {result['finished_trials']}/{result['budget']['n_trials']} trials, stopped by "
+        f"{result['stopped_by']}{short}"
+    )
 
 
 def tune_stage2(job) -> None:
@@ -127,37 +135,33 @@ def train_production(job) -> None:
     spec, inp, outdir = job.params.spec, job.input, job.output.folder
     encoder = inp.encoder[0] if inp.encoder else None
     comb = load_combination(inp.choice, inp.features, inp.selected, inp.targets, inp.split, encoder)
-    choice = artifacts.read_json(inp.choice)
     tuning = {
         stage: artifacts.read_json(p)
         for stage, p in (("stage2", inp.stage2), ("stage3", inp.stage3), ("stage4", inp.previous))
     }
     tuned, _ = production.tuned_params(comb, tuning)
-    trained = production.train_combination(comb, tuned, spec["model"], threads=job.threads)
     bars = pd.read_parquet(inp.bars, columns=["timestamp", "close"])
-    costs = artifacts.read_json(inp.costs)
-    trials = production.dsr_trials(choice, tuning)
-    evaluation = production.evaluate_production(comb, trained, bars["close"].to_numpy(), costs, spec, trials)
-
-    data_version = artifacts.sha256_file(inp.bars)
-    data_end = bars["timestamp"].iloc[-1].isoformat()
-
-    def documents(model_sha256: str) -> dict:
-        return production.folder_documents(
-            comb,
-            trained,
-            tuning,
-            evaluation,
-            trials,
-            costs,
-            spec,
-            data_version=data_version,
-            data_end=data_end,
-            model_sha256=model_sha256,
-            threads=job.threads,
-        )
-
-    production.write_folder(outdir, trained.model, documents, encoder_path=encoder)
+    _, evaluation = production.produce(
+        outdir,
+        comb,
+        tuned,
+        tuning,
+        read_slot_trials(
+            keyed(job.params.windows, inp.slot_choices, "/w{}/"),
+            {
+                stage: keyed(job.params.windows, getattr(inp, f"slot_{stage}"), token)
+                for stage, token in (("stage2", "/w{}."), ("stage3", "/w{}/"), ("stage4", "/w{}/"))
+            },
+            job.params.ensemble,
+        ),
+        bars["close"].to_numpy(),
+        artifacts.read_json(inp.costs),
+        spec,
+        data_version=artifacts.sha256_file(inp.bars),
+        data_end=bars["timestamp"].iloc[-1].isoformat(),
+        threads=job.threads,
+        encoder_path=encoder,
+    )
     print(f"{outdir}: grade {evaluation['grade']['grade']}, gate passed {evaluation['gate']['passed']}")
 
 

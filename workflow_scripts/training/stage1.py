@@ -1,9 +1,10 @@
 """Stage 1: every target variant of one (symbol, window) with fixed LightGBM parameters.
 
 One job per (symbol, window) loops over its targets (docs/ARCHITECTURE.md says why): the feature table is read
-once, and LightGBM's binned dataset is built once over the union of the window's training event rows (bin edges
-from training rows only) and once for the validation rows against it; each variant takes a `subset` of both. The
-subset is constructed BEFORE its labels are set: LightGBM silently ignores a label set on an unconstructed subset.
+once, and LightGBM's binned dataset is built once over the union of the window's training event rows (bin
+edges from training rows only) and once for the validation rows against it; each variant takes a `subset` of
+both. The subset is constructed BEFORE its labels are set: LightGBM silently ignores a label set on an
+unconstructed subset.
 """
 
 from __future__ import annotations
@@ -186,9 +187,9 @@ def _skip_reason(y: dict, spec: dict) -> str | None:
 
 
 def verified_model_sha256(folder: str | Path) -> str:
-    """The sha256 of a variant's model.txt as recorded in its metrics.json (`model_sha256`), after checking that
-    the file on disk still has it: a truncated, garbled or replaced model is refused (ValueError naming both
-    files) before anything uses it."""
+    """The sha256 of a variant's model.txt as recorded in its metrics.json (`model_sha256`), after checking
+    that the file on disk still has it: a truncated, garbled or replaced model is refused (ValueError naming
+    both files) before anything uses it."""
     folder = Path(folder)
     metrics_path = folder / METRICS_FILE
     recorded = artifacts.read_json(metrics_path).get("model_sha256")

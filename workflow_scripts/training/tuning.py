@@ -1,18 +1,23 @@
 """Tuning stages 2-4: Optuna TPE studies in journal files, with budgets, pruning and resume (docs/TUNING.md).
 
-- Search spaces come from config/tuning (`space`): stage 2 searches the whole grid (`broad_space`), stage 3 the
-  neighbours of the window's stage-2 best in that grid (`narrowed_space`), stage 4 continuous ranges of
-  +-`focus_radius` around the combination's stage-3 best (`focused_space`). A parameter with one value is fixed.
+- Search spaces come from config/tuning (`space`): stage 2 searches the whole grid (`broad_space`), stage 3
+  the neighbours of the window's stage-2 best in that grid (`narrowed_space`), stage 4 continuous ranges of
+  +-`focus_radius` around the combination's stage-3 best (`focused_space`). A parameter with one value is
+  fixed.
 - The objective trains LightGBM on each fold (purged walk-forward folds from `purged_walk_forward`, or the one
   train/validation split for stage 2) and returns the mean macro average precision over folds. Pruning is per
   fold: by default each fold's AP is reported at step = fold; optionally (`report="iteration"`) a LightGBM
   callback reports the validation multi_logloss (negated: higher is better, as the study) every few rounds at
   step `fold * max_rounds + round`, so the pruner compares like with like and can stop a trial inside a fit.
-- Budgets: a stage gets `share * total` trials and/or minutes, split evenly over its studies (`stage_budget`).
-  Finished trials (COMPLETE or PRUNED) and their run time count toward it, also across reruns.
+- Budgets: a stage gets `share * total` trials, split evenly over its studies (`stage_budget`); finished
+  trials (COMPLETE or PRUNED) count toward it, also across reruns. The trial budget binds, so the number of
+  trials (and hence parameters, models, VINs, DSR) does not depend on machine speed. `minutes` is only a
+  safety cap on the wall-clock time of one run of a study (`share * minutes / n_studies`); when it stops a
+  study before its trial budget the result says so (`stopped_by: minutes_cap`, else `trial_budget`) and a
+  rerun continues the study toward the same trial count.
 - Storage: one JournalStorage + JournalFileBackend file per study (append-only, file-lock based, fine on a
-  shared disk from several SLURM jobs; no SQLite). Rerunning resumes the study. A RUNNING trial whose process is
-  dead (same host, pid gone) or whose heartbeat is older than `stale_after_s` is marked FAILED and its
+  shared disk from several SLURM jobs; no SQLite). Rerunning resumes the study. A RUNNING trial whose process
+  is dead (same host, pid gone) or whose heartbeat is older than `stale_after_s` is marked FAILED and its
   parameters are enqueued again.
 """
 
@@ -64,10 +69,10 @@ _LIMITS = {
 
 # ----------------------------------------------------------------------------------------------- budgets
 def stage_budget(tuning_cfg: dict, stage: str, n_studies: int = 1) -> dict:
-    """Trials and/or seconds one study of `stage` may spend: `share * total / n_studies`.
+    """Trials one study of `stage` runs and the wall-clock cap of one run: `share * total / n_studies`.
 
-    `tuning_cfg["budget"]` holds `trials` (total trials over all stages, or null) and `minutes` (total minutes,
-    or null); at least one must be set. Each study gets at least one trial when trials are budgeted.
+    `tuning_cfg["budget"]` holds `trials` (total trials over all stages; binds) and `minutes` (total minutes
+    of the safety cap, or null for none). Each study gets at least one trial.
     """
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}")
@@ -75,14 +80,12 @@ def stage_budget(tuning_cfg: dict, stage: str, n_studies: int = 1) -> dict:
     shares = tuning_cfg["shares"]
     if abs(sum(float(shares[s]) for s in STAGES) - 1.0) > 1e-6:
         raise ValueError(f"stage shares must sum to 1, got {shares}")
-    if budget.get("trials") is None and budget.get("minutes") is None:
-        raise ValueError("tuning budget needs `trials` and/or `minutes`")
+    if budget.get("trials") is None:
+        raise ValueError("tuning budget needs `trials` (the binding budget); `minutes` is only a safety cap")
     if n_studies < 1:
         raise ValueError("n_studies must be >= 1")
     share = float(shares[stage])
-    n_trials = None
-    if budget.get("trials") is not None:
-        n_trials = max(1, math.floor(share * float(budget["trials"]) / n_studies))
+    n_trials = max(1, math.floor(share * float(budget["trials"]) / n_studies))
     timeout_s = None
     if budget.get("minutes") is not None:
         timeout_s = share * float(budget["minutes"]) * 60.0 / n_studies
@@ -117,7 +120,8 @@ def _around_best(tuning_cfg: dict, best: dict, around) -> dict:
 
 
 def narrowed_space(tuning_cfg: dict, best: dict) -> dict:
-    """Stage 3: for each parameter, the grid value closest to `best` (stage 2's best) and its grid neighbours."""
+    """Stage 3: for each parameter, the grid value closest to `best` (stage 2's best) and its grid
+    neighbours."""
 
     def neighbours(name, grid, b):
         i = int(np.argmin([abs(float(v) - b) for v in grid]))
@@ -132,7 +136,7 @@ def focused_space(tuning_cfg: dict, best: dict) -> dict:
     A best of 0 (e.g. lambda_l1) gets [0, focus_radius * largest grid value]. Ranges are clipped to sane
     limits. Parameters with one grid value stay fixed.
     """
-    radius = float(tuning_cfg.get("focus_radius", 0.25))
+    radius = float(tuning_cfg["focus_radius"])
 
     def focus(name, grid, b):
         is_int = all(float(v).is_integer() and not isinstance(v, float) for v in grid)
@@ -237,8 +241,8 @@ def make_objective(
 ) -> Callable[[optuna.Trial], float]:
     """Objective: mean macro average precision over `folds` of LightGBM with the trial's parameters.
 
-    X: DataFrame of features (float32), y: class codes 0/1/2 aligned with X; folds index rows of X. Build folds
-    with `cv_folds` (stages 3-4) or pass the one (train, validation) split (stage 2).
+    X: DataFrame of features (float32), y: class codes 0/1/2 aligned with X; folds index rows of X. Build
+    folds with `cv_folds` (stages 3-4) or pass the one (train, validation) split (stage 2).
 
     Pruning (`pruning=True`), `report` chooses the intermediate value:
     - "fold": each fold's macro AP at step = fold number; the pruner compares trials on the same fold, so a
@@ -310,11 +314,11 @@ def cv_folds(positions, label_end, cv_cfg: dict) -> list[tuple[np.ndarray, np.nd
     return purged_walk_forward(
         positions,
         label_end,
-        n_folds=int(cv_cfg.get("n_folds", 5)),
-        mode=cv_cfg.get("mode", "expanding"),
-        embargo=int(cv_cfg.get("embargo_bars", 0)),
-        min_train=int(cv_cfg.get("min_train_rows", 1)),
-        train_size=cv_cfg.get("train_size"),
+        n_folds=int(cv_cfg["n_folds"]),
+        mode=cv_cfg["mode"],
+        embargo=int(cv_cfg["embargo_bars"]),
+        min_train=int(cv_cfg["min_train_rows"]),
+        train_size=cv_cfg["train_size"],
     )
 
 
@@ -355,14 +359,14 @@ def open_study(
 
 def make_pruner(pruner_cfg: dict | None) -> optuna.pruners.BasePruner:
     """`{kind: median, n_startup_trials, n_warmup_steps, interval_steps}` or `{kind: none}` / None."""
-    if not pruner_cfg or pruner_cfg.get("kind", "median") in ("none", None):
+    if pruner_cfg is None or pruner_cfg["kind"] == "none":
         return optuna.pruners.NopPruner()
-    kind = pruner_cfg.get("kind", "median")
+    kind = pruner_cfg["kind"]
     if kind == "median":
         return optuna.pruners.MedianPruner(
-            n_startup_trials=int(pruner_cfg.get("n_startup_trials", 5)),
-            n_warmup_steps=int(pruner_cfg.get("n_warmup_steps", 10)),
-            interval_steps=int(pruner_cfg.get("interval_steps", 1)),
+            n_startup_trials=int(pruner_cfg["n_startup_trials"]),
+            n_warmup_steps=int(pruner_cfg["n_warmup_steps"]),
+            interval_steps=int(pruner_cfg["interval_steps"]),
         )
     if kind == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner()
@@ -421,48 +425,57 @@ def run_stage(
 
     `enqueue`: parameter sets a NEW study tries first (e.g. the previous stage's best), part of the budget.
 
-    Budget: `n_trials` finished (COMPLETE + PRUNED) trials and/or `timeout_s` seconds of trial run time, both
-    counted over every run of the study (a rerun after a kill continues where the journal stopped). Several
-    processes may run the same study at once; they stop together when the finished count reaches n_trials.
+    Budget: `n_trials` finished (COMPLETE + PRUNED) trials, counted over every run of the study (a rerun after
+    a kill or a cap continues where the journal stopped, up to the same n_trials). `timeout_s` (or None) is a
+    safety cap on this run's wall-clock time: Optuna starts no new trial once it is spent (a started trial is
+    never cut). `stopped_by` in the result: "trial_budget" (n_trials finished), "minutes_cap" (the cap
+    stopped the run first) or "failed_trials" (trials ended FAIL, e.g. a NaN score). Several processes may run
+    the same study at once; they stop together when the finished count reaches n_trials. `n_trials=None`
+    (a time-boxed study outside the workflow, e.g. agents) runs until the cap: not reproducible.
     """
     if n_trials is None and timeout_s is None:
-        raise ValueError("run_stage needs n_trials and/or timeout_s")
+        raise ValueError("run_stage needs n_trials (the binding budget) and/or timeout_s (a safety cap)")
     study = open_study(journal_path, study_name, seed=seed, sampler=sampler, pruner_cfg=pruner_cfg)
     retried = recover_stale_trials(study, stale_after_s)
     if not study.get_trials(deepcopy=False):
         for params in enqueue:
             study.enqueue_trial(dict(params), user_attrs={"enqueued": "start point"})
     started = time.perf_counter()
-    done = _finished(study)
-    remaining = None if n_trials is None else max(0, int(n_trials) - done)
-    remaining_s = None if timeout_s is None else max(0.0, float(timeout_s) - _spent_seconds(study))
-    if remaining_s is not None and remaining_s < _mean_trial_seconds(study):
-        # Optuna's own timeout is wall time (overhead included), the budget is trial time: a rerun would otherwise
-        # start one more trial on the sliver between the two, which it cannot finish inside the budget anyway.
-        remaining_s = 0.0
-    if (remaining is None or remaining > 0) and (remaining_s is None or remaining_s > 0):
-        callbacks = []
-        if n_trials is not None:
-            callbacks.append(optuna.study.MaxTrialsCallback(int(n_trials), states=FINISHED))
+    remaining = None if n_trials is None else max(0, int(n_trials) - _finished(study))
+    if remaining is None or remaining > 0:
+        caps = [] if n_trials is None else [optuna.study.MaxTrialsCallback(int(n_trials), states=FINISHED)]
         study.optimize(
             objective,
             n_trials=remaining,
-            timeout=remaining_s,
-            callbacks=callbacks,
+            timeout=None if timeout_s is None else float(timeout_s),
+            callbacks=caps,
             gc_after_trial=False,
             show_progress_bar=False,
         )
+    run_seconds = time.perf_counter() - started
     result = stage_result(
         study,
         n_trials=n_trials,
         timeout_s=timeout_s,
         retried=retried,
-        run_seconds=time.perf_counter() - started,
+        run_seconds=run_seconds,
         budget=budget,
     )
+    result["stopped_by"] = stop_reason(result["finished_trials"], n_trials, timeout_s, run_seconds)
     if result_path is not None:
         artifacts.write_json(result_path, result)
     return result
+
+
+def stop_reason(finished: int, n_trials: int | None, timeout_s: float | None, run_seconds: float) -> str:
+    """Why a study's run ended: "trial_budget" (the budget is reached: the reproducible case),
+    "minutes_cap" (the wall-clock safety cap was spent first) or "failed_trials" (neither: failed trials
+    used up the run's trials)."""
+    if n_trials is not None and finished >= int(n_trials):
+        return "trial_budget"
+    if timeout_s is not None and run_seconds >= float(timeout_s):
+        return "minutes_cap"
+    return "failed_trials"
 
 
 def stage_result(
@@ -545,12 +558,6 @@ def _duration(t) -> float | None:
     if t.datetime_start is None or t.datetime_complete is None:
         return None
     return (t.datetime_complete - t.datetime_start).total_seconds()
-
-
-def _mean_trial_seconds(study: optuna.Study) -> float:
-    """Mean run time of the trials that ended (0 before the first one)."""
-    times = [_duration(t) or 0.0 for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
-    return float(sum(times) / len(times)) if times else 0.0
 
 
 def _spent_seconds(study: optuna.Study) -> float:

@@ -7,8 +7,8 @@
 - Stage 4: continuous ranges around the combination's stage-3 best, same CV.
 
 Study names are deterministic: `{stage}-{key}-{digest}`, the digest over everything that defines the study's
-trials (target, feature names, rows, folds, space, fixed parameters, early stopping, seed, sampler, pruner) but
-not the budget, so a bigger budget continues the study and any other change starts a new one in the same
+trials (target, feature names, rows, folds, space, fixed parameters, early stopping, seed, sampler, pruner)
+but not the budget, so a bigger budget continues the study and any other change starts a new one in the same
 journal. The journal file lives beside the result JSON and is not a Snakemake output: a killed job leaves it,
 and the rerun resumes the study (tuning.run_stage).
 """
@@ -110,7 +110,8 @@ def run_tuning_stage(
     key: str,
     threads: int = 1,
 ) -> dict:
-    """Run (or resume) the study of one stage for one combination; return its result (budget and spend included).
+    """Run (or resume) the study of one stage for one combination; return its result (budget and spend
+    included).
 
     `previous`: the result JSON of the stage before (stage 2 for stage 3, stage 3 for stage 4).
     """

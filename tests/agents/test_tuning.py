@@ -1,0 +1,106 @@
+"""Agent studies: the trial budget binds and resumes, the sampler is deterministic, every trial is scored on
+validation only and carries a decodable seed 004 trial code."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.agents.conftest import COSTS, random_market
+from workflow_scripts.agents import trial_code
+from workflow_scripts.agents.tuning import NO_SCORE, StudySetup, run_agent_study
+from workflow_scripts.config.schema import config_group
+
+SPACE = {
+    "net_width": {"choices": [8, 16]},
+    "batch_size": {"choices": [16, 32]},
+    "learning_rate": {"choices": [1e-4, 3e-4]},
+    "gamma": {"choices": [0.95, 0.99]},
+    "lookback": {"choices": [1, 2]},
+    "time_decay": {"choices": [0.0, 0.2]},
+}
+
+
+def _setup(market, **kw):
+    fixed = {
+        "agent": {"total_timesteps": 128, "n_steps": 64},
+        "env": {"episode_bars": 64},
+        "seed": 3,
+        "min_trades": 0,
+        "date": "20260214",
+        "grades": config_group("grades"),
+    }
+    return StudySetup(data=market, train=(30, 250), validation=(250, 330), costs=COSTS, **(fixed | kw))
+
+
+def test_study_budget_binds_resumes_and_codes_decode(tmp_path):
+    market = random_market()
+    setup = _setup(market)
+    journal = tmp_path / "ppo.journal"
+    first = run_agent_study(
+        setup, journal_path=journal, study_name="s", space=SPACE, n_trials=3, sampler_seed=1
+    )
+    assert first["n_trials"] == 3 and first["scored_on"] == "validation"
+    again = run_agent_study(
+        setup, journal_path=journal, study_name="s", space=SPACE, n_trials=3, sampler_seed=1
+    )
+    assert again["trials"] == first["trials"]  # budget spent: nothing new runs
+    more = run_agent_study(
+        setup, journal_path=journal, study_name="s", space=SPACE, n_trials=4, sampler_seed=1
+    )
+    assert more["n_trials"] == 4 and more["trials"][:3] == first["trials"]
+    for t in more["trials"]:
+        fields = trial_code.decode(t["code"])
+        assert fields["type"] == "PPO" and fields["date"] == "20260214"
+        assert {k: fields[k] for k in t["params"]} == t["params"]
+        assert fields["grade"] == t["validation"]["grade"]
+    assert len({t["code"] for t in more["trials"]}) == 4
+    assert more["best"]["value"] == max(t["value"] for t in more["trials"])
+    assert len(more["trial_sharpes"]) == 4
+
+
+def test_same_seed_same_trials_in_a_fresh_journal(tmp_path):
+    market = random_market()
+    runs = [
+        run_agent_study(
+            _setup(market),
+            journal_path=tmp_path / f"{i}.journal",
+            study_name="s",
+            space=SPACE,
+            n_trials=2,
+            sampler_seed=7,
+        )
+        for i in range(2)
+    ]
+    assert [(t["params"], t["value"]) for t in runs[0]["trials"]] == [
+        (t["params"], t["value"]) for t in runs[1]["trials"]
+    ]
+
+
+def test_validation_only_test_bars_can_change_freely(tmp_path):
+    market = random_market()
+    close = market.close.copy()
+    close[330:] *= np.exp(np.random.default_rng(1).normal(0, 0.3, len(close) - 330))
+    changed = type(market)(market.features, close, market.sigma)
+    a = run_agent_study(
+        _setup(market),
+        journal_path=tmp_path / "a.journal",
+        study_name="s",
+        space=SPACE,
+        n_trials=1,
+        sampler_seed=2,
+    )
+    b = run_agent_study(
+        _setup(changed),
+        journal_path=tmp_path / "b.journal",
+        study_name="s",
+        space=SPACE,
+        n_trials=1,
+        sampler_seed=2,
+    )
+    assert a["trials"][0]["value"] == b["trials"][0]["value"]
+
+
+def test_a_policy_with_too_few_trades_gets_no_score(tmp_path):
+    setup = _setup(random_market(), min_trades=10_000)
+    out = run_agent_study(setup, journal_path=tmp_path / "j", study_name="s", space=SPACE, n_trials=1)
+    assert out["trials"][0]["value"] == NO_SCORE and out["best"] is None

@@ -1,0 +1,91 @@
+"""Code digests: an edit to the code a rule runs changes that rule's digest, and only the digests of the rules
+whose code it is (workflow_scripts/ops/code_digest.py)."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from workflow_scripts.ops import code_digest
+
+PACKAGE = Path(code_digest.__file__).resolve().parents[1]
+ENTRIES = (
+    "data.ingest_bars",
+    "data.split_segments",
+    "features.build_features",
+    "features.add_cross_coin_features",
+    "targets.build_swing_targets",
+    "training.train_stage1",
+    "training.train_production",
+    "registry.register_models",
+)
+
+
+@pytest.fixture
+def package_copy(tmp_path, monkeypatch):
+    """A private copy of the package that the digests read, so a test can edit it."""
+    copy = tmp_path / "workflow_scripts"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(code_digest, "PACKAGE_DIR", copy)
+    yield copy
+    _clear()
+
+
+def _clear():
+    for fn in (code_digest.rule_code_digest, code_digest.module_imports, code_digest._tree):
+        fn.cache_clear()
+
+
+def digests() -> dict[str, str]:
+    _clear()
+    return {e: code_digest.rule_code_digest(e) for e in ENTRIES}
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    return {e for e in ENTRIES if before[e] != after[e]}
+
+
+def test_closure_follows_relative_and_function_level_imports():
+    _, modules = code_digest.entry_code("features.build_features")
+    reached = code_digest.closure(modules)
+    assert "workflow_scripts.features.technical" in reached  # `from . import technical` in features/__init__
+    assert not any(m.startswith("workflow_scripts.training") for m in reached)
+    _, modules = code_digest.entry_code("training.train_production")
+    assert "workflow_scripts.models.torch_models" in code_digest.closure(modules)  # via models.kinds
+
+
+def test_a_feature_module_edit_changes_exactly_its_users(package_copy):
+    before = digests()
+    path = package_copy / "features" / "technical.py"
+    path.write_text(path.read_text() + "\nEDITED = 1\n")
+    after = digests()
+    # build_features runs it; add_cross_coin_features imports the features package, whose __init__ imports
+    # every family (more than needed, never less); the production job and register_models import the package
+    # too (features for the encoder's rows, for predictions).
+    assert changed(before, after) == {
+        "features.build_features",
+        "features.add_cross_coin_features",
+        "training.train_production",
+        "registry.register_models",
+    }
+
+
+def test_an_edit_to_one_jobs_function_leaves_its_neighbours(package_copy):
+    before = digests()
+    path = package_copy / "data" / "jobs.py"
+    text = path.read_text()
+    assert "def ingest_bars(job)" in text
+    path.write_text(
+        text.replace("def ingest_bars(job) -> None:\n", "def ingest_bars(job) -> None:\n    # edit\n", 1)
+    )
+    after = digests()
+    assert changed(before, after) == {"data.ingest_bars"}
+
+
+def test_unknown_entries_are_named():
+    with pytest.raises(ValueError, match=r"rule entry 'data.no_such_rule': .*jobs.py has no function"):
+        code_digest.entry_code("data.no_such_rule")
+    with pytest.raises(
+        ValueError, match=r"rule entry 'nowhere.rule': no module workflow_scripts.nowhere.jobs"
+    ):
+        code_digest.entry_code("nowhere.rule")
