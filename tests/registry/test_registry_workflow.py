@@ -7,28 +7,15 @@ import pandas as pd
 import pytest
 
 from tests.sandbox import copy_workflow
-from tests.workflow.conftest import TINY, planned_jobs, snakemake
+from tests.workflow.conftest import LOOSE_REGISTRY_RUN, TINY, planned_jobs, snakemake
 from workflow_scripts import artifacts
 from workflow_scripts.registry import store as reg
 
 pytestmark = pytest.mark.slow
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-# Five and a half months of bars, a small tuning budget, and gates loose enough that models pass on so few
-# bars (their exploratory verdicts may promote in this test only): the registry stage is what is tested here.
-OVERRIDES = [
-    "env.data.start=2025-12-01",
-    "features.lookbacks=[5,21]",
-    "features.lags=[]",
-    "tuning.budget.trials=16",
-    "tuning.cv.n_folds=3",
-    "tuning.cv.min_train_rows=50",
-    "gates.min_trades=1",
-    "gates.min_dsr=0.0",
-    "gates.max_drawdown=1.0",
-    "gates.min_net_return=-1.0",
-    "registry.promote_gate_profiles=[exploratory]",
-]
+# The registry stage is what is tested here.
+OVERRIDES = LOOSE_REGISTRY_RUN
 
 
 def config(*extra: str) -> list[str]:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tests.sandbox import copy_workflow
-from tests.workflow.conftest import TINY, planned_jobs, snakemake
+from tests.workflow.conftest import LOOSE_REGISTRY_RUN, TINY, planned_jobs, snakemake
 from workflow_scripts import artifacts
 from workflow_scripts.evaluation.metrics import macro_average_precision
 from workflow_scripts.registry import store as reg
@@ -15,19 +15,9 @@ from workflow_scripts.registry import store as reg
 pytestmark = pytest.mark.slow
 
 SYMBOLS, WINDOWS, SIDES = ("BTCUSDT", "ETHUSDT"), (5, 20), ("high", "low")
-# Five and a half months of bars, a small tuning budget, 3 epochs, loose gates: the wiring is what is tested.
+# LOOSE_REGISTRY_RUN and 3 epochs: the wiring is what is tested.
 OVERRIDES = [
-    "env.data.start=2025-12-01",
-    "features.lookbacks=[5,21]",
-    "features.lags=[]",
-    "tuning.budget.trials=16",
-    "tuning.cv.n_folds=3",
-    "tuning.cv.min_train_rows=50",
-    "gates.min_trades=1",
-    "gates.min_dsr=0.0",
-    "gates.max_drawdown=1.0",
-    "gates.min_net_return=-1.0",
-    "registry.promote_gate_profiles=[exploratory]",
+    *LOOSE_REGISTRY_RUN,
     "model.max_epochs=3",
     "encoder.params.max_epochs=3",
 ]

@@ -19,6 +19,24 @@ TINY = [
 ]
 
 
+# Five and a half months of bars, a small tuning budget and gates loose enough that models pass on so few bars
+# (their exploratory verdicts may promote in these tests only): for the workflow tests of the registry and the
+# torch heads, where the wiring after the gates is what is tested.
+LOOSE_REGISTRY_RUN = [
+    "env.data.start=2025-12-01",
+    "features.lookbacks=[5,21]",
+    "features.lags=[]",
+    "tuning.budget.trials=16",
+    "tuning.cv.n_folds=3",
+    "tuning.cv.min_train_rows=50",
+    "gates.min_trades=1",
+    "gates.min_dsr=0.0",
+    "gates.max_drawdown=1.0",
+    "gates.min_net_return=-1.0",
+    "registry.promote_gate_profiles=[exploratory]",
+]
+
+
 def snakemake(workdir: Path, *args: str, config=TINY, timeout=900, check=True) -> subprocess.CompletedProcess:
     try:
         return run_snakemake(workdir, *args, config=config, timeout=timeout, check=check)

@@ -81,6 +81,20 @@ class Head:
     extra: dict = field(default_factory=dict)
 
 
+# LightGBM parameters fixed when a Dataset is binned: stage 1's variants and a study's trials share one binned
+# Dataset, so these come from the fixed parameters, never from a trial's.
+DATASET_KEYS = (
+    "max_bin",
+    "min_data_in_bin",
+    "seed",
+    "deterministic",
+    "force_row_wise",
+    "force_col_wise",
+    "verbosity",
+    "num_threads",
+)
+
+
 def lightgbm_params(params: dict, seed: int, num_threads: int = 1) -> dict:
     """LightGBM parameters with the multiclass task and the determinism switches fixed."""
     out = {

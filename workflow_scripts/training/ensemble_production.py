@@ -42,7 +42,7 @@ from workflow_scripts.models.ensembles import MEMBERS_DIR, Ensemble
 from workflow_scripts.models.folder import load_folder, read_model_meta, verify_folder, write_sha256
 from workflow_scripts.models.kinds import KINDS
 from workflow_scripts.targets.grammar import horizon_bars, parse_target_id
-from workflow_scripts.training.production import score_of
+from workflow_scripts.training.production import test_record
 from workflow_scripts.training.stage1 import prediction_frame, variant_rows
 from workflow_scripts.training.trials import slot_of_folders
 
@@ -266,16 +266,7 @@ def build_folder(
         ),
         None,
     )
-    metrics_doc = {
-        "vin": vin,
-        "grade": evaluation["grade"],
-        "gate": {
-            "profile": evaluation["gate"]["profile"],
-            "passed": evaluation["gate"]["passed"],
-            "reasons": evaluation["gate"]["reasons"],
-        },
-        "score": score_of(evaluation),
-        "score_definition": "after-cost per-trade Sharpe on the test segment",
+    metrics_doc = test_record(vin, evaluation) | {
         "best_iteration": None,
         "validation_average_precision": ap["validation"],
         "test_average_precision": ap["test"],

@@ -364,6 +364,19 @@ def score_of(evaluation: dict) -> float | None:
     return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
+def test_record(vin: str, evaluation: dict) -> dict:
+    """The head of a folder's metrics.json: its VIN and the test-segment record (grade, gate verdict, score),
+    reported, never used for a decision (docs/LIFECYCLE.md)."""
+    gate = evaluation["gate"]
+    return {
+        "vin": vin,
+        "grade": evaluation["grade"],
+        "gate": {"profile": gate["profile"], "passed": gate["passed"], "reasons": gate["reasons"]},
+        "score": score_of(evaluation),
+        "score_definition": "after-cost per-trade Sharpe on the test segment",
+    }
+
+
 def folder_documents(
     comb: Combination,
     trained: Trained,
@@ -424,16 +437,8 @@ def folder_documents(
             },
             "dependencies": {"data_version": data_version, "encoder_version": comb.encoder_version},
         },
-        "metrics.json": {
-            "vin": vin,
-            "grade": evaluation["grade"],
-            "gate": {
-                "profile": evaluation["gate"]["profile"],
-                "passed": evaluation["gate"]["passed"],
-                "reasons": evaluation["gate"]["reasons"],
-            },
-            "score": score_of(evaluation),
-            "score_definition": "after-cost per-trade Sharpe on the test segment",
+        "metrics.json": test_record(vin, evaluation)
+        | {
             "best_iteration": model.best_iteration,
             "validation_average_precision": trained.validation_ap,
             "test_average_precision": trained.test_ap,

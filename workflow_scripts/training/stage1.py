@@ -20,22 +20,12 @@ import pandas as pd
 from workflow_scripts import artifacts
 from workflow_scripts.data.splits import SEGMENTS, segment_mask
 from workflow_scripts.evaluation.metrics import macro_average_precision
+from workflow_scripts.models.heads import DATASET_KEYS
 from workflow_scripts.targets.swing_targets import BREAKOUT, CLASS_NAMES, NEITHER, NO_EVENT, REVERSION
 
 CLASSES = (NEITHER, BREAKOUT, REVERSION)
-MODEL_FILE, METRICS_FILE = (
-    "model.txt",
-    "metrics.json",
-)  # per variant folder; metrics.json records model_sha256
-DATASET_KEYS = (
-    "max_bin",
-    "min_data_in_bin",
-    "seed",
-    "deterministic",
-    "force_row_wise",
-    "force_col_wise",
-    "verbosity",
-)
+# Per variant folder; metrics.json records model_sha256.
+MODEL_FILE, METRICS_FILE = "model.txt", "metrics.json"
 
 
 @dataclass

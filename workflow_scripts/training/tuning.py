@@ -37,19 +37,8 @@ from optuna.trial import TrialState
 
 from workflow_scripts import artifacts
 from workflow_scripts.data.purged_walk_forward import purged_walk_forward
-from workflow_scripts.models.heads import lightgbm_params, macro_average_precision
+from workflow_scripts.models.heads import DATASET_KEYS, lightgbm_params, macro_average_precision
 
-# LightGBM parameters fixed when a Dataset is binned (shared by every trial of a study).
-_DATASET_KEYS = (
-    "max_bin",
-    "min_data_in_bin",
-    "seed",
-    "deterministic",
-    "force_row_wise",
-    "force_col_wise",
-    "verbosity",
-    "num_threads",
-)
 STAGES = ("stage1", "stage2", "stage3", "stage4")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Parameters whose stage-4 range is searched on a log scale.
@@ -261,7 +250,7 @@ def make_objective(
 
     # Bin each fold once (bin edges from its training rows) and reuse it in every trial: only training
     # parameters change between trials. feature_pre_filter off, as min_child_samples varies per trial.
-    ds_params = {k: v for k, v in lightgbm_params(fixed, seed, num_threads).items() if k in _DATASET_KEYS}
+    ds_params = {k: v for k, v in lightgbm_params(fixed, seed, num_threads).items() if k in DATASET_KEYS}
     ds_params["feature_pre_filter"] = False
     datasets = []
     for tr, va in folds:
