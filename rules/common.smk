@@ -11,6 +11,7 @@ from workflow_scripts.config import schema as swcfg
 from workflow_scripts.data.ingest import find_raw_file
 from workflow_scripts.models.kinds import KINDS
 from workflow_scripts.targets.grammar import horizon_bars, target_grid
+from workflow_scripts.training.trials import ensemble_candidates
 from workflow_scripts.ops import provenance, stale_lock
 from workflow_scripts.ops.code_digest import rule_code_digest
 

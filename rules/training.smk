@@ -159,7 +159,12 @@ rule train_production:
         mem_mb=4000,
         runtime=runtime_min("train_production", 60),
     params:
-        **job("training.train_production", spec=production_spec(), windows=WINDOWS, ensemble=CFG["ensemble"]),
+        **job(
+            "training.train_production",
+            spec=production_spec(),
+            windows=WINDOWS,
+            ensemble_candidates=ensemble_candidates(CFG["ensemble"]),
+        ),
     shell:
         JOB
 

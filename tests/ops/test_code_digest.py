@@ -1,7 +1,11 @@
 """Code digests: an edit to the code a rule runs changes that rule's digest, and only the digests of the rules
 whose code it is (workflow_scripts/ops/code_digest.py)."""
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,7 @@ ENTRIES = (
     "training.train_stage1",
     "training.train_production",
     "registry.register_models",
+    "report.render_report",  # calls several local helpers: their order once followed set order
 )
 
 
@@ -89,3 +94,27 @@ def test_unknown_entries_are_named():
         ValueError, match=r"rule entry 'nowhere.rule': no module workflow_scripts.nowhere.jobs"
     ):
         code_digest.entry_code("nowhere.rule")
+
+
+def test_digests_are_the_same_in_every_process():
+    """Snakemake compares a recorded digest with one computed by a later process: it must not depend on the
+    process's string hash seed."""
+    code = (
+        "import json; from workflow_scripts.ops.code_digest import rule_code_digest as d; "
+        f"print(json.dumps([d(e) for e in {list(ENTRIES)!r}]))"
+    )
+    seen = {
+        json.dumps(
+            json.loads(
+                subprocess.run(
+                    [sys.executable, "-c", code],
+                    env=dict(os.environ, PYTHONHASHSEED=str(seed)),
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
+        )
+        for seed in range(8)
+    }
+    assert len(seen) == 1

@@ -38,6 +38,14 @@ def test_metrics_and_params_are_flattened_for_mlflow():
 
 
 @pytest.mark.slow
+def logged_files(client, run_id: str, path: str) -> set[str]:
+    """Every artifact file under `path` (list_artifacts lists one level; the refit sits in refit/)."""
+    out = set()
+    for entry in client.list_artifacts(run_id, path):
+        out |= logged_files(client, run_id, entry.path) if entry.is_dir else {entry.path}
+    return out
+
+
 def test_production_models_are_logged_once_each(tiny_run, tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -66,7 +74,7 @@ def test_production_models_are_logged_once_each(tiny_run, tmp_path):
         run = by_vin[metrics["vin"]]
         assert run.data.params["symbol"] == config["symbol"] and run.data.params["target"] == config["target"]
         assert run.data.metrics == pytest.approx(tracking.metrics_of(metrics))
-        logged = {a.path for a in client.list_artifacts(run.info.run_id, "production")}
+        logged = logged_files(client, run.info.run_id, "production")
         assert {f"production/{f}" for f in registry.read_sha256(folder)} | {"production/sha256.txt"} <= logged
 
     again = run_snakemake(

@@ -93,5 +93,5 @@ def test_rerun_with_nothing_new_leaves_the_registry_alone(ran):
 
 
 def test_registry_config_change_reruns_only_the_registry_stage(ran):
-    jobs = planned_jobs(snakemake(ran, "-n", *TARGETS, config=config("registry.margin=0.05")))
+    jobs = planned_jobs(snakemake(ran, "-n", *TARGETS, config=config("registry.compare.alpha=0.01")))
     assert jobs == {"register_models": 1, "predict_batch": len(SYMBOLS)}

@@ -10,6 +10,7 @@ from tests.sandbox import copy_workflow
 from tests.workflow.conftest import LOOSE_REGISTRY_RUN, TINY, planned_jobs, snakemake
 from workflow_scripts import artifacts
 from workflow_scripts.evaluation.metrics import macro_average_precision
+from workflow_scripts.lifecycle.compare import MEASURE
 from workflow_scripts.registry import store as reg
 
 pytestmark = pytest.mark.slow
@@ -93,19 +94,13 @@ def test_torch_folders_verify_register_and_load(ran):
                 abs(macro_average_precision(labels[test_rows].astype(int), proba[test_rows]) - recorded)
                 < 1e-6
             )
-    # Every registered model is scored on the common recent window (its encoder columns derived by itself).
-    from workflow_scripts.config.schema import compose
-    from workflow_scripts.registry.runs import recent_scores, symbol_data_from_paths
-
-    spec = compose([*TINY[:-1], "gates=exploratory", *GROUPS, *OVERRIDES])["registry"]
-    data = symbol_data_from_paths(
-        [str(res / f"features/{s}.parquet") for s in SYMBOLS],
-        [str(res / f"targets/{s}/w{w}.parquet") for s in SYMBOLS for w in WINDOWS],
-        [str(res / f"splits/{s}/w{w}.json") for s in SYMBOLS for w in WINDOWS],
-    )
+    # Every registered model of the symbol, the ensembles included, predicts from the symbol's features alone
+    # (its encoder columns derived by itself).
     vins = [v for v, e in index["models"].items() if e["symbol"] == "BTCUSDT"]
-    scores = recent_scores([reg.load_model(registry_dir, v) for v in vins], data["BTCUSDT"], spec)
-    assert len(vins) == 6 and all(s["score"] is not None for s in scores.values()), scores
+    assert len(vins) == 6
+    for vin in vins:
+        proba = reg.load_model(registry_dir, vin).predict_proba(frame)
+        assert proba.shape == (len(frame), 3) and abs(proba.sum(axis=1) - 1).max() < 1e-5, vin
 
 
 def test_ensembles_are_built_registered_and_loaded(ran):
@@ -155,10 +150,11 @@ def test_ensembles_are_built_registered_and_loaded(ran):
 
 
 def test_ensemble_switch_reruns_only_its_readers(ran):
-    """Switching the ensemble stage off plans only register_models (its input list shrinks); the heads
-    stay."""
+    """Switching the ensemble stage off plans register_models (its input list shrinks) and the production
+    heads' evaluation: their DSR counts the slot's ensemble candidates (docs/LIFECYCLE.md), which drop from 2
+    to 0. Nothing upstream (stage 1, tuning, the encoder) is replanned."""
     plan = planned_jobs(snakemake(ran, "results/registry/run_status.json", "-n", config=config(*GROUPS[:2])))
-    assert plan == {"register_models": 1}
+    assert plan == {"train_production": 8, "register_models": 1}
 
 
 def test_predict_batch_serves_the_encoder_and_ensemble_champions(ran):
@@ -167,9 +163,9 @@ def test_predict_batch_serves_the_encoder_and_ensemble_champions(ran):
     preds = pd.read_parquet(ran / "results/predictions/BTCUSDT.parquet")
     champions = reg.read_champions(registry_dir, "BTCUSDT")["sides"]
     assert set(preds["side"]) == set(champions) == set(SIDES)
-    # Every newcomer was scored on the common recent window (the challengers record both scores).
+    # Every challenger records the same-bars comparison with the champion (docs/LIFECYCLE.md).
     assert all(
-        c["score"] is not None and c["champion_score"] is not None
+        c["evidence"]["measure"] == MEASURE and c["evidence"]["why"]
         for slot in champions.values()
         for c in slot["challengers"]
     )

@@ -122,17 +122,18 @@ def entry_code(entry: str) -> tuple[list[str], set[str]]:
     bound = {}
     for node in top:
         bound.update(_import_targets(node, jobs_module))
-    segments = [ast.get_source_segment(source, n) or "" for n in top]
-    used, todo, done = set(), [function], set()
+    used, todo, reached = set(), [function], set()
     while todo:  # the entry and the local helpers it calls
         name = todo.pop()
-        if name in done:
+        if name in reached:
             continue
-        done.add(name)
-        segments.append(ast.get_source_segment(source, functions[name]) or "")
+        reached.add(name)
         names = _names_used(functions[name])
         used |= names
-        todo.extend(n for n in names if n in functions and n not in done)
+        todo.extend(n for n in names if n in functions and n not in reached)
+    # In file order: the digest must not depend on set order (string hashes differ between processes).
+    segments = [ast.get_source_segment(source, n) or "" for n in top]
+    segments += [ast.get_source_segment(source, f) or "" for n, f in functions.items() if n in reached]
     modules = {bound[n] for n in used if n in bound} | {jobs_module}
     return segments, modules
 

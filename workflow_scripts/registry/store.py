@@ -727,10 +727,11 @@ def write_run_summary(registry_dir, run: str) -> dict:
 def rank_key(entry: Mapping[str, Any]) -> tuple:
     """Best first: gate passed on validation, then the annualised Sharpe of the validation per-bar after-cost
     returns (missing last), then newest. Never a test-segment value (the index's `score`, metrics.json's test
-    per-trade Sharpe, is reported only): archive, cleanup and deploy's best champion rank with this."""
-    passed, _, _ = eligibility(entry)
-    s = (entry.get("validation") or {}).get("sharpe")
-    return (not passed, s is None, -(s or 0.0), _neg_time(entry["created"]))
+    per-trade Sharpe, is reported only): archive, cleanup and deploy's best champion rank with this. A model
+    without validation evidence ranks as not passed: its gate of record is a test verdict."""
+    val = entry.get("validation") or {}
+    s = val.get("sharpe")
+    return (not val.get("gate_passed"), s is None, -(s or 0.0), _neg_time(entry["created"]))
 
 
 def _neg_time(text: str) -> float:

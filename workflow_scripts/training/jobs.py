@@ -152,7 +152,7 @@ def train_production(job) -> None:
                 stage: keyed(job.params.windows, getattr(inp, f"slot_{stage}"), token)
                 for stage, token in (("stage2", "/w{}."), ("stage3", "/w{}/"), ("stage4", "/w{}/"))
             },
-            job.params.ensemble,
+            job.params.ensemble_candidates,
         ),
         bars["close"].to_numpy(),
         artifacts.read_json(inp.costs),

@@ -57,12 +57,13 @@ def slot_trials(
 
 
 def read_slot_trials(
-    choices: Mapping[int, str], tuning: Mapping[str, Mapping[int, str]], ensemble_cfg
+    choices: Mapping[int, str], tuning: Mapping[str, Mapping[int, str]], n_ensembles: int
 ) -> dict:
-    """slot_trials from files: {window: best_variant path}, {stage: {window: tuning result path}}."""
+    """slot_trials from files: {window: best_variant path}, {stage: {window: tuning result path}};
+    `n_ensembles` = ensemble_candidates(config group ensemble), the one ensemble setting the count reads."""
     docs = {w: artifacts.read_json(p) for w, p in choices.items()}
     results = {w: {s: artifacts.read_json(paths[w]) for s, paths in tuning.items()} for w in choices}
-    return slot_trials(docs, results, ensemble_candidates(ensemble_cfg))
+    return slot_trials(docs, results, n_ensembles)
 
 
 def slot_of_folders(metrics: Sequence[Mapping]) -> int:

@@ -1,0 +1,77 @@
+"""The RL line end to end through Snakemake (issue 17): `agents=ppo` on a copy of the finished tiny run plans
+only the agents' jobs (the other rules' params do not read the agents group) and runs them to a test
+evaluation whose trial codes decode and whose DSR counts every agent trial."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.conftest import SYMBOLS, jobs_of_dry_run, output_text, smk, tiny
+from workflow_scripts.agents import trial_code
+from workflow_scripts.artifacts import read_json, sha256_file
+
+pytestmark = pytest.mark.slow
+
+AGENTS_RUN = tiny(
+    "tuning.budget.trials=8",
+    "tuning.max_rounds=200",
+    "tuning.cv.n_folds=3",
+    "tuning.cv.min_train_rows=50",
+    "agents.study.trials=2",
+    "agents.study.min_trades=0",
+    "agents.agent.total_timesteps=512",
+    "agents.agent.n_steps=128",
+    "agents.cnn_lstm.max_epochs=2",
+    groups={"agents": "ppo"},
+)
+
+
+@pytest.fixture(scope="module")
+def agents_run(clean_run, tmp_path_factory) -> tuple[Path, dict[str, int]]:
+    wd = tmp_path_factory.mktemp("agents") / "wf"
+    shutil.copytree(clean_run, wd, symlinks=True)
+    plan = smk(wd, "-n", config=AGENTS_RUN, timeout=600)
+    assert plan.returncode == 0, output_text(plan)[-3000:]
+    planned: dict[str, int] = {}
+    for rule, _ in jobs_of_dry_run(output_text(plan)):
+        planned[rule] = planned.get(rule, 0) + 1
+    proc = smk(wd, config=AGENTS_RUN, timeout=1200)
+    assert proc.returncode == 0, output_text(proc)[-4000:]
+    return wd, planned
+
+
+def test_switching_agents_on_plans_only_the_agents_jobs(agents_run):
+    _, planned = agents_run
+    n = len(SYMBOLS)
+    # The resolved config records every group, the agents group included; no other rule reads it.
+    assert planned == {
+        "write_resolved_config": 1,
+        "train_cnn_lstm": n,
+        "tune_agent": n,
+        "evaluate_agent": n,
+        "all": 1,
+    }
+
+
+def test_the_test_evaluation_is_chosen_on_validation_and_counts_every_trial(agents_run):
+    wd, _ = agents_run
+    for symbol in SYMBOLS:
+        result = read_json(wd / "results" / "agents" / "test" / f"{symbol}.json")
+        study = read_json(wd / "results" / "agents" / "study" / symbol / "ppo.json")
+        assert result["scored_on"] == "test" and result["kind"] == "ppo"
+        assert result["sharpe_tests"]["n_trials"] == study["n_trials"] == 2
+        assert result["code"] == study["chosen"]["code"]
+        decoded = trial_code.decode(result["code"])
+        assert decoded["type"] == "PPO"
+        for name in ("net_width", "batch_size", "gamma"):  # the agent's parameters
+            assert decoded[name] == result["params"][name], name
+        for name in ("lookback", "time_decay"):  # the environment's
+            assert decoded[name] == study["chosen"]["env"][name], name
+        cnn = read_json(wd / "results" / "agents" / "cnn_lstm" / symbol / "metadata.json")
+        assert cnn["parity_max_abs_diff"] < 1e-4  # the TorchScript export agrees with the trained module
+        assert cnn["model_sha256"] == sha256_file(
+            wd / "results" / "agents" / "cnn_lstm" / symbol / "model.pt"
+        )
