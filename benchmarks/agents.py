@@ -8,9 +8,12 @@ Data: data/raw/BTCUSDT_1h.parquet, features from workflow_scripts.features.build
 60/20/20 with a 24-bar embargo, the default cost table's BTCUSDT costs.
 
 Reports: environment steps per second (random discrete actions, lookback 5), PPO training timesteps per second
-(net 64 x 2, n_steps 512, batch 64), and the cost of one agent trial (train `--timesteps` on the train segment
-+ score the validation segment) in seconds. A real study runs `trials` of these; the demo default budget is
-sized for minutes, a real run wants 10^5 - 10^6 timesteps per trial (docs/AGENTS.md)."""
+(net 64 x 2, n_steps 512, batch 64), the cost of one agent trial (train `--timesteps` on the train segment
++ score the validation segment) in seconds, and what the chosen policy costs on top: its TorchScript export
+(a fresh interpreter) and the parity check on the validation observations, and scoring one ensemble candidate
+(three members) over the validation segment. A real study runs `trials` of these; the demo default budget is
+sized for minutes, a real run wants 10^5 - 10^6 timesteps per trial (docs/AGENTS.md). Settings not named here
+are config/agents/ppo.yaml's."""
 
 from __future__ import annotations
 
@@ -29,7 +32,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from workflow_scripts.agents.agents import train_agent
+from workflow_scripts.agents import export
+from workflow_scripts.agents.agents import AgentParams, score_segment, train_agent
+from workflow_scripts.agents.ensemble import EnsemblePolicy, Member, ensemble_settings
 from workflow_scripts.agents.environment import EnvSettings, TradingEnv, market_data, standardise
 from workflow_scripts.agents.tuning import StudySetup, evaluate_trial
 from workflow_scripts.config.schema import config_group
@@ -38,6 +43,11 @@ from workflow_scripts.evaluation.costs import ConfigCostProvider
 from workflow_scripts.features import build_features
 
 SPEC = {"families": ["tech", "vol"], "lookbacks": [5, 21, 55], "lags": [], "dtype": "float32"}
+AGENTS = config_group("agents", "ppo")
+
+
+def settings(**over) -> EnvSettings:
+    return EnvSettings.from_mapping(AGENTS["env"] | {"episode_bars": None} | over)
 
 
 def load_demo():
@@ -53,7 +63,7 @@ def load_demo():
 
 
 def env_steps_per_second(data, seg, costs, n_steps: int) -> float:
-    env = TradingEnv(data, seg["train"], costs, EnvSettings(lookback=5))
+    env = TradingEnv(data, seg["train"], costs, settings(lookback=5))
     env.reset(seed=0)
     actions = np.random.default_rng(0).integers(0, 3, n_steps)
     start = time.perf_counter()
@@ -65,8 +75,9 @@ def env_steps_per_second(data, seg, costs, n_steps: int) -> float:
 
 
 def ppo_timesteps_per_second(data, seg, costs, timesteps: int, device: str) -> float:
-    env = TradingEnv(data, seg["train"], costs, EnvSettings(lookback=5, episode_bars=1024))
-    params = {"total_timesteps": timesteps, "n_steps": 512, "batch_size": 64, "device": device}
+    env = TradingEnv(data, seg["train"], costs, settings(lookback=5, episode_bars=1024))
+    params = AGENTS["agent"] | {"kind": "ppo", "total_timesteps": timesteps, "n_steps": 512, "batch_size": 64}
+    params |= {"net_width": 64, "n_layers": 2, "device": device}
     start = time.perf_counter()
     train_agent(env, params, seed=0)
     return timesteps / (time.perf_counter() - start)
@@ -78,14 +89,47 @@ def trial_seconds(data, seg, costs, timesteps: int) -> tuple[float, dict]:
         train=seg["train"],
         validation=seg["validation"],
         costs=costs,
-        env={"episode_bars": 1024},
-        agent={"total_timesteps": timesteps, "n_steps": 512},
+        kind="ppo",
+        env=AGENTS["env"] | {"episode_bars": 1024},
+        agent=AGENTS["agent"] | {"total_timesteps": timesteps, "n_steps": 512},
+        seed=0,
+        objective=AGENTS["study"]["objective"],
         min_trades=0,
         grades=config_group("grades"),
+        date="20260101",
     )
     start = time.perf_counter()
     value, result = evaluate_trial(setup, {"net_width": 64, "batch_size": 64, "lookback": 5})
     return time.perf_counter() - start, {"value": value, "n_trades": result["after_costs"]["n_trades"]}
+
+
+def export_and_ensemble_seconds(data, seg, costs, timesteps: int) -> dict:
+    """The chosen policy's TorchScript export and parity check, and one 3-member ensemble candidate scored
+    over the validation segment (members: PPO trials with lookbacks 1, 5, 10)."""
+    members, model = [], None
+    for i, lookback in enumerate((1, 5, 10)):
+        env = TradingEnv(data, seg["train"], costs, settings(lookback=lookback, episode_bars=1024))
+        params = AgentParams.from_mapping(AGENTS["agent"] | {"kind": "ppo", "total_timesteps": timesteps})
+        model = train_agent(env, params, seed=i)
+        members.append(Member(f"M{i}", "ppo", i, 0.0, lookback, export.policy_module(model)))
+    start = time.perf_counter()
+    data_bytes = export.policy_bytes(model)
+    exported = time.perf_counter() - start
+    obs = export.observations(model, TradingEnv(data, seg["validation"], costs, settings(lookback=10)))
+    start = time.perf_counter()
+    export.parity(model, data_bytes, obs)
+    checked = time.perf_counter() - start
+    policy = EnsemblePolicy(members, "positions", data.features.shape[1])
+    env = TradingEnv(data, seg["validation"], costs, ensemble_settings(AGENTS["env"], policy.lookback))
+    start = time.perf_counter()
+    score_segment(policy, env, grades=config_group("grades"))
+    return {
+        "export_seconds": exported,
+        "parity_seconds": checked,
+        "parity_observations": len(obs),
+        "ensemble_candidate_seconds": time.perf_counter() - start,
+        "validation_bars": seg["validation"][1] - seg["validation"][0],
+    }
 
 
 def main(argv=None) -> int:
@@ -114,6 +158,7 @@ def main(argv=None) -> int:
         )
     seconds, trial = trial_seconds(data, seg, costs, args.timesteps)
     out["trial"] = {"timesteps": args.timesteps, "seconds": seconds, **trial}
+    out["chosen_policy"] = export_and_ensemble_seconds(data, seg, costs, args.timesteps)
     print(json.dumps(out, indent=2))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

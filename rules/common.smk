@@ -122,18 +122,39 @@ def targets_of_side(side):
 
 
 # ---- config slices (what each rule reads, nothing more) -----------------------------------------------------
-def agent_spec():
-    """What the agent entries read (rules/agents.smk): the agents group without its switches."""
-    return {k: v for k, v in CFG["agents"].items() if k not in ("name", "enabled", "kinds", "window")}
+def tuning_spec(stage):
+    """What one tuning stage reads: the tuning group with only its own stage's budget and early stopping, the
+    representative rule for stage 2 only (its coins are the rule's `symbols`), CV folds for stages 3-4 only
+    (stage 2 scores on the validation segment), the focus radius for stage 4 only."""
+    t = group_spec("tuning")
+    drop = {"representative_symbols", "budget", "early_stopping_rounds"}
+    drop |= {"cv", "focus_radius"} if stage == "stage2" else {"representative_rule"}
+    drop |= {"focus_radius"} if stage == "stage3" else set()
+    return {k: v for k, v in t.items() if k not in drop} | {
+        "budget": {"trials": {stage: t["budget"]["trials"][stage]}, "minutes": t["budget"]["minutes"]},
+        "early_stopping_rounds": {stage: t["early_stopping_rounds"][stage]},
+    }
+
+
+def targets_spec():
+    """The targets group as one window's jobs read it: the grid and the horizon rule, not the list of windows,
+    so adding a window does not rerun the other windows' jobs."""
+    return {k: v for k, v in CFG["targets"].items() if k not in ("name", "windows")}
+
+
+def agent_spec(*stages):
+    """What the agent entries read (rules/agents.smk): the agents group without its switches and without
+    the settings of the stages (ensemble, hybrid, archive_top_percent) a rule does not run unless named."""
+    skip = {"name", "enabled", "kinds", "window", "ensemble", "hybrid", "archive_top_percent"} - set(stages)
+    return {k: v for k, v in CFG["agents"].items() if k not in skip}
 
 
 def ingest_spec():
-    t = CFG["targets"]
-    w, h = max(t["windows"]), max(t["windows"]) * t["horizon_multiplier"]
-    # Ten times what one bar needs for the largest window: band + volatility history and the label horizon.
-    min_bars = 10 * (max(w, t["sigma_min_bars"]) + 1 + h)
+    """What ingest reads: the span, its own minimum bar count and quality checks (config/ingest); nothing from
+    the target windows, so a new window does not rerun ingest (a coin too short for a window fails its
+    split)."""
     data = CFG["env"]["data"]
-    return {"start": data["start"], "end": data["end"], "min_bars": min_bars}
+    return {"start": data["start"], "end": data["end"], **group_spec("ingest")}
 
 
 def split_spec(wildcards):
@@ -163,7 +184,7 @@ def registry_dir():
 
 def evaluation_spec():
     return {
-        "targets": CFG["targets"],
+        "targets": targets_spec(),
         "evaluation": CFG["evaluation"],
         "gates": CFG["gates"],
         "grades": CFG["grades"],
@@ -173,20 +194,22 @@ def evaluation_spec():
 
 def ensemble_spec():
     """What fit_ensemble reads: the ensemble group and, for evaluation, targets, trading rule, gates and grades."""
-    return {k: CFG[k] for k in ("ensemble", "targets", "evaluation", "gates", "grades")}
+    return {k: CFG[k] for k in ("ensemble", "evaluation", "gates", "grades")} | {"targets": targets_spec()}
 
 
-def production_spec():
-    """What train_production reads: the head, evaluation (targets, trading rule, gates, grades), what
-    features.json records for live predictions (feature spec, universe) and the encoder group (its prefix)."""
+def production_spec(wildcards):
+    """What evaluate_production reads: the head, evaluation (targets, trading rule, gates, grades), what
+    features.json records for live predictions (feature spec; `universe`: the coins the symbol's features read,
+    itself and its cross-coin reference coins, so adding a coin outside the basket changes no other coin's
+    folder) and the encoder group (its prefix)."""
     return {
         "model": CFG["model"],
-        "targets": CFG["targets"],
+        "targets": targets_spec(),
         "evaluation": CFG["evaluation"],
         "gates": CFG["gates"],
         "grades": CFG["grades"],
         "features": CFG["features"],
-        "universe": SYMBOLS,
+        "universe": sorted({wildcards.symbol, *other_base_features(wildcards)}),
         "encoder": CFG["encoder"],
     }
 
@@ -220,7 +243,16 @@ def raw_bars(wildcards):
 
 
 def other_base_features(wildcards):
-    return {s: f"results/features/base/{s}.parquet" for s in SYMBOLS if s != wildcards.symbol}
+    """The base tables a coin's cross-coin table reads (workflow_scripts/features/cross_coin.py): the basket
+    without the coin (features.cross_coin.mode basket; a coin outside the basket is read by no other coin), or
+    every other coin (all_pairs). A basket coin outside the universe is a config error naming it."""
+    from workflow_scripts.features import reference_coins
+
+    try:
+        coins = reference_coins(wildcards.symbol, SYMBOLS, CFG["features"]["cross_coin"])
+    except ValueError as exc:
+        raise swcfg.ConfigError(str(exc)) from None
+    return {s: f"results/features/base/{s}.parquet" for s in coins}
 
 
 def all_outputs():
@@ -239,5 +271,5 @@ def all_outputs():
         # rules/tracking.smk: production models -> MLflow, only when env.tracking is mlflow
         ["results/tracking/mlflow_runs.json"] if CFG["env"]["tracking"] == "mlflow" else [],
         # rules/agents.smk: the RL line, only with agents=ppo (or another agents option)
-        expand("results/agents/test/{symbol}.json", symbol=SYMBOLS) if CFG["agents"]["enabled"] else [],
+        expand(AGENT_OUTPUTS, symbol=SYMBOLS) if CFG["agents"]["enabled"] else [],
     ]

@@ -48,10 +48,11 @@ rule evaluate_stage1:
         JOB
 
 
+# The decision (validation only) and its report (test and after-cost facts) are separate files: a change
+# that only alters the report (costs, gates, a test bar) leaves the choice, and so tuning and training, alone.
 rule pick_best_variant:
     input:
         stage1="results/stage1/{symbol}/w{window}",
-        evaluations="results/evaluation/stage1/{symbol}/w{window}",
     output:
         choice="results/best_variant/{symbol}/w{window}/{side}.json",
     log:
@@ -68,9 +69,30 @@ rule pick_best_variant:
         JOB
 
 
-rule plot_best_variant:
+rule report_best_variant:
     input:
         choice="results/best_variant/{symbol}/w{window}/{side}.json",
+        stage1="results/stage1/{symbol}/w{window}",
+        evaluations="results/evaluation/stage1/{symbol}/w{window}",
+    output:
+        report="results/best_variant/{symbol}/w{window}/{side}.report.json",
+    log:
+        "logs/best_variant/{symbol}/w{window}/{side}.report.log",
+    conda:
+        "../envs/swingflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=runtime_min("report_best_variant", 5),
+    params:
+        **job("evaluation.report_best_variant", targets=lambda wc: targets_of_side(wc.side)),
+    shell:
+        JOB
+
+
+rule plot_best_variant:
+    input:
+        report="results/best_variant/{symbol}/w{window}/{side}.report.json",
         bars="results/ingest/{symbol}.parquet",
         targets="results/targets/{symbol}/w{window}.parquet",
         split="results/splits/{symbol}/w{window}.json",
@@ -95,7 +117,9 @@ rule plot_best_variant:
 
 rule summarize_symbol:
     input:
-        choices=expand("results/best_variant/{{symbol}}/w{window}/{side}.json", window=WINDOWS, side=SIDES),
+        reports=expand(
+            "results/best_variant/{{symbol}}/w{window}/{side}.report.json", window=WINDOWS, side=SIDES
+        ),
     output:
         parquet="results/best_variant/{symbol}/summary.parquet",
         markdown="results/best_variant/{symbol}/summary.md",
@@ -118,8 +142,8 @@ rule summarize_symbol:
 
 rule summarize_best_variants:
     input:
-        choices=expand(
-            "results/best_variant/{symbol}/w{window}/{side}.json",
+        reports=expand(
+            "results/best_variant/{symbol}/w{window}/{side}.report.json",
             symbol=SYMBOLS,
             window=WINDOWS,
             side=SIDES,
@@ -146,8 +170,8 @@ rule summarize_best_variants:
 rule summarize_evaluation:
     input:
         evaluations=expand("results/evaluation/stage1/{symbol}/w{window}", symbol=SYMBOLS, window=WINDOWS),
-        choices=expand(
-            "results/best_variant/{symbol}/w{window}/{side}.json",
+        reports=expand(
+            "results/best_variant/{symbol}/w{window}/{side}.report.json",
             symbol=SYMBOLS,
             window=WINDOWS,
             side=SIDES,

@@ -18,6 +18,7 @@ rule register_models:
     output:
         status="results/registry/run_status.json",
         roster="results/registry/roster.json",
+        decisions="results/registry/decisions.json",  # test-free: no VIN, no time (docs/LIFECYCLE.md)
     log:
         "logs/registry/register_models.log",
     benchmark:

@@ -18,8 +18,11 @@ rule render_report:
             side=SIDES,
         ),
         summary="results/evaluation/summary.json",
-        choices=expand(
-            "results/best_variant/{symbol}/w{window}/{side}.json", symbol=SYMBOLS, window=WINDOWS, side=SIDES
+        reports=expand(
+            "results/best_variant/{symbol}/w{window}/{side}.report.json",
+            symbol=SYMBOLS,
+            window=WINDOWS,
+            side=SIDES,
         ),
         evaluations=expand("results/evaluation/stage1/{symbol}/w{window}", symbol=SYMBOLS, window=WINDOWS),
         plots=expand(

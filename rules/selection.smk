@@ -6,7 +6,6 @@
 rule screen_features:
     input:
         features="results/features/{symbol}.parquet",
-        split=lambda wc: f"results/splits/{wc.symbol}/w{max(WINDOWS)}.json",
     output:
         json="results/screening/{symbol}/screening.json",
         csv="results/screening/{symbol}/report.csv",
@@ -22,7 +21,7 @@ rule screen_features:
         mem_mb=12000,
         runtime=runtime_min("screen_features", 45),
     params:
-        **job("selection.screen_features", spec=group_spec("screening")),
+        **job("selection.screen_features", spec=group_spec("screening"), split=group_spec("split")),
     shell:
         JOB
 

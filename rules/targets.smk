@@ -19,6 +19,6 @@ rule build_swing_targets:
         mem_mb=2000,
         runtime=runtime_min("build_swing_targets", 15),
     params:
-        **job("targets.build_swing_targets", spec=CFG["targets"]),
+        **job("targets.build_swing_targets", spec=targets_spec()),
     shell:
         JOB

@@ -9,7 +9,8 @@ ENCODER_KIND = CFG["encoder"]["kind"]
 # Tuning: Optuna studies in journal files beside the results (the result path with .journal), budgets from
 # config/tuning. The journal is not an output: Snakemake deletes the outputs of a failed job, and the journal
 # must survive so a rerun resumes.
-N_COMBINATIONS = len(SYMBOLS) * len(WINDOWS) * len(SIDES)
+# Stage 2's representative of a window is chosen among these coins' stage-1 choices (config/tuning).
+STAGE2_SYMBOLS = [s for s in CFG["tuning"]["representative_symbols"] if s in SYMBOLS] or SYMBOLS
 # A model kind that can use a GPU (models/kinds.py: torch_mlp, torch_transformer) asks for one: the Slurm profile turns `gpu` into
 # --gpus=1; locally the resource is only counted and training picks cuda, then mps, then cpu.
 TORCH_GPU = {"gpu": 1} if KINDS[CFG["model"]["kind"]].uses_gpu else {}
@@ -65,11 +66,13 @@ rule fit_shared_encoder:
 
 rule tune_stage2:
     input:
-        choices=expand("results/best_variant/{symbol}/w{{window}}/{side}.json", symbol=SYMBOLS, side=SIDES),
-        features=expand("results/features/{symbol}.parquet", symbol=SYMBOLS),
-        selected=expand("results/selection/{symbol}/selected.json", symbol=SYMBOLS),
-        targets=expand("results/targets/{symbol}/w{{window}}.parquet", symbol=SYMBOLS),
-        splits=expand("results/splits/{symbol}/w{{window}}.json", symbol=SYMBOLS),
+        choices=expand(
+            "results/best_variant/{symbol}/w{{window}}/{side}.json", symbol=STAGE2_SYMBOLS, side=SIDES
+        ),
+        features=expand("results/features/{symbol}.parquet", symbol=STAGE2_SYMBOLS),
+        selected=expand("results/selection/{symbol}/selected.json", symbol=STAGE2_SYMBOLS),
+        targets=expand("results/targets/{symbol}/w{{window}}.parquet", symbol=STAGE2_SYMBOLS),
+        splits=expand("results/splits/{symbol}/w{{window}}.json", symbol=STAGE2_SYMBOLS),
         encoder=ENCODER_FILES,
     output:
         result="results/tuning/stage2/w{window}.json",
@@ -84,7 +87,7 @@ rule tune_stage2:
         mem_mb=4000,
         runtime=runtime_min("tune_stage2", 60),
     params:
-        **job("training.tune_stage2", spec=group_spec("tuning"), symbols=SYMBOLS, n_studies=len(WINDOWS)),
+        **job("training.tune_stage2", spec=tuning_spec("stage2"), symbols=STAGE2_SYMBOLS),
     shell:
         JOB
 
@@ -105,7 +108,7 @@ rule tune_stage3:
         mem_mb=4000,
         runtime=runtime_min("tune_stage3", 60),
     params:
-        **job("training.tune_stage3", spec=group_spec("tuning"), n_studies=N_COMBINATIONS),
+        **job("training.tune_stage3", spec=tuning_spec("stage3")),
     shell:
         JOB
 
@@ -126,22 +129,49 @@ rule tune_stage4:
         mem_mb=4000,
         runtime=runtime_min("tune_stage4", 60),
     params:
-        **job("training.tune_stage4", spec=group_spec("tuning"), n_studies=N_COMBINATIONS),
+        **job("training.tune_stage4", spec=tuning_spec("stage4")),
     shell:
         JOB
 
 
-# Production training of every best combination with its tuned parameters, evaluated like stage 1 on the
-# untouched test segment, written as the production folder of docs/REGISTRY.md.
-rule train_production:
+# Production: fit_production trains every best combination with its tuned parameters (the evaluated model and
+# its deployment refit; no cost, gate or grade enters a fit), evaluate_production evaluates the fit like stage 1
+# on the untouched test segment with the cost snapshot and writes the production folder of docs/REGISTRY.md. A
+# cost or gate change therefore re-evaluates without refitting.
+rule fit_production:
     input:
         **combination_inputs("results/tuning/stage4/{symbol}/w{window}/{side}.json"),
         stage2="results/tuning/stage2/w{window}.json",
         stage3="results/tuning/stage3/{symbol}/w{window}/{side}.json",
+    output:
+        fit=directory("results/production_fit/{symbol}/w{window}/{side}"),
+    log:
+        "logs/production_fit/{symbol}/w{window}/{side}.log",
+    benchmark:
+        "results/benchmarks/production_fit/{symbol}/w{window}/{side}.tsv"
+    conda:
+        "../envs/swingflow.yaml"
+    threads: THREADS
+    resources:
+        **TORCH_GPU,
+        mem_mb=4000,
+        runtime=runtime_min("fit_production", 60),
+    params:
+        **job("training.fit_production", model=CFG["model"]),
+    shell:
+        JOB
+
+
+rule evaluate_production:
+    input:
+        **combination_inputs("results/tuning/stage4/{symbol}/w{window}/{side}.json"),
+        stage2="results/tuning/stage2/w{window}.json",
+        stage3="results/tuning/stage3/{symbol}/w{window}/{side}.json",
+        fit="results/production_fit/{symbol}/w{window}/{side}",
         bars="results/ingest/{symbol}.parquet",
         costs="results/costs/{symbol}.json",
         # every window of the (symbol, side) slot: its DSR counts all of them (training/trials.py)
-        slot_choices=expand("results/best_variant/{{symbol}}/w{w}/{{side}}.json", w=WINDOWS),
+        slot_reports=expand("results/best_variant/{{symbol}}/w{w}/{{side}}.report.json", w=WINDOWS),
         slot_stage2=expand("results/tuning/stage2/w{w}.json", w=WINDOWS),
         slot_stage3=expand("results/tuning/stage3/{{symbol}}/w{w}/{{side}}.json", w=WINDOWS),
         slot_stage4=expand("results/tuning/stage4/{{symbol}}/w{w}/{{side}}.json", w=WINDOWS),
@@ -153,15 +183,14 @@ rule train_production:
         "results/benchmarks/production/{symbol}/w{window}/{side}.tsv"
     conda:
         "../envs/swingflow.yaml"
-    threads: THREADS
+    threads: 1
     resources:
-        **TORCH_GPU,
         mem_mb=4000,
-        runtime=runtime_min("train_production", 60),
+        runtime=runtime_min("evaluate_production", 30),
     params:
         **job(
-            "training.train_production",
-            spec=production_spec(),
+            "training.evaluate_production",
+            spec=production_spec,
             windows=WINDOWS,
             ensemble_candidates=ensemble_candidates(CFG["ensemble"]),
         ),

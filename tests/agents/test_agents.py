@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.agents.conftest import make_env, random_market
+from tests.agents.conftest import AGENTS, make_env, random_market
 from workflow_scripts.agents.agents import AgentParams, run_policy, score_on_validation, train_agent
 from workflow_scripts.config.schema import config_group
 
-TINY = {"net_width": 16, "batch_size": 32, "n_steps": 64, "total_timesteps": 256}
+TINY = AGENTS["agent"] | {"kind": "ppo", "net_width": 16, "batch_size": 32, "n_steps": 64}
+TINY |= {"total_timesteps": 256}
 
 
 def _actions(model, market):
@@ -49,7 +50,7 @@ def test_continuous_agents_share_the_interface(kind):
 
 def test_sac_refuses_a_discrete_env():
     with pytest.raises(ValueError, match="continuous"):
-        train_agent(make_env(), {"kind": "sac"}, seed=0)
+        train_agent(make_env(), TINY | {"kind": "sac"}, seed=0)
 
 
 def test_score_on_validation_reports_project_metrics():
@@ -69,7 +70,7 @@ def test_score_on_validation_reports_project_metrics():
 
 
 def test_agent_params_reject_unknown_keys_and_kinds():
-    with pytest.raises(ValueError, match="unknown key"):
-        AgentParams.from_mapping({"width": 3})
-    with pytest.raises(ValueError, match="kind"):
-        AgentParams.from_mapping({"kind": "dqn"})
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['width'\], missing key\(s\) \[.*'net_width'"):
+        AgentParams.from_mapping(TINY | {"width": 3})
+    with pytest.raises(ValueError, match=r"agent kind must be one of \['ppo', 'sac', 'td3'\], got 'dqn'"):
+        AgentParams.from_mapping(TINY | {"kind": "dqn"})

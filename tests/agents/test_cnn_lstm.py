@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.agents.conftest import random_market
+from tests.agents.conftest import cnn_config, random_market
 from workflow_scripts.agents.cnn_lstm import (
-    CnnLstmConfig,
     direction_labels,
     embed_bars,
     labelled_rows,
@@ -19,7 +18,7 @@ from workflow_scripts.agents.cnn_lstm import (
 )
 from workflow_scripts.models.torch_models import load_scripted
 
-CFG = CnnLstmConfig(
+CFG = cnn_config(
     seq_len=8,
     conv_channels=4,
     hidden=8,

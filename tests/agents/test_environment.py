@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from tests.agents.conftest import COSTS, make_env, random_market
+from tests.agents.conftest import COSTS, make_env, random_market, settings
 from workflow_scripts.agents.environment import (
     FLAT,
     LONG,
@@ -41,7 +41,7 @@ def test_hand_computed_five_bar_episode():
     exit (maker) 2 + 2 + 11 = 15 bps."""
     close = np.array([100.0, 101.0, 99.0, 102.0, 100.0])
     data = MarketData(np.zeros((5, 1), np.float32), close, np.full(5, 0.01))
-    env = TradingEnv(data, (0, 5), COSTS, EnvSettings())
+    env = TradingEnv(data, (0, 5), COSTS, settings(time_decay=0.0, drawdown_penalty=0.0, reward_scale=1.0))
     env.reset(seed=0)
     entry, exit_ = 0.0023, 0.0015
     expected = [
@@ -97,7 +97,8 @@ def test_position_change_splits_closing_and_opening(old, new, closed, opened):
 def test_continuous_partial_change_pays_costs_on_the_traded_notional():
     close = np.array([100.0, 100.0, 100.0, 100.0])
     data = MarketData(np.zeros((4, 1), np.float32), close, np.full(4, 0.01))
-    env = TradingEnv(data, (0, 4), COSTS, EnvSettings(continuous=True))
+    plain = settings(continuous=True, time_decay=0.0, drawdown_penalty=0.0, reward_scale=1.0)
+    env = TradingEnv(data, (0, 4), COSTS, plain)
     env.reset(seed=0)
     _, r1, *_ = env.step(np.array([0.5], np.float32))
     _, r2, *_ = env.step(np.array([0.25], np.float32))
@@ -122,7 +123,7 @@ def test_observation_at_t_ignores_every_bar_after_t():
     actions = np.random.default_rng(3).integers(0, 3, t_check - 40)
     observations = []
     for data in (base, perturbed):
-        env = TradingEnv(data, (40, 200), COSTS, EnvSettings(lookback=5))
+        env = TradingEnv(data, (40, 200), COSTS, settings(lookback=5))
         obs, _ = env.reset(seed=0)
         for a in actions:
             obs, *_ = env.step(a)
@@ -133,7 +134,7 @@ def test_observation_at_t_ignores_every_bar_after_t():
 
 def test_observation_window_reads_the_last_lookback_rows_and_the_position_state():
     data = random_market(n=100, n_features=2, seed=2)
-    env = TradingEnv(data, (10, 100), COSTS, EnvSettings(lookback=3))
+    env = TradingEnv(data, (10, 100), COSTS, settings(lookback=3))
     obs, _ = env.reset(seed=0)
     np.testing.assert_allclose(obs[:6], np.nan_to_num(data.features[8:11]).reshape(-1))
     obs, *_ = env.step(SHORT)
@@ -161,7 +162,8 @@ def test_random_episodes_are_deterministic_under_a_seed():
 
 
 def test_penalties_lower_the_reward_but_not_the_ledger():
-    plain, penalised = make_env(), make_env(time_decay=5.0, drawdown_penalty=1.0)
+    plain = make_env(time_decay=0.0, drawdown_penalty=0.0)
+    penalised = make_env(time_decay=5.0, drawdown_penalty=1.0)
     for env in (plain, penalised):
         env.reset(seed=0)
     rewards = {id(plain): [], id(penalised): []}
@@ -186,7 +188,7 @@ def test_standardise_uses_train_rows_only():
 
 
 def test_bad_settings_are_rejected():
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['look_back'\], missing key\(s\) \[.*'lookb"):
         EnvSettings.from_mapping({"look_back": 3})
     with pytest.raises(ValueError, match="episode_bars"):
         make_env(episode_bars=10_000)

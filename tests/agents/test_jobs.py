@@ -1,46 +1,38 @@
-"""The three rule entries on small files: CNN-LSTM -> agent studies (PPO and SAC) -> one test evaluation."""
+"""The rule entries on small files: CNN-LSTM -> agent studies (PPO and SAC, TorchScript policies) -> one test
+evaluation; the ensemble of the top trials chosen on validation -> its test evaluation; the hybrid on the
+production models' probabilities -> its test evaluation."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from tests.agents.conftest import COSTS
+from tests.agents.conftest import AGENTS, COSTS, production_folder
 from tests.conftest import hourly
 from workflow_scripts import artifacts
-from workflow_scripts.agents import jobs, trial_code
+from workflow_scripts.agents import export, jobs, trial_code
+from workflow_scripts.agents.agents import ALGORITHMS
 from workflow_scripts.config.schema import config_group
 from workflow_scripts.evaluation.costs import snapshot_of
 from workflow_scripts.job import Job
+from workflow_scripts.models import kinds
+from workflow_scripts.models.folder import IntegrityError, load_folder, verify_folder
 
 N = 900
-SPEC = {
-    "sigma_bars": 24,
-    "seed": 0,
-    "cnn_lstm": {
-        "seq_len": 8,
-        "conv_channels": 4,
-        "hidden": 8,
-        "embedding_dim": 3,
-        "max_epochs": 2,
-        "device": "cpu",
-        "horizon": 3,
-    },
-    "env": {"episode_bars": 64},
-    "agent": {"total_timesteps": 128, "n_steps": 64, "learning_starts": 32},
-    "study": {
-        "trials": 2,
-        "minutes": None,
-        "seed": 1,
-        "sampler": "tpe",
-        "objective": "sharpe_per_trade",
-        "min_trades": 0,
-        "stale_after_s": 3600,
-    },
+SPEC = {k: v for k, v in AGENTS.items() if k not in ("name", "enabled", "kinds", "window")} | {
+    "cnn_lstm": AGENTS["cnn_lstm"]
+    | {"seq_len": 8, "conv_channels": 4, "hidden": 8, "embedding_dim": 3, "max_epochs": 2, "horizon": 3}
+    | {"device": "cpu"},
+    "env": AGENTS["env"] | {"episode_bars": 64},
+    "agent": AGENTS["agent"] | {"total_timesteps": 128, "n_steps": 64, "learning_starts": 32},
+    "study": AGENTS["study"] | {"trials": 3, "seed": 1, "min_trades": 0},
     "space": {"net_width": {"choices": [8, 16]}, "lookback": {"choices": [1, 2]}},
+    "ensemble": AGENTS["ensemble"] | {"max_members": 2},
 }
 GRADES = config_group("grades")
 GATES = {
@@ -88,9 +80,12 @@ def _files(tmp):
     return paths
 
 
-def test_cnn_lstm_then_studies_then_one_test_evaluation(tmp_path):
-    p = _files(tmp_path)
-    out = tmp_path / "results"
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Every entry once, in the workflow's order; {name: path}."""
+    tmp = tmp_path_factory.mktemp("agents")
+    p = _files(tmp)
+    out = tmp / "results"
     cnn = {
         "model": out / "cnn/model.pt",
         "embeddings": out / "cnn/embeddings.parquet",
@@ -110,14 +105,6 @@ def test_cnn_lstm_then_studies_then_one_test_evaluation(tmp_path):
             spec=SPEC,
         )
     )
-    meta = artifacts.read_json(cnn["metadata"])
-    assert meta["feature_names"] == ["f0", "f2"] and meta["parity_max_abs_diff"] <= 1e-5
-    assert list(pd.read_parquet(cnn["embeddings"]).columns) == [
-        "timestamp",
-        "cnn_lstm_0",
-        "cnn_lstm_1",
-        "cnn_lstm_2",
-    ]
     common = {
         "embeddings": cnn["embeddings"],
         "bars": p["bars.parquet"],
@@ -126,37 +113,229 @@ def test_cnn_lstm_then_studies_then_one_test_evaluation(tmp_path):
     }
     studies, models = [], []
     for kind in ("ppo", "sac"):
-        result, model = out / f"study/{kind}.json", out / f"study/{kind}.zip"
+        outputs = {
+            k: out / f"study/{kind}.{ext}"
+            for k, ext in (("result", "json"), ("model", "zip"), ("policy", "pt"))
+        }
         jobs.tune_agent(
             _job(
                 "agents.tune_agent",
                 common,
-                {"result": result, "model": model},
+                outputs,
                 {"symbol": "TESTUSDT", "agent": kind},
                 spec=SPEC,
                 grades=GRADES,
             )
         )
-        study = artifacts.read_json(result)
-        assert study["n_trials"] == 2 and study["kind"] == kind
-        assert trial_code.decode(study["chosen"]["code"])["type"] == kind.upper()
-        assert result.with_suffix(".journal").exists()
-        studies.append(result)
-        models.append(model)
-    test_out = out / "test.json"
+        studies.append(outputs["result"])
+        models.append(outputs["model"])
+    judged = {"grades": GRADES, "gates": GATES}
+    files = {"cnn": cnn, "studies": studies, "models": models, "test": out / "test.json"}
     jobs.evaluate_agent(
         _job(
             "agents.evaluate_agent",
             common | {"studies": studies, "models": models},
-            {"result": test_out},
+            {"result": files["test"]},
+            {"symbol": "TESTUSDT"},
+            spec=SPEC,
+            **judged,
+        )
+    )
+    files["ensemble"] = out / "ensemble" / "TESTUSDT"
+    jobs.fit_agent_ensemble(
+        _job(
+            "agents.fit_agent_ensemble",
+            common | {"studies": studies, "models": models},
+            {"folder": files["ensemble"]},
             {"symbol": "TESTUSDT"},
             spec=SPEC,
             grades=GRADES,
-            gates=GATES,
         )
     )
-    result = json.loads(test_out.read_text())
+    files["ensemble_test"] = out / "test_ensemble.json"
+    jobs.evaluate_agent_ensemble(
+        _job(
+            "agents.evaluate_agent_ensemble",
+            common | {"ensemble": files["ensemble"], "studies": studies},
+            {"result": files["ensemble_test"]},
+            {"symbol": "TESTUSDT"},
+            spec=SPEC,
+            **judged,
+        )
+    )
+    table = pd.read_parquet(p["features.parquet"])
+    labels = np.digitize(table["f0"].to_numpy(), [-0.5, 0.5])
+    production = [
+        production_folder(tmp / "production" / side, side, table, labels, np.arange(0, 540))
+        for side in ("high", "low")
+    ]
+    hybrid = {k: out / "hybrid" / name for k, name in HYBRID_FILES.items()}
+    jobs.tune_hybrid(
+        _job(
+            "agents.tune_hybrid",
+            common | {"production": production, "features": p["features.parquet"]},
+            hybrid,
+            {"symbol": "TESTUSDT"},
+            spec=SPEC,
+            grades=GRADES,
+        )
+    )
+    files["hybrid"], files["production"], files["hybrid_test"] = hybrid, production, out / "test_hybrid.json"
+    jobs.evaluate_hybrid(
+        _job(
+            "agents.evaluate_hybrid",
+            common
+            | {
+                "study": hybrid["result"],
+                "model": hybrid["model"],
+                "probabilities": hybrid["probabilities"],
+                "studies": studies,
+            },
+            {"result": files["hybrid_test"]},
+            {"symbol": "TESTUSDT"},
+            spec=SPEC,
+            **judged,
+        )
+    )
+    files["packaged"], files["features"] = out / "models" / "TESTUSDT", p["features.parquet"]
+    jobs.package_agent_models(
+        _job(
+            "agents.package_agent_models",
+            common
+            | {
+                "cnn_model": cnn["model"],
+                "cnn_metadata": cnn["metadata"],
+                "studies": studies,
+                "models": models,
+                "policies": [m.with_suffix(".pt") for m in models],
+                "test": files["test"],
+                "ensemble": [files["ensemble"]],
+                "ensemble_test": [files["ensemble_test"]],
+                "hybrid_study": [hybrid["result"]],
+                "hybrid_policy": [hybrid["policy"]],
+                "hybrid_test": [files["hybrid_test"]],
+            },
+            {"folder": files["packaged"]},
+            {"symbol": "TESTUSDT"},
+            spec=SPEC | {"archive_top_percent": 50},
+            grades=GRADES,
+            window=5,
+        )
+    )
+    return files
+
+
+HYBRID_FILES = {
+    "result": "study.json",
+    "model": "policy.zip",
+    "policy": "policy.pt",
+    "probabilities": "probabilities.parquet",
+}
+
+
+def test_cnn_lstm_then_studies_then_one_test_evaluation(run):
+    meta = artifacts.read_json(run["cnn"]["metadata"])
+    assert meta["feature_names"] == ["f0", "f2"] and meta["parity_max_abs_diff"] <= 1e-5
+    assert list(pd.read_parquet(run["cnn"]["embeddings"]).columns) == [
+        "timestamp",
+        "cnn_lstm_0",
+        "cnn_lstm_1",
+        "cnn_lstm_2",
+    ]
+    for path, kind in zip(run["studies"], ("ppo", "sac")):
+        study = artifacts.read_json(path)
+        assert study["n_trials"] == 3 and study["kind"] == kind
+        assert trial_code.decode(study["chosen"]["code"])["type"] == kind.upper()
+        assert path.with_suffix(".journal").exists()
+    result = json.loads(run["test"].read_text())
     assert result["scored_on"] == "test" and result["segment"] == {"lo": 740, "hi": 900, "n_steps": 159}
-    assert result["sharpe_tests"]["n_trials"] == 4
+    assert result["sharpe_tests"]["n_trials"] == 6
     assert result["gate"]["profile"] == "strict"
     assert result["kind"] in ("ppo", "sac")
+
+
+def test_every_chosen_policy_is_exported_beside_its_zip_with_parity(run):
+    for path in run["studies"]:
+        study = artifacts.read_json(path)
+        exported = study["export"]
+        assert exported["policy_sha256"] == artifacts.sha256_file(path.with_suffix(".pt"))
+        assert exported["parity"]["max_abs_diff"] <= exported["parity"]["tolerance"] == 1e-5
+        assert exported["parity"]["n_observations"] == 159  # every step of the validation episode
+        observation = study["chosen"]["observation"]
+        assert observation["features"] == ["cnn_lstm_0", "cnn_lstm_1", "cnn_lstm_2"]
+        assert observation["size"] == study["chosen"]["env"]["lookback"] * 3 + 3
+        assert observation["standardised_on"] == [0, 540]
+
+
+def test_the_ensemble_is_chosen_on_validation_and_evaluated_once_on_test(run):
+    doc = artifacts.read_json(run["ensemble"] / "agent_ensemble.json")
+    choice = doc["choice"]
+    assert choice["scored_on"] == "validation" and len(choice["candidates"]) == 4  # k = 1, 2 x 2 methods
+    assert choice["chosen"]["value"] == max(c["value"] for c in choice["candidates"])
+    for m in doc["members"]:
+        assert m["sha256"] == artifacts.sha256_file(run["ensemble"] / m["file"])
+    result = artifacts.read_json(run["ensemble_test"])
+    assert result["scored_on"] == "test" and result["segment"]["lo"] == 740
+    assert result["sharpe_tests"]["n_trials"] == 6 + 4  # every agent trial and every candidate
+    assert result["members"] == [m["code"] for m in doc["members"]]
+
+
+def test_the_hybrid_learns_on_validation_and_records_its_production_models(run):
+    study = artifacts.read_json(run["hybrid"]["result"])
+    assert study["hybrid"]["segments"] == {"fit": [560, 656], "select": [656, 720]}
+    assert trial_code.decode(study["chosen"]["code"])["type"] == "HPPO"
+    assert study["chosen"]["observation"]["features"][-6:] == [
+        f"p_{s}_{c}" for s in ("high", "low") for c in ("neither", "breakout", "reversion")
+    ]
+    for side, folder in zip(("high", "low"), run["production"]):
+        assert study["dependencies"][side]["model_sha256"] == artifacts.sha256_file(folder / "model.txt")
+    assert study["hybrid"]["production_last_train_bar"] == {"high": 539, "low": 539}
+    result = artifacts.read_json(run["hybrid_test"])
+    assert result["scored_on"] == "test" and result["segment"]["lo"] == 740
+    assert result["sharpe_tests"]["n_trials"] == 6 + 3  # the agent trials and the hybrid's
+
+
+def test_every_rl_model_is_a_loadable_verified_registry_folder(run, tmp_path):
+    listing = artifacts.read_json(run["packaged"] / "trials.json")
+    agent_trials = [t for t in listing["trials"] if not t["kind"].startswith("hybrid")]
+    assert len(agent_trials) == 6
+    packaged = [t for t in agent_trials if t["folder"]]
+    assert len(packaged) == 3  # the top 50 % of 6 scored trials, whichever way each policy was obtained
+    best = max(agent_trials, key=lambda t: t["value"])
+    assert best["folder"] == best["code"]
+    folders = sorted(p for p in run["packaged"].iterdir() if p.is_dir())
+    types = set()
+    for folder in folders:
+        verify_folder(folder)
+        loaded = load_folder(folder)
+        types.add(loaded.model_type)
+        config = artifacts.read_json(folder / "config.json")
+        if loaded.model_type == "cnn_lstm":
+            table = pd.read_parquet(run["cnn"]["embeddings"])
+            feats = pd.read_parquet(run["features"])
+            got = loaded.predict_fn(feats[loaded.features].to_numpy(np.float32), feats["timestamp"])
+            np.testing.assert_allclose(got, table.filter(like="cnn_lstm_").to_numpy(), atol=1e-6)
+            continue
+        frame = pd.DataFrame(
+            np.random.default_rng(0).normal(size=(20, len(loaded.features))), columns=loaded.features
+        )
+        weights = loaded.predict_proba(frame)
+        assert weights.shape == (20, 3)
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
+        assert config["side"] == "both" and config["model_kind"] in kinds.KINDS
+    assert types == {"cnn_lstm", "agent", "agent_ensemble", "hybrid"}
+    folder = shutil.copytree(run["packaged"] / packaged[0]["folder"], tmp_path / "copy")
+    (folder / "metrics.json").write_text("{}")
+    with pytest.raises(IntegrityError, match="metrics.json: sha256 mismatch"):
+        load_folder(folder)
+
+
+def test_the_best_packaged_policy_acts_like_its_sb3_model(run):
+    listing = artifacts.read_json(run["packaged"] / "trials.json")
+    best = max((t for t in listing["trials"] if t["kind"] in ("ppo", "sac")), key=lambda t: t["value"])
+    zip_path = next(m for m in run["models"] if m.stem == best["kind"])
+    model = ALGORITHMS[best["kind"]].load(zip_path, device="cpu")
+    loaded = load_folder(run["packaged"] / best["code"])
+    obs = np.random.default_rng(1).normal(size=(50, len(loaded.features))).astype(np.float32)
+    checked = export.parity(model, (loaded.folder / "policy.pt").read_bytes(), obs)
+    assert checked["max_abs_diff"] <= 1e-5

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.agents.conftest import COSTS, random_market
+from tests.agents.conftest import AGENTS, COSTS, random_market
 from workflow_scripts.agents import trial_code
 from workflow_scripts.agents.tuning import NO_SCORE, StudySetup, run_agent_study
 from workflow_scripts.config.schema import config_group
@@ -22,9 +22,11 @@ SPACE = {
 
 def _setup(market, **kw):
     fixed = {
-        "agent": {"total_timesteps": 128, "n_steps": 64},
-        "env": {"episode_bars": 64},
+        "kind": "ppo",
+        "agent": AGENTS["agent"] | {"total_timesteps": 128, "n_steps": 64},
+        "env": AGENTS["env"] | {"episode_bars": 64},
         "seed": 3,
+        "objective": AGENTS["study"]["objective"],
         "min_trades": 0,
         "date": "20260214",
         "grades": config_group("grades"),
@@ -32,20 +34,24 @@ def _setup(market, **kw):
     return StudySetup(data=market, train=(30, 250), validation=(250, 330), costs=COSTS, **(fixed | kw))
 
 
+def _study(**over):
+    return AGENTS["study"] | over
+
+
 def test_study_budget_binds_resumes_and_codes_decode(tmp_path):
     market = random_market()
     setup = _setup(market)
     journal = tmp_path / "ppo.journal"
     first = run_agent_study(
-        setup, journal_path=journal, study_name="s", space=SPACE, n_trials=3, sampler_seed=1
+        setup, journal_path=journal, study_name="s", space=SPACE, study=_study(trials=3, seed=1)
     )
     assert first["n_trials"] == 3 and first["scored_on"] == "validation"
     again = run_agent_study(
-        setup, journal_path=journal, study_name="s", space=SPACE, n_trials=3, sampler_seed=1
+        setup, journal_path=journal, study_name="s", space=SPACE, study=_study(trials=3, seed=1)
     )
     assert again["trials"] == first["trials"]  # budget spent: nothing new runs
     more = run_agent_study(
-        setup, journal_path=journal, study_name="s", space=SPACE, n_trials=4, sampler_seed=1
+        setup, journal_path=journal, study_name="s", space=SPACE, study=_study(trials=4, seed=1)
     )
     assert more["n_trials"] == 4 and more["trials"][:3] == first["trials"]
     for t in more["trials"]:
@@ -66,8 +72,7 @@ def test_same_seed_same_trials_in_a_fresh_journal(tmp_path):
             journal_path=tmp_path / f"{i}.journal",
             study_name="s",
             space=SPACE,
-            n_trials=2,
-            sampler_seed=7,
+            study=_study(trials=2, seed=7),
         )
         for i in range(2)
     ]
@@ -86,21 +91,21 @@ def test_validation_only_test_bars_can_change_freely(tmp_path):
         journal_path=tmp_path / "a.journal",
         study_name="s",
         space=SPACE,
-        n_trials=1,
-        sampler_seed=2,
+        study=_study(trials=1, seed=2),
     )
     b = run_agent_study(
         _setup(changed),
         journal_path=tmp_path / "b.journal",
         study_name="s",
         space=SPACE,
-        n_trials=1,
-        sampler_seed=2,
+        study=_study(trials=1, seed=2),
     )
     assert a["trials"][0]["value"] == b["trials"][0]["value"]
 
 
 def test_a_policy_with_too_few_trades_gets_no_score(tmp_path):
     setup = _setup(random_market(), min_trades=10_000)
-    out = run_agent_study(setup, journal_path=tmp_path / "j", study_name="s", space=SPACE, n_trials=1)
+    out = run_agent_study(
+        setup, journal_path=tmp_path / "j", study_name="s", space=SPACE, study=_study(trials=1)
+    )
     assert out["trials"][0]["value"] == NO_SCORE and out["best"] is None

@@ -67,12 +67,13 @@ def test_target_ids_round_trip():
     "overrides, expected",
     [
         (
-            ["tuning.budget.trials=-1"],
-            "config key 'tuning.budget.trials': expected an integer >= 1, got -1",
+            ["tuning.budget.trials.stage3=0"],
+            "config key 'tuning.budget.trials': expected trials per study >= 1 for exactly ['stage2', 'stage3', "
+            "'stage4'], got {'stage2': 5, 'stage3': 0, 'stage4': 1}",
         ),
         (
             ["tuning.budget.trials=null"],  # the trial budget binds; minutes is only a safety cap
-            "config key 'tuning.budget.trials': expected an integer >= 1, got None",
+            "config key 'tuning.budget.trials': expected a mapping, got None",
         ),
         (["split.train_frac=abc"], "config key 'split.train_frac': expected a number in (0, 1), got 'abc'"),
         (["split.validation_frac=0.5"], "config key 'split.validation_frac': expected a number in (0, 0.4)"),

@@ -101,3 +101,27 @@ def test_classifier_metrics_match_sklearn():
 def test_trial_variance():
     assert M.trial_sr_variance([0.1]) is None
     assert M.trial_sr_variance([0.1, 0.3, float("nan")]) == pytest.approx(0.02)
+
+
+def test_average_precision_is_scikit_learns_to_the_bit():
+    """binary_average_precision replaces sklearn's average_precision_score at run time (a job no longer
+    imports scikit-learn): the same number, bit for bit, with ties, constant scores and rare positives."""
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(7)
+    cases = 0
+    for n in (1, 2, 7, 60, 2000):
+        for _ in range(60):
+            y = rng.random(n) < rng.uniform(0.02, 0.9)
+            if not y.any():
+                continue
+            tied = rng.integers(0, 4, n) / 3.0  # few distinct scores: many ties
+            for score in (rng.random(n), tied, np.full(n, 0.5)):
+                assert M.binary_average_precision(y, score) == average_precision_score(y, score)
+                cases += 1
+    assert cases > 500
+    # A hand-computed case: scores 0.9 (pos), 0.8 (neg), 0.7 (pos): AP = 1 * 1/2 + 2/3 * 1/2.
+    assert M.binary_average_precision(np.array([1, 0, 1]), np.array([0.9, 0.8, 0.7])) == pytest.approx(
+        0.5 + 1 / 3
+    )
+    assert math.isnan(M.binary_average_precision(np.array([0, 0]), np.array([0.1, 0.2])))

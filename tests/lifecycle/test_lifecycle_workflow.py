@@ -80,7 +80,9 @@ def test_paper_on_appended_bars_is_idempotent(ran, tmp_path):
             timeout=600,
         )
         assert out.returncode == 0, out.stderr
-        return json.loads(out.stdout)
+        doc = json.loads(out.stdout)
+        assert doc["changes"] == []  # 500 paper bars: short of the demotion minimum (720)
+        return doc["slots"]
 
     [first] = run()
     assert first["paper_bars"] > 0 and first["model"] == "refit"

@@ -1,6 +1,6 @@
 """Refit for deployment and paper trading (docs/LIFECYCLE.md, issue 14 items 3 and 4), on real BTCUSDT bars:
-a production folder written exactly as train_production writes it, registered, made champion, deployed, then
-paper-traded on bars appended after its data end."""
+a production folder written exactly as evaluate_production writes it, registered, made champion, deployed,
+then paper-traded on bars appended after its data end."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import yaml
 
 from tests.conftest import ROOT
 from workflow_scripts import artifacts
+from workflow_scripts.config.schema import config_group
 from workflow_scripts.data.splits import chronological_split
 from workflow_scripts.evaluation.vin import decode_vin
 from workflow_scripts.features import build_features
@@ -266,11 +267,11 @@ def test_cli_paper_and_champions_via_the_entry_point(world, tmp_path):
 
     out = run("--json", "paper", "--bars", str(live), "--slot", "1")
     assert out.returncode == 0, out.stderr
-    rows = json.loads(out.stdout)
+    rows = json.loads(out.stdout)["slots"]
     assert [r["slot"] for r in rows] == [1] and rows[0]["vin"] == vin and rows[0]["paper_bars"] > 0
     assert paper.ledger_path(registry / "paper", 1, vin).joinpath(paper.SUMMARY_FILE).is_file()
     again = run("--json", "paper", "--bars", str(live), "--slot", "1")
-    assert again.returncode == 0 and json.loads(again.stdout)[0]["appended_bars"] == 0
+    assert again.returncode == 0 and json.loads(again.stdout)["slots"][0]["appended_bars"] == 0
     champs = run("--json", "champions")
     assert champs.returncode == 0, champs.stderr
     [row] = [r for r in json.loads(champs.stdout) if r["vin"] == vin]
@@ -301,7 +302,12 @@ def test_workflow_entry_paper_trade(world, tmp_path):
         "entry": "lifecycle.paper_trade",
         "input": {"roster": str(tmp_path / "roster.json"), "bars": [str(live / f"{SYMBOL}.parquet")]},
         "output": {"summary": str(out)},
-        "params": {"registry": str(registry), "ledger": str(tmp_path / "ledgers")},
+        "params": {
+            "registry": str(registry),
+            "ledger": str(tmp_path / "ledgers"),
+            "spec": config_group("registry"),
+            "notifications": config_group("env")["notifications"],
+        },
         "threads": 1,
         "wildcards": {"symbol": SYMBOL},
     }

@@ -20,7 +20,8 @@ ENTRIES = (
     "features.add_cross_coin_features",
     "targets.build_swing_targets",
     "training.train_stage1",
-    "training.train_production",
+    "training.fit_production",
+    "training.evaluate_production",
     "registry.register_models",
     "report.render_report",  # calls several local helpers: their order once followed set order
 )
@@ -55,7 +56,7 @@ def test_closure_follows_relative_and_function_level_imports():
     reached = code_digest.closure(modules)
     assert "workflow_scripts.features.technical" in reached  # `from . import technical` in features/__init__
     assert not any(m.startswith("workflow_scripts.training") for m in reached)
-    _, modules = code_digest.entry_code("training.train_production")
+    _, modules = code_digest.entry_code("training.fit_production")
     assert "workflow_scripts.models.torch_models" in code_digest.closure(modules)  # via models.kinds
 
 
@@ -65,12 +66,13 @@ def test_a_feature_module_edit_changes_exactly_its_users(package_copy):
     path.write_text(path.read_text() + "\nEDITED = 1\n")
     after = digests()
     # build_features runs it; add_cross_coin_features imports the features package, whose __init__ imports
-    # every family (more than needed, never less); the production job and register_models import the package
+    # every family (more than needed, never less); the production jobs and register_models import the package
     # too (features for the encoder's rows, for predictions).
     assert changed(before, after) == {
         "features.build_features",
         "features.add_cross_coin_features",
-        "training.train_production",
+        "training.fit_production",
+        "training.evaluate_production",
         "registry.register_models",
     }
 

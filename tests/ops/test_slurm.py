@@ -4,7 +4,7 @@ jobs).
 
 Proof that the jobs went through Slurm: every job's output records $SLURM_JOB_ID, the plugin's per-job logs
 sit under .snakemake/slurm_logs/, and slurmctld's own log shows each job id allocated. GPU requests from the
-profile (a rule's `gpu=1`, as train_production declares for torch models, and `gres="gpu:1"`) reach Slurm:
+profile (a rule's `gpu=1`, as fit_production declares for torch models, and `gres="gpu:1"`) reach Slurm:
 `scontrol show job` of the running job lists the GPU and Slurm sets CUDA_VISIBLE_DEVICES (the GPUs are fake:
 mknod character devices).
 
@@ -157,7 +157,7 @@ def test_a_small_workflow_runs_through_slurm_with_gpu_requests(slurm, tmp_path):
     for jid in job_ids:
         assert re.search(rf"JobId={jid}\b", ctld), f"job {jid} not in slurmctld's log"
 
-    # GPU: a rule's gpu=1 (-> --gpus=1, as train_production declares for torch models) and gres="gpu:1" (->
+    # GPU: a rule's gpu=1 (-> --gpus=1, as fit_production declares for torch models) and gres="gpu:1" (->
     # --gres)
     for name in ("gpu", "gres"):
         text = (tmp_path / f"gpu/{name}.txt").read_text()

@@ -274,7 +274,7 @@ WF_SPEC = {
 class WorkflowLike:
     """What the workflow leaves before register_models, on real bars: results/features/{S}.parquet (the
     cross-coin table of workflow_scripts.features), results/targets/{S}/w{w}.parquet (swing_targets),
-    results/splits/{S}/w{w}.json (splits), and production folders as rule train_production writes them
+    results/splits/{S}/w{w}.json (splits), and production folders as rule evaluate_production writes them
     (heads.train_head + save_head on the training segment, early stopping on validation, the test segment
     scored, then the docs/REGISTRY.md files)."""
 

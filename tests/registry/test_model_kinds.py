@@ -18,6 +18,10 @@ def test_the_table_answers_every_kind_question():
         "xgboost": "model.json",
         "torchscript": "model.pt",
         "ensemble": "ensemble.json",
+        "cnn_lstm": "cnn_lstm.pt",  # the RL line (docs/AGENTS.md, tests/agents)
+        "agent": "policy.pt",
+        "hybrid": "hybrid_policy.pt",
+        "agent_ensemble": "agent_ensemble.json",
     }
     assert [k for k, v in kinds.KINDS.items() if v.uses_gpu] == ["torch_mlp", "torch_transformer"]
     assert kinds.kind_of("lgbm").name == "lightgbm" and kinds.kind_of("PT").model_type == "torchscript"

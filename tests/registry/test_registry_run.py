@@ -155,7 +155,10 @@ def test_champion_without_evidence_is_replaced(run1, workflow_like, tmp_path):
     registry_dir = tmp_path / "registry"
     old = workflow_like.production(SYMBOL, 20, "high", tag="old", validation_sharpe=None)
     vin_old = reg.register(registry_dir, old)["vin"]
-    assert reg.promote(registry_dir, vin_old)["decision"] == "champion"
+    assert reg.promote(registry_dir, vin_old)["decision"] == "rejected"  # today: no evidence, never champion
+    with pytest.MonkeyPatch.context() as mp:  # promoted before that rule, on its gate of record
+        mp.setattr(reg, "eligibility", lambda entry: (True, "strict", "gate of record"))
+        assert reg.promote(registry_dir, vin_old)["decision"] == "champion"
     new = workflow_like.production(SYMBOL, 5, "high", tag="new", validation_sharpe=-1.0)
     status, _ = rr.register_run(registry_dir, [new], workflow_like.paths(), WF_SPEC)
     assert status["symbols"][SYMBOL]["champion"]["high"] == reg.read_model_meta(new)["vin"]

@@ -1,4 +1,4 @@
-"""The registry stage in a real tiny workflow run (sandbox copy): train_production -> register_models ->
+"""The registry stage in a real tiny workflow run (sandbox copy): evaluate_production -> register_models ->
 predict_batch, then a rerun with nothing new leaves the registry untouched."""
 
 from __future__ import annotations

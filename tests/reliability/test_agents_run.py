@@ -1,6 +1,9 @@
 """The RL line end to end through Snakemake (issue 17): `agents=ppo` on a copy of the finished tiny run plans
-only the agents' jobs (the other rules' params do not read the agents group) and runs them to a test
-evaluation whose trial codes decode and whose DSR counts every agent trial."""
+only the agents' jobs (the other rules' params do not read the agents group) and runs them to test
+evaluations of the chosen agent (trial codes decode, the DSR counts every agent trial, the TorchScript policy
+agrees with SB3), of the agent ensemble chosen on validation and of the hybrid built on the production
+models, all packaged as registry model folders; a changed production folder replans the hybrid (and its
+packaging) and nothing else of the line."""
 
 from __future__ import annotations
 
@@ -12,11 +15,12 @@ import pytest
 from tests.reliability.conftest import SYMBOLS, jobs_of_dry_run, output_text, smk, tiny
 from workflow_scripts.agents import trial_code
 from workflow_scripts.artifacts import read_json, sha256_file
+from workflow_scripts.models.folder import load_folder
 
 pytestmark = pytest.mark.slow
 
 AGENTS_RUN = tiny(
-    "tuning.budget.trials=8",
+    "tuning.budget.trials.stage2=1",
     "tuning.max_rounds=200",
     "tuning.cv.n_folds=3",
     "tuning.cv.min_train_rows=50",
@@ -52,6 +56,11 @@ def test_switching_agents_on_plans_only_the_agents_jobs(agents_run):
         "train_cnn_lstm": n,
         "tune_agent": n,
         "evaluate_agent": n,
+        "fit_agent_ensemble": n,
+        "evaluate_agent_ensemble": n,
+        "tune_hybrid": n,
+        "evaluate_hybrid": n,
+        "package_agent_models": n,
         "all": 1,
     }
 
@@ -75,3 +84,50 @@ def test_the_test_evaluation_is_chosen_on_validation_and_counts_every_trial(agen
         assert cnn["model_sha256"] == sha256_file(
             wd / "results" / "agents" / "cnn_lstm" / symbol / "model.pt"
         )
+        exported = study["export"]
+        assert exported["parity"]["max_abs_diff"] <= 1e-5
+        assert exported["policy_sha256"] == sha256_file(
+            wd / "results" / "agents" / "study" / symbol / "ppo.pt"
+        )
+
+
+def result_code(wd, symbol) -> str:
+    return read_json(wd / "results" / "agents" / "test" / f"{symbol}.json")["code"]
+
+
+def test_the_ensemble_and_the_hybrid_are_evaluated_once_on_test(agents_run):
+    wd, _ = agents_run
+    for symbol in SYMBOLS:
+        doc = read_json(wd / "results" / "agents" / "ensemble" / symbol / "agent_ensemble.json")
+        assert doc["choice"]["scored_on"] == "validation"
+        ensemble = read_json(wd / "results" / "agents" / "test" / "ensemble" / f"{symbol}.json")
+        assert ensemble["scored_on"] == "test"
+        assert ensemble["sharpe_tests"]["n_trials"] == 2 + doc["n_candidates"]
+        study = read_json(wd / "results" / "agents" / "hybrid" / symbol / "study.json")
+        for side in ("high", "low"):
+            folder = wd / "results" / "production" / symbol / "w5" / side
+            dep = study["dependencies"][side]
+            assert dep["model_sha256"] == sha256_file(folder / dep["model_file"])
+        hybrid = read_json(wd / "results" / "agents" / "test" / "hybrid" / f"{symbol}.json")
+        assert hybrid["scored_on"] == "test" and hybrid["kind"] == "hybrid"
+        # every model of the line is a registry model folder that verifies and loads (models/kinds.py)
+        packaged = wd / "results" / "agents" / "models" / symbol
+        types = {load_folder(f).model_type for f in packaged.iterdir() if f.is_dir()}
+        assert types == {"cnn_lstm", "agent", "agent_ensemble", "hybrid"}
+        assert (packaged / result_code(wd, symbol)).is_dir()  # the chosen agent is in the top 10 %
+
+
+def test_a_changed_production_folder_replans_the_hybrid_only(agents_run):
+    """Forcing one production folder (what a retrained model does) replans, of the RL line, the hybrid (and
+    the packaging of the models, which holds the hybrid), not the extractor, the agents or the ensemble."""
+    wd, _ = agents_run
+    folder = f"results/production/{SYMBOLS[0]}/w5/high"
+    plan = smk(wd, "-n", "--forcerun", folder, config=AGENTS_RUN, timeout=600)
+    assert plan.returncode == 0, output_text(plan)[-3000:]
+    rules = {rule for rule, _ in jobs_of_dry_run(output_text(plan))}
+    assert "evaluate_production" in rules
+    assert {r for r in rules if "agent" in r or "hybrid" in r or "cnn" in r} == {
+        "tune_hybrid",
+        "evaluate_hybrid",
+        "package_agent_models",
+    }

@@ -103,11 +103,10 @@ RAW_CASES = {
         lambda: (_set(_btc(), R, "volume", -5.0), ".parquet"),
         [rf"row {R} \(.*\): volume is NaN or negative"],
     ),
-    # 300 bars < 10 x (max(20, 24) + 1 + 20) = 450: too little history for the largest window (w20) of
-    # targets=small
+    # 300 bars < ingest.min_bars (1000): too little history for any window
     "SHORTUSDT": (
         lambda: (_btc().tail(300).reset_index(drop=True), ".parquet"),
-        [r"SHORTUSDT has 300 bars in the span", r"at least 450 are needed"],
+        [r"SHORTUSDT has 300 bars in the span", r"at least 1000 are needed"],
     ),
 }
 

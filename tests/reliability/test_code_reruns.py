@@ -82,6 +82,7 @@ def test_a_registry_edit_replans_only_the_registry_and_its_readers(finished):
         "tune_stage2",
         "tune_stage3",
         "tune_stage4",
-        "train_production",
+        "fit_production",
+        "evaluate_production",
     }
     assert not set(plan) & (upstream | UPSTREAM_OF_FEATURES), plan

@@ -116,7 +116,7 @@ def test_production_torch_head_is_deterministic_and_needs_the_bar_table(comb, tm
 
 
 def test_the_composed_model_group_parses():
-    """What rule train_production passes (the composed config, whose model group holds only the torch kinds'
+    """What rule fit_production passes (the composed config, whose model group holds only the torch kinds'
     keys) is a valid torch config; a real unknown key is still refused."""
     from workflow_scripts.config.schema import compose
 

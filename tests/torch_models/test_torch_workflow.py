@@ -151,10 +151,11 @@ def test_ensembles_are_built_registered_and_loaded(ran):
 
 def test_ensemble_switch_reruns_only_its_readers(ran):
     """Switching the ensemble stage off plans register_models (its input list shrinks) and the production
-    heads' evaluation: their DSR counts the slot's ensemble candidates (docs/LIFECYCLE.md), which drop from 2
-    to 0. Nothing upstream (stage 1, tuning, the encoder) is replanned."""
+    heads' evaluation (evaluate_production, no refit): their DSR counts the slot's ensemble candidates
+    (docs/LIFECYCLE.md), which drop from 2 to 0. Nothing upstream (stage 1, tuning, the encoder) is
+    replanned."""
     plan = planned_jobs(snakemake(ran, "results/registry/run_status.json", "-n", config=config(*GROUPS[:2])))
-    assert plan == {"train_production": 8, "register_models": 1}
+    assert plan == {"evaluate_production": 8, "register_models": 1}
 
 
 def test_predict_batch_serves_the_encoder_and_ensemble_champions(ran):

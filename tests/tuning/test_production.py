@@ -75,9 +75,9 @@ def combination(real, encoder=None, version=None):
     )
 
 
-def tuning_cfg(trials=12):
+def tuning_cfg(trials=(1, 4, 3)):
     cfg = load("tuning/default")
-    cfg["budget"] = {"trials": trials, "minutes": None}
+    cfg["budget"] = {"trials": dict(zip(("stage2", "stage3", "stage4"), trials)), "minutes": None}
     cfg["max_rounds"] = 200
     cfg["cv"]["min_train_rows"] = 100
     return cfg
@@ -101,7 +101,7 @@ def test_rows_and_stage_data_never_touch_the_test_segment(real):
 
 def test_stages_2_to_4_respect_budgets_and_resume(real, tmp_path):
     comb = combination(real)
-    cfg = tuning_cfg(trials=12)  # stage 2: 1 study -> 1 trial; stages 3/4 over 1 study: 4 and 3 trials
+    cfg = tuning_cfg(trials=(1, 4, 3))  # trials per study of stages 2, 3, 4
     chosen = stage2_representative([real["choice"]], cfg["representative_rule"])
     assert chosen is real["choice"]
     results = {}
@@ -111,7 +111,6 @@ def test_stages_2_to_4_respect_budgets_and_resume(real, tmp_path):
             stage,
             comb,
             cfg,
-            n_studies=1,
             journal_path=tmp_path / f"{stage}.journal",
             previous=previous,
             key="BTCUSDT-w5-high",
@@ -127,7 +126,6 @@ def test_stages_2_to_4_respect_budgets_and_resume(real, tmp_path):
         "stage4",
         comb,
         cfg,
-        n_studies=1,
         journal_path=tmp_path / "stage4.journal",
         previous=results["stage3"],
         key="BTCUSDT-w5-high",
@@ -148,7 +146,9 @@ def tuned():
     }
 
 
-def write(tmp_path, real, comb, kind, encoder_path=None):
+def write(tmp_path, real, comb, kind, encoder_path=None, through_fit_folder=False):
+    """production.produce, or with `through_fit_folder` what the two rules do: fit_production's fit folder
+    (write_fit), read back by evaluate_production (read_fit, assemble)."""
     model_cfg = load(f"model/{kind}")
     spec = {
         "model": model_cfg,
@@ -184,21 +184,14 @@ def write(tmp_path, real, comb, kind, encoder_path=None):
         "version": 1,
     }
     folder = tmp_path / kind
-    trained, evaluation = production.produce(
-        folder,
-        comb,
-        tuned(),
-        tuning,
-        trials,
-        real["bars"]["close"].to_numpy(),
-        costs,
-        spec,
-        data_version="d" * 64,
-        data_end="2026-01-01",
-        threads=1,
-        encoder_path=encoder_path,
-    )
-    return folder, trained, evaluation
+    rest = (trials, real["bars"]["close"].to_numpy(), costs, spec)
+    kw = {"data_version": "d" * 64, "data_end": "2026-01-01", "threads": 1, "encoder_path": encoder_path}
+    if not through_fit_folder:
+        trained, evaluation = production.produce(folder, comb, tuned(), tuning, *rest, **kw)
+        return folder, trained, evaluation
+    fitted = production.write_fit(tmp_path / f"{kind}-fit", *production.fit(comb, tuned(), model_cfg))
+    trained, refit = production.read_fit(fitted)
+    return folder, trained, production.assemble(folder, comb, trained, refit, tuning, *rest, **kw)
 
 
 def test_lightgbm_and_xgboost_write_the_same_verified_folder(real, tmp_path):
@@ -231,6 +224,23 @@ def test_lightgbm_and_xgboost_write_the_same_verified_folder(real, tmp_path):
             threads=1,
             model_cfg={},
         )
+
+
+def test_the_fit_and_evaluation_rules_write_the_folder_produce_writes(real, tmp_path):
+    """fit_production + evaluate_production (through the fit folder) == produce, file for file: the saved
+    model is copied, not refitted, and the evaluation reads the fit's saved predictions."""
+    comb = combination(real)
+    one, _, _ = write(tmp_path / "one", real, comb, "lightgbm")
+    two, trained, _ = write(tmp_path / "two", real, comb, "lightgbm", through_fit_folder=True)
+    files = sorted(p.relative_to(one).as_posix() for p in one.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(two).as_posix() for p in two.rglob("*") if p.is_file())
+    assert "refit/model.txt" in files
+    assert [f for f in files if (one / f).read_bytes() != (two / f).read_bytes()] == []
+    with pytest.raises(TypeError, match="a saved fit does not predict"):
+        trained.model.predict_proba(comb.X)
+    (tmp_path / "two" / "lightgbm-fit" / "refit" / "model.txt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"refit/model.txt: the model file fit.json names is missing"):
+        production.read_fit(tmp_path / "two" / "lightgbm-fit")
 
 
 def test_encoder_outputs_are_appended_and_recorded(real, tmp_path):

@@ -15,8 +15,7 @@ from workflow_scripts.training import tuning
 REPO = Path(__file__).resolve().parents[2]
 TUNING = config_group("tuning")
 CFG = {
-    "budget": {"trials": 400, "minutes": 120},
-    "shares": {"stage1": 0.25, "stage2": 0.15, "stage3": 0.35, "stage4": 0.25},
+    "budget": {"trials": {"stage2": 10, "stage3": 3, "stage4": 2}, "minutes": 120},
     "space": {
         "num_leaves": [30, 50, 80],
         "max_depth": [5, 6, 7, 9],
@@ -33,21 +32,17 @@ def _storage(path):
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
 
 
-def test_stage_budgets_are_shares_of_the_total():
-    b2 = tuning.stage_budget(CFG, "stage2", n_studies=6)
-    b3 = tuning.stage_budget(CFG, "stage3", n_studies=36)
-    assert b2["n_trials"] == 10 and b2["timeout_s"] == pytest.approx(0.15 * 120 * 60 / 6)
-    assert b3["n_trials"] == 3 and b3["timeout_s"] == pytest.approx(0.35 * 120 * 60 / 36)
-    assert tuning.stage_budget(CFG, "stage4", 1000)["n_trials"] == 1  # never zero
-    only_minutes = {**CFG, "budget": {"trials": None, "minutes": 10}}
-    with pytest.raises(ValueError, match="trials"):  # the trial budget binds; minutes is only a cap
-        tuning.stage_budget(only_minutes, "stage4")
-    assert (
-        tuning.stage_budget({**CFG, "budget": {"trials": 400, "minutes": None}}, "stage2")["timeout_s"]
-        is None
-    )
-    with pytest.raises(ValueError):
-        tuning.stage_budget({**CFG, "shares": {**CFG["shares"], "stage2": 0.5}}, "stage2")
+def test_stage_budgets_are_per_study():
+    b2, b3 = tuning.stage_budget(CFG, "stage2"), tuning.stage_budget(CFG, "stage3")
+    assert (b2["n_trials"], b2["timeout_s"], b2["per"]) == (10, 120 * 60, "study")
+    assert (b3["n_trials"], b3["timeout_s"]) == (3, 120 * 60)
+    only_minutes = {**CFG, "budget": {"trials": {"stage2": 10, "stage3": 3}, "minutes": 10}}
+    with pytest.raises(ValueError, match=r"tuning.budget.trials.stage4: expected the number of trials of one"):
+        tuning.stage_budget(only_minutes, "stage4")  # the trial budget binds; minutes is only a cap
+    no_cap = {**CFG, "budget": {**CFG["budget"], "minutes": None}}
+    assert tuning.stage_budget(no_cap, "stage2")["timeout_s"] is None
+    with pytest.raises(ValueError, match="unknown tuning stage 'stage1'"):
+        tuning.stage_budget(CFG, "stage1")
 
 
 def test_spaces_narrow_then_focus():

@@ -19,12 +19,12 @@ from workflow_scripts.training import tuning
 
 pytestmark = pytest.mark.slow
 
-# 20 trials in all: stage 2 gets 1 per window (2 windows), stages 3 and 4 1 per combination (8). The tiny span
+# One trial per study: stage 2 (one study per window), stages 3 and 4 (one per combination). The tiny span
 # has ~800-1500 train + validation rows per combination: 5 folds need a smaller minimum per fold.
 OVERRIDES = [
     "features.lookbacks=[5,21]",
     "features.lags=[]",
-    "tuning.budget.trials=20",
+    "tuning.budget.trials.stage2=1",
     "tuning.cv.min_train_rows=50",
 ]
 
@@ -45,7 +45,7 @@ def run(tmp_path_factory):
     snakemake(wf, summary, config=config(), timeout=3600)
     res = wf / "results"
     out = {"wf": wf, "res": res}
-    out["plan_budget"] = planned_jobs(snakemake(wf, summary, "-n", config=config("tuning.budget.trials=40")))
+    out["plan_budget"] = planned_jobs(snakemake(wf, summary, "-n", config=config("tuning.budget.trials.stage2=3")))
     out["plan_xgboost"] = planned_jobs(snakemake(wf, summary, "-n", config=config(groups=["model=xgboost"])))
     out["plan_pca"] = planned_jobs(snakemake(wf, summary, "-n", config=config(groups=["encoder=pca"])))
     snakemake(wf, "results/encoder/pca.json", config=config(groups=["encoder=pca"]))
@@ -105,13 +105,13 @@ def test_production_folders_follow_the_registry_contract(run):
 def test_stage_budgets_are_respected_and_recorded(run):
     res = run["res"]
     cfg = yaml.safe_load((run["wf"] / "config/tuning/default.yaml").read_text())
-    cfg["budget"] = {"trials": 20, "minutes": None}  # as OVERRIDES set it
-    for stage, paths, n_studies in (
-        ("stage2", [res / f"tuning/stage2/w{w}.json" for w in (5, 20)], 2),
-        ("stage3", [res / f"tuning/stage3/{s}/w{w}/{d}.json" for s, w, d in COMBINATIONS], 8),
-        ("stage4", [res / f"tuning/stage4/{s}/w{w}/{d}.json" for s, w, d in COMBINATIONS], 8),
+    cfg["budget"]["trials"]["stage2"] = 1  # as OVERRIDES set it
+    for stage, paths in (
+        ("stage2", [res / f"tuning/stage2/w{w}.json" for w in (5, 20)]),
+        ("stage3", [res / f"tuning/stage3/{s}/w{w}/{d}.json" for s, w, d in COMBINATIONS]),
+        ("stage4", [res / f"tuning/stage4/{s}/w{w}/{d}.json" for s, w, d in COMBINATIONS]),
     ):
-        budget = tuning.stage_budget(cfg, stage, n_studies)
+        budget = tuning.stage_budget(cfg, stage)
         for path in paths:
             r = artifacts.read_json(path)
             assert r["budget"]["n_trials"] == budget["n_trials"] == 1
@@ -132,10 +132,11 @@ def test_stage_budgets_are_respected_and_recorded(run):
 def test_config_changes_rerun_exactly_their_readers(run):
     budget = run["plan_budget"]
     assert budget["tune_stage2"] == 2 and budget["tune_stage3"] == 8 and budget["tune_stage4"] == 8
-    assert budget["train_production"] == 8
+    assert budget["fit_production"] == 8 and budget["evaluate_production"] == 8
     assert not {"train_stage1", "evaluate_stage1", "pick_best_variant", "select_features"} & set(budget)
     xgb = run["plan_xgboost"]
-    assert xgb["train_production"] == 8 and not {"tune_stage2", "tune_stage3", "tune_stage4"} & set(xgb)
+    assert xgb["fit_production"] == 8 and xgb["evaluate_production"] == 8
+    assert not {"tune_stage2", "tune_stage3", "tune_stage4"} & set(xgb)
     pca = run["plan_pca"]
     assert pca["fit_shared_encoder"] == 1 and pca["tune_stage3"] == 8 and "train_stage1" not in pca
 

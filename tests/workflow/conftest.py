@@ -14,7 +14,7 @@ TINY = [
     "env=integration-test",
     "universe=tiny",
     "targets=small",
-    'overrides=["features.lookbacks=[5,21]","features.lags=[]","tuning.budget.trials=8","tuning.max_rounds=200",'
+    'overrides=["features.lookbacks=[5,21]","features.lags=[]","tuning.budget.trials.stage2=1","tuning.max_rounds=200",'
     '"tuning.cv.n_folds=3","tuning.cv.min_train_rows=50"]',
 ]
 
@@ -26,7 +26,7 @@ LOOSE_REGISTRY_RUN = [
     "env.data.start=2025-12-01",
     "features.lookbacks=[5,21]",
     "features.lags=[]",
-    "tuning.budget.trials=16",
+    "tuning.budget.trials.stage2=1",
     "tuning.cv.n_folds=3",
     "tuning.cv.min_train_rows=50",
     "gates.min_trades=1",

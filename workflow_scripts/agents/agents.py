@@ -45,32 +45,37 @@ CONTINUOUS_ONLY = ("sac", "td3")
 
 @dataclass(frozen=True)
 class AgentParams:
-    """One agent's hyperparameters (the tuned ones: net_width, batch_size, learning_rate, gamma)."""
+    """One agent's hyperparameters: config group `agents.agent` (config/agents/ppo.yaml, the one home of the
+    values) with the kind from the rule and the tuned net_width, batch_size, learning_rate, gamma on top.
+    n_steps: PPO's rollout length per update; learning_starts: SAC / TD3's random steps before the first
+    update; action_noise: TD3's std of the Gaussian exploration noise."""
 
-    kind: str = "ppo"
-    net_width: int = 64
-    n_layers: int = 2
-    batch_size: int = 64
-    learning_rate: float = 3e-4
-    gamma: float = 0.99
-    total_timesteps: int = 10_000
-    n_steps: int = 512  # PPO: rollout length per update
-    learning_starts: int = 100  # SAC / TD3: random steps before the first update
-    action_noise: float = 0.1  # TD3: std of the Gaussian exploration noise
-    device: str = "cpu"
-    threads: int = 1
+    kind: str
+    net_width: int
+    n_layers: int
+    batch_size: int
+    learning_rate: float
+    gamma: float
+    total_timesteps: int
+    n_steps: int
+    learning_starts: int
+    action_noise: float
+    device: str
+    threads: int
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | None) -> AgentParams:
         cfg = dict(cfg or {})
         unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
-        if unknown:
+        missing = sorted(set(cls.__dataclass_fields__) - set(cfg))
+        if unknown or missing:
             raise ValueError(
-                f"agent params: unknown key(s) {unknown}; allowed: {sorted(cls.__dataclass_fields__)}"
+                f"agent params: unknown key(s) {unknown}, missing key(s) {missing}; "
+                f"expected: {sorted(cls.__dataclass_fields__)}"
             )
+        if cfg["kind"] not in ALGORITHMS:
+            raise ValueError(f"agent kind must be one of {list(ALGORITHMS)}, got {cfg['kind']!r}")
         params = cls(**cfg)
-        if params.kind not in ALGORITHMS:
-            raise ValueError(f"agent kind must be one of {list(ALGORITHMS)}, got {params.kind!r}")
         if min(params.net_width, params.n_layers, params.batch_size, params.total_timesteps) < 1:
             raise ValueError("agent params: net_width, n_layers, batch_size, total_timesteps must be >= 1")
         if not 0 < params.gamma < 1 or not params.learning_rate > 0:

@@ -26,13 +26,8 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import subprocess
-import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +35,8 @@ import torch
 from torch import nn
 
 from workflow_scripts.agents.environment import standardise
-from workflow_scripts.models.torch_models import gather_windows, load_scripted, script_module, select_device
+from workflow_scripts.agents.export import fresh_script_bytes
+from workflow_scripts.models.torch_models import gather_windows, load_scripted, select_device
 
 log = logging.getLogger(__name__)
 PARITY_ATOL = 1e-5
@@ -48,27 +44,32 @@ PARITY_ATOL = 1e-5
 
 @dataclass(frozen=True)
 class CnnLstmConfig:
-    seq_len: int = 32
-    conv_channels: int = 16
-    kernel_size: int = 3
-    hidden: int = 32
-    embedding_dim: int = 8
-    horizon: int = 5  # bars ahead of the return whose sign is learned
-    learning_rate: float = 1e-3
-    batch_size: int = 256
-    max_epochs: int = 20
-    patience: int = 3
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 1
+    """Config group `agents.cnn_lstm` (config/agents/ppo.yaml, the one home of the values); `horizon` is the
+    number of bars ahead of the return whose sign is learned."""
+
+    seq_len: int
+    conv_channels: int
+    kernel_size: int
+    hidden: int
+    embedding_dim: int
+    horizon: int
+    learning_rate: float
+    batch_size: int
+    max_epochs: int
+    patience: int
+    seed: int
+    device: str
+    threads: int
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | None) -> CnnLstmConfig:
         cfg = dict(cfg or {})
         unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
-        if unknown:
+        missing = sorted(set(cls.__dataclass_fields__) - set(cfg))
+        if unknown or missing:
             raise ValueError(
-                f"cnn_lstm: unknown key(s) {unknown}; allowed: {sorted(cls.__dataclass_fields__)}"
+                f"cnn_lstm: unknown key(s) {unknown}, missing key(s) {missing}; "
+                f"expected: {sorted(cls.__dataclass_fields__)}"
             )
         out = cls(**cfg)
         if out.seq_len < out.kernel_size:
@@ -269,40 +270,9 @@ def embed_bars(net, features: np.ndarray, seg_pos: np.ndarray, chunk: int = 4096
 
 
 # -- export --------------------------------------------------------------------------------------------------
-_EXPORT_CHILD = """
-import sys
-import torch
-from workflow_scripts.agents.cnn_lstm import export_in_this_process
-torch.set_num_threads(1)
-export_in_this_process(sys.argv[1], sys.argv[2])
-"""
-
-
-def export_in_this_process(payload_path: str, out_path: str) -> None:
-    """(child side) torch.save'd {recipe, state} -> TorchScript file."""
-    data = torch.load(payload_path, map_location="cpu", weights_only=True)
-    torch.jit.save(script_module(rebuild(data["recipe"], data["state"])), out_path)
-
-
 def scripted_bytes(net: CnnLstmNet) -> bytes:
     """TorchScript bytes of `net`: the same weights give the same bytes in any process (fresh interpreter)."""
-    net = copy.deepcopy(net).cpu().float().eval()
-    root = str(Path(__file__).resolve().parents[2])
-    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-    with tempfile.TemporaryDirectory(prefix="swingflow-cnn-lstm-") as tmp:
-        torch.save({"recipe": net.recipe(), "state": net.state_dict()}, Path(tmp) / "in.pt")
-        done = subprocess.run(
-            [sys.executable, "-c", _EXPORT_CHILD, str(Path(tmp) / "in.pt"), str(Path(tmp) / "model.pt")],
-            capture_output=True,
-            env=dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=path),
-            timeout=600,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(
-                f"cnn_lstm TorchScript export failed: {done.stderr.decode(errors='replace')[-2000:]}"
-            )
-        return (Path(tmp) / "model.pt").read_bytes()
+    return fresh_script_bytes(net, f"{__name__}:rebuild", "cnn_lstm")
 
 
 def parity(net: CnnLstmNet, data: bytes, features: np.ndarray, seg_pos: np.ndarray) -> float:

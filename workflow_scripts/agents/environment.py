@@ -54,25 +54,27 @@ MIN_FACTOR = 1e-12  # an equity factor <= 0 (a short through a doubling) is floo
 
 @dataclass(frozen=True)
 class EnvSettings:
-    """What shapes the environment (config group `agents.env`, and the tuned lookback / time_decay)."""
+    """What shapes the environment: config group `agents.env` (config/agents/ppo.yaml, the one home of the
+    values; a tuned lookback / time_decay replaces the group's). `episode_bars` None: one episode = the whole
+    segment; else random windows of this length (training)."""
 
-    lookback: int = 1
-    continuous: bool = False
-    time_decay: float = 0.0
-    drawdown_penalty: float = 0.0
-    episode_bars: int | None = (
-        None  # None: one episode = the whole segment; else random windows of this length
-    )
-    reward_scale: float = 1.0
-    obs_clip: float = 10.0
+    lookback: int
+    continuous: bool
+    time_decay: float
+    drawdown_penalty: float
+    episode_bars: int | None
+    reward_scale: float
+    obs_clip: float
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | None) -> EnvSettings:
         cfg = dict(cfg or {})
         unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
-        if unknown:
+        missing = sorted(set(cls.__dataclass_fields__) - set(cfg))
+        if unknown or missing:
             raise ValueError(
-                f"agent env: unknown key(s) {unknown}; allowed: {sorted(cls.__dataclass_fields__)}"
+                f"agent env: unknown key(s) {unknown}, missing key(s) {missing}; "
+                f"expected: {sorted(cls.__dataclass_fields__)}"
             )
         settings = cls(**cfg)
         settings.check()
@@ -157,10 +159,10 @@ class TradingEnv(gym.Env):
         data: MarketData,
         segment: tuple[int, int],
         costs: SymbolCosts,
-        settings: EnvSettings | None = None,
+        settings: EnvSettings,
     ):
         super().__init__()
-        self.settings = settings or EnvSettings()
+        self.settings = settings
         self.settings.check()
         self.data, self.costs = data, costs
         self.lo, self.hi = int(segment[0]), int(segment[1])

@@ -23,7 +23,7 @@ import math
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -37,32 +37,28 @@ from workflow_scripts.training.tuning import open_study, run_stage, suggest_para
 NO_SCORE = -1e9  # finite (Optuna's TPE needs finite values); far below any Sharpe a trading policy can reach
 AGENT_KEYS = ("net_width", "batch_size", "learning_rate", "gamma")
 ENV_KEYS = ("lookback", "time_decay")
-DEFAULT_SPACE = {
-    "net_width": {"choices": [64, 128, 256]},
-    "batch_size": {"choices": [64, 128, 256]},
-    "learning_rate": {"choices": [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]},
-    "gamma": {"choices": [0.95, 0.98, 0.99]},
-    "lookback": {"choices": [1, 5, 10]},
-    "time_decay": {"choices": [0.0, 0.1, 0.2]},
-}
+STUDY_KEYS = ("trials", "minutes", "seed", "sampler", "objective", "min_trades", "stale_after_s")
 
 
 @dataclass(frozen=True)
 class StudySetup:
-    """Everything a trial needs besides its sampled parameters."""
+    """Everything a trial needs besides its sampled parameters. `env` and `agent` are the config groups
+    `agents.env` / `agents.agent` (every key: the sampled ones replace theirs); `objective` and `min_trades`
+    come from `agents.study`; `date` is the trial codes' DATE."""
 
     data: MarketData
     train: tuple[int, int]
     validation: tuple[int, int]
     costs: SymbolCosts
-    kind: str = "ppo"
-    env: Mapping[str, Any] = field(default_factory=dict)  # fixed EnvSettings keys (not lookback/time_decay)
-    agent: Mapping[str, Any] = field(default_factory=dict)  # fixed AgentParams keys (timesteps, n_steps ...)
-    seed: int = 0
-    objective: str = "sharpe_per_trade"
-    min_trades: int = 10
-    grades: Mapping[str, Any] | None = None
-    date: str = "19700101"  # the trial codes' DATE
+    kind: str
+    env: Mapping[str, Any]
+    agent: Mapping[str, Any]
+    seed: int
+    objective: str
+    min_trades: int
+    grades: Mapping[str, Any]
+    date: str
+    code_prefix: str = ""  # the trial codes' TYPE is code_prefix + KIND ("H": the hybrid, HPPO)
 
     def settings(self, sampled: Mapping[str, Any], *, scoring: bool = False) -> EnvSettings:
         base = dict(self.env) | {k: sampled[k] for k in ENV_KEYS if k in sampled}
@@ -110,44 +106,41 @@ def make_objective(setup: StudySetup, space: Mapping[str, Any]):
 
 
 def run_agent_study(
-    setup: StudySetup,
-    *,
-    journal_path,
-    study_name: str,
-    space: Mapping[str, Any] | None = None,
-    n_trials: int | None = 10,
-    minutes: float | None = None,
-    sampler_seed: int = 42,
-    sampler: str = "tpe",
-    stale_after_s: float = 3600.0,
+    setup: StudySetup, *, journal_path, study_name: str, space: Mapping[str, Any], study: Mapping[str, Any]
 ) -> dict:
-    """Run or resume one agent study until its budget binds; return `study_summary`."""
-    space = dict(space or DEFAULT_SPACE)
+    """Run or resume one agent study until its budget binds; return `study_summary`. `study` is the config
+    group `agents.study` (trials, minutes, seed, sampler, stale_after_s; objective and min_trades are the
+    setup's)."""
+    space = dict(space)
     unknown = sorted(set(space) - set(AGENT_KEYS) - set(ENV_KEYS))
     if unknown:
         raise ValueError(
             f"agent study space: unknown parameter(s) {unknown}; tunable: {AGENT_KEYS + ENV_KEYS}"
         )
+    missing = [k for k in STUDY_KEYS if k not in study]
+    if missing:
+        raise ValueError(f"agent study: missing key(s) {missing} of agents.study")
+    minutes = study["minutes"]
     run_stage(
         journal_path=journal_path,
         study_name=study_name,
         objective=make_objective(setup, space),
-        n_trials=n_trials,
+        n_trials=study["trials"],
         timeout_s=None if minutes is None else 60.0 * float(minutes),
-        seed=sampler_seed,
-        sampler=sampler,
+        seed=int(study["seed"]),
+        sampler=study["sampler"],
         pruner_cfg={"kind": "none"},
-        stale_after_s=stale_after_s,
+        stale_after_s=float(study["stale_after_s"]),
     )
-    study = open_study(journal_path, study_name, seed=sampler_seed, sampler=sampler)
-    return study_summary(study, setup, budget={"trials": n_trials, "minutes": minutes})
+    opened = open_study(journal_path, study_name, seed=int(study["seed"]), sampler=study["sampler"])
+    return study_summary(opened, setup, budget={"trials": study["trials"], "minutes": minutes})
 
 
 def code_fields(setup: StudySetup, sampled: Mapping[str, Any], grade: str) -> dict:
     """Seed 004's fields of one trial (unsampled ones from the fixed settings)."""
     params, settings = setup.params(sampled), setup.settings(sampled)
     return {
-        "type": params.kind.upper(),
+        "type": setup.code_prefix + params.kind.upper(),
         "grade": grade,
         "net_width": params.net_width,
         "batch_size": params.batch_size,

@@ -103,6 +103,51 @@ class UniverseConfig(Group):
         return v
 
 
+class IngestCheck(Group):
+    action: Literal["warn", "stop"]  # warn: record and go on; stop: the ingest job fails, writes nothing
+
+
+class JumpCheck(IngestCheck):
+    window_bars: int = Field(ge=24)
+    min_history_bars: PositiveInt
+    max_sigmas: float = Field(gt=0)
+    min_sigma: float = Field(gt=0)
+
+    @field_validator("min_history_bars")
+    @classmethod
+    def _history_fits_window(cls, v, info: ValidationInfo):
+        window = info.data.get("window_bars")
+        check(window is None or v <= window, f"an integer in [1, window_bars = {window}]")
+        return v
+
+
+class ScaleCheck(IngestCheck):
+    min_factor: float = Field(gt=1)
+    max_bars: PositiveInt
+    revert_tolerance: float = Field(gt=0, lt=1)
+
+
+class FlatCheck(IngestCheck):
+    min_bars: int = Field(ge=2)
+
+
+class EndingCheck(IngestCheck):
+    max_bars: Count
+    flat_bars: int = Field(ge=2)
+
+
+class IngestConfig(Group):
+    """What ingest reads besides the span: its own minimum history and the data-quality checks
+    (workflow_scripts/data/quality.py); nothing derived from the target windows."""
+
+    name: str
+    min_bars: PositiveInt
+    jump: JumpCheck
+    scale: ScaleCheck
+    flat: FlatCheck
+    ending: EndingCheck
+
+
 class TargetsConfig(Group):
     name: str
     windows: list[int]
@@ -137,11 +182,24 @@ class TargetsConfig(Group):
         return v
 
 
+class CrossCoinConfig(Group):
+    """features.cross_coin (workflow_scripts/features/cross_coin.py). That basket coins are universe coins
+    is checked when add_cross_coin_features is planned (rules/common.smk other_base_features), so a run that
+    never builds cross-coin tables does not need them."""
+
+    mode: Literal["basket", "all_pairs"]
+    basket: list[Annotated[str, AfterValidator(_symbol)]]
+    columns: Literal["all"] | list[str]
+    factors: list[Literal["mean", "dispersion", "relative"]]
+    factor_inputs: list[str]
+
+
 class FeaturesConfig(Group):
     families: list[str]
     lookbacks: list[int]
     lags: list[int]
     dtype: str
+    cross_coin: CrossCoinConfig
 
     @model_validator(mode="after")
     def _spec(self):
@@ -301,10 +359,20 @@ class RegistryConfig(Group):
 
 # ---- tuning ------------------------------------------------------------------------------------------------
 class TuningBudget(Group):
-    """`trials` binds (reproducible tuning); `minutes` is only a wall-clock safety cap (null: none)."""
+    """Per study: `trials` ({stage: finished trials}) binds (reproducible tuning); `minutes` is only a
+    wall-clock safety cap on one run of a study (null: none)."""
 
-    trials: int = Field(ge=1)
+    trials: dict[str, int]
     minutes: float | None = Field(gt=0)
+
+    @field_validator("trials")
+    @classmethod
+    def _trials(cls, v):
+        check(
+            sorted(v) == sorted(TUNING_STAGES[1:]) and all(isinstance(x, int) and x >= 1 for x in v.values()),
+            f"trials per study >= 1 for exactly {list(TUNING_STAGES[1:])}",
+        )
+        return v
 
 
 class TuningPruner(Group):
@@ -326,10 +394,10 @@ class TuningCV(Group):
 class TuningConfig(Group):
     name: str
     budget: TuningBudget
-    shares: dict[str, float]
     early_stopping_rounds: dict[str, int]
     max_rounds: PositiveInt
     representative_rule: Literal["best_validation_ap", "most_rows", "median_ap"]
+    representative_symbols: list[str]
     space: dict[str, list[Any]]
     focus_radius: float = Field(gt=0, lt=1)
     fixed: Params
@@ -339,17 +407,6 @@ class TuningConfig(Group):
     report_every: PositiveInt
     stale_after_s: float = Field(gt=0)
     cv: TuningCV
-
-    @field_validator("shares")
-    @classmethod
-    def _shares(cls, v):
-        check(
-            sorted(v) == sorted(TUNING_STAGES)
-            and all(x >= 0 for x in v.values())
-            and abs(sum(v.values()) - 1) < 1e-6,
-            f"shares >= 0 for exactly {list(TUNING_STAGES)} summing to 1",
-        )
-        return v
 
     @field_validator("early_stopping_rounds")
     @classmethod
@@ -467,6 +524,18 @@ class AgentStudy(Group):
 AGENT_SPACE_KEYS = ("net_width", "batch_size", "learning_rate", "gamma", "lookback", "time_decay")
 
 
+class AgentEnsemble(Group):
+    enabled: bool
+    max_members: PositiveInt
+    methods: list[Literal["positions", "probabilities"]] = Field(min_length=1)
+
+
+class AgentHybrid(Group):
+    enabled: bool
+    kind: Literal["ppo", "sac", "td3"]
+    fit_share: float = Field(gt=0, lt=1)  # of the validation segment: the hybrid's training bars
+
+
 class AgentsConfig(Group):
     """The RL line (docs/AGENTS.md). `cnn_lstm`, `env` and `agent` are checked by the agents package's own
     `from_mapping` in the job (naming a bad key), so validating the config does not import torch or SB3."""
@@ -482,6 +551,9 @@ class AgentsConfig(Group):
     agent: Params
     study: AgentStudy
     space: dict[str, dict[str, Any]]
+    ensemble: AgentEnsemble
+    hybrid: AgentHybrid
+    archive_top_percent: float = Field(gt=0, le=100)
 
     @model_validator(mode="after")
     def _kinds_and_space(self):
@@ -500,6 +572,7 @@ class WorkflowConfig(Group):
 
     env: EnvConfig
     universe: UniverseConfig
+    ingest: IngestConfig
     targets: TargetsConfig
     features: FeaturesConfig
     split: SplitConfig

@@ -1,7 +1,8 @@
 """Ingest: read raw OHLCV bars (CSV, parquet, freqtrade feather/JSON), validate them, normalise them.
 
-Output contract (docs/CONTRACTS.md): `timestamp` (datetime64[ns, UTC], candle open time), float64 OHLCV,
-sorted, unique. Gaps are kept and reported, never filled: a filled bar would be a price nobody traded at.
+Output contract (docs/CONTRACTS.md): `timestamp` (datetime64[ns, UTC], candle open time; timezone-naive
+input is read as UTC), float64 OHLCV, sorted, unique. Gaps are kept and reported, never filled: a filled bar
+would be a price nobody traded at. Data-quality checks: workflow_scripts/data/quality.py.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from workflow_scripts.data import quality
+
 PRICE_COLUMNS = ("open", "high", "low", "close")
 COLUMNS = ("timestamp",) + PRICE_COLUMNS + ("volume",)
 SUFFIXES = (".parquet", ".csv", ".feather", ".json")
@@ -20,6 +23,10 @@ BAR = pd.Timedelta(hours=1)
 
 class BarsError(ValueError):
     """Bad raw bars; the message names the file, the row and the problem."""
+
+
+class QualityError(BarsError):
+    """A data-quality check set to `stop` found something (workflow_scripts/data/quality.py)."""
 
 
 def read_raw(path: str | Path) -> pd.DataFrame:
@@ -85,6 +92,9 @@ def normalise_bars(raw: pd.DataFrame, source: str) -> pd.DataFrame:
 
 
 def _parse_timestamps(col: pd.Series, source: str) -> pd.Series:
+    """Candle open times as datetime64[ns, UTC]: timezone-naive values (naive datetimes, ISO strings without
+    an offset) are read as UTC, as exchanges and freqtrade write them; aware values are converted to UTC;
+    numbers are epoch milliseconds."""
     if pd.api.types.is_datetime64_any_dtype(col):
         ts = col
     elif pd.api.types.is_numeric_dtype(col):
@@ -196,13 +206,32 @@ def find_raw_file(raw_dir: str | Path, symbol: str) -> Path:
 
 
 def ingest(
-    path: str | Path, symbol: str, start: str | None, end: str | None, min_bars: int = 1
+    path: str | Path,
+    symbol: str,
+    start: str | None,
+    end: str | None,
+    min_bars: int = 1,
+    checks: dict | None = None,
 ) -> tuple[pd.DataFrame, dict]:
+    """Read, validate, clip to [start, end) and check one symbol's raw bars: (bars, quality report).
+
+    `checks` is the ingest group's quality settings (config/ingest; workflow_scripts/data/quality.py): their
+    findings go into the report, and a finding of a check whose action is `stop` raises QualityError naming
+    the file, the rows and the rule, so the caller writes nothing."""
     bars = normalise_bars(read_raw(path), str(path))
+    offset = 0 if not start else int((bars["timestamp"] < pd.Timestamp(start, tz="UTC")).sum())
     bars = clip_span(bars, start, end)
     if len(bars) < min_bars:
         raise BarsError(
             f"{path}: {symbol} has {len(bars)} bars in the span [{start}, {end}); at least {min_bars} are "
-            "needed for the largest window's band, volatility and horizon plus the three segments"
+            "needed (ingest.min_bars)"
         )
-    return bars, quality_report(bars, symbol)
+    report = quality_report(bars, symbol)
+    if checks is not None:
+        result = quality.check_bars(bars, symbol, checks, end, row_offset=offset)
+        stops = quality.stopping(result)
+        if stops:
+            counts = {name: c["count"] for name, c in result["checks"].items()}
+            raise QualityError(quality.stop_message(str(path), stops, counts))
+        report.update(result)
+    return bars, report

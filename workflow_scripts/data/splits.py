@@ -15,24 +15,53 @@ import pandas as pd
 SEGMENTS = ("train", "validation", "test")
 
 
-def chronological_split(
-    timestamps: pd.Series, horizon: int, train_frac: float, validation_frac: float, embargo_bars: int
-) -> dict:
-    n = len(timestamps)
+class TooShortError(ValueError):
+    """The bars cannot hold three segments with a complete label each for this horizon."""
+
+
+def _bounds(n: int, train_frac: float, validation_frac: float, embargo_bars: int) -> dict:
     cut_val = int(np.floor(n * train_frac))
     cut_test = int(np.floor(n * (train_frac + validation_frac)))
-    bounds = {
+    return {
         "train": (0, cut_val),
         "validation": (cut_val + embargo_bars, cut_test),
         "test": (cut_test + embargo_bars, n),
     }
+
+
+def _fits(n: int, horizon: int, train_frac: float, validation_frac: float, embargo_bars: int) -> bool:
+    bounds = _bounds(n, train_frac, validation_frac, embargo_bars).values()
+    return all(hi - 1 - horizon >= lo for lo, hi in bounds)
+
+
+def required_bars(horizon: int, train_frac: float, validation_frac: float, embargo_bars: int) -> int:
+    """The fewest bars n such that every count >= n splits (each segment holds a complete label). From
+    n_up = ceil((horizon + 2 + embargo) / shortest fraction) on, every segment is at least horizon + 1 bars
+    long whatever the floors do; below it, step down while the count still splits."""
+    shortest = min(train_frac, validation_frac, 1 - train_frac - validation_frac)
+    n = int(np.ceil((horizon + 2 + embargo_bars) / shortest))
+    while n > 1 and _fits(n - 1, horizon, train_frac, validation_frac, embargo_bars):
+        n -= 1
+    return n
+
+
+def chronological_split(
+    timestamps: pd.Series, horizon: int, train_frac: float, validation_frac: float, embargo_bars: int
+) -> dict:
+    """Segments of `timestamps` (bar positions and UTC times); TooShortError when a segment would hold no
+    complete label, naming the bar count and the count this horizon needs."""
+    n = len(timestamps)
+    bounds = _bounds(n, train_frac, validation_frac, embargo_bars)
     out = {"horizon": int(horizon), "purge": int(horizon), "embargo": int(embargo_bars), "bars": int(n)}
     for name, (lo, hi) in bounds.items():
         last_row = hi - 1 - horizon  # last row whose label ends inside the segment
         if last_row < lo:
-            raise ValueError(
-                f"{name} segment [{lo}, {hi}) holds no complete label of horizon {horizon} bars; "
-                "the data span is too short for this window"
+            need = required_bars(horizon, train_frac, validation_frac, embargo_bars)
+            raise TooShortError(
+                f"too short for this window: {n} bars, at least {need} needed for a label horizon of "
+                f"{horizon} bars, embargo {embargo_bars} and fractions {train_frac:g}/{validation_frac:g}/"
+                f"{1 - train_frac - validation_frac:.3g} (the {name} segment [{lo}, {hi}) would hold no "
+                "complete label)"
             )
         out[name] = {
             "lo": int(lo),

@@ -1,8 +1,13 @@
 """Rank the stage-1 variants of each (symbol, window, side) and summarise the winners.
 
 Ranking key: validation macro average precision, higher first; ties broken by target id so the choice is
-deterministic. Skipped variants (too few rows) are listed but never chosen. The test score is reported, never
-used to choose.
+deterministic. Skipped variants (too few rows) are listed but never chosen.
+
+Two files per (symbol, window, side): the choice (`best_of`: the decision, validation facts only, what tuning
+and production read) and its report (`report_of`: the same ranking with the test score and the after-cost
+evaluation beside each variant, what summaries, plots and the report read). A change that only touches the
+report (costs, gates, grades, a test bar) leaves the choice byte-identical, so nothing trained downstream of
+it is replanned (docs/ARCHITECTURE.md, "Reruns").
 """
 
 from __future__ import annotations
@@ -38,7 +43,24 @@ def evaluation_columns(result: dict | None) -> dict:
     }
 
 
+# The columns of a choice: what stage 1 knows before the test segment is looked at.
+DECISION_COLUMNS = (
+    "rank",
+    "target",
+    "type",
+    "k",
+    "theta",
+    "status",
+    "validation_average_precision",
+    "best_iteration",
+    "train_rows",
+    "reason",
+)
+
+
 def rank_variants(metrics: list[dict], evaluations: dict[str, dict] | None = None) -> pd.DataFrame:
+    """Every variant with its rank by validation AP (report columns included: test AP and, with
+    `evaluations`, the after-cost facts)."""
     rows = []
     evaluations = evaluations or {}
     for m in metrics:
@@ -69,10 +91,27 @@ def rank_variants(metrics: list[dict], evaluations: dict[str, dict] | None = Non
     return table.reset_index(drop=True)
 
 
-def best_of(
-    symbol: str, window: int, side: str, metrics: list[dict], evaluations: dict[str, dict] | None = None
-) -> dict:
-    ranked = rank_variants(metrics, evaluations)
+def best_of(symbol: str, window: int, side: str, metrics: list[dict]) -> dict:
+    """The choice of one (symbol, window, side): the ranking by validation AP, decision columns only."""
+    return _ranked_document(symbol, window, side, rank_variants(metrics)[list(DECISION_COLUMNS)])
+
+
+def report_of(choice: dict, metrics: list[dict], evaluations: dict[str, dict]) -> dict:
+    """The report of a choice: the same ranking with the test AP and after-cost evaluation of each variant."""
+    report = _ranked_document(
+        choice["symbol"], choice["window"], choice["side"], rank_variants(metrics, evaluations)
+    )
+    chosen = (choice["best"] or {}).get("target")
+    ranked = (report["best"] or {}).get("target")
+    if ranked != chosen:
+        raise ValueError(
+            f"the report's ranking chose {ranked!r} but the choice is {chosen!r} ({choice['symbol']} "
+            f"w{choice['window']} {choice['side']}): stage-1 metrics changed after the pick"
+        )
+    return report
+
+
+def _ranked_document(symbol: str, window: int, side: str, ranked: pd.DataFrame) -> dict:
     trained = ranked[ranked["status"] == "trained"]
     best = trained.iloc[0].to_dict() if len(trained) else None
     return {

@@ -1,5 +1,5 @@
-"""Entries of rules/evaluation.smk: snapshot_costs, evaluate_stage1, pick_best_variant, plot_best_variant,
-summarize_symbol, summarize_best_variants, summarize_evaluation."""
+"""Entries of rules/evaluation.smk: snapshot_costs, evaluate_stage1, pick_best_variant, report_best_variant,
+plot_best_variant, summarize_symbol, summarize_best_variants, summarize_evaluation."""
 
 from pathlib import Path
 
@@ -7,7 +7,13 @@ import pandas as pd
 
 from workflow_scripts import artifacts
 from workflow_scripts.evaluation.backtest import plot_equity
-from workflow_scripts.evaluation.best_variant import best_of, headline_metrics, summary_table, to_markdown
+from workflow_scripts.evaluation.best_variant import (
+    best_of,
+    headline_metrics,
+    report_of,
+    summary_table,
+    to_markdown,
+)
 from workflow_scripts.evaluation.costs import ConfigCostProvider, cost_snapshot
 from workflow_scripts.evaluation.variant_evaluation import (
     evaluate_window,
@@ -58,22 +64,31 @@ def evaluate_stage1(job) -> None:
 
 
 def pick_best_variant(job) -> None:
-    """The variants of one (symbol, window, side) (params.targets) -> the ranked choice."""
+    """The variants of one (symbol, window, side) (params.targets) -> the choice, by validation AP only."""
+    stage1, target_ids = Path(job.input.stage1), job.params.targets
+    metrics = [artifacts.read_json(stage1 / t / "metrics.json") for t in target_ids]
+    w = job.wildcards
+    artifacts.write_json(job.output.choice, best_of(w.symbol, int(w.window), w.side, metrics))
+
+
+def report_best_variant(job) -> None:
+    """A choice -> its report: the same ranking with each variant's test AP and after-cost evaluation."""
     stage1, evaluated, target_ids = Path(job.input.stage1), Path(job.input.evaluations), job.params.targets
     metrics = [artifacts.read_json(stage1 / t / "metrics.json") for t in target_ids]
     evaluations = {t: artifacts.read_json(evaluated / f"{t}.json") for t in target_ids}
-    w = job.wildcards
-    artifacts.write_json(job.output.choice, best_of(w.symbol, int(w.window), w.side, metrics, evaluations))
+    artifacts.write_json(
+        job.output.report, report_of(artifacts.read_json(job.input.choice), metrics, evaluations)
+    )
 
 
 def plot_best_variant(job) -> None:
     """Equity curve after costs, with drawdown, of the chosen variant."""
-    choice = artifacts.read_json(job.input.choice)
+    choice = artifacts.read_json(job.input.report)
     cfg = job.params.spec
     bars = pd.read_parquet(job.input.bars, columns=["timestamp", "close"])
     if choice["best"] is None:
         raise ValueError(
-            f"{job.input.choice}: no trained variant to plot for {choice['symbol']} "
+            f"{job.input.report}: no trained variant to plot for {choice['symbol']} "
             f"w{choice['window']} {choice['side']}"
         )
     target = choice["best"]["target"]
@@ -96,8 +111,9 @@ def plot_best_variant(job) -> None:
 
 
 def _summarize_choices(job) -> None:
-    """Choices -> parquet and markdown tables, plus CSV and headline metrics where the rule names them."""
-    table = summary_table([artifacts.read_json(p) for p in job.input.choices])
+    """Choice reports -> parquet and markdown tables, plus CSV and headline metrics where the rule names
+    them."""
+    table = summary_table([artifacts.read_json(p) for p in job.input.reports])
     artifacts.write_parquet(job.output.parquet, table)
     artifacts.write_text(job.output.markdown, to_markdown(table, job.params.title))
     if getattr(job.output, "csv", None):
@@ -121,7 +137,7 @@ def summarize_evaluation(job) -> None:
     files = sorted(p for d in job.input.evaluations for p in Path(d).glob("*.json"))
     summary = run_summary(
         [artifacts.read_json(p) for p in files],
-        [artifacts.read_json(p) for p in job.input.choices],
+        [artifacts.read_json(p) for p in job.input.reports],
         job.params.grades,
     )
     artifacts.write_json(job.output.json, summary)

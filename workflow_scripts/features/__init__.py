@@ -1,8 +1,10 @@
 """Per-coin feature tables from hourly bars, and the cross-coin table built from them.
 
 `build_features(bars, spec)` turns one coin's bars (docs/CONTRACTS.md: `timestamp` + OHLCV, sorted, unique,
-gaps kept) into `timestamp` + float32 columns `{family}__{name}`; `add_cross_coin(own, others)` appends the
-other coins' columns as `{SYMBOL}__{family}__{name}`, aligned on timestamp.
+gaps kept) into `timestamp` + float32 columns `{family}__{name}`; `cross_coin_table(symbol, own, others, cc)`
+(module `cross_coin`) appends the basket coins' columns as `{SYMBOL}__{family}__{name}`, aligned on timestamp,
+plus optional basket factors (`cross_coin.mode: basket`), or every other coin's (`all_pairs`,
+`add_cross_coin(own, others)`).
 
 Time semantics: bar t opens at `timestamp` t; every value at row t is computed from rows 0..t only. Gap rule
 (two consecutive timestamps more than one hour apart make a gap): a windowed value whose window would reach
@@ -24,12 +26,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
 from . import candlestick, market_structure, technical, temporal, volatility
 from ._core import Bars
+from .cross_coin import SYMBOL_RE, add_cross_coin, cross_coin_table, reference_coins, validate_cross_coin
 
 FAMILIES = {
     "candle": candlestick,
@@ -39,20 +43,24 @@ FAMILIES = {
     "vol": volatility,
 }
 SPEC_KEYS = ("families", "lookbacks", "lags", "dtype")
+OPTIONAL_KEYS = ("cross_coin",)  # read by the cross-coin step (module cross_coin), not by build_features
 DTYPES = ("float32",)
 LOOKBACK_RANGE = (3, 2000)  # bars; at least 3 so a window has a spread, vol_ratio reads 4n bars
 LAG_RANGE = (1, 1000)  # bars
 
 BAR_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 
 __all__ = [
     "FAMILIES",
+    "SYMBOL_RE",
     "add_cross_coin",
     "build_features",
+    "cross_coin_table",
     "feature_count",
     "feature_names",
+    "reference_coins",
+    "validate_cross_coin",
     "validate_spec",
 ]
 
@@ -72,9 +80,10 @@ def _int_list(spec, key, lo, hi, allow_empty):
 
 
 def validate_spec(spec: Mapping) -> dict:
-    """Check a features spec (all of families, lookbacks, lags, dtype; nothing else) and return a
-    normalised copy (lookbacks and lags sorted, families in canonical order). Raises ValueError naming the
-    offending key."""
+    """Check a features spec (all of families, lookbacks, lags, dtype; optionally cross_coin, nothing else)
+    and return a normalised copy of what build_features reads (lookbacks and lags sorted, families in
+    canonical order; cross_coin checked, selectors against the families' column names, and left out). Raises
+    ValueError naming the offending key."""
     if not isinstance(spec, Mapping):
         raise TypeError(
             f"features spec must be a mapping with keys {list(SPEC_KEYS)}, got {type(spec).__name__}"
@@ -83,8 +92,10 @@ def validate_spec(spec: Mapping) -> dict:
         if key not in spec:
             raise ValueError(f"features spec key '{key}' is missing; required keys: {list(SPEC_KEYS)}")
     for key in spec:
-        if key not in SPEC_KEYS:
-            raise ValueError(f"features spec key '{key}' is unknown; allowed keys: {list(SPEC_KEYS)}")
+        if key not in SPEC_KEYS + OPTIONAL_KEYS:
+            raise ValueError(
+                f"features spec key '{key}' is unknown; allowed keys: {list(SPEC_KEYS + OPTIONAL_KEYS)}"
+            )
     fams = spec["families"]
     if (
         not isinstance(fams, (list, tuple))
@@ -98,12 +109,54 @@ def validate_spec(spec: Mapping) -> dict:
         )
     if spec["dtype"] not in DTYPES:
         raise ValueError(f"features spec key 'dtype': got {spec['dtype']!r}; allowed: {list(DTYPES)}")
-    return {
+    out = {
         "families": [f for f in FAMILIES if f in fams],
         "lookbacks": _int_list(spec, "lookbacks", *LOOKBACK_RANGE, allow_empty=False),
         "lags": _int_list(spec, "lags", *LAG_RANGE, allow_empty=True),
         "dtype": spec["dtype"],
     }
+    if "cross_coin" in spec:
+        _check_selectors(validate_cross_coin(spec["cross_coin"]), out)
+    return out
+
+
+@lru_cache(maxsize=16)
+def _name_shapes(families: tuple[str, ...]) -> tuple[frozenset, frozenset]:
+    """(static column names, stems of the per-lookback columns) of `families`, from a one-lookback build."""
+    names = feature_names({"families": list(families), "lookbacks": [3], "lags": [], "dtype": "float32"})
+    stems = frozenset(n[: -len("_3")] for n in names if n.endswith("_3"))
+    return frozenset(n for n in names if not n.endswith("_3")), stems
+
+
+def _check_selectors(cc: dict, spec: dict) -> None:
+    """Each cross-coin selector in use (columns in basket mode, factor_inputs when factors are asked for)
+    names a column this spec builds: a static name, a stem, or a stem with one of the spec's lookbacks (and
+    lags)."""
+    static, stems = _name_shapes(tuple(spec["families"]))
+    shape = re.compile(r"^(?P<stem>.+?)_(?P<n>\d+)(_lag(?P<k>\d+))?$")
+    in_use = {
+        "columns": cc["columns"] if cc["mode"] == "basket" and cc["columns"] != "all" else [],
+        "factor_inputs": cc["factor_inputs"] if cc["mode"] == "basket" and cc["factors"] else [],
+    }
+    for key, selectors in in_use.items():
+        for sel in selectors:
+            m = shape.match(sel)
+            ok = (
+                sel in static
+                or sel in stems
+                or bool(
+                    m
+                    and m["stem"] in stems
+                    and int(m["n"]) in spec["lookbacks"]
+                    and (m["k"] is None or int(m["k"]) in spec["lags"])
+                )
+            )
+            if not ok:
+                raise ValueError(
+                    f"features spec key 'cross_coin.{key}': {sel!r} is not a column this spec builds; "
+                    "allowed: a static name like time__hour_sin, a stem like tech__ret, or a stem with a "
+                    f"lookback of {spec['lookbacks']} like tech__ret_{spec['lookbacks'][0]}"
+                )
 
 
 def _check_bars(bars: pd.DataFrame) -> None:
@@ -187,58 +240,3 @@ def feature_names(spec: Mapping) -> list[str]:
 def feature_count(spec: Mapping) -> int:
     """Number of own feature columns for `spec` (no data read; a fraction of a second)."""
     return len(feature_names(spec))
-
-
-# -- cross-coin ----------------------------------------------------------------------------------------------
-def _ts_ns(frame: pd.DataFrame, what: str) -> np.ndarray:
-    if "timestamp" not in frame.columns:
-        raise ValueError(f"{what} has no 'timestamp' column")
-    ts = frame["timestamp"]
-    if not pd.api.types.is_datetime64_any_dtype(ts):
-        raise ValueError(f"{what} 'timestamp' must be datetime64, got {ts.dtype}")
-    if not ts.is_unique:
-        raise ValueError(f"{what} has duplicate timestamps")
-    return ts.to_numpy(dtype="datetime64[ns]").astype(np.int64)
-
-
-def add_cross_coin(own: pd.DataFrame, others: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """`own` (this coin's feature table) plus every other coin's feature columns as `{SYMBOL}__{column}`,
-    in sorted symbol order, left-joined on own's timestamps: NaN where the other coin has no bar at that
-    timestamp (before its listing, in its gaps). The other coin's value at t is its own feature at t, so
-    still known at t. float32; inputs are not modified."""
-    own_ns = _ts_ns(own, "own feature table")
-    own_cols = [c for c in own.columns if c != "timestamp"]
-    plan: list[tuple[str, str, str]] = []  # (symbol, source column, new name)
-    for sym in sorted(others):
-        if not isinstance(sym, str) or not SYMBOL_RE.match(sym):
-            raise ValueError(f"cross-coin symbol {sym!r} must match {SYMBOL_RE.pattern}")
-        plan += [(sym, c, f"{sym}__{c}") for c in others[sym].columns if c != "timestamp"]
-    names = own_cols + [new for _, _, new in plan]
-    if len(set(names)) != len(names):
-        raise ValueError("cross-coin column names collide (is `own` already a cross-coin table?)")
-
-    mat = np.empty((len(own), len(names)), dtype=np.float32, order="F")
-    for j, c in enumerate(own_cols):
-        mat[:, j] = own[c].to_numpy(dtype=np.float32, na_value=np.nan)
-        mat[~np.isfinite(mat[:, j]), j] = np.nan
-    j = len(own_cols)
-    own_index = pd.Index(own_ns)
-    for sym in sorted(others):
-        other = others[sym]
-        idx = pd.Index(_ts_ns(other, f"{sym} feature table")).get_indexer(own_index)
-        absent = idx < 0
-        take = np.where(absent, 0, idx)
-        for c in other.columns:
-            if c == "timestamp":
-                continue
-            col = other[c].to_numpy(dtype=np.float32, na_value=np.nan)
-            dst = mat[:, j]
-            if len(col):
-                dst[:] = col[take]
-                dst[absent | ~np.isfinite(dst)] = np.nan
-            else:
-                dst[:] = np.nan
-            j += 1
-    out = pd.DataFrame(mat, columns=names, copy=False)
-    out.insert(0, "timestamp", own["timestamp"].array)
-    return out

@@ -3,8 +3,8 @@
 import pandas as pd
 
 from workflow_scripts import artifacts
-from workflow_scripts.features import add_cross_coin
 from workflow_scripts.features import build_features as build_feature_table
+from workflow_scripts.features import cross_coin_table
 
 
 def build_features(job) -> None:
@@ -13,8 +13,10 @@ def build_features(job) -> None:
 
 
 def add_cross_coin_features(job) -> None:
-    """Inputs: `own` (this coin's table) and one input per other universe coin, named by its symbol."""
-    inputs = vars(job.input)
+    """Inputs: `own` (this coin's base table) and one base table per reference coin (the basket without the
+    coin, or every other coin in all_pairs mode), named by its symbol; params.spec: features.cross_coin."""
+    inputs = dict(vars(job.input))
     own = pd.read_parquet(inputs.pop("own"))
     others = {symbol: pd.read_parquet(path) for symbol, path in sorted(inputs.items())}
-    artifacts.write_parquet(job.output.features, add_cross_coin(own, others))
+    table = cross_coin_table(job.wildcards.symbol, own, others, job.params.spec)
+    artifacts.write_parquet(job.output.features, table)

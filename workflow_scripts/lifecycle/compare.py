@@ -260,19 +260,25 @@ def demotion(paper: Evidence | None, spec: Mapping) -> dict:
     if paper is None:
         return {"demote": False, "reason": reason | {"why": "no paper record"}}
     sharpe = annualised_sharpe(paper.returns, paper.bars_per_year)
+    floor = float(spec["sharpe_floor"])
     reason |= {
         "bars": bars_record(paper.timestamps),
         "trades": int(len(paper.trades)),
         "sharpe": sharpe,
-        "floor": float(spec["sharpe_floor"]),
+        "floor": floor,
+        "minimum": {"bars": int(spec["min_bars"]), "trades": int(spec["min_trades"])},
     }
-    if len(paper.timestamps) < int(spec["min_bars"]) or len(paper.trades) < int(spec["min_trades"]):
-        return {
-            "demote": False,
-            "reason": reason | {"why": "not enough paper evidence yet (min_bars / min_trades)"},
-        }
-    below = sharpe is None or sharpe < float(spec["sharpe_floor"])
-    why = f"paper Sharpe {sharpe} {'<' if below else '>='} floor {float(spec['sharpe_floor'])}"
+    n_bars, n_trades = len(paper.timestamps), len(paper.trades)
+    if n_bars < int(spec["min_bars"]) or n_trades < int(spec["min_trades"]):
+        why = (
+            f"not enough paper evidence yet: {n_bars} bars, {n_trades} trades "
+            f"(min_bars {int(spec['min_bars'])}, min_trades {int(spec['min_trades'])})"
+        )
+        return {"demote": False, "reason": reason | {"why": why}}
+    # a flat record (no variance: say no trade moved the equity) has no Sharpe and counts as below the floor
+    below = sharpe is None or sharpe < floor
+    shown = "undefined (no variance)" if sharpe is None else f"{sharpe:.4g}"
+    why = f"paper Sharpe {shown} {'<' if below else '>='} floor {floor:g} on {n_bars} bars, {n_trades} trades"
     return {"demote": below, "reason": reason | {"why": why}}
 
 

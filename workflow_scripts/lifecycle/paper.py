@@ -44,6 +44,7 @@ from workflow_scripts.evaluation import metrics as M
 from workflow_scripts.evaluation.backtest import rows_from_targets
 from workflow_scripts.evaluation.costs import costs_from_snapshot
 from workflow_scripts.evaluation.trading_rule import TradingRule, apply_costs, bar_returns, build_trades
+from workflow_scripts.lifecycle import compare as cmp
 from workflow_scripts.models.folder import LoadedModel, RegistryError, check_vin, training_span
 from workflow_scripts.targets.grammar import parse_target_id
 from workflow_scripts.targets.swing_targets import build_targets
@@ -241,6 +242,7 @@ def update_ledger(
         "paper_start": record["paper_start"],
         "paper_end": record["paper_end"],
         "horizon": spec["horizon"],
+        "bars_per_year": spec["bars_per_year"],
         "rule": spec["rule"],
         "costs": spec["costs"],
         "evidence": {"n_bars": record["n_bars"], "n_trades": record["n_trades"]},
@@ -259,6 +261,49 @@ def update_ledger(
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             artifacts.write_text(path, text)
     return summary | {"appended": added, "ledger": str(folder)}
+
+
+def _epoch_s(times: Sequence[str]) -> np.ndarray:
+    """ISO times -> int64 epoch seconds (whatever datetime unit pandas parses them into)."""
+    ts = pd.to_datetime(pd.Series(list(times), dtype=object), utc=True)
+    return ((ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
+
+
+def ledger_evidence(folder) -> cmp.Evidence:
+    """A ledger folder's paper record as compare.Evidence (source "paper"): per-bar after-cost returns of
+    equity.jsonl, trades (entry, exit) of trades.jsonl, bars per year of summary.json; epoch seconds. What
+    the champion rules (compare.compare on common paper bars, compare.demotion) read."""
+    folder = Path(folder)
+    summary_path = folder / SUMMARY_FILE
+    if not summary_path.is_file():
+        raise LedgerError(f"{summary_path}: missing (a ledger folder holds {', '.join(LEDGER_FILES)})")
+    summary = artifacts.read_json(summary_path)
+    if summary.get("bars_per_year") is None:
+        raise LedgerError(f"{summary_path}: no 'bars_per_year'; run `swingflow paper` once to refresh it")
+    rows = {}
+    for name, keys in ((EQUITY_FILE, ("bar", "ret")), (TRADES_FILE, ("entry_time", "exit_time"))):
+        path = folder / name
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        try:
+            docs = [json.loads(line) for line in lines]
+            rows[name] = [[d[k] for k in keys] for d in docs]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise LedgerError(f"{path}: every line must be a JSON object with {list(keys)} ({exc})") from exc
+    equity, trades = rows[EQUITY_FILE], rows[TRADES_FILE]
+    bad = next((i for i, (_, r) in enumerate(equity) if not isinstance(r, (int, float))), None)
+    if bad is not None:
+        raise LedgerError(f"{folder / EQUITY_FILE}: line {bad + 1} has no finite 'ret' ({equity[bad][1]!r})")
+    rets = [float(r) for _, r in equity]
+    return cmp.Evidence(
+        str(summary["vin"]),
+        _epoch_s([b for b, _ in equity]),
+        np.asarray(rets, dtype=float),
+        np.column_stack([_epoch_s([e for e, _ in trades]), _epoch_s([x for _, x in trades])])
+        if trades
+        else np.zeros((0, 2), dtype=np.int64),
+        source="paper",
+        bars_per_year=float(summary["bars_per_year"]),
+    )
 
 
 def read_summaries(ledger_dir) -> list[dict]:

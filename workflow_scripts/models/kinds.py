@@ -4,7 +4,7 @@ them. Adding a kind is one `ModelKind` entry in `KINDS` (plus config/model/<kind
 Readers: config validation of `model.kind` (the kinds with a `fit`), production.fit_head (`fit`),
 production.refit_head (`refit`: the deployment refit on every usable bar), the VIN of
 production and ensemble folders (`vin_type`), the production-folder contract models/folder.py (`model_file`,
-`model_type` and its `aliases`, `predictor`, `needs_timestamps`), the GPU resource of rule train_production
+`model_type` and its `aliases`, `predictor`, `needs_timestamps`), the GPU resource of rule fit_production
 (`uses_gpu`).
 
 Several kinds may share a registry model type (torch_mlp and torch_transformer are both "torchscript", the two
@@ -17,6 +17,7 @@ models/torch_models.py when called (function-level imports of a project module, 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from workflow_scripts.artifacts import read_verified
 from workflow_scripts.models import ensembles, heads
+from workflow_scripts.targets.swing_targets import segment_position
 
 
 class FittedHead(Protocol):
@@ -75,13 +78,13 @@ class ModelKind:
     model_type: str  # the registry's model type (config.json `model_type`, index entries)
     vin_type: str  # the VIN's TYPE field
     predictor: Predictor  # registered folder -> predict function
-    fit: Fit | None = None  # production.fit_head's trainer; None: not trained by train_production
+    fit: Fit | None = None  # production.fit_head's trainer; None: not trained by fit_production
     refit: Refit | None = None  # production.refit_head's trainer (deployment refit); None: no refit
     # refit rounds scale with the sample (boosting rounds); False: the best epoch count as is (an epoch over
     # the larger sample already takes proportionally more gradient steps), production.refit_rounds
     refit_scaled: bool = True
     aliases: tuple[str, ...] = ()  # other names of `model_type` (registry CLI filters)
-    uses_gpu: bool = False  # train_production asks for one GPU
+    uses_gpu: bool = False  # fit_production asks for one GPU
     needs_timestamps: bool = False  # predict(X, timestamps): windows of consecutive bars, gaps end them
 
 
@@ -122,6 +125,109 @@ _ENSEMBLE: dict[str, Any] = {
     "needs_timestamps": True,
 }
 
+# ---- the RL line (workflow_scripts/agents, docs/AGENTS.md): TorchScript files only, never an SB3 pickle ----
+# An agent or hybrid policy maps observations (n, D) (features.json: `<feature>@t-<lag>` columns of the
+# lookback window, oldest first, then the position state) to (n, 3) action weights (flat, long, short): a
+# discrete policy's action probabilities, a continuous position p as (1 - |p|, max(p, 0), max(-p, 0)). The
+# agent ensemble averages its members' positions or weights. The CNN-LSTM maps feature rows (n, F) and their
+# timestamps to embeddings (n, E) (LoadedModel.predict_proba refuses it, not 3 columns: its predict function
+# is the API).
+AGENT_ENSEMBLE_FILE = "agent_ensemble.json"
+N_POSITION_STATE = 3  # position, unrealised log return, log1p(bars in trade): agents/environment.py
+
+
+def observation_slice(obs: np.ndarray, lookback: int, member_lookback: int, n_features: int) -> np.ndarray:
+    """A member's observation from an ensemble observation of `lookback` rows: its last `member_lookback`
+    feature rows and the position state."""
+    width = int(lookback) * int(n_features)
+    if obs.shape[-1] != width + N_POSITION_STATE:
+        raise ValueError(f"observation of {obs.shape[-1]} values, not {width + N_POSITION_STATE}")
+    rows = obs[..., width - int(member_lookback) * int(n_features) : width]
+    return np.concatenate([rows, obs[..., width:]], axis=-1)
+
+
+def _policy_predictor(data: bytes, features: list[str], folder: Path, load_folder) -> tuple[Any, Callable]:
+    import torch  # heavy: torch
+
+    from workflow_scripts.models.torch_models import load_scripted  # heavy: torch
+
+    module = load_scripted(data)
+    if int(module.n_obs) != len(features):
+        raise ValueError(
+            f"policy reads {int(module.n_obs)} observation values, features.json lists {len(features)}"
+        )
+
+    def predict(X: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module.weights(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))).numpy()
+
+    return module, predict
+
+
+def _agent_ensemble_predictor(data: bytes, features: list[str], folder: Path, load_folder):
+    import torch  # heavy: torch
+
+    from workflow_scripts.models.torch_models import load_scripted  # heavy: torch
+
+    doc = json.loads(data)
+    n_features = len(doc["observation"]["features"])
+    members = [
+        (
+            m["lookback"],
+            load_scripted(read_verified(folder / m["file"], m["sha256"], folder / AGENT_ENSEMBLE_FILE)),
+        )
+        for m in doc["members"]
+    ]
+
+    def predict(X: np.ndarray) -> np.ndarray:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        with torch.no_grad():
+            parts = [
+                net.weights(torch.from_numpy(observation_slice(X, doc["lookback"], lb, n_features))).numpy()
+                if doc["method"] == "probabilities"
+                else net(torch.from_numpy(observation_slice(X, doc["lookback"], lb, n_features))).numpy()
+                for lb, net in members
+            ]
+        if doc["method"] == "probabilities":
+            return np.mean(parts, axis=0)
+        p = np.clip(np.mean(parts, axis=0), -1.0, 1.0)
+        return np.stack([1.0 - np.abs(p), np.maximum(p, 0.0), np.maximum(-p, 0.0)], axis=1)
+
+    return members, predict
+
+
+def _cnn_lstm_predictor(data: bytes, features: list[str], folder: Path, load_folder):
+    import torch  # heavy: torch
+
+    from workflow_scripts.models.torch_models import gather_windows, load_scripted  # heavy: torch
+
+    module = load_scripted(data)
+    if int(module.n_features) != len(features):
+        raise ValueError(
+            f"cnn_lstm reads {int(module.n_features)} features, features.json lists {len(features)}"
+        )
+
+    def predict(X: np.ndarray, timestamps=None) -> np.ndarray:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        seg = (
+            np.arange(len(X))
+            if timestamps is None
+            else segment_position(pd.Series(timestamps).reset_index(drop=True))
+        )
+        windows = gather_windows(X, seg, np.arange(len(X)), int(module.seq_len))
+        with torch.no_grad():
+            return module(torch.from_numpy(windows)).numpy()
+
+    return module, predict
+
+
+_AGENT: dict[str, Any] = {"model_file": "policy.pt", "model_type": "agent", "predictor": _policy_predictor}
+_HYBRID: dict[str, Any] = {
+    "model_file": "hybrid_policy.pt",
+    "model_type": "hybrid",
+    "predictor": _policy_predictor,
+}
+
 KINDS: dict[str, ModelKind] = {
     k.name: k
     for k in (
@@ -149,6 +255,19 @@ KINDS: dict[str, ModelKind] = {
         ModelKind("torch_transformer", vin_type="TXFMR", **_TORCH),
         ModelKind("ensemble_average", vin_type="ENSAVG", **_ENSEMBLE),
         ModelKind("ensemble_stacker", vin_type="ENSSTK", **_ENSEMBLE),
+        # the RL line; vin_type = the trial codes' TYPE (agents/trial_code.py)
+        ModelKind(
+            "cnn_lstm", "cnn_lstm.pt", "cnn_lstm", "CNNLSTM", _cnn_lstm_predictor, needs_timestamps=True
+        ),
+        ModelKind("ppo", vin_type="PPO", aliases=("rl_agent",), **_AGENT),
+        ModelKind("sac", vin_type="SAC", **_AGENT),
+        ModelKind("td3", vin_type="TD3", **_AGENT),
+        ModelKind("hybrid_ppo", vin_type="HPPO", **_HYBRID),
+        ModelKind("hybrid_sac", vin_type="HSAC", **_HYBRID),
+        ModelKind("hybrid_td3", vin_type="HTD3", **_HYBRID),
+        ModelKind(
+            "agent_ensemble", AGENT_ENSEMBLE_FILE, "agent_ensemble", "AGENS", _agent_ensemble_predictor
+        ),
     )
 }
 TRAINABLE = tuple(name for name, k in KINDS.items() if k.fit)  # what config/model `kind` may be

@@ -20,8 +20,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from workflow_scripts.evaluation.vin import decode_vin
+from workflow_scripts.agents import trial_archive, trial_code
+from workflow_scripts.config.schema import config_group
+from workflow_scripts.evaluation.vin import VinError, decode_vin
 from workflow_scripts.lifecycle import paper
+from workflow_scripts.ops import notify
 from workflow_scripts.registry import dashboard
 from workflow_scripts.registry import paper_trading as pt
 from workflow_scripts.registry import predictions as pr
@@ -232,10 +235,31 @@ def cmd_paper(args) -> int:
         }
         for r in rows
     ]
-    if not args.json:  # one cell each for the claimed and the paper record: VINs must not be cut
-        out = [r | dict(zip(paper.TEXT_COLUMNS, paper.claimed_paper_text(r))) for r in out]
+    # the champion rules on the ledgers (docs/LIFECYCLE.md): paper challengers, demotion below the floor
+    changes = pt.judge(
+        args.registry, config_group("registry", args.registry_config), args.ledger, symbols=args.symbol
+    )
+    if changes:
+        settings = config_group("env", args.env)["notifications"]
+        delivered = notify.deliver(*pt.judgement_message(changes), settings)
+    if args.json:
+        _emit(args, {"slots": out, "changes": changes})
+        return 0
+    # one cell each for the claimed and the paper record: VINs must not be cut
+    out = [r | dict(zip(paper.TEXT_COLUMNS, paper.claimed_paper_text(r))) for r in out]
     cols = ["slot", "symbol", "side", "vin", "model", *paper.TEXT_COLUMNS, "paper_until", "appended_bars"]
     _emit(args, out, f"Paper trading: {len(out)} deployed slot(s)", cols)
+    if changes:
+        rows = [
+            c
+            | {
+                "why": c["evidence"].get("why"),
+                "champion_now": c["vin"] if c["event"] == "promoted" else c.get("champion"),
+            }
+            for c in changes
+        ]
+        cols = ["symbol", "side", "event", "vin", "champion_now", "why"]
+        _emit(args, rows, f"Champion changes on paper evidence (notified: {delivered})", cols)
     return 0
 
 
@@ -245,6 +269,13 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_archive(args) -> int:
+    if args.agent_models:  # seed 004's agent trial archive (agents/trial_archive.py)
+        rows = trial_archive.archive_trials(
+            args.agent_models, args.dir or "trial_archive", args.top_percent, dry_run=args.dry_run
+        )
+        title = ("Would archive" if args.dry_run else "Archived") + f" {len(rows)} agent trial(s)"
+        _emit(args, rows, title, ["code", "symbol", "kind", "value", "source"])
+        return 0
     rows = reg.archive(args.registry, args.top_percent, archive_dir=args.dir, dry_run=args.dry_run)
     title = ("Would archive" if args.dry_run else "Archived") + f" {len(rows)} model(s)"
     _emit(args, rows, title, ["vin", "symbol", "side", "version", "grade", "score"])
@@ -252,6 +283,21 @@ def cmd_archive(args) -> int:
 
 
 def cmd_cleanup(args) -> int:
+    if args.agent_trials:  # the agent trial archive (agents/trial_archive.py)
+        res = trial_archive.cleanup_trials(
+            args.agent_trials,
+            keep_top=args.keep_top,
+            keep_days=args.keep_days,
+            dry_run=args.dry_run,
+            log_dirs=args.logs,
+        )
+        verb = "Would remove" if args.dry_run else "Removed"
+        rows = [{"kind": "trial", "path": c} for c in res["trials"]] + [
+            {"kind": "log", "path": p} for p in res["logs"]
+        ]
+        title = f"{verb} {len(res['trials'])} archived agent trial(s), {len(res['logs'])} log file(s)"
+        _emit(args, res if args.json else rows, title, None if args.json else ["kind", "path"])
+        return 0
     res = reg.cleanup(
         args.registry,
         keep_days=args.keep_days,
@@ -337,7 +383,14 @@ def cmd_predict(args) -> int:
 
 
 def cmd_vin_decode(args) -> int:
-    _emit(args, decode_vin(args.code), f"VIN {args.code}")
+    try:
+        fields = decode_vin(args.code)
+    except VinError as model_error:  # an agent trial code (agents/trial_code.py)?
+        try:
+            fields = trial_code.decode(args.code)
+        except trial_code.TrialCodeError:
+            raise model_error from None
+    _emit(args, fields, f"VIN {args.code}")
     return 0
 
 
@@ -418,17 +471,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bars", default="results/ingest", help="folder of <SYMBOL>.parquet bars")
     p.add_argument("--ledger", help="ledger folder (default <registry>/paper)")
     p.add_argument("--history-bars", type=int, help="trailing bars for features (default features.json)")
+    p.add_argument(
+        "--registry-config",
+        help="config/registry option whose compare/demotion rules judge the ledgers (default: the default)",
+    )
+    p.add_argument(
+        "--env",
+        default=os.environ.get("SWINGFLOW_ENV"),
+        help="config/env option whose notifications announce champion changes (default $SWINGFLOW_ENV, "
+        "else config.yaml's)",
+    )
     p = add(sub, "rollback", cmd_rollback, "make the previous champion of SYMBOL champion again")
     p.add_argument("symbol")
     p.add_argument("--side", choices=reg.SIDES)
     p = add(sub, "archive", cmd_archive, "copy the best models with metadata to the archive")
     p.add_argument("--top-percent", type=float, default=10.0)
-    p.add_argument("--dir", help="archive folder (default <registry>/archive)")
+    p.add_argument(
+        "--dir", help="archive folder (default <registry>/archive; trial_archive with --agent-models)"
+    )
+    p.add_argument(
+        "--agent-models", help="archive agent trials instead: results/agents/models (per-symbol trials.json)"
+    )
     p.add_argument("--dry-run", action="store_true")
     p = add(sub, "cleanup", cmd_cleanup, "remove old logs and old non-champion, non-archived models")
     p.add_argument("--keep-days", type=float, default=7)
     p.add_argument("--keep-top", type=int, default=20)
     p.add_argument("--logs", nargs="*", default=[], help="extra log folders to prune (registry logs/ always)")
+    p.add_argument(
+        "--agent-trials", help="clean this agent trial archive (trial_archive/) instead of the registry"
+    )
     p.add_argument("--dry-run", action="store_true")
     p = add(sub, "deploy", cmd_deploy, "write a model to deployments/model_N (best champion by default)")
     p.add_argument("--slot", type=int, required=True)

@@ -32,7 +32,7 @@ STAGES: dict[str, tuple[str, Any]] = {
     "splits": ("splits/*/w*.json", lambda s, w, t, d: s * w),
     "stage1": ("stage1/*/w*/*/metrics.json", lambda s, w, t, d: s * w * t),
     "evaluation": ("evaluation/stage1/*/w*/*.json", lambda s, w, t, d: s * w * t),
-    "best_variant": ("best_variant/*/w*/*.json", lambda s, w, t, d: s * w * d),
+    "best_variant": ("best_variant/*/w*/*.report.json", lambda s, w, t, d: s * w * d),
     "tuning stage 2": ("tuning/stage2/w*.json", lambda s, w, t, d: w),
     "tuning stage 3": ("tuning/stage3/*/w*/*.json", lambda s, w, t, d: s * w * d),
     "tuning stage 4": ("tuning/stage4/*/w*/*.json", lambda s, w, t, d: s * w * d),

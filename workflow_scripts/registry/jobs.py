@@ -3,17 +3,18 @@
 from workflow_scripts import artifacts
 from workflow_scripts.registry import tracking
 from workflow_scripts.registry.predictions import batch_from_file
-from workflow_scripts.registry.runs import register_run, symbol_data_from_paths
+from workflow_scripts.registry.runs import decision_record, register_run, symbol_data_from_paths
 
 
 def register_models(job) -> None:
     inp = job.input
     data = symbol_data_from_paths(inp.features, inp.targets, inp.splits)
-    status, roster = register_run(
-        job.params.registry, [*inp.production, *inp.ensembles], data, job.params.spec
-    )
+    folders = [*inp.production, *inp.ensembles]
+    status, roster = register_run(job.params.registry, folders, data, job.params.spec)
     artifacts.write_json(job.output.roster, roster)
     artifacts.write_json(job.output.status, status)
+    # the decisions alone, by test-free identities (no VIN, no time): docs/LIFECYCLE.md
+    artifacts.write_json(job.output.decisions, decision_record(job.params.registry, folders, job.params.spec))
 
 
 def predict_batch(job) -> None:

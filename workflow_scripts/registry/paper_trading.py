@@ -1,18 +1,26 @@
 """Paper trading of the registry's deployed slots: the glue between the registry (slots: store.deployed; the
 deployed model of each: store.load_model(model="deployed"), the refit; live features: predictions.py) and the
 ledgers of workflow_scripts/lifecycle/paper.py (docs/LIFECYCLE.md). Used by `swingflow paper` (ops/cli.py)
-and the workflow rule paper_trade (rules/lifecycle.smk)."""
+and the workflow rule paper_trade (rules/lifecycle.smk).
+
+After a paper update the champion rules are applied to the forward evidence (`judge`): a challenger compared
+with its champion on the paper bars both have (lifecycle/compare.compare), a deployed champion demoted when
+its paper record falls below the floor (compare.demotion, store.demote). Both are decided on the ledgers'
+state alone, so a second call on the same ledgers changes nothing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from workflow_scripts import artifacts
+from workflow_scripts.lifecycle import compare as cmp
 from workflow_scripts.lifecycle import paper
+from workflow_scripts.models.folder import check_vin
 from workflow_scripts.registry import predictions as pr
 from workflow_scripts.registry import store as reg
 
@@ -129,3 +137,125 @@ def with_paper(registry_dir, rows: Sequence[Mapping[str, Any]], ledger_dir=None)
             row |= {k: v for k, v in by_vin[r["vin"]].items() if k.startswith(("claimed_", "paper_"))}
         out.append(row)
     return out
+
+
+# ---- the champion rules on forward evidence ----------------------------------------------------------------
+def paper_evidence(registry_dir, vin: str, ledger_dir=None) -> cmp.Evidence | None:
+    """A model's paper record as compare.Evidence: its ledger with the most bars (a record depends on the
+    bars and the model, not on the slot that replays it), None when it has no ledger."""
+    root = paper.ledger_dir_of(registry_dir, ledger_dir)
+    folders = sorted(root.glob(f"slot_*/{check_vin(vin)}/{paper.SUMMARY_FILE}")) if root.is_dir() else []
+    records = [paper.ledger_evidence(f.parent) for f in folders]
+    return max(records, key=lambda ev: len(ev.timestamps)) if records else None
+
+
+EvidenceOf = Callable[[str], "cmp.Evidence | None"]
+
+
+def _challenge(
+    registry_dir, symbol: str, side: str, spec: Mapping, evidence_of: EvidenceOf, now
+) -> dict | None:
+    """The first challenger (best paper Sharpe on the bars it shares with the champion first) significantly
+    better than the champion on their common paper bars (>= compare.min_bars) replaces it; None when none
+    does. Nothing is written for a challenger that does not (its standing stays, the call stays
+    idempotent)."""
+    slot = reg.read_champions(registry_dir, symbol)["sides"].get(side) or {}
+    champion, rules = slot.get("champion"), spec["compare"]
+    theirs = evidence_of(champion) if champion else None
+    if theirs is None:
+        return None
+    profiles = list(spec["promote_gate_profiles"])
+    index = reg.read_index(registry_dir)["models"]
+    pairs = {}
+    for vin in sorted({c["vin"] for c in slot.get("challengers", [])}):
+        passed, profile, _ = reg.eligibility(index.get(vin, {}))
+        ours = evidence_of(vin) if vin in index and passed and profile in profiles else None
+        pair = cmp.choose_evidence((None, None), (ours, theirs), rules) if ours is not None else (None, None)
+        if pair[0] is not None:
+            pairs[vin] = pair
+    sharpe = {
+        v: cmp.annualised_sharpe(a.on(b.timestamps).returns, a.bars_per_year) for v, (a, b) in pairs.items()
+    }
+    for vin in sorted(pairs, key=lambda v: (sharpe[v] is None, -(sharpe[v] or 0.0), v)):
+        verdict = cmp.compare(*pairs[vin], rules)
+        if verdict["beats"]:
+            decision = reg.promote(registry_dir, vin, gate_profiles=profiles, verdict=verdict, now=now)
+            return {
+                "event": "promoted",
+                "symbol": symbol,
+                "side": side,
+                "vin": vin,
+                "replaced": champion,
+                "reason": decision["reason"],
+                "evidence": dict(verdict["reason"]),
+            }
+    return None
+
+
+def _demotion(
+    registry_dir, symbol: str, side: str, spec: Mapping, evidence_of: EvidenceOf, now
+) -> dict | None:
+    """The slot's champion, when deployed, demoted if its paper record reaches the minimum evidence and falls
+    below the floor (config registry.demotion); None otherwise."""
+    champion = (reg.read_champions(registry_dir, symbol)["sides"].get(side) or {}).get("champion")
+    serving = [int(d["slot"]) for d in reg.deployed(registry_dir) if d["vin"] == champion]
+    if not champion or not serving:
+        return None
+    verdict = cmp.demotion(evidence_of(champion), spec["demotion"])
+    done = reg.demote(registry_dir, symbol, side, verdict, now=now, vin=champion)
+    # the slots keep serving the demoted model until an operator deploys another (`swingflow deploy`)
+    return None if done is None else {"event": "demoted", "vin": champion, "slots": serving} | done
+
+
+def judge(registry_dir, spec: Mapping, ledger_dir=None, *, symbols: Sequence[str] | None = None, now=None):
+    """The champion rules on the paper ledgers, for every champion slot (symbol, side) of `symbols` (all when
+    None); spec: config registry (compare, demotion, promote_gate_profiles).
+
+    Per slot, repeated until nothing changes (a restored or promoted champion is judged in turn; every change
+    retires a model, so it ends): a challenger significantly better than the champion on their common paper
+    bars replaces it (promote, recorded as at registration with source "paper"); then a deployed champion with
+    enough paper evidence below the floor is demoted (store.demote: the previous champion restored, the reason
+    recorded). Returns the changes, [] when nothing changed (a second call on the same ledgers)."""
+    cache: dict[str, cmp.Evidence | None] = {}
+
+    def evidence_of(vin: str) -> cmp.Evidence | None:
+        if vin not in cache:
+            cache[vin] = paper_evidence(registry_dir, vin, ledger_dir)
+        return cache[vin]
+
+    slots = sorted(
+        (r["symbol"], r["side"]) for r in reg.roster(registry_dir) if not symbols or r["symbol"] in symbols
+    )
+    events = []
+    for symbol, side in slots:
+        limit = 2 * len(reg.read_index(registry_dir)["models"]) + 2  # a guard: each change retires a model
+        for _ in range(limit):
+            event = _challenge(registry_dir, symbol, side, spec, evidence_of, now) or _demotion(
+                registry_dir, symbol, side, spec, evidence_of, now
+            )
+            if event is None:
+                break
+            events.append(event)
+        else:
+            raise reg.RegistryError(f"{symbol}/{side}: the champion rules did not settle in {limit} changes")
+    return events
+
+
+def judgement_message(events: Sequence[Mapping[str, Any]]) -> tuple[str, dict]:
+    """The notification of champion changes on paper evidence (ops/notify.deliver): text and payload."""
+    lines = [f"swingflow paper: {len(events)} champion change(s) on paper evidence"]
+    for e in events:
+        ev = e.get("evidence") or {}
+        bars = ev.get("bars") or {}
+        where = f"{bars.get('count')} bars {bars.get('first')} .. {bars.get('last')}"
+        if e["event"] == "demoted":
+            after = e.get("champion") or "none (no previous champion)"
+            lines.append(
+                f"- {e['symbol']}/{e['side']} DEMOTED {e['vin']}: {ev.get('why')} ({where}); champion now "
+                f"{after}; slot(s) {e.get('slots')} still serve it until `swingflow deploy`"
+            )
+        else:
+            lines.append(
+                f"- {e['symbol']}/{e['side']} {e['vin']} replaces {e['replaced']}: {ev.get('why')} ({where})"
+            )
+    return "\n".join(lines), {"event": "paper_judgement", "changes": [dict(e) for e in events]}

@@ -12,8 +12,10 @@ registry, then champion or challenger per (symbol, side) on validation evidence,
   are judged best first (annualised Sharpe on the validation bars common to all of them), each against the
   champion of the moment by a paired Newey-West test on the bars both have evidence for (lifecycle/compare.py,
   config registry.compare: alpha, min_bars, min_trades). The reason (measure, bars compared, statistic,
-  p-value, decision) goes into champions/<SYMBOL>.json. Paper evidence replaces validation evidence through
-  the `paper` hook once both candidates have it.
+  p-value, decision) goes into champions/<SYMBOL>.json. When a newcomer and the champion both have paper
+  ledgers sharing at least compare.min_bars bars (a VIN registered again after it was paper-traded), they are
+  compared on those paper bars instead (`decide`'s `paper` hook, registry/paper_trading.paper_evidence).
+  Challengers that gather paper evidence later are judged after each paper update (paper_trading.judge).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from workflow_scripts.lifecycle import compare as cmp
+from workflow_scripts.registry import paper_trading as pt
 from workflow_scripts.registry import store as reg
 
 log = logging.getLogger("swingflow.registry_run")
@@ -166,7 +169,7 @@ def register_run(
         if known.get(e["vin"], {}).get("status", "registered") in ("registered", "rejected"):
             lineages.setdefault((e["symbol"], e["side"]), []).append(e)
     for (symbol, side), es in sorted(lineages.items()):
-        for d in decide(registry_dir, es, spec, run):
+        for d in decide(registry_dir, es, spec, run, paper=lambda vin: pt.paper_evidence(registry_dir, vin)):
             log.info("%s/%s %s: %s (%s)", symbol, side, d["vin"], d["decision"], d.get("reason"))
     if entries:
         reg.write_run_summary(registry_dir, run)
@@ -179,3 +182,54 @@ def register_run(
             "changed": after != before[s],
         }
     return status, {"run": run, "champions": reg.roster(registry_dir)}
+
+
+# ---- the run's decision record (results/registry/decisions.json) -------------------------------------------
+IDENTITY_KEYS = ("symbol", "side", "window", "target", "model_type", "model_sha256")
+
+
+def identity(entry: Mapping) -> dict:
+    """A registered model named without its VIN (whose grade and date come from the test segment and the
+    refit): symbol, side, window, target, model kind and the sha256 of the evaluated model file."""
+    return {k: entry[k] for k in IDENTITY_KEYS}
+
+
+def _named(value, index: Mapping) -> dict | None:
+    return identity(index[value]) if value in index else None
+
+
+def decision_record(registry_dir, folders: Sequence[str | Path], spec: Mapping) -> dict:
+    """What the registry decided about a run's production folders, with no test-derived byte in it: every
+    candidate by identity() with its validation summary, its standing after the run and the decision that
+    stands for it (champion / challenger: the latest of champions/<SYMBOL>.json `decisions`, its reason and
+    validation or paper comparison, the champion before it by identity; rejected: why), and each slot's
+    champion after the run. No VIN, no time: two runs whose train and validation bars agree write the same
+    bytes, whatever their test bars (tests/lifecycle/test_test_segment_blind.py)."""
+    index = reg.read_index(registry_dir)["models"]
+    candidates, slots = [], set()
+    for folder in folders:
+        entry = index[reg.read_model_meta(Path(folder))["vin"]]
+        symbol, side = entry["symbol"], entry["side"]
+        slots.add((symbol, side))
+        history = reg.read_champions(registry_dir, symbol)["sides"].get(side, {}).get("decisions", [])
+        last = next((d for d in reversed(history) if d["vin"] == entry["vin"]), None)
+        refusal = reg.refusal_of(entry, spec["promote_gate_profiles"])
+        if last is not None:
+            decision = {k: v for k, v in last.items() if k not in ("vin", "at")}
+            for key in ("champion_before", "champion_after"):
+                if key in decision:
+                    decision[key] = _named(decision[key], index)
+        elif refusal is not None:
+            decision = {"decision": "rejected", "reason": refusal}
+        else:
+            decision = None
+        candidates.append(
+            identity(entry)
+            | {"validation": entry.get("validation"), "status": entry.get("status"), "decision": decision}
+        )
+    champions = {}
+    for symbol, side in sorted(slots):
+        vin = reg.read_champions(registry_dir, symbol)["sides"].get(side, {}).get("champion")
+        champions[reg.lineage_key(symbol, side)] = _named(vin, index)
+    key = [*IDENTITY_KEYS]
+    return {"candidates": sorted(candidates, key=lambda c: [str(c[k]) for k in key]), "champions": champions}

@@ -221,15 +221,17 @@ def validation_summary(folder: str | os.PathLike, vin: str) -> dict | None:
     }
 
 
+NO_EVIDENCE = "no validation evidence"
+
+
 def eligibility(entry: Mapping[str, Any]) -> tuple[bool, str | None, str]:
-    """(passed, gate profile, basis): the gate verdict on VALIDATION when the model has validation evidence;
-    a folder without evidence (registered by hand, or before evidence existed) falls back on its gate of
-    record, and says so."""
+    """(passed, gate profile, basis): the gate verdict on VALIDATION, from the model's validation evidence. A
+    folder without evidence (registered by hand, or written before evidence existed) is not eligible: its only
+    verdict, the gate of record, was taken on the test segment, which never makes a champion."""
     val = entry.get("validation") or {}
     if val.get("gate_passed") is not None:
         return bool(val["gate_passed"]), val.get("gate_profile"), "validation"
-    basis = "gate of record (no validation evidence)"
-    return bool(entry.get("gate_passed")), entry.get("gate_profile"), basis
+    return False, entry.get("gate_profile"), NO_EVIDENCE
 
 
 def load_evidence(registry_dir, vin: str) -> cmp.Evidence | None:
@@ -419,6 +421,22 @@ def _set_status(index: dict, vin: str, status: str) -> None:
         index["models"][vin]["status"] = status
 
 
+def refusal_of(entry: Mapping[str, Any], gate_profiles: Sequence[str] | None = None) -> str | None:
+    """Why a model may not become champion (its gate verdict, or a gate profile that may not promote); None
+    when it may."""
+    passed, profile, basis = eligibility(entry)
+    if basis == NO_EVIDENCE:
+        return (
+            f"{NO_EVIDENCE} ({EVIDENCE_FILE} missing): the gate of record is a test-segment verdict and "
+            "never makes a champion; retrain to get validation evidence"
+        )
+    if not passed:
+        return f"gate {profile!r} not passed ({basis})"
+    if gate_profiles is not None and profile not in gate_profiles:
+        return f"gate profile {profile!r} may not promote (allowed: {sorted(gate_profiles)})"
+    return None
+
+
 def promote(
     registry_dir,
     vin: str,
@@ -447,12 +465,7 @@ def promote(
     entry = get_entry(registry_dir, vin)
     symbol, side = entry["symbol"], entry["side"]
     decision: dict = {"vin": vin, "symbol": symbol, "side": side, "at": now, "margin": float(margin)}
-    refusal = None
-    passed, profile, basis = eligibility(entry)
-    if not passed:
-        refusal = f"gate {profile!r} not passed ({basis})"
-    elif gate_profiles is not None and profile not in gate_profiles:
-        refusal = f"gate profile {profile!r} may not promote (allowed: {sorted(gate_profiles)})"
+    refusal = refusal_of(entry, gate_profiles)
     if refusal:
         decision |= {"decision": "rejected", "reason": refusal}
         with registry_lock(registry_dir):
@@ -534,6 +547,51 @@ def promote(
     return decision
 
 
+def _restore_previous(index: dict, slot: dict, now: str) -> str | None:
+    """In memory: make the newest previous champion of `slot` that is still in the index champion again and
+    retire the current one (what rollback and demote do); None when there is no previous champion."""
+    previous = [p for p in slot.get("previous", []) if p["vin"] in index["models"]]
+    if not previous:
+        return None
+    back = previous[-1]
+    slot["previous"] = previous[:-1]
+    retired = slot["champion"]
+    _set_status(index, retired, "retired")
+    _set_status(index, back["vin"], "champion")
+    slot.update(
+        champion=back["vin"],
+        version=index["models"][back["vin"]]["version"],
+        since=now,
+        score=None,
+        rolled_back_from=retired,
+    )
+    return back["vin"]
+
+
+def _commit(registry_dir, symbol: str, champs: dict, index: dict) -> None:
+    """Write champions/<SYMBOL>.json, the index and the roster as one change (caller holds the lock): when a
+    write fails, the files already replaced get their old bytes back, so a failure leaves the registry as it
+    was, never half-changed."""
+    p = paths(registry_dir)
+    writes = (
+        (_champion_path(registry_dir, symbol), lambda: champs),
+        (p["index"], lambda: index),
+        (p["roster"], lambda: {"updated": utc_now(), "champions": roster(registry_dir)}),
+    )
+    old: dict[Path, bytes | None] = {}
+    try:
+        for path, doc in writes:
+            old[path] = path.read_bytes() if path.is_file() else None
+            artifacts.write_json(path, doc())
+    except BaseException:
+        for path, data in old.items():
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                artifacts.write_bytes(path, data)
+        raise
+
+
 def rollback(registry_dir, symbol: str, side: str | None = None, now: str | None = None) -> dict:
     """Make the previous champion of `symbol` (and `side`; optional when the symbol has one side) champion
     again."""
@@ -549,65 +607,74 @@ def rollback(registry_dir, symbol: str, side: str | None = None, now: str | None
         slot = champs["sides"].get(side)
         if not slot or not slot.get("champion"):
             raise RegistryError(f"{symbol}/{side} has no champion to roll back")
-        previous = [p for p in slot.get("previous", []) if p["vin"] in index["models"]]
-        if not previous:
+        retired = slot["champion"]
+        back = _restore_previous(index, slot, now)
+        if back is None:
             raise RegistryError(
                 f"{symbol}/{side}: no previous champion to roll back to (champion {slot['champion']})"
             )
-        back = previous[-1]
-        slot["previous"] = previous[:-1]
-        retired = slot["champion"]
-        _set_status(index, retired, "retired")
-        _set_status(index, back["vin"], "champion")
-        slot.update(
-            champion=back["vin"],
-            version=index["models"][back["vin"]]["version"],
-            since=now,
-            score=None,
-            rolled_back_from=retired,
-        )
+        slot["evidence"] = {"why": f"rolled back from {retired} by an operator"}
         champs["updated"] = now
-        artifacts.write_json(_champion_path(registry_dir, symbol), champs)
-        _write_index(registry_dir, index)
-        _write_roster(registry_dir, index)
-    return {"symbol": symbol, "side": side, "champion": back["vin"], "retired": retired, "at": now}
+        _commit(registry_dir, symbol, champs, index)
+    return {"symbol": symbol, "side": side, "champion": back, "retired": retired, "at": now}
 
 
 def demote(
-    registry_dir, symbol: str, side: str, verdict: Mapping[str, Any], now: str | None = None
+    registry_dir,
+    symbol: str,
+    side: str,
+    verdict: Mapping[str, Any],
+    now: str | None = None,
+    *,
+    vin: str | None = None,
 ) -> dict | None:
     """Demote the champion of (symbol, side) when `verdict` (lifecycle/compare.demotion on its paper record)
     says so: the previous champion is restored as `rollback` does (or the slot is left without a champion when
-    there is none), and the reason is recorded in champions/<SYMBOL>.json (`demotions`). Returns what was
-    done, None when the verdict keeps the champion."""
+    there is none), and the decision with its reason (measure, bars, Sharpe, floor, why) is appended to the
+    slot's `decisions` in champions/<SYMBOL>.json, all in one change under the lock. With `vin`, only that
+    champion is demoted: when the slot's champion is another model by now (demoted or replaced already),
+    nothing is done, so a repeated call never demotes twice. Returns what was done, None when nothing was."""
     if not verdict.get("demote"):
         return None
     now = now or utc_now()
-    champs = read_champions(registry_dir, symbol)
-    slot = champs["sides"].get(side) or {}
-    demoted = slot.get("champion")
-    if not demoted:
-        raise RegistryError(f"{symbol}/{side} has no champion to demote")
-    index = read_index(registry_dir)
-    if any(p["vin"] in index["models"] for p in slot.get("previous", [])):
-        out = rollback(registry_dir, symbol, side, now=now)
-    else:
-        with registry_lock(registry_dir):
-            index = read_index(registry_dir)
-            champs = read_champions(registry_dir, symbol)
-            champs["sides"][side].update(champion=None, version=None, since=now, score=None)
-            _set_status(index, demoted, "retired")
-            artifacts.write_json(_champion_path(registry_dir, symbol), champs)
-            _write_index(registry_dir, index)
-            _write_roster(registry_dir, index)
-        out = {"symbol": symbol, "side": side, "champion": None, "retired": demoted, "at": now}
+    reason = dict(verdict["reason"])
     with registry_lock(registry_dir):
+        index = read_index(registry_dir)
         champs = read_champions(registry_dir, symbol)
-        champs["sides"][side].setdefault("demotions", []).append(
-            {"vin": demoted, "at": now, "restored": out["champion"], "reason": dict(verdict["reason"])}
+        slot = champs["sides"].get(side) or {}
+        demoted = slot.get("champion")
+        if vin is not None and demoted != vin:
+            return None
+        if not demoted:
+            raise RegistryError(f"{symbol}/{side} has no champion to demote")
+        restored = _restore_previous(index, slot, now)
+        if restored is None:
+            slot.update(champion=None, version=None, since=now, score=None)
+            _set_status(index, demoted, "retired")
+        why = f"demoted on its paper record: {reason.get('why')}"
+        slot["evidence"] = {"why": f"restored after {demoted} was demoted" if restored else why}
+        slot.setdefault("decisions", []).append(
+            {
+                "vin": demoted,
+                "at": now,
+                "decision": "demoted",
+                "reason": why,
+                "evidence": reason,
+                "champion_before": demoted,
+                "champion_after": restored,
+            }
         )
-        artifacts.write_json(_champion_path(registry_dir, symbol), champs)
-    return out | {"reason": dict(verdict["reason"])}
+        champs["updated"] = now
+        _commit(registry_dir, symbol, champs, index)
+    return {
+        "symbol": symbol,
+        "side": side,
+        "champion": restored,
+        "retired": demoted,
+        "at": now,
+        "reason": why,
+        "evidence": reason,
+    }
 
 
 def roster(registry_dir) -> list[dict]:

@@ -15,11 +15,11 @@ def _tuning_label(path: Path) -> str:
     return " ".join(parts[i:])
 
 
-def _chosen_rows(choices: list[Path], evaluations: list[Path]) -> list[dict]:
+def _chosen_rows(reports: list[Path], evaluations: list[Path]) -> list[dict]:
     """Each chosen variant with its after-cost metrics from its evaluation file."""
     by_key = {(p.parent.name, p.name): p for p in map(Path, evaluations)}  # (symbol, w<window>) -> folder
     rows = []
-    for c in map(artifacts.read_json, choices):
+    for c in map(artifacts.read_json, reports):
         best = c.get("best") or {}
         row = {"symbol": c["symbol"], "window": c["window"], "side": c["side"], **best}
         folder = by_key.get((c["symbol"], f"w{c['window']}"))
@@ -43,7 +43,7 @@ def render_report(job) -> None:
         "selection": rs.selection_section(selected, importance),
         "tuning": rs.tuning_section(studies),
         "evaluation": rs.evaluation_section(
-            artifacts.read_json(i.summary), _chosen_rows(i.choices, i.evaluations), plots
+            artifacts.read_json(i.summary), _chosen_rows(i.reports, i.evaluations), plots
         ),
         "champions": rs.champions_section(artifacts.read_json(roster) if roster else []),
     }

@@ -3,7 +3,8 @@ self-contained HTML fragments (tables, images embedded as data URIs). rules/repo
 section and flags it for the report; docs/OPERATIONS.md ("Reports").
 
 Sections and their sources:
-    quality      results/ingest/{symbol}.quality.json               span, rows, gaps, halts, duplicates
+    quality      results/ingest/{symbol}.quality.json               span, rows, gaps, halts, duplicates,
+                                                                    data-quality findings
     selection    results/selection/{symbol}/selected.json, importance.png   selected features and importances
     tuning       results/tuning/stage2/w{window}.json, stage{3,4}/{symbol}/w{window}/{side}.json
                                                                     trials, best
@@ -20,6 +21,8 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from workflow_scripts.data import quality as quality_checks
 
 SECTIONS = ("quality", "selection", "tuning", "evaluation", "champions")
 TOP_FEATURES = 25
@@ -64,9 +67,31 @@ def _png_of(fig) -> bytes:
 
 
 # ---- sections ----------------------------------------------------------------------------------------------
-def quality_section(quality: Mapping[str, Mapping]) -> str:
+def quality_findings(quality: Mapping[str, Mapping]) -> list[dict]:
+    """Every symbol's ingest findings (workflow_scripts/data/quality.py) plus the one cross-coin check: a
+    symbol whose data ends more than its ingest.ending.max_bars before the universe's last bar (warn only)."""
+    rows = [f for _, q in sorted(quality.items()) for f in q.get("findings") or []]
+    ending = {s: q["checks"]["ending"] for s, q in quality.items() if "checks" in q}
+    late = quality_checks.universe_endings(
+        {s: quality[s]["last"] for s in ending}, {s: e["settings"]["max_bars"] for s, e in ending.items()}
+    )
+    return rows + [f | {"action": "warn"} for f in late]
+
+
+def quality_section(quality: Mapping[str, Mapping], max_rows: int = 200) -> str:
+    findings = quality_findings(quality)
+    counts = {}
+    for f in findings:
+        counts.setdefault(f["symbol"], {}).setdefault(f["check"], 0)
+        counts[f["symbol"]][f["check"]] += 1
     rows = [
-        {**q, "symbol": sym, "gaps": q.get("gap_count"), "halts": len(q.get("halt_bars") or [])}
+        {
+            **q,
+            "symbol": sym,
+            "gaps": q.get("gap_count"),
+            "halts": len(q.get("halt_bars") or []),
+            **{f"{c} findings": (counts.get(sym) or {}).get(c, 0) for c in quality_checks.CHECKS},
+        }
         for sym, q in sorted(quality.items())
     ]
     cols = [
@@ -79,8 +104,21 @@ def quality_section(quality: Mapping[str, Mapping]) -> str:
         "halts",
         "duplicates",
         "zero_volume_bars",
+        *(f"{c} findings" for c in quality_checks.CHECKS),
     ]
-    return page("Data quality per coin", ["<p>Hourly bars after ingest (UTC).</p>", table(rows, cols)])
+    parts = ["<p>Hourly bars after ingest (UTC).</p>", table(rows, cols), "<h2>Findings</h2>"]
+    if findings:
+        shown = [{**f, "bars": " to ".join(f["bars"])} for f in findings[:max_rows]]
+        parts.append(
+            f"<p>{len(findings)} finding(s) of the data-quality checks (config/ingest); action warn: "
+            "recorded, the run went on.</p>"
+        )
+        parts.append(table(shown, ["symbol", "check", "action", "bars", "value", "limit", "rule"]))
+        if len(findings) > max_rows:
+            parts.append(f"<p>{len(findings) - max_rows} more in results/ingest/*.quality.json.</p>")
+    else:
+        parts.append("<p>No findings of the data-quality checks (config/ingest).</p>")
+    return page("Data quality per coin", parts)
 
 
 def selection_section(selected: Mapping[str, Mapping], importance_png: Mapping[str, bytes]) -> str:

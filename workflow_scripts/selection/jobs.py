@@ -4,6 +4,7 @@ aggregate_selection_overall."""
 import pandas as pd
 
 from workflow_scripts import artifacts
+from workflow_scripts.data.splits import chronological_split
 from workflow_scripts.selection.feature_screening import (
     screen_features as screen_feature_table,
 )
@@ -30,12 +31,16 @@ from workflow_scripts.selection.feature_selection import (
 def screen_features(job) -> None:
     """One coin's cross-coin feature table -> kept list + per-feature report.
 
-    Statistics use the training segment only (the split of the largest window, whose training rows end
-    earliest).
+    Statistics use the training segment's bars only: params.split holds the segment shares, and the horizon is
+    0 because screening reads features, never labels (a feature at bar i uses bars <= i, all inside the
+    segment). So no window enters screening, and adding a window does not rescreen.
     """
     spec = job.params.spec
     features = pd.read_parquet(job.input.features)
-    split = artifacts.read_json(job.input.split)
+    s = job.params.split
+    split = chronological_split(
+        features["timestamp"], 0, s["train_frac"], s["validation_frac"], s["embargo_bars"]
+    )
     train = training_rows(features, split)
     kept, report = screen_feature_table(train[feature_inputs(features.columns)], spec)
     summary = screening_summary(report, spec)

@@ -1,5 +1,5 @@
-"""Entries of rules/training.smk: train_stage1, fit_shared_encoder, tune_stage2/3/4, train_production,
-summarize_production, fit_ensemble."""
+"""Entries of rules/training.smk: train_stage1, fit_shared_encoder, tune_stage2/3/4, fit_production,
+evaluate_production, summarize_production, fit_ensemble."""
 
 import json
 from pathlib import Path
@@ -104,7 +104,6 @@ def _tune(job, stage: str) -> None:
         stage,
         comb,
         cfg,
-        n_studies=job.params.n_studies,
         journal_path=journal,
         previous=previous,
         key=key,
@@ -131,23 +130,43 @@ def tune_stage4(job) -> None:
     _tune(job, "stage4")
 
 
-def train_production(job) -> None:
-    spec, inp, outdir = job.params.spec, job.input, job.output.folder
+def _combination_and_tuning(job):
+    inp = job.input
     encoder = inp.encoder[0] if inp.encoder else None
     comb = load_combination(inp.choice, inp.features, inp.selected, inp.targets, inp.split, encoder)
     tuning = {
         stage: artifacts.read_json(p)
         for stage, p in (("stage2", inp.stage2), ("stage3", inp.stage3), ("stage4", inp.previous))
     }
-    tuned, _ = production.tuned_params(comb, tuning)
+    return comb, tuning, encoder
+
+
+def fit_production(job) -> None:
+    """The evaluated model and its deployment refit of one best combination (production.write_fit)."""
+    comb, tuning, _ = _combination_and_tuning(job)
+    tuned, stage = production.tuned_params(comb, tuning)
+    trained, refit = production.fit(comb, tuned, job.params.model, threads=job.threads)
+    production.write_fit(job.output.fit, trained, refit)
+    print(
+        f"{job.output.fit}: {trained.model.kind} with {stage} parameters, best iteration "
+        f"{trained.model.best_iteration}, refit {'none' if refit is None else refit.document['rounds']}"
+    )
+
+
+def evaluate_production(job) -> None:
+    """A fit evaluated once on test with the cost snapshot -> the production folder (docs/REGISTRY.md)."""
+    spec, inp, outdir = job.params.spec, job.input, job.output.folder
+    comb, tuning, encoder = _combination_and_tuning(job)
+    trained, refit = production.read_fit(inp.fit)
     bars = pd.read_parquet(inp.bars, columns=["timestamp", "close"])
-    _, evaluation = production.produce(
+    evaluation = production.assemble(
         outdir,
         comb,
-        tuned,
+        trained,
+        refit,
         tuning,
         read_slot_trials(
-            keyed(job.params.windows, inp.slot_choices, "/w{}/"),
+            keyed(job.params.windows, inp.slot_reports, "/w{}/"),
             {
                 stage: keyed(job.params.windows, getattr(inp, f"slot_{stage}"), token)
                 for stage, token in (("stage2", "/w{}."), ("stage3", "/w{}/"), ("stage4", "/w{}/"))

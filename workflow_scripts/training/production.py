@@ -5,6 +5,10 @@ table); every kind returns a kinds.FittedHead: predict_proba(X) -> (rows, 3), sa
 file, kind, model_type (config.json's model_type), vin_type (the VIN's TYPE), best_iteration, native_params
 (what the library was given), log (facts for training_log.json). A new kind is one entry in kinds.KINDS.
 
+Two rules share this module: fit_production (`fit`, `write_fit`: the fits, which no cost, gate or grade
+enters) and evaluate_production (`read_fit`, `assemble`: evaluation with the cost snapshot and the folder), so
+a cost or gate change re-evaluates without refitting.
+
 Training (`train_combination`): the tuned stage-4 parameters over the model config's `params`, early stopping
 on the chronological validation segment, then predictions for every scored event bar of validation and test.
 Evaluation (`evaluate_production`) is stage 1's, unchanged: the threshold is chosen on validation, the test
@@ -523,10 +527,106 @@ def production_evidence(comb, trained, close, costs, spec, evaluation, trials) -
     )
 
 
-def produce(
+FIT_FILE = "fit.json"
+PREDICTIONS_FILE = "predictions.parquet"
+
+
+@dataclass(frozen=True)
+class SavedHead:
+    """A head as fit_production wrote it, read back by evaluate_production: the facts of a kinds.FittedHead,
+    and `save` copies its model file, so the production folder's model is byte for byte the fitted one. It
+    never predicts: evaluation reads the fit's saved predictions."""
+
+    path: Path
+    kind: str
+    model_type: str
+    vin_type: str
+    best_iteration: int
+    native_params: dict
+    log: dict
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        raise TypeError(f"{self.path}: a saved fit does not predict; load the production folder instead")
+
+    def save(self, folder) -> Path:
+        path = Path(folder) / self.path.name
+        artifacts.write_bytes(path, self.path.read_bytes())
+        return path
+
+
+def fit(comb: Combination, tuned: dict, model_cfg: dict, threads: int = 1) -> tuple[Trained, Refitted | None]:
+    """The two fits of a combination (no cost, gate or grade enters them): the evaluated model (train
+    segment, early-stopped on validation) and its deployment refit."""
+    trained = train_combination(comb, tuned, model_cfg, threads=threads)
+    return trained, refit_combination(comb, tuned, trained, model_cfg, threads=threads)
+
+
+def _head_facts(model: kinds.FittedHead, path: Path) -> dict:
+    return {
+        "model_file": path.name,
+        "kind": model.kind,
+        "model_type": model.model_type,
+        "vin_type": model.vin_type,
+        "best_iteration": int(model.best_iteration),
+        "native_params": model.native_params,
+        "log": model.log,
+    }
+
+
+def write_fit(folder, trained: Trained, refit: Refitted | None) -> Path:
+    """The fit folder of rule fit_production: the model file, refit/ with the refit's model file, the
+    predictions of every scored bar and fit.json (written last: its presence means the folder is whole)."""
+    folder = Path(folder)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    document = _head_facts(trained.model, trained.model.save(folder)) | {
+        "params": trained.params,
+        "validation_average_precision": trained.validation_ap,
+        "test_average_precision": trained.test_ap,
+        "refit": None,
+    }
+    artifacts.write_parquet(folder / PREDICTIONS_FILE, trained.predictions)
+    if refit is not None:
+        (folder / REFIT_DIR).mkdir()
+        path = refit.model.save(folder / REFIT_DIR)
+        document["refit"] = _head_facts(refit.model, path) | {
+            "params": refit.params,
+            "document": refit.document,
+        }
+    artifacts.write_json(folder / FIT_FILE, document)
+    return folder
+
+
+def _saved_head(folder: Path, facts: dict) -> SavedHead:
+    path = folder / facts["model_file"]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the model file {FIT_FILE} names is missing (rerun fit_production)")
+    keys = ("kind", "model_type", "vin_type", "best_iteration", "native_params", "log")
+    return SavedHead(path, **{k: facts[k] for k in keys})
+
+
+def read_fit(folder) -> tuple[Trained, Refitted | None]:
+    """What write_fit wrote, as the Trained and Refitted that assemble() takes."""
+    folder = Path(folder)
+    doc = artifacts.read_json(folder / FIT_FILE)
+    trained = Trained(
+        _saved_head(folder, doc),
+        doc["params"],
+        pd.read_parquet(folder / PREDICTIONS_FILE),
+        doc["validation_average_precision"],
+        doc["test_average_precision"],
+    )
+    r = doc["refit"]
+    refit = None if r is None else Refitted(_saved_head(folder / REFIT_DIR, r), r["params"], r["document"])
+    return trained, refit
+
+
+def assemble(
     folder,
     comb: Combination,
-    tuned: dict,
+    trained: Trained,
+    refit: Refitted | None,
     tuning: dict[str, dict],
     trials: dict,
     close: np.ndarray,
@@ -537,13 +637,11 @@ def produce(
     data_end: str,
     threads: int = 1,
     encoder_path=None,
-) -> tuple[Trained, dict]:
-    """Train one combination with its tuned parameters, evaluate it once on test, refit it on every usable
-    bar for deployment and write its folder (both models)."""
-    trained = train_combination(comb, tuned, spec["model"], threads=threads)
+) -> dict:
+    """Evaluate a fit once on test (threshold chosen on validation with the cost snapshot), write its
+    validation evidence and the production folder (both models); returns the evaluation."""
     evaluation = evaluate_production(comb, trained, close, costs, spec, trials)
     evidence = production_evidence(comb, trained, close, costs, spec, evaluation, trials)
-    refit = refit_combination(comb, tuned, trained, spec["model"], threads=threads)
 
     def documents(model_sha256: str, refit_sha256: str | None = None) -> dict:
         return {EVIDENCE_FILE: evidence} | folder_documents(
@@ -563,6 +661,41 @@ def produce(
         )
 
     write_folder(folder, trained.model, documents, encoder_path=encoder_path, refit=refit)
+    return evaluation
+
+
+def produce(
+    folder,
+    comb: Combination,
+    tuned: dict,
+    tuning: dict[str, dict],
+    trials: dict,
+    close: np.ndarray,
+    costs: dict,
+    spec: dict,
+    *,
+    data_version: str,
+    data_end: str,
+    threads: int = 1,
+    encoder_path=None,
+) -> tuple[Trained, dict]:
+    """fit then assemble in one call (the two rules' work, for callers outside the workflow)."""
+    trained, refit = fit(comb, tuned, spec["model"], threads=threads)
+    evaluation = assemble(
+        folder,
+        comb,
+        trained,
+        refit,
+        tuning,
+        trials,
+        close,
+        costs,
+        spec,
+        data_version=data_version,
+        data_end=data_end,
+        threads=threads,
+        encoder_path=encoder_path,
+    )
     return trained, evaluation
 
 

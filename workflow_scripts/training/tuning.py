@@ -9,12 +9,14 @@
   fold: by default each fold's AP is reported at step = fold; optionally (`report="iteration"`) a LightGBM
   callback reports the validation multi_logloss (negated: higher is better, as the study) every few rounds at
   step `fold * max_rounds + round`, so the pruner compares like with like and can stop a trial inside a fit.
-- Budgets: a stage gets `share * total` trials, split evenly over its studies (`stage_budget`); finished
-  trials (COMPLETE or PRUNED) count toward it, also across reruns. The trial budget binds, so the number of
-  trials (and hence parameters, models, VINs, DSR) does not depend on machine speed. `minutes` is only a
-  safety cap on the wall-clock time of one run of a study (`share * minutes / n_studies`); when it stops a
-  study before its trial budget the result says so (`stopped_by: minutes_cap`, else `trial_budget`) and a
-  rerun continues the study toward the same trial count.
+- Budgets are per study (`stage_budget`): `budget.trials[stage]` finished trials (COMPLETE or PRUNED, also
+  across reruns) for each study of the stage. Per study, not a total split over the studies, so a study's
+  budget does not change when a coin or a window is added (which would retune every combination) and does not
+  shrink to nothing on a large universe. The trial budget binds, so the number of trials (and hence
+  parameters, models, VINs, DSR) does not depend on machine speed. `budget.minutes` is only a safety cap on
+  the wall-clock time of one run of a study; when it stops a study before its trial budget the result says so
+  (`stopped_by: minutes_cap`, else `trial_budget`) and a rerun continues the study toward the same trial
+  count.
 - Storage: one JournalStorage + JournalFileBackend file per study (append-only, file-lock based, fine on a
   shared disk from several SLURM jobs; no SQLite). Rerunning resumes the study. A RUNNING trial whose process
   is dead (same host, pid gone) or whose heartbeat is older than `stale_after_s` is marked FAILED and its
@@ -57,35 +59,28 @@ _LIMITS = {
 
 
 # ----------------------------------------------------------------------------------------------- budgets
-def stage_budget(tuning_cfg: dict, stage: str, n_studies: int = 1) -> dict:
-    """Trials one study of `stage` runs and the wall-clock cap of one run: `share * total / n_studies`.
+def stage_budget(tuning_cfg: dict, stage: str) -> dict:
+    """Trials one study of `stage` runs and the wall-clock cap of one run of it (module docstring).
 
-    `tuning_cfg["budget"]` holds `trials` (total trials over all stages; binds) and `minutes` (total minutes
-    of the safety cap, or null for none). Each study gets at least one trial.
+    `tuning_cfg["budget"]` holds `trials` ({stage: finished trials per study}; binds) and `minutes` (the cap
+    of one run of a study, or null for none).
     """
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}")
+    if stage not in STAGES[1:]:
+        raise ValueError(f"unknown tuning stage {stage!r}; tuned stages: {list(STAGES[1:])}")
     budget = tuning_cfg["budget"]
-    shares = tuning_cfg["shares"]
-    if abs(sum(float(shares[s]) for s in STAGES) - 1.0) > 1e-6:
-        raise ValueError(f"stage shares must sum to 1, got {shares}")
-    if budget.get("trials") is None:
-        raise ValueError("tuning budget needs `trials` (the binding budget); `minutes` is only a safety cap")
-    if n_studies < 1:
-        raise ValueError("n_studies must be >= 1")
-    share = float(shares[stage])
-    n_trials = max(1, math.floor(share * float(budget["trials"]) / n_studies))
-    timeout_s = None
-    if budget.get("minutes") is not None:
-        timeout_s = share * float(budget["minutes"]) * 60.0 / n_studies
+    trials = (budget.get("trials") or {}).get(stage)
+    if trials is None or int(trials) < 1:
+        raise ValueError(
+            f"tuning.budget.trials.{stage}: expected the number of trials of one study (>= 1), got {trials!r}; "
+            "the trial budget binds, `minutes` is only a safety cap"
+        )
+    minutes = budget.get("minutes")
     return {
         "stage": stage,
-        "share": share,
-        "n_studies": int(n_studies),
-        "total_trials": budget.get("trials"),
-        "total_minutes": budget.get("minutes"),
-        "n_trials": n_trials,
-        "timeout_s": timeout_s,
+        "per": "study",
+        "n_trials": int(trials),
+        "minutes": minutes,
+        "timeout_s": None if minutes is None else float(minutes) * 60.0,
     }
 
 

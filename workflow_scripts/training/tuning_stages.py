@@ -104,7 +104,6 @@ def run_tuning_stage(
     comb: Combination,
     tuning_cfg: dict,
     *,
-    n_studies: int,
     journal_path,
     previous: dict | None = None,
     key: str,
@@ -153,7 +152,7 @@ def run_tuning_stage(
         pruning=pruner["kind"] != "none",
         report=pruner["report"],
     )
-    budget = tuning.stage_budget(tuning_cfg, stage, n_studies)
+    budget = tuning.stage_budget(tuning_cfg, stage)
     # Stage 3 starts at the window's stage-2 best (the centre of its narrowed grid), then searches around it.
     start = [{k: v for k, v in best.items() if k in space}] if stage == "stage3" else []
     result = tuning.run_stage(

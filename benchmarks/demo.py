@@ -1,0 +1,180 @@
+"""Benchmark: the demo (scripts/demo.sh without the install) in a scratch copy of the workflow, and the change
+table on its finished run.
+
+    python benchmarks/demo.py [--workdir DIR] [--cores 2] [--no-changes] [--out FILE.json]
+
+Runs `snakemake -c<cores> --config targets=demo` on the 3 demo coins from a fresh copy (tests/sandbox.py) and
+prints:
+- wall time and CPU time (user + system of every process the run started);
+- per stage (the first folder of results/benchmarks/): jobs, CPU seconds and the largest peak memory of a job,
+  from the rules' benchmark files;
+- overhead = wall x cores / (CPU seconds inside the jobs that have a benchmark file): 1.0 would be both cores
+  busy inside jobs for the whole run; what is above it is Snakemake's scheduling, job start-up of the rules
+  without a benchmark file, and idle cores where the DAG narrows. The stricter "fit" figure divides by the fit
+  seconds the jobs record (stage-1 variants' `fit_seconds`, tuning studies' `spent_seconds`);
+- unless --no-changes: for each row of the change table (tests/change_table.py, docs/ARCHITECTURE.md) the jobs
+  `snakemake -n` plans on the finished demo against the expected ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.change_table import changes, job_of  # noqa: E402
+from tests.reliability.conftest import jobs_of_dry_run  # noqa: E402
+from tests.sandbox import copy_workflow, snakemake_cmd  # noqa: E402
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+DEMO = ["targets=demo"]
+NEW_SYMBOL, NEW_WINDOW = "XRPUSDT", 10
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run(workdir: Path, *args: str, config: list[str], cores: int) -> subprocess.CompletedProcess:
+    cmd = snakemake_cmd(*args, config=config, cores=cores)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
+
+
+def stage_table(workdir: Path) -> pd.DataFrame:
+    rows = []
+    base = workdir / "results" / "benchmarks"
+    for tsv in sorted(base.rglob("*.tsv")):
+        b = pd.read_csv(tsv, sep="\t").iloc[-1]
+        rows.append(
+            {
+                "stage": tsv.relative_to(base).parts[0],
+                "cpu_s": float(b["cpu_time"]),
+                "rss_mb": float(b["max_rss"]),
+            }
+        )
+    t = pd.DataFrame(rows)
+    return (
+        t.groupby("stage")
+        .agg(jobs=("cpu_s", "size"), cpu_s=("cpu_s", "sum"), peak_rss_mb=("rss_mb", "max"))
+        .sort_values("cpu_s", ascending=False)
+    )
+
+
+def fit_seconds(workdir: Path) -> float:
+    """Seconds of model fitting the jobs record: stage-1 fits and tuning trials."""
+    res = workdir / "results"
+    total = 0.0
+    for log in res.glob("stage1/*/w*/*/training_log.json"):
+        total += float(json.loads(log.read_text()).get("fit_seconds") or 0.0)
+    for result in res.glob("tuning/**/*.json"):
+        total += float(json.loads(result.read_text()).get("spent_seconds") or 0.0)
+    return total
+
+
+def change_rows(workdir: Path, cores: int) -> list[dict]:
+    """Planned vs expected jobs of each change on the finished demo (raw bars of the added coin copied in)."""
+    raw = workdir / "data" / "raw"
+    (raw / f"{NEW_SYMBOL}_1h.parquet").write_bytes(
+        (REPO / "data" / "raw" / f"{NEW_SYMBOL}_1h.parquet").read_bytes()
+    )
+    windows = (5, 20)
+    table = changes(SYMBOLS, windows, NEW_SYMBOL, NEW_WINDOW)
+
+    def plan(config, *args):
+        proc = run(workdir, "-n", *args, config=config, cores=cores)
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr[-3000:])
+        return {job_of(r, o) for r, o in jobs_of_dry_run(proc.stdout + proc.stderr) if r != "all"}
+
+    every = plan(DEMO, "--forceall")
+    rows = []
+    for change in table:
+        if change.name.startswith("remove a coin"):
+            continue  # needs a run with the added coin; tests/reliability/test_change_plans.py covers it
+        config = change.config([], {"targets": "demo"})
+        edit = change.edit and (workdir / change.edit[0])
+        original = edit and edit.read_text()
+        if edit:
+            edit.write_text(original + change.edit[1])
+        try:
+            planned = plan(config)
+            changed_every = plan(config, "--forceall") if change.reshapes else every
+        finally:
+            if edit:
+                edit.write_text(original)
+        expected = {j for j in changed_every if change.expects(j)}
+        rows.append(
+            {
+                "change": change.name,
+                "planned": len(planned),
+                "expected": len(expected),
+                "equal": planned == expected,
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a new temp folder)")
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--no-changes", action="store_true", help="skip the change table")
+    ap.add_argument("--out", type=Path, default=None, help="also write the figures as JSON")
+    args = ap.parse_args()
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="swingflow-demo-")) / "wf"
+    copy_workflow(workdir, symbols=SYMBOLS)
+    cpu0, t0 = children_cpu(), time.monotonic()
+    proc = run(workdir, config=DEMO, cores=args.cores)
+    wall, cpu = time.monotonic() - t0, children_cpu() - cpu0
+    if proc.returncode != 0:
+        sys.exit(f"demo failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    stages = stage_table(workdir)
+    job_cpu, fits = float(stages["cpu_s"].sum()), fit_seconds(workdir)
+    jobs = sum(1 for line in proc.stderr.splitlines() if line.startswith("Finished jobid"))
+    figures = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python "
+        f"{platform.python_version()}",
+        "cores": args.cores,
+        "jobs": jobs,
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "job_cpu_s": round(job_cpu, 1),
+        "fit_s": round(fits, 1),
+        "overhead": round(wall * args.cores / job_cpu, 3),
+        "overhead_fits": round(wall * args.cores / fits, 3) if fits else None,
+    }
+    print(f"demo: {jobs} jobs, wall {wall / 60:.1f} min, CPU {cpu / 60:.1f} min on {args.cores} cores")
+    print(
+        f"overhead (wall x cores / CPU in jobs with a benchmark file): {figures['overhead']:.2f}; "
+        f"over recorded fit seconds: {figures['overhead_fits']}"
+    )
+    print("\nper stage (benchmark files):")
+    print(stages.round(1).to_string())
+    figures["stages"] = stages.round(2).reset_index().to_dict(orient="records")
+    if not args.no_changes:
+        rows = change_rows(workdir, args.cores)
+        print("\nchange table on the finished demo (planned vs expected jobs):")
+        print(pd.DataFrame(rows).to_string(index=False))
+        figures["changes"] = rows
+    print(f"\nworkdir: {workdir}")
+    if args.out:
+        args.out.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
