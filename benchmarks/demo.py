@@ -3,8 +3,8 @@ table on its finished run.
 
     python benchmarks/demo.py [--workdir DIR] [--cores 2] [--no-changes] [--out FILE.json]
 
-Runs `snakemake -c<cores> --config targets=demo` on the 3 demo coins from a fresh copy (tests/sandbox.py) and
-prints:
+Runs `snakemake -c<cores> --config targets=demo tuning=demo` on the 3 demo coins from a fresh copy
+(tests/sandbox.py) and prints:
 - wall time and CPU time (user + system of every process the run started);
 - per stage (the first folder of results/benchmarks/): jobs, CPU seconds and the largest peak memory of a job,
   from the rules' benchmark files;
@@ -39,7 +39,7 @@ from tests.reliability.conftest import jobs_of_dry_run  # noqa: E402
 from tests.sandbox import copy_workflow, snakemake_cmd  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
-DEMO = ["targets=demo"]
+DEMO = ["targets=demo", "tuning=demo"]  # what scripts/demo.sh runs
 NEW_SYMBOL, NEW_WINDOW = "XRPUSDT", 10
 
 
@@ -105,7 +105,7 @@ def change_rows(workdir: Path, cores: int) -> list[dict]:
     for change in table:
         if change.name.startswith("remove a coin"):
             continue  # needs a run with the added coin; tests/reliability/test_change_plans.py covers it
-        config = change.config([], {"targets": "demo"})
+        config = change.config([], {"targets": "demo", "tuning": "demo"})
         edit = change.edit and (workdir / change.edit[0])
         original = edit and edit.read_text()
         if edit:

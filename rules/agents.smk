@@ -24,6 +24,7 @@ AGENT_OUTPUTS = [
     *(["results/agents/test/ensemble/{symbol}.json"] if AGENTS["ensemble"]["enabled"] else []),
     *(["results/agents/test/hybrid/{symbol}.json"] if AGENTS["hybrid"]["enabled"] else []),
     "results/agents/models/{symbol}",
+    "results/registry/agents/{symbol}.json",  # rules/registry.smk register_agent_models
 ]
 
 

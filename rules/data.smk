@@ -2,6 +2,11 @@
 # and embargo. Code: workflow_scripts/data/ (ingest.py, splits.py), entries in workflow_scripts/data/jobs.py.
 
 
+# Seconds-long jobs run in the Snakemake process's host, not as one cluster job each (docs/OPERATIONS.md).
+localrules:
+    split_segments,
+
+
 rule ingest_bars:
     input:
         raw=raw_bars,

@@ -6,6 +6,17 @@
 # checkpoint: every path is known when planning.
 
 
+# Seconds-long jobs run in the Snakemake process's host, not as one cluster job each (docs/OPERATIONS.md).
+localrules:
+    snapshot_costs,
+    pick_best_variant,
+    report_best_variant,
+    plot_best_variant,
+    summarize_symbol,
+    summarize_best_variants,
+    summarize_evaluation,
+
+
 rule snapshot_costs:
     output:
         costs="results/costs/{symbol}.json",

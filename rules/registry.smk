@@ -35,6 +35,27 @@ rule register_models:
         JOB
 
 
+# The RL line's packaged models (rules/agents.smk package_agent_models, only with agents on) into the same
+# index: a step of its own, so the swing run's id and decisions.json do not change when agents are switched on.
+rule register_agent_models:
+    input:
+        folder="results/agents/models/{symbol}",
+    output:
+        record="results/registry/agents/{symbol}.json",
+    log:
+        "logs/registry/agents/{symbol}.log",
+    conda:
+        "../envs/swingflow.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=runtime_min("register_agent_models", 10),
+    params:
+        **job("registry.register_agent_models", registry=registry_dir()),
+    shell:
+        JOB
+
+
 rule predict_batch:
     input:
         features="results/features/{symbol}.parquet",

@@ -4,6 +4,11 @@
 # docs/OPERATIONS.md ("Reports").
 
 
+# Seconds-long jobs run in the Snakemake process's host, not as one cluster job each (docs/OPERATIONS.md).
+localrules:
+    render_report,
+
+
 rule render_report:
     input:
         quality=expand("results/ingest/{symbol}.quality.json", symbol=SYMBOLS),

@@ -3,6 +3,12 @@
 # feature_selection.py), entries in workflow_scripts/selection/jobs.py.
 
 
+# Seconds-long jobs run in the Snakemake process's host, not as one cluster job each (docs/OPERATIONS.md).
+localrules:
+    aggregate_selection,
+    aggregate_selection_overall,
+
+
 rule screen_features:
     input:
         features="results/features/{symbol}.parquet",

@@ -198,6 +198,11 @@ rule evaluate_production:
         JOB
 
 
+# Seconds-long: runs in the Snakemake process's host, not as a cluster job (docs/OPERATIONS.md).
+localrules:
+    summarize_production,
+
+
 rule summarize_production:
     input:
         folders=expand(

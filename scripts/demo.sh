@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # One command: install, then run the main job on the embedded demo data (BTC, ETH, SOL hourly bars; env=local-dev
-# trains on 2025-01 onwards) with the demo's target grid (config/targets/demo.yaml: 2 windows, 24 targets each).
-# The full grid: bash scripts/demo.sh --config targets=default
+# trains on 2025-01 onwards), scaled to run in minutes: the demo's target grid (config/targets/demo.yaml: 2 windows,
+# 24 targets each) and tuning (config/tuning/demo.yaml: 3 CV folds, <= 300 rounds). The full settings:
+# bash scripts/demo.sh --config targets=default tuning=default  (a --config of your own replaces the demo's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 source .venv/bin/activate
-snakemake -c2 --config targets=demo "$@"
+snakemake -c2 --config targets=demo tuning=demo "$@"
 echo
 echo "Results:"
 echo "  best variant per symbol, window and side: results/best_variant/summary.md (and .csv, .parquet)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -198,6 +199,7 @@ def run(tmp_path_factory):
         )
     )
     files["packaged"], files["features"] = out / "models" / "TESTUSDT", p["features.parquet"]
+    files["bars"] = p["bars.parquet"]
     jobs.package_agent_models(
         _job(
             "agents.package_agent_models",
@@ -339,3 +341,139 @@ def test_the_best_packaged_policy_acts_like_its_sb3_model(run):
     obs = np.random.default_rng(1).normal(size=(50, len(loaded.features))).astype(np.float32)
     checked = export.parity(model, (loaded.folder / "policy.pt").read_bytes(), obs)
     assert checked["max_abs_diff"] <= 1e-5
+
+
+def _appended(run, tmp, n_new: int) -> tuple:
+    """The run's bars and feature table with `n_new` new hourly bars (a random walk from the last close,
+    random features): <tmp>/bars and <tmp>/features folders of TESTUSDT.parquet."""
+    bars, feats = pd.read_parquet(run["bars"]), pd.read_parquet(run["features"])
+    rng = np.random.default_rng(7)
+    ts = bars["timestamp"].iloc[-1] + pd.to_timedelta(np.arange(1, n_new + 1), unit="h")
+    close = bars["close"].iloc[-1] * np.exp(np.cumsum(rng.normal(0, 0.01, n_new)))
+    new_feats = pd.DataFrame(
+        {"timestamp": ts} | {c: rng.normal(size=n_new).astype("float32") for c in feats.columns[1:]}
+    )
+    dirs = (tmp / "bars", tmp / "features")
+    for d, frame in zip(
+        dirs,
+        (pd.concat([bars, pd.DataFrame({"timestamp": ts, "close": close})]), pd.concat([feats, new_feats])),
+    ):
+        d.mkdir(parents=True, exist_ok=True)
+        frame.reset_index(drop=True).to_parquet(d / "TESTUSDT.parquet")
+    return dirs
+
+
+def test_packaged_agents_register_deploy_and_paper_trade(run, tmp_path):
+    from workflow_scripts.lifecycle import paper
+    from workflow_scripts.registry import paper_trading, runs
+    from workflow_scripts.registry import store as reg
+
+    registry = tmp_path / "registry"
+    record = runs.register_agents(registry, run["packaged"])
+    index = reg.read_index(registry)["models"]
+    by_type = {}
+    for m in record["models"]:
+        by_type.setdefault(m["model_type"], []).append(m["vin"])
+    assert record["models"][0]["model_type"] == "cnn_lstm"  # the dependency first
+    assert set(by_type) == {"cnn_lstm", "agent", "agent_ensemble", "hybrid"}
+    cnn = index[by_type["cnn_lstm"][0]]
+    for vin in by_type["agent"] + by_type["hybrid"]:
+        e = index[vin]
+        assert (
+            e["side"] == "both"
+            and e["target"] == "agent"
+            and e["lineage"] == f"TESTUSDT/both/{e['model_type']}"
+        )
+        assert e["dependencies"]["cnn_lstm"] == cnn["vin"]
+        assert e["dependencies"]["cnn_lstm_sha256"] == cnn["model_sha256"]
+    hybrid = index[by_type["hybrid"][0]]["dependencies"]["models"]
+    for side in ("high", "low"):
+        assert hybrid[side]["model_sha256"] == artifacts.sha256_file(
+            run["production"][["high", "low"].index(side)] / hybrid[side]["model_file"]
+        )
+    # a rerun with the same folders writes nothing
+    before = (registry / "index.json").read_bytes()
+    assert runs.register_agents(registry, run["packaged"])["models"] == record["models"]
+    assert (registry / "index.json").read_bytes() == before
+    # an agent without its extractor registered is refused by name
+    with pytest.raises(reg.RegistryError, match=r"register its CNN-LSTM CNNLSTM-TESTUSDT-\w+ first"):
+        reg.register(tmp_path / "other", index[by_type["agent"][0]]["source"])
+    # deploy the best agent by validation value with the ordinary deploy; paper-trade appended bars
+    best = max(by_type["agent"], key=lambda v: index[v]["score"])
+    info = reg.deploy(registry, 2, best)
+    assert info["side"] == "both" and info["model_file"] == "policy.pt"
+    bars_dir, features_dir = _appended(run, tmp_path, 60)
+    ledger = tmp_path / "ledger"
+    first = paper_trading.paper_trade(registry, bars_dir, ledger, features_dir=features_dir)
+    assert len(first) == 1 and first[0]["vin"] == best and first[0]["side"] == "both"
+    assert first[0]["evidence"]["n_bars"] == 60 - 2 == first[0]["appended"]["bars"]
+    last_bar = artifacts.read_json(Path(index[best]["source"]) / "config.json")["last_bar"]
+    # the registry VIN is the trial code and the symbol: the same code may come from another coin's study
+    assert best == f"{Path(index[best]['source']).name}.TESTUSDT"
+    assert pd.Timestamp(first[0]["paper_start"]) > pd.Timestamp(last_bar).tz_convert("UTC")
+    assert (
+        pd.Timestamp(last_bar) == pd.to_datetime(pd.read_parquet(run["bars"])["timestamp"], utc=True).iloc[-1]
+    )
+    folder = paper.ledger_path(ledger, 2, best)
+    snap = {n: ((folder / n).read_bytes(), (folder / n).stat().st_mtime_ns) for n in paper.LEDGER_FILES}
+    again = paper_trading.paper_trade(registry, bars_dir, ledger, features_dir=features_dir)
+    assert again[0]["appended"] == {"bars": 0, "trades": 0}
+    assert {
+        n: ((folder / n).read_bytes(), (folder / n).stat().st_mtime_ns) for n in paper.LEDGER_FILES
+    } == snap
+    # the champion rules read it like any ledger (compare.Evidence of per-bar after-cost returns)
+    evidence = paper_trading.paper_evidence(registry, best, ledger)
+    assert len(evidence.returns) == 58 and evidence.source == "paper"
+    # a feature table lagging the bars: the bars without features wait; later calls append them
+    lagging = tmp_path / "lagging"
+    lagging.mkdir()
+    table = pd.read_parquet(features_dir / "TESTUSDT.parquet")
+    table.iloc[:-10].to_parquet(lagging / "TESTUSDT.parquet")
+    fresh = tmp_path / "ledger2"
+    early = paper_trading.paper_trade(registry, bars_dir, fresh, features_dir=lagging)
+    assert early[0]["evidence"]["n_bars"] == 60 - 2 - 10
+    head = (paper.ledger_path(fresh, 2, best) / paper.EQUITY_FILE).read_bytes()
+    late = paper_trading.paper_trade(registry, bars_dir, fresh, features_dir=features_dir)
+    assert late[0]["appended"]["bars"] == 10
+    grown = (paper.ledger_path(fresh, 2, best) / paper.EQUITY_FILE).read_bytes()
+    assert grown.startswith(head) and grown == (folder / paper.EQUITY_FILE).read_bytes()
+    # the workflow rule has no feature tables: an agent slot is skipped with the reason
+    skipped = paper_trading.paper_trade(registry, bars_dir, ledger, skip_missing=True)
+    assert "swingflow paper --features" in skipped[0]["skipped"]
+
+
+def test_an_agent_slot_through_the_cli_and_the_dashboard(run, tmp_path, capsys):
+    """`swingflow deploy` and `swingflow paper --features` (the existing commands) serve an agent slot; the
+    dashboard's agent section lists the trials by validation value with their codes, and the slot."""
+    from workflow_scripts.ops.cli import main
+    from workflow_scripts.registry import dashboard, runs
+
+    registry = tmp_path / "registry"
+    record = runs.register_agents(registry, run["packaged"])
+    agents = [m for m in record["models"] if m["model_type"] == "agent"]
+    vin = agents[0]["vin"]
+    assert main(["--registry", str(registry), "--json", "deploy", "--slot", "1", vin]) == 0
+    assert json.loads(capsys.readouterr().out)["side"] == "both"
+    bars_dir, features_dir = _appended(run, tmp_path, 30)
+    args = ["--registry", str(registry), "--json", "paper", "--bars", str(bars_dir)]
+    assert main([*args, "--features", str(features_dir)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(s["slot"], s["vin"], s["paper_bars"]) for s in out["slots"]] == [(1, vin, 28)]
+    assert out["changes"] == []
+    assert main([*args, "--features", str(features_dir)]) == 0  # nothing new
+    assert json.loads(capsys.readouterr().out)["slots"][0]["appended_bars"] == 0
+    # the dashboard's section: trials.json of results/agents/models/<SYMBOL>/
+    results = tmp_path / "results"
+    listed = results / "agents" / "models" / "TESTUSDT"
+    listed.mkdir(parents=True)
+    shutil.copy(run["packaged"] / "trials.json", listed / "trials.json")
+    section = dashboard.snapshot(registry, results)["agents"]
+    trials = artifacts.read_json(listed / "trials.json")["trials"]
+    assert section["n_trials"] == len(trials)
+    values = [t["value"] for t in section["trials"] if t["value"] is not None]
+    assert values == sorted(values, reverse=True) and values[0] == max(t["value"] for t in trials)
+    assert all(trial_code.decode(t["code"])["grade"] == t["grade"] for t in section["trials"])
+    assert [(s["slot"], s["vin"], s["paper"]["paper_bars"]) for s in section["slots"]] == [(1, vin, 28)]
+    assert main(["--registry", str(registry), "dashboard", "--once", "--results", str(results)]) == 0
+    frame = capsys.readouterr().out
+    assert "Agent trials: top by validation" in frame and "Agent paper slots" in frame

@@ -109,3 +109,34 @@ def test_a_policy_with_too_few_trades_gets_no_score(tmp_path):
         setup, journal_path=tmp_path / "j", study_name="s", space=SPACE, study=_study(trials=1)
     )
     assert out["trials"][0]["value"] == NO_SCORE and out["best"] is None
+
+
+def test_grades_and_codes_follow_the_evidence_rule(tmp_path):
+    """Below grades.min_trades after-cost validation trades a trial's grade is N (insufficient evidence),
+    in its validation record and its trial code, whatever its Sharpe; at or above it the table grade."""
+    from workflow_scripts.evaluation.grades import INSUFFICIENT, grade_absolute
+
+    market, grades = random_market(), config_group("grades")
+    runs = {}
+    for name, minimum in (("thin", 10_000), ("enough", 1)):
+        runs[name] = run_agent_study(
+            _setup(market, grades=grades | {"min_trades": minimum}),
+            journal_path=tmp_path / f"{name}.journal",
+            study_name="s",
+            space=SPACE,
+            study=_study(trials=3, seed=1),
+        )["trials"]
+    # the same trials (same seed and sampler), judged by two evidence minima
+    assert [t["validation"] for t in runs["thin"]] != [t["validation"] for t in runs["enough"]]
+    for thin, enough in zip(runs["thin"], runs["enough"]):
+        assert thin["validation"]["n_trades"] == enough["validation"]["n_trades"]
+        assert thin["validation"]["grade"] == INSUFFICIENT
+        assert trial_code.decode(thin["code"])["grade"] == INSUFFICIENT
+        expected = (
+            grade_absolute(enough["validation"]["sharpe_per_trade"], grades["table"], grades["fail_grade"])
+            if enough["validation"]["n_trades"] >= 1
+            else INSUFFICIENT
+        )
+        assert enough["validation"]["grade"] == expected
+        assert trial_code.decode(enough["code"])["grade"] == expected
+    assert any(t["validation"]["grade"] != INSUFFICIENT for t in runs["enough"])

@@ -68,8 +68,8 @@ def test_target_ids_round_trip():
     [
         (
             ["tuning.budget.trials.stage3=0"],
-            "config key 'tuning.budget.trials': expected trials per study >= 1 for exactly ['stage2', 'stage3', "
-            "'stage4'], got {'stage2': 5, 'stage3': 0, 'stage4': 1}",
+            "config key 'tuning.budget.trials': expected trials per study >= 1 for exactly ['stage2', "
+            "'stage3', 'stage4'], got {'stage2': 5, 'stage3': 0, 'stage4': 1}",
         ),
         (
             ["tuning.budget.trials=null"],  # the trial budget binds; minutes is only a safety cap

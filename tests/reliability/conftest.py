@@ -50,7 +50,10 @@ def tiny(*overrides: str, groups: dict | None = None) -> list[str]:
 # variants can fill (3 folds of at least 50 training rows, as the tuning and registry workflow tests use): the
 # smallest real run that still has every stage, tuning and production included, at work.
 RUN = tiny(
-    "tuning.budget.trials.stage2=1", "tuning.max_rounds=200", "tuning.cv.n_folds=3", "tuning.cv.min_train_rows=50"
+    "tuning.budget.trials.stage2=1",
+    "tuning.max_rounds=200",
+    "tuning.cv.n_folds=3",
+    "tuning.cv.min_train_rows=50",
 )
 
 

@@ -10,12 +10,17 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from tests.reliability.conftest import SYMBOLS, jobs_of_dry_run, output_text, smk, tiny
 from workflow_scripts.agents import trial_code
 from workflow_scripts.artifacts import read_json, sha256_file
+from workflow_scripts.lifecycle import paper
 from workflow_scripts.models.folder import load_folder
+from workflow_scripts.registry import paper_trading
+from workflow_scripts.registry import store as reg
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +66,7 @@ def test_switching_agents_on_plans_only_the_agents_jobs(agents_run):
         "tune_hybrid": n,
         "evaluate_hybrid": n,
         "package_agent_models": n,
+        "register_agent_models": n,
         "all": 1,
     }
 
@@ -130,4 +136,61 @@ def test_a_changed_production_folder_replans_the_hybrid_only(agents_run):
         "tune_hybrid",
         "evaluate_hybrid",
         "package_agent_models",
+        "register_agent_models",
     }
+
+
+def _append_bars(wd: Path, symbol: str, out: Path, n_new: int) -> tuple[Path, Path]:
+    """The run's bars (timestamp, close) and feature table of `symbol` with `n_new` appended hourly bars (a
+    random walk from the last close; features: the last `n_new` rows' values under the new timestamps)."""
+    bars = pd.read_parquet(wd / "results" / "ingest" / f"{symbol}.parquet", columns=["timestamp", "close"])
+    feats = pd.read_parquet(wd / "results" / "features" / f"{symbol}.parquet")
+    step = bars["timestamp"].iloc[-1] - bars["timestamp"].iloc[-2]
+    ts = bars["timestamp"].iloc[-1] + step * np.arange(1, n_new + 1)
+    close = bars["close"].iloc[-1] * np.exp(np.cumsum(np.random.default_rng(3).normal(0, 0.01, n_new)))
+    new_feats = feats.iloc[-n_new:].copy()
+    new_feats["timestamp"] = ts
+    dirs = (out / "bars", out / "features")
+    frames = (
+        pd.concat([bars, pd.DataFrame({"timestamp": ts, "close": close})]),
+        pd.concat([feats, new_feats]),
+    )
+    for d, frame in zip(dirs, frames):
+        d.mkdir(parents=True)
+        frame.reset_index(drop=True).to_parquet(d / f"{symbol}.parquet")
+    return dirs
+
+
+def test_the_agents_are_registered_and_the_chosen_one_paper_trades_appended_bars(agents_run, tmp_path):
+    wd, _ = agents_run
+    registry = wd / read_json(wd / "results" / "config" / "resolved.json")["env"]["storage"]["registry_dir"]
+    index = reg.read_index(registry)["models"]
+    for symbol in SYMBOLS:
+        record = read_json(wd / "results" / "registry" / "agents" / f"{symbol}.json")
+        packaged = wd / "results" / "agents" / "models" / symbol
+        # every packaged folder, under its metrics.json VIN (an agent's: `<trial code>.<SYMBOL>`, since both
+        # coins' studies can give the same code)
+        assert sorted(m["vin"] for m in record["models"]) == sorted(
+            read_json(p / "metrics.json")["vin"] for p in packaged.iterdir() if p.is_dir()
+        )
+        cnn = next(m["vin"] for m in record["models"] if m["model_type"] == "cnn_lstm")
+        for m in record["models"]:
+            entry = index[m["vin"]]
+            assert entry["side"] == "both" and entry["files"] == reg.verify_folder(wd / entry["source"])
+            if m["model_type"] in ("agent", "hybrid"):
+                assert entry["dependencies"]["cnn_lstm"] == cnn
+                assert entry["dependencies"]["cnn_lstm_sha256"] == index[cnn]["model_sha256"]
+    # the chosen agent of the first symbol, deployed in a copy of the registry, on 48 appended bars
+    symbol = SYMBOLS[0]
+    code = f"{result_code(wd, symbol)}.{symbol}"
+    copy = tmp_path / "registry"
+    shutil.copytree(registry, copy, symlinks=True)
+    assert reg.deploy(copy, 7, code)["side"] == "both"
+    bars, features = _append_bars(wd, symbol, tmp_path, 48)
+    first = paper_trading.paper_trade(copy, bars, symbols=[symbol], slots=[7], features_dir=features)
+    assert first[0]["vin"] == code and first[0]["evidence"]["n_bars"] == 46 == first[0]["appended"]["bars"]
+    folder = paper.ledger_path(paper.default_ledger_dir(copy), 7, code)
+    before = {n: (folder / n).read_bytes() for n in paper.LEDGER_FILES}
+    again = paper_trading.paper_trade(copy, bars, symbols=[symbol], slots=[7], features_dir=features)
+    assert again[0]["appended"] == {"bars": 0, "trades": 0}
+    assert {n: (folder / n).read_bytes() for n in paper.LEDGER_FILES} == before

@@ -226,21 +226,26 @@ def test_lightgbm_and_xgboost_write_the_same_verified_folder(real, tmp_path):
         )
 
 
-def test_the_fit_and_evaluation_rules_write_the_folder_produce_writes(real, tmp_path):
+@pytest.mark.parametrize("kind", ["lightgbm", "torch_mlp"])
+def test_the_fit_and_evaluation_rules_write_the_folder_produce_writes(real, tmp_path, kind):
     """fit_production + evaluate_production (through the fit folder) == produce, file for file: the saved
-    model is copied, not refitted, and the evaluation reads the fit's saved predictions."""
+    model is copied (a torch head's metadata files too), not refitted, and the evaluation reads the fit's
+    saved predictions."""
     comb = combination(real)
-    one, _, _ = write(tmp_path / "one", real, comb, "lightgbm")
-    two, trained, _ = write(tmp_path / "two", real, comb, "lightgbm", through_fit_folder=True)
+    one, _, _ = write(tmp_path / "one", real, comb, kind)
+    two, trained, _ = write(tmp_path / "two", real, comb, kind, through_fit_folder=True)
     files = sorted(p.relative_to(one).as_posix() for p in one.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(two).as_posix() for p in two.rglob("*") if p.is_file())
-    assert "refit/model.txt" in files
+    model_file = KINDS[kind].model_file
+    assert f"refit/{model_file}" in files
     assert [f for f in files if (one / f).read_bytes() != (two / f).read_bytes()] == []
     with pytest.raises(TypeError, match="a saved fit does not predict"):
         trained.model.predict_proba(comb.X)
-    (tmp_path / "two" / "lightgbm-fit" / "refit" / "model.txt").unlink()
-    with pytest.raises(FileNotFoundError, match=r"refit/model.txt: the model file fit.json names is missing"):
-        production.read_fit(tmp_path / "two" / "lightgbm-fit")
+    (tmp_path / "two" / f"{kind}-fit" / "refit" / model_file).unlink()
+    with pytest.raises(
+        FileNotFoundError, match=rf"refit/{model_file}: the model file fit.json names is missing"
+    ):
+        production.read_fit(tmp_path / "two" / f"{kind}-fit")
 
 
 def test_encoder_outputs_are_appended_and_recorded(real, tmp_path):

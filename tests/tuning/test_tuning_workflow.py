@@ -45,7 +45,8 @@ def run(tmp_path_factory):
     snakemake(wf, summary, config=config(), timeout=3600)
     res = wf / "results"
     out = {"wf": wf, "res": res}
-    out["plan_budget"] = planned_jobs(snakemake(wf, summary, "-n", config=config("tuning.budget.trials.stage2=3")))
+    bigger = config("tuning.budget.trials.stage2=3")
+    out["plan_budget"] = planned_jobs(snakemake(wf, summary, "-n", config=bigger))
     out["plan_xgboost"] = planned_jobs(snakemake(wf, summary, "-n", config=config(groups=["model=xgboost"])))
     out["plan_pca"] = planned_jobs(snakemake(wf, summary, "-n", config=config(groups=["encoder=pca"])))
     snakemake(wf, "results/encoder/pca.json", config=config(groups=["encoder=pca"]))

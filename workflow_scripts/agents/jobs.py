@@ -507,9 +507,13 @@ def _policy_folder(folder, kind, policy: bytes, study: dict, trial: dict, snapsh
             "observation": {k: v for k, v in obs.items() if k not in ("lookback", "size", "layout")}
             | {"lookback": lookback},
             "dependencies": study.get("dependencies") or {},
-        },
+        }
+        | {k: study[k] for k in ("last_bar", "sigma_bars", "cnn_lstm") if k in study},
         metrics={
-            "vin": trial["code"],
+            # the registry VIN: the trial code names a configuration, which other coins may share (the same
+            # code from another symbol's study); `<code>.<SYMBOL>` names this model in one registry
+            "vin": f"{trial['code']}.{study['symbol']}",
+            "code": trial["code"],
             "grade": trial["validation"]["grade"],
             "score": trial["value"],
             "validation": trial["validation"],
@@ -537,11 +541,19 @@ def package_agent_models(job) -> None:
     policies = keyed(kinds_, job.input.policies, "/{}.pt")
     models = keyed(kinds_, job.input.models, "/{}.zip")
     test = artifacts.read_json(job.input.test)
-    common = {"symbol": symbol, "window": job.params.window}
+    # last_bar: the last bar any stage of the line read (paper trading starts after it); sigma_bars: the
+    # slippage model's window (agents/paper.py replays the same environment)
+    common = {
+        "symbol": symbol,
+        "window": job.params.window,
+        "last_bar": pd.to_datetime(_bars(job.input.bars)["timestamp"], utc=True).iloc[-1].isoformat(),
+        "sigma_bars": int(spec["sigma_bars"]),
+    }
     plain = {k: list(v) for k, v in segments.items()}
     # stage 1
     cnn = artifacts.read_json(job.input.cnn_metadata)
     cnn_vin = f"CNNLSTM-{symbol}-{cnn['model_sha256'][:6].upper()}"
+    common_policy = common | {"cnn_lstm": cnn_vin}  # the extractor whose embeddings the policies observe
     write_model_folder(
         root / cnn_vin,
         kind="cnn_lstm",
@@ -588,7 +600,9 @@ def package_agent_models(job) -> None:
             "source": source,
         }
         tested = test if test["code"] == t["code"] else None
-        _policy_folder(root / t["code"], t["kind"], policy, study | common, trial, snapshot, plain, tested)
+        _policy_folder(
+            root / t["code"], t["kind"], policy, study | common_policy, trial, snapshot, plain, tested
+        )
         next(x for x in listed if x["code"] == t["code"])["folder"] = t["code"]
     # stage 4
     if ensemble_dir:
@@ -617,7 +631,7 @@ def package_agent_models(job) -> None:
         )
     # stage 3
     if _optional(job.input.hybrid_study):
-        study = artifacts.read_json(_optional(job.input.hybrid_study)) | common
+        study = artifacts.read_json(_optional(job.input.hybrid_study)) | common_policy
         best = study["best"]
         trial = best | {
             "agent": study["chosen"]["params"],

@@ -2,11 +2,13 @@
 `load_folder` / `verify_folder` / `swingflow archive` read. TorchScript files only: an SB3 zip is a pickle
 and stays in results/agents/study.
 
-    <VIN>/                      one folder per model; VIN = the trial code (agents) or a readable id
+    <name>/                     one folder per model: the trial code (agents, hybrid) or the VIN
         <model file>            cnn_lstm.pt | policy.pt | hybrid_policy.pt | agent_ensemble.json (+ members/)
         config.json             symbol, window, side "both", target "agent", model_type, model_kind, params,
-                                env, observation, dependencies
-        metrics.json            vin, grade and validation metrics, score (validation objective), test (the
+                                env, observation, dependencies; policies: last_bar (the data end: paper
+                                trading starts after it), sigma_bars, cnn_lstm (the extractor VIN)
+        metrics.json            vin (a policy's: `<trial code>.<SYMBOL>`, registry/runs.register_agents),
+                                code, grade and validation metrics, score (validation objective), test (the
                                 test evaluation when this model is the one evaluated there)
         costs.json              the cost snapshot the model was scored with
         features.json           features: the columns predict reads (observation columns

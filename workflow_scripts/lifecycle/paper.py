@@ -249,6 +249,15 @@ def update_ledger(
         "paper": record["paper"],
         "claimed": spec["claimed"],
     }
+    return write_ledger(ledger_dir, slot, vin, record, summary)
+
+
+def write_ledger(
+    ledger_dir, slot: int, vin: str, record: Mapping[str, Any], summary: Mapping[str, Any]
+) -> dict:
+    """Append a recomputed paper record (`record` "equity" / "trades" lines) to the ledger of (slot, VIN)
+    and refresh its summary.json (only when it changed): the one writer of ledgers, for the swing slots and
+    the agents' (agents/paper.py). Returns the summary plus `appended` {bars, trades} and `ledger`."""
     folder = ledger_path(ledger_dir, slot, vin)
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder / ".lock")):
@@ -256,11 +265,11 @@ def update_ledger(
             "bars": _extend(folder / EQUITY_FILE, record["equity"]),
             "trades": _extend(folder / TRADES_FILE, record["trades"]),
         }
-        text = json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n"
+        text = json.dumps(dict(summary), indent=2, sort_keys=True, default=str) + "\n"
         path = folder / SUMMARY_FILE
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             artifacts.write_text(path, text)
-    return summary | {"appended": added, "ledger": str(folder)}
+    return dict(summary) | {"appended": added, "ledger": str(folder)}
 
 
 def _epoch_s(times: Sequence[str]) -> np.ndarray:

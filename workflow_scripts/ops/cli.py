@@ -191,9 +191,17 @@ def cmd_summary(args) -> int:
     return 0
 
 
+CHAMPION_TABLE_ROWS = 50  # `swingflow champions` tables list at most this many unless --top says otherwise
+
+
 def cmd_champions(args) -> int:
-    rows = [r for r in reg.roster(args.registry) if not args.symbol or r["symbol"] == args.symbol]
+    everyone = [r for r in reg.roster(args.registry) if not args.symbol or r["symbol"] == args.symbol]
+    top = args.top if args.top is not None else (None if args.json else CHAMPION_TABLE_ROWS)
+    rows = dashboard.champion_view(everyone, top) if top and len(everyone) > top else everyone
     rows = pt.with_paper(args.registry, rows, args.ledger)  # claimed (test) and paper columns
+    title = f"Champions: {dashboard.grade_summary(everyone)}"
+    if len(rows) < len(everyone):
+        title += f"\nlisted: the {len(rows)} best by grade, then score (--top N, --top 0 for all, --symbol)"
     columns = [
         "symbol",
         "side",
@@ -208,7 +216,7 @@ def cmd_champions(args) -> int:
         "challengers",
         "previous",
     ]
-    _emit(args, rows, "Champions", columns)
+    _emit(args, rows, title, columns)
     if not args.json:  # a second table: the claimed and the paper record side by side
         rows = [r | dict(zip(paper.TEXT_COLUMNS, paper.claimed_paper_text(r))) for r in rows]
         _emit(
@@ -225,6 +233,7 @@ def cmd_paper(args) -> int:
         symbols=args.symbol,
         slots=args.slot,
         history_bars=args.history_bars,
+        features_dir=args.features,
     )
     out = [
         paper.claimed_vs_paper(r)
@@ -326,10 +335,22 @@ def cmd_deploy(args) -> int:
 
 def cmd_dashboard(args) -> int:
     if args.json:
-        _emit(args, dashboard.snapshot(args.registry, args.results))
+        # every champion in roster order unless --top / --symbol limit them
+        _emit(args, dashboard.snapshot(args.registry, args.results, top=args.top, symbol=args.symbol))
         return 0
-    dashboard.run(args.registry, args.results, once=args.once, interval=args.interval, console=_console())
+    dashboard.run(
+        args.registry,
+        args.results,
+        once=args.once,
+        interval=args.interval,
+        console=_console(),
+        top=DASHBOARD_CHAMPIONS if args.top is None else args.top,
+        symbol=args.symbol,
+    )
     return 0
+
+
+DASHBOARD_CHAMPIONS = 20  # champions a dashboard frame lists (the caption counts them all per grade)
 
 
 def _symbols(args) -> list[str]:
@@ -465,12 +486,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(sub, "champions", cmd_champions, "the champion roster, claimed (test) next to paper metrics")
     p.add_argument("--symbol")
     p.add_argument("--ledger", help="paper ledgers (default <registry>/paper)")
+    p.add_argument(
+        "--top",
+        type=int,
+        help=f"list the N best by grade, then score (default: all with --json, {CHAMPION_TABLE_ROWS} in "
+        "tables; 0 = all); the title counts every champion per grade",
+    )
     p = add(sub, "paper", cmd_paper, "paper-trade the deployed slots on bars newer than their training data")
     p.add_argument("--symbol", nargs="*", help="only the slots of these symbols")
     p.add_argument("--slot", type=int, nargs="*", help="only these slots")
     p.add_argument("--bars", default="results/ingest", help="folder of <SYMBOL>.parquet bars")
     p.add_argument("--ledger", help="ledger folder (default <registry>/paper)")
     p.add_argument("--history-bars", type=int, help="trailing bars for features (default features.json)")
+    p.add_argument(
+        "--features",
+        default="results/features",
+        help="agent slots: folder of <SYMBOL>.parquet feature tables (the CNN-LSTM's input)",
+    )
     p.add_argument(
         "--registry-config",
         help="config/registry option whose compare/demotion rules judge the ledgers (default: the default)",
@@ -508,6 +540,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="print one frame and exit")
     p.add_argument("--results", default="results")
     p.add_argument("--interval", type=float, default=2.0)
+    p.add_argument(
+        "--top",
+        type=int,
+        help=f"champions listed: the N best by grade, then score (default {DASHBOARD_CHAMPIONS}; "
+        "with --json all; 0 = all)",
+    )
+    p.add_argument("--symbol", help="list only this symbol's champions")
     p = add(sub, "predict", cmd_predict, "champion predictions: batch over features, or --append new bars")
     p.add_argument("--symbol", nargs="*")
     p.add_argument("--append", action="store_true", help="only bars newer than the last prediction")

@@ -88,20 +88,34 @@ def last_run(results_dir: str | Path = "results") -> dict | None:
         return None
 
 
-def snapshot(registry_dir, results_dir: str | Path = "results", recent: int = 10) -> dict:
-    """Everything one frame shows, as plain data (`swingflow dashboard --once --json` prints it)."""
+def snapshot(
+    registry_dir,
+    results_dir: str | Path = "results",
+    recent: int = 10,
+    top: int | None = None,
+    symbol: str | None = None,
+) -> dict:
+    """Everything one frame shows, as plain data (`swingflow dashboard --once --json` prints it). `top` and
+    `symbol` limit the champions to those a frame lists (champion_view; all, in roster order, when neither
+    is given); `champion_summary` counts them all. The claimed and paper columns are read for the listed
+    champions only: per champion they cost a read of the registry index (~0.15 s at 4,800 models)."""
     models = reg.list_models(registry_dir) if reg.paths(registry_dir)["index"].is_file() else []
+    champions = reg.roster(registry_dir)
+    listed = champion_view(champions, top, symbol) if top or symbol else champions
     return {
         "progress": workflow_progress(results_dir),
         "last_run": last_run(results_dir),
         "recent": models[:recent],
         "models": len(models),
-        "champions": paper_trading.with_paper(registry_dir, reg.roster(registry_dir)),
+        "champions": paper_trading.with_paper(registry_dir, listed),
+        "champion_summary": grade_summary(champions),
+        "champions_total": len(champions),
         "deployed": reg.deployed(registry_dir),
         "paper": {
             f"{r['slot']}/{r['vin']}": paper.claimed_vs_paper(r)
             for r in paper.read_summaries(paper.default_ledger_dir(registry_dir))
         },
+        "agents": agent_section(registry_dir, results_dir),  # the RL line's own section (below)
     }
 
 
@@ -109,7 +123,41 @@ def _grade(g: str | None) -> str:
     return f"[{GRADE_STYLE.get(g or '', 'dim')}]{g or '-'}[/]"
 
 
-def render(snap: dict, registry_dir: Any = "") -> Group:
+def grade_summary(champions: list[dict]) -> str:
+    """One line for any number of champions: how many, of how many symbols, and how many per grade (best
+    grade first): `800 champion(s) of 400 symbol(s): S 80, A+ 80, A 81, ...`."""
+    counts: dict[str, int] = {}
+    for c in champions:
+        counts[c.get("grade") or "-"] = counts.get(c.get("grade") or "-", 0) + 1
+    order = [*GRADE_STYLE, *sorted(set(counts) - set(GRADE_STYLE))]
+    grades = ", ".join(f"{g} {counts[g]}" for g in order if g in counts)
+    symbols = len({c["symbol"] for c in champions})
+    return f"{len(champions)} champion(s) of {symbols} symbol(s)" + (f": {grades}" if grades else "")
+
+
+def champion_view(champions: list[dict], top: int | None = None, symbol: str | None = None) -> list[dict]:
+    """The champions a frame lists: those of `symbol` (all when None), best grade first, then score, then
+    symbol and side; the first `top` of them (all when None or 0). 400 coins have 800 champions: a frame
+    lists the best and grade_summary counts them all."""
+    rank = {g: i for i, g in enumerate(GRADE_STYLE)}
+    rows = [c for c in champions if symbol is None or c["symbol"] == symbol]
+    rows.sort(
+        key=lambda c: (
+            rank.get(c.get("grade") or "", len(rank)),
+            -(c.get("score") or 0.0),
+            c["symbol"],
+            c["side"],
+        )
+    )
+    return rows[:top] if top else rows
+
+
+def _names(names: list[str], most: int = 10) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def render(snap: dict, registry_dir: Any = "", top: int | None = None, symbol: str | None = None) -> Group:
+    """One frame. `top`/`symbol` limit the champions listed (champion_view); the caption counts them all."""
     prog = Table(title="Workflow progress (files under results/)", expand=True)
     for col in ("stage", "done", "expected", ""):
         prog.add_column(col, justify="right" if col in ("done", "expected") else "left")
@@ -124,7 +172,7 @@ def render(snap: dict, registry_dir: Any = "") -> Group:
         registered = sum(len(v.get("registered", [])) for v in run["symbols"].values())
         prog.caption = (
             f"last registry run {run['run']}: {registered} model(s) of {len(run['symbols'])} symbol(s); "
-            f"champion changed: {', '.join(changed) or 'none'}"
+            f"champion changed: {_names(changed) or 'none'}"
         )
 
     recent = Table(title=f"Recent models ({snap['models']} registered)", expand=True)
@@ -144,13 +192,17 @@ def render(snap: dict, registry_dir: Any = "") -> Group:
             e.get("status", ""),
         )
 
-    champs = Table(title="Champions", expand=True)
+    shown = champion_view(snap["champions"], top, symbol)
+    total = snap.get("champions_total", len(snap["champions"]))
+    champs = Table(title="Champions" + (f" of {symbol}" if symbol else ""), expand=True)
+    champs.caption = snap.get("champion_summary") or grade_summary(snap["champions"])
+    champs.caption += f"; listed: the {len(shown)} best (--top, --symbol)" if len(shown) < total else ""
     claimed_col, paper_col = paper.TEXT_COLUMNS
     for col in ("symbol", "side", "VIN", "ver", "grade", "since", "challengers", "rollbacks"):
         champs.add_column(col)
     champs.add_column(claimed_col)
     champs.add_column(paper_col)
-    for c in snap["champions"]:
+    for c in shown:
         champs.add_row(
             c["symbol"],
             c["side"],
@@ -178,7 +230,12 @@ def render(snap: dict, registry_dir: Any = "") -> Group:
             *paper.claimed_paper_text(row),
         )
     return Group(
-        Panel(f"swingflow registry [bold]{registry_dir}[/]", expand=True), prog, recent, champs, slots
+        Panel(f"swingflow registry [bold]{registry_dir}[/]", expand=True),
+        prog,
+        recent,
+        champs,
+        slots,
+        *render_agents(snap.get("agents") or {}),
     )
 
 
@@ -190,13 +247,17 @@ def run(
     interval: float = 2.0,
     console: Console | None = None,
     recent: int = 10,
+    top: int | None = None,
+    symbol: str | None = None,
 ) -> None:
     console = console or Console()
     if once:
-        console.print(render(snapshot(registry_dir, results_dir, recent), registry_dir))
+        console.print(
+            render(snapshot(registry_dir, results_dir, recent, top, symbol), registry_dir, top, symbol)
+        )
         return
     with Live(
-        render(snapshot(registry_dir, results_dir, recent), registry_dir),
+        render(snapshot(registry_dir, results_dir, recent, top, symbol), registry_dir, top, symbol),
         console=console,
         refresh_per_second=4,
         screen=False,
@@ -204,6 +265,86 @@ def run(
         try:
             while True:
                 time.sleep(interval)
-                live.update(render(snapshot(registry_dir, results_dir, recent), registry_dir))
+                frame = snapshot(registry_dir, results_dir, recent, top, symbol)
+                live.update(render(frame, registry_dir, top, symbol))
         except KeyboardInterrupt:
             pass
+
+
+# ---- the RL line (docs/AGENTS.md): agent trials by validation value, agent paper slots ---------------------
+AGENT_TRIALS_GLOB = "agents/models/*/trials.json"  # rule package_agent_models: every trial of a symbol
+
+
+def agent_section(registry_dir, results_dir: str | Path = "results", top: int = 10) -> dict:
+    """{"trials": the `top` scored agent trials over every symbol by validation value (code, symbol, kind,
+    grade, validation value and trades, packaged or not), "n_trials", "slots": deployed agent slots (side
+    "both") with their paper record}. Validation numbers only: the trials are ranked as the studies chose."""
+    trials = []
+    for path in sorted(Path(results_dir).glob(AGENT_TRIALS_GLOB)):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for t in doc.get("trials", []):
+            val = t.get("validation") or {}
+            trials.append(
+                {
+                    "symbol": doc.get("symbol", path.parent.name),
+                    "code": t["code"],
+                    "kind": t.get("kind"),
+                    "grade": val.get("grade"),
+                    "value": t.get("value") if t.get("scored") else None,
+                    "n_trades": val.get("n_trades"),
+                    "packaged": bool(t.get("folder")),
+                }
+            )
+    ranked = sorted(trials, key=lambda t: (t["value"] is None, -(t["value"] or 0.0), t["code"]))
+    ledgers = {
+        f"{r['slot']}/{r['vin']}": paper.claimed_vs_paper(r)
+        for r in paper.read_summaries(paper.default_ledger_dir(registry_dir))
+    }
+    slots = [
+        d | {"paper": ledgers.get(f"{d['slot']}/{d['vin']}", {})}
+        for d in reg.deployed(registry_dir)
+        if d.get("side") == reg.AGENT_SIDE
+    ]
+    return {"trials": ranked[: max(0, int(top))], "n_trials": len(trials), "slots": slots}
+
+
+def render_agents(section: dict) -> list[Table]:
+    """The agent tables: top trials (code, grade, validation value) and agent paper slots; none without
+    agents."""
+    out = []
+    if section.get("trials"):
+        table = Table(title=f"Agent trials: top by validation ({section['n_trials']} trials)", expand=True)
+        for col in ("symbol", "code", "kind", "grade", "validation", "trades", "packaged"):
+            table.add_column(col)
+        for t in section["trials"]:
+            table.add_row(
+                t["symbol"],
+                t["code"],
+                str(t["kind"]),
+                _grade(t["grade"]),
+                "-" if t["value"] is None else f"{t['value']:.4f}",
+                str(t["n_trades"]),
+                "yes" if t["packaged"] else "",
+            )
+        out.append(table)
+    if section.get("slots"):
+        table = Table(title="Agent paper slots (position in [-1, 1], side both)", expand=True)
+        claimed_col, paper_col = paper.TEXT_COLUMNS
+        for col in ("slot", "code", "symbol", "ver", "deployed", claimed_col, paper_col, "paper until"):
+            table.add_column(col)
+        for d in section["slots"]:
+            row = d["paper"]
+            table.add_row(
+                str(d["slot"]),
+                d["vin"],
+                d["symbol"],
+                d["version"],
+                d["deployed"],
+                *paper.claimed_paper_text(row),
+                str(row.get("paper_until") or "-"),
+            )
+        out.append(table)
+    return out

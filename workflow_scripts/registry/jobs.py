@@ -1,9 +1,14 @@
-"""Entries of rules/registry.smk: register_models, predict_batch, track_production."""
+"""Entries of rules/registry.smk: register_models, register_agent_models, predict_batch, track_production."""
 
 from workflow_scripts import artifacts
 from workflow_scripts.registry import tracking
 from workflow_scripts.registry.predictions import batch_from_file
-from workflow_scripts.registry.runs import decision_record, register_run, symbol_data_from_paths
+from workflow_scripts.registry.runs import (
+    decision_record,
+    register_agents,
+    register_run,
+    symbol_data_from_paths,
+)
 
 
 def register_models(job) -> None:
@@ -15,6 +20,14 @@ def register_models(job) -> None:
     artifacts.write_json(job.output.status, status)
     # the decisions alone, by test-free identities (no VIN, no time): docs/LIFECYCLE.md
     artifacts.write_json(job.output.decisions, decision_record(job.params.registry, folders, job.params.spec))
+
+
+def register_agent_models(job) -> None:
+    """One symbol's packaged RL models into the registry index (runs.register_agents)."""
+    record = register_agents(job.params.registry, job.input.folder)
+    artifacts.write_json(job.output.record, record)
+    for m in record["models"]:
+        print(f"{m['vin']}: {m['model_type']} {m['version']} ({m['status']})")
 
 
 def predict_batch(job) -> None:

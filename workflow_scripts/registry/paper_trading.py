@@ -15,9 +15,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from workflow_scripts import artifacts
+from workflow_scripts.agents import paper as agent_paper
+from workflow_scripts.evaluation.metrics import BARS_PER_YEAR
 from workflow_scripts.lifecycle import compare as cmp
 from workflow_scripts.lifecycle import paper
 from workflow_scripts.models.folder import check_vin
@@ -78,6 +81,122 @@ def update_slot(
     )
 
 
+# ---- agent slots (side "both": a position in [-1, 1]; agents/paper.py) -------------------------------------
+AGENT_MARGIN = 256  # bars before the first paper bar fed to the extractor and the env (windows, sigma)
+
+
+def agent_observation_features(
+    registry_dir, model: reg.LoadedModel, bars: pd.DataFrame, features: pd.DataFrame, lo: int
+) -> np.ndarray:
+    """The standardised observation features of an agent on `bars` (rows from `lo` on): the embeddings of
+    its registered CNN-LSTM (config.json `cnn_lstm`, checked against the sha256 recorded at registration)
+    over the symbol's feature table, standardised with the agent's train-segment statistics."""
+    cfg = artifacts.read_json(model.folder / "config.json")
+    deps = model.entry.get("dependencies") or {}
+    if not deps.get("cnn_lstm"):
+        raise reg.RegistryError(f"agent {model.vin}: its index entry names no CNN-LSTM; register it again")
+    cnn = reg.load_model(registry_dir, deps["cnn_lstm"])
+    if cnn.entry["model_sha256"] != deps.get("cnn_lstm_sha256"):
+        raise reg.RegistryError(
+            f"agent {model.vin}: its CNN-LSTM {deps['cnn_lstm']} is not the one it was registered with "
+            f"(sha256 {cnn.entry['model_sha256'][:12]} vs {str(deps.get('cnn_lstm_sha256'))[:12]})"
+        )
+    rows = bars.iloc[lo:].reset_index(drop=True)
+    table = features.set_index(pd.to_datetime(features["timestamp"], utc=True))
+    at = table.index.get_indexer(pd.to_datetime(rows["timestamp"], utc=True))
+    if (at < 0).any():
+        first = rows["timestamp"].iloc[int(np.flatnonzero(at < 0)[0])]
+        raise reg.RegistryError(
+            f"agent {model.vin}: the feature table lacks {int((at < 0).sum())} of the bars, first {first}"
+        )
+    missing = [c for c in cnn.features if c not in table.columns]
+    if missing:
+        raise reg.RegistryError(
+            f"agent {model.vin}: the feature table lacks CNN-LSTM column(s) {missing[:5]}"
+        )
+    X = table[cnn.features].to_numpy(np.float32)[at]
+    emb = cnn.predict_fn(X, rows["timestamp"])
+    names = [f"cnn_lstm_{i}" for i in range(emb.shape[1])]
+    obs = cfg["observation"]
+    if list(obs["features"]) != names:
+        raise reg.RegistryError(
+            f"agent {model.vin}: observes {obs['features'][:3]}..., its CNN-LSTM gives {names[:3]}... "
+            f"(paper trading of agents on other columns is not built)"
+        )
+    return agent_paper.standardised(emb, obs)
+
+
+def update_agent_slot(
+    registry_dir, info: Mapping[str, Any], bars: pd.DataFrame, features: pd.DataFrame, ledger_dir=None
+) -> dict:
+    """Extend one deployed agent slot's ledger: the bars after the agent's `last_bar` through its exported
+    TorchScript policy in the same environment (costs, scoring settings) as its validation score."""
+    model = reg.load_model(registry_dir, info["vin"], model="deployed")
+    if model.model_type != "agent":
+        raise reg.RegistryError(
+            f"slot {info['slot']}: paper trading of a {model.model_type} (VIN {info['vin']}) is not built; "
+            "deploy a single agent (model type agent)"
+        )
+    cfg = artifacts.read_json(model.folder / "config.json")
+    if not cfg.get("last_bar"):
+        raise reg.RegistryError(
+            f"{model.folder / 'config.json'}: no 'last_bar' (packaged before paper trading existed): "
+            "repackage it"
+        )
+    # bars whose features are not computed yet wait for the next call (the feature table may lag the bars)
+    ts = pd.to_datetime(bars["timestamp"], utc=True)
+    bars = bars[(ts <= pd.to_datetime(features["timestamp"], utc=True).max()).to_numpy()]
+    bars = bars.reset_index(drop=True)
+    ts = pd.to_datetime(bars["timestamp"], utc=True)
+    first_new = int(np.sum((ts <= agent_paper.utc(cfg["last_bar"])).to_numpy()))
+    lo = max(0, first_new - AGENT_MARGIN)
+    part = bars.iloc[lo:].reset_index(drop=True)
+    obs = agent_observation_features(registry_dir, model, bars, features, lo)
+    costs = artifacts.read_json(model.folder / "costs.json")
+    record = agent_paper.paper_record(
+        agent_paper.scripted_policy(model.model),
+        obs,
+        part,
+        cfg["last_bar"],
+        env=cfg["env"],
+        costs=costs,
+        sigma_bars=int(cfg["sigma_bars"]),
+    )
+    metrics = artifacts.read_json(model.folder / "metrics.json")
+    test = (metrics.get("test") or {}).get("after_costs") or {}
+    summary = {
+        "slot": int(info["slot"]),
+        "vin": info["vin"],
+        "symbol": info["symbol"],
+        "side": reg.AGENT_SIDE,
+        "window": int(cfg["window"]),
+        "target": reg.AGENT_TARGET,
+        "model": "policy",
+        "training_span": {"last_bar": cfg["last_bar"]},
+        "paper_start": record["paper_start"],
+        "paper_end": record["paper_end"],
+        "bars_per_year": BARS_PER_YEAR,
+        "env": cfg["env"],
+        "costs": costs,
+        "evidence": {"n_bars": record["n_bars"], "n_trades": record["n_trades"]},
+        "paper": record["paper"],
+        "claimed": {k: test.get(k) for k in paper.CLAIMED_KEYS}
+        | {"grade": (metrics.get("test") or {}).get("grade", {}).get("grade"), "segment": "test"},
+    }
+    return paper.write_ledger(
+        paper.ledger_dir_of(registry_dir, ledger_dir), info["slot"], info["vin"], record, summary
+    )
+
+
+def _read_features(features_dir, symbol: str) -> pd.DataFrame:
+    p = Path(features_dir) / f"{symbol}.parquet"
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"no feature table for {symbol}: {p} (pass --features, the folder of results/features)"
+        )
+    return pd.read_parquet(p)
+
+
 def paper_trade(
     registry_dir,
     bars_dir,
@@ -87,16 +206,35 @@ def paper_trade(
     slots: Sequence[int] | None = None,
     history_bars: int | None = None,
     skip_missing: bool = False,
+    features_dir=None,
 ) -> list[dict]:
     """Every deployed slot (store.deployed), or those of `symbols` / `slots`: extend its ledger with the bars
     of `bars_dir` it has not recorded yet. Returns the ledgers' summaries (plus `appended`, `ledger`); with
     `skip_missing` a slot whose bars are not in `bars_dir` gives {"slot", "vin", "skipped": why} instead of
-    an error (the workflow rule: a slot deployed from another universe)."""
+    an error (the workflow rule: a slot deployed from another universe). An agent slot (side "both",
+    update_agent_slot) also reads the symbol's feature table from `features_dir`; without one it is skipped
+    (with `skip_missing`) or refused."""
     out = []
     for info in reg.deployed(registry_dir):
         if (symbols and info["symbol"] not in symbols) or (
             slots is not None and int(info["slot"]) not in slots
         ):
+            continue
+        if info.get("side") == reg.AGENT_SIDE:
+            try:
+                if features_dir is None:
+                    raise FileNotFoundError(
+                        f"slot {info['slot']} serves an agent: its paper trading reads the feature table "
+                        "(swingflow paper --features results/features)"
+                    )
+                bars = read_bars(bars_dir, [info["symbol"]])[info["symbol"]]
+                features = _read_features(features_dir, info["symbol"])
+            except FileNotFoundError as exc:
+                if not skip_missing:
+                    raise
+                out.append({"slot": int(info["slot"]), "vin": info["vin"], "skipped": str(exc)})
+                continue
+            out.append(update_agent_slot(registry_dir, info, bars, features, ledger_dir))
             continue
         model = reg.load_model(registry_dir, info["vin"], model="deployed")
         try:

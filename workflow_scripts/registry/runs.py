@@ -233,3 +233,38 @@ def decision_record(registry_dir, folders: Sequence[str | Path], spec: Mapping) 
         champions[reg.lineage_key(symbol, side)] = _named(vin, index)
     key = [*IDENTITY_KEYS]
     return {"candidates": sorted(candidates, key=lambda c: [str(c[k]) for k in key]), "champions": champions}
+
+
+# ---- the RL line (rule register_agent_models, docs/AGENTS.md) ----------------------------------------------
+def register_agents(registry_dir, packaged: str | Path) -> dict:
+    """Register one symbol's packaged RL models (agents/package.py: results/agents/models/<SYMBOL>/<VIN>/):
+    the CNN-LSTM first (an agent's registration records its sha256), then the policies, the agent ensemble
+    and the hybrid (whose config.json names the production models it was built on, sha256s included). Already
+    registered identical folders are left alone (a rerun writes nothing). No champion is decided: an agent
+    trades one position on both sides, not a (symbol, high/low) class, so it is deployed by VIN
+    (`swingflow deploy --slot N <code>`). Returns {"symbol", "models": [{vin, model_type, version, status,
+    validation_value}]}."""
+    root = Path(packaged)
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    metas = {f: reg.model_meta(f) for f in folders}
+    odd = [str(f) for f, m in metas.items() if not reg.is_agent(m)]
+    if odd:
+        raise reg.RegistryError(f"{root}: not RL line folders (config.json side 'both'): {odd}")
+    symbols = sorted({m["symbol"] for m in metas.values()})
+    if len(symbols) > 1:
+        raise reg.RegistryError(f"{root}: folders of several symbols {symbols}; expected one")
+    order = sorted(folders, key=lambda f: (metas[f]["model_type"] != "cnn_lstm", f.name))
+    models = []
+    for f in order:
+        entry = reg.register(registry_dir, f, keep_identical=True)
+        models.append(
+            {
+                "vin": entry["vin"],
+                "model_type": entry["model_type"],
+                "version": entry["version"],
+                "status": entry["status"],
+                "validation_value": entry.get("score"),
+                "dependencies": entry["dependencies"],
+            }
+        )
+    return {"symbol": symbols[0] if symbols else root.name, "models": models}

@@ -48,10 +48,13 @@ from workflow_scripts.models.folder import (
     LoadedModel,
     RegistryError,
     check_symbol,
+    check_vin,
+    feature_hash,
     finite,
     folder_files,
     identity_hashes,
     load_folder,
+    model_file_of,
     normalise_model_type,
     read_model_meta,
     verify_folder,
@@ -168,6 +171,78 @@ def lineage_key(symbol: str, side: str) -> str:
     return f"{symbol}/{side}"
 
 
+# ---- the RL line's folders (agents/package.py, docs/AGENTS.md) ---------------------------------------------
+AGENT_SIDE = "both"  # an agent holds one position in [-1, 1]: long and short, not a (symbol, high/low) class
+AGENT_TARGET = "agent"
+
+
+def is_agent(entry: Mapping[str, Any]) -> bool:
+    """A folder or index entry of the RL line (CNN-LSTM, agent, hybrid, agent ensemble)."""
+    return entry.get("side") == AGENT_SIDE
+
+
+def lineage_of(meta: Mapping[str, Any]) -> str:
+    """The version lineage: symbol x side; the RL line's models of a coin have one lineage per model type
+    (`SYMBOL/both/agent`, `.../cnn_lstm`), so registering a CNN-LSTM next to its agents bumps no version."""
+    key = lineage_key(meta["symbol"], meta["side"])
+    return f"{key}/{meta['model_type']}" if is_agent(meta) else key
+
+
+def agent_meta(folder: str | os.PathLike) -> dict:
+    """read_model_meta for an RL line folder (config.json side "both", target "agent"): the same identity
+    keys, plus `dependencies` {data_version, encoder_version, cnn_lstm (the VIN of the extractor whose
+    embeddings it observes), models (config.json `dependencies`: for a hybrid the production folders' VINs
+    and sha256s)} and `last_bar` (paper trading starts after it)."""
+    folder = Path(folder)
+    cfg = artifacts.read_json(folder / "config.json")
+    metrics = artifacts.read_json(folder / "metrics.json")
+    feats = artifacts.read_json(folder / "features.json")
+    if cfg.get("target") != AGENT_TARGET:
+        raise RegistryError(
+            f"{folder / 'config.json'}: side {AGENT_SIDE!r} is the RL line's, expected target "
+            f"{AGENT_TARGET!r}, got {cfg.get('target')!r}"
+        )
+    missing = [k for k in ("symbol", "window", "model_type") if k not in cfg]
+    if missing:
+        raise RegistryError(f"{folder / 'config.json'}: missing key(s) {missing}")
+    if not metrics.get("vin"):
+        raise RegistryError(f"{folder / 'metrics.json'}: missing key 'vin'")
+    model_type, model_name = model_file_of(folder)
+    if normalise_model_type(cfg["model_type"]) != model_type:
+        raise RegistryError(
+            f"{folder}: config.json says model_type {cfg['model_type']!r} but the model file is {model_name}"
+        )
+    grade = metrics.get("grade")
+    return {
+        "vin": check_vin(str(metrics["vin"])),
+        "symbol": check_symbol(str(cfg["symbol"])),
+        "window": int(cfg["window"]),
+        "side": AGENT_SIDE,
+        "target": AGENT_TARGET,
+        "model_type": model_type,
+        "model_file": model_name,
+        "grade": None if grade is None else str(grade.get("grade") if isinstance(grade, Mapping) else grade),
+        "gate_profile": (metrics.get("gate") or {}).get("profile"),
+        "gate_passed": bool((metrics.get("gate") or {}).get("passed", False)),
+        "score": finite(metrics.get("score")),
+        "feature_count": len(feats["features"]),
+        "feature_hash": feature_hash(feats["features"]),
+        "last_bar": cfg.get("last_bar"),
+        "dependencies": {
+            "data_version": None,
+            "encoder_version": None,
+            "cnn_lstm": cfg.get("cnn_lstm"),
+            "models": cfg.get("dependencies") or {},
+        },
+    }
+
+
+def model_meta(folder: str | os.PathLike) -> dict:
+    """The identity of a folder to register: models/folder.read_model_meta, or agent_meta for the RL line."""
+    cfg = artifacts.read_json(Path(folder) / "config.json")
+    return agent_meta(folder) if cfg.get("side") == AGENT_SIDE else read_model_meta(folder)
+
+
 def next_version(
     lineage: Mapping[str, Any] | None, meta: Mapping[str, Any], model_sha: str
 ) -> tuple[str, str]:
@@ -260,7 +335,7 @@ def register(
     with nothing new needs."""
     folder = Path(folder)
     hashes = verify_folder(folder)
-    meta = read_model_meta(folder)
+    meta = model_meta(folder)
     if data_version is not None:
         meta["dependencies"]["data_version"] = data_version
     if encoder_version is not None:
@@ -273,7 +348,14 @@ def register(
         verify_folder(tmp)
         with registry_lock(registry_dir):
             index = read_index(registry_dir)
-            key = lineage_key(meta["symbol"], meta["side"])
+            key = lineage_of(meta)
+            cnn = meta["dependencies"].get("cnn_lstm")
+            if cnn is not None:  # an agent depends on its extractor: registered first, recorded by sha256
+                if cnn not in index["models"]:
+                    raise RegistryError(
+                        f"{folder}: register its CNN-LSTM {cnn} first (an agent's dependency)"
+                    )
+                meta["dependencies"]["cnn_lstm_sha256"] = index["models"][cnn]["model_sha256"]
             lineage = index["lineages"].get(key)
             old = index["models"].get(vin)
             dest = p["models"] / vin

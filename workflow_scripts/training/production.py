@@ -538,6 +538,7 @@ class SavedHead:
     never predicts: evaluation reads the fit's saved predictions."""
 
     path: Path
+    files: tuple[str, ...]  # every file the head's save wrote (torch heads write metadata beside model.pt)
     kind: str
     model_type: str
     vin_type: str
@@ -549,9 +550,9 @@ class SavedHead:
         raise TypeError(f"{self.path}: a saved fit does not predict; load the production folder instead")
 
     def save(self, folder) -> Path:
-        path = Path(folder) / self.path.name
-        artifacts.write_bytes(path, self.path.read_bytes())
-        return path
+        for name in self.files:
+            artifacts.write_bytes(Path(folder) / name, (self.path.parent / name).read_bytes())
+        return Path(folder) / self.path.name
 
 
 def fit(comb: Combination, tuned: dict, model_cfg: dict, threads: int = 1) -> tuple[Trained, Refitted | None]:
@@ -561,9 +562,14 @@ def fit(comb: Combination, tuned: dict, model_cfg: dict, threads: int = 1) -> tu
     return trained, refit_combination(comb, tuned, trained, model_cfg, threads=threads)
 
 
-def _head_facts(model: kinds.FittedHead, path: Path) -> dict:
+def _saved(model: kinds.FittedHead, folder: Path) -> dict:
+    """Save `model` into `folder` (which holds nothing else of it) and return its facts for fit.json, with
+    every file the save wrote."""
+    before = {p.name for p in folder.iterdir()}
+    path = model.save(folder)
     return {
         "model_file": path.name,
+        "files": sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in before),
         "kind": model.kind,
         "model_type": model.model_type,
         "vin_type": model.vin_type,
@@ -580,7 +586,7 @@ def write_fit(folder, trained: Trained, refit: Refitted | None) -> Path:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    document = _head_facts(trained.model, trained.model.save(folder)) | {
+    document = _saved(trained.model, folder) | {
         "params": trained.params,
         "validation_average_precision": trained.validation_ap,
         "test_average_precision": trained.test_ap,
@@ -589,8 +595,7 @@ def write_fit(folder, trained: Trained, refit: Refitted | None) -> Path:
     artifacts.write_parquet(folder / PREDICTIONS_FILE, trained.predictions)
     if refit is not None:
         (folder / REFIT_DIR).mkdir()
-        path = refit.model.save(folder / REFIT_DIR)
-        document["refit"] = _head_facts(refit.model, path) | {
+        document["refit"] = _saved(refit.model, folder / REFIT_DIR) | {
             "params": refit.params,
             "document": refit.document,
         }
@@ -602,8 +607,11 @@ def _saved_head(folder: Path, facts: dict) -> SavedHead:
     path = folder / facts["model_file"]
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the model file {FIT_FILE} names is missing (rerun fit_production)")
+    missing = [f for f in facts["files"] if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: {missing} named in {FIT_FILE} are missing (rerun fit_production)")
     keys = ("kind", "model_type", "vin_type", "best_iteration", "native_params", "log")
-    return SavedHead(path, **{k: facts[k] for k in keys})
+    return SavedHead(path, tuple(facts["files"]), **{k: facts[k] for k in keys})
 
 
 def read_fit(folder) -> tuple[Trained, Refitted | None]:

@@ -71,8 +71,8 @@ def stage_budget(tuning_cfg: dict, stage: str) -> dict:
     trials = (budget.get("trials") or {}).get(stage)
     if trials is None or int(trials) < 1:
         raise ValueError(
-            f"tuning.budget.trials.{stage}: expected the number of trials of one study (>= 1), got {trials!r}; "
-            "the trial budget binds, `minutes` is only a safety cap"
+            f"tuning.budget.trials.{stage}: expected the number of trials of one study (>= 1), got "
+            f"{trials!r}; the trial budget binds, `minutes` is only a safety cap"
         )
     minutes = budget.get("minutes")
     return {
