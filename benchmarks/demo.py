@@ -34,7 +34,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.change_table import changes, job_of  # noqa: E402
+from tests.change_table import changes, job_of, planned_and_expected  # noqa: E402
 from tests.reliability.conftest import jobs_of_dry_run  # noqa: E402
 from tests.sandbox import copy_workflow, snakemake_cmd  # noqa: E402
 
@@ -105,18 +105,9 @@ def change_rows(workdir: Path, cores: int) -> list[dict]:
     for change in table:
         if change.name.startswith("remove a coin"):
             continue  # needs a run with the added coin; tests/reliability/test_change_plans.py covers it
-        config = change.config([], {"targets": "demo", "tuning": "demo"})
-        edit = change.edit and (workdir / change.edit[0])
-        original = edit and edit.read_text()
-        if edit:
-            edit.write_text(original + change.edit[1])
-        try:
-            planned = plan(config)
-            changed_every = plan(config, "--forceall") if change.reshapes else every
-        finally:
-            if edit:
-                edit.write_text(original)
-        expected = {j for j in changed_every if change.expects(j)}
+        planned, expected = planned_and_expected(
+            workdir, change, plan, [], {"targets": "demo", "tuning": "demo"}, every
+        )
         rows.append(
             {
                 "change": change.name,

@@ -91,6 +91,26 @@ class Change:
         ]
 
 
+def planned_and_expected(
+    workdir, change: Change, plan: Callable[..., set[Job]], base_overrides, base_groups, every: set[Job]
+) -> tuple[set[Job], set[Job]]:
+    """Apply `change` to a finished run in `workdir` (config, or a module edit undone afterwards) and return
+    the jobs `plan(config, *snakemake_args)` plans and the jobs the row expects; `every` is the unchanged
+    workflow's job list (listed again when the change reshapes it)."""
+    config = change.config(base_overrides, base_groups)
+    edit = change.edit and (workdir / change.edit[0])
+    original = edit and edit.read_text()
+    if edit:
+        edit.write_text(original + change.edit[1])
+    try:
+        planned = plan(config)
+        every = plan(config, "--forceall") if change.reshapes else every
+    finally:
+        if edit:
+            edit.write_text(original)
+    return planned, {j for j in every if change.expects(j)}
+
+
 def rules(*names: set[str] | str) -> Predicate:
     wanted = set().union(*({n} if isinstance(n, str) else n for n in names))
     return lambda j: j.rule in wanted

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.change_table import Change, Job, changes, job_of
+from tests.change_table import Change, Job, changes, job_of, planned_and_expected
 from tests.reliability.conftest import RUN, SYMBOLS, jobs_of_dry_run, output_text, smk
 from tests.sandbox import ROOT
 
@@ -51,18 +51,9 @@ def everything(finished) -> set[Job]:
 
 
 def check(wd: Path, change: Change, run_overrides, every: set[Job]) -> None:
-    config = change.config(run_overrides, GROUPS)
-    edit = change.edit and (wd / change.edit[0])
-    original = edit and edit.read_text()
-    if edit:
-        edit.write_text(original + change.edit[1])
-    try:
-        planned = plan(wd, config)
-        every = plan(wd, config, "--forceall") if change.reshapes else every
-    finally:
-        if edit:
-            edit.write_text(original)
-    expected = {j for j in every if change.expects(j)}
+    planned, expected = planned_and_expected(
+        wd, change, lambda config, *args: plan(wd, config, *args), run_overrides, GROUPS, every
+    )
     assert expected, f"{change.name}: the row expects no job"
     extra, missing = sorted(planned - expected, key=str), sorted(expected - planned, key=str)
     assert not extra and not missing, (

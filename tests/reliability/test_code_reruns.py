@@ -12,18 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.change_table import UPSTREAM_OF_FEATURES
 from tests.reliability.conftest import RUN, jobs_of_dry_run, output_text, smk
 
 pytestmark = pytest.mark.slow
-
-# Rules upstream of the feature builders: their code does not import workflow_scripts.features.
-UPSTREAM_OF_FEATURES = {
-    "write_resolved_config",
-    "ingest_bars",
-    "split_segments",
-    "build_swing_targets",
-    "snapshot_costs",
-}
 
 
 @pytest.fixture(scope="module")
