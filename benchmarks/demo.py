@@ -8,10 +8,13 @@ Runs `snakemake -c<cores> --config targets=demo tuning=demo` on the 3 demo coins
 - wall time and CPU time (user + system of every process the run started);
 - per stage (the first folder of results/benchmarks/): jobs, CPU seconds and the largest peak memory of a job,
   from the rules' benchmark files;
-- overhead = wall x cores / (CPU seconds inside the jobs that have a benchmark file): 1.0 would be both cores
-  busy inside jobs for the whole run; what is above it is Snakemake's scheduling, job start-up of the rules
-  without a benchmark file, and idle cores where the DAG narrows. The stricter "fit" figure divides by the fit
-  seconds the jobs record (stage-1 variants' `fit_seconds`, tuning studies' `spent_seconds`);
+- CPU split three ways: inside the jobs' stage functions (useful compute: fits, predictions, feature and
+  label computation, as each job records it on the last line of its log, workflow_scripts/job.py), the jobs'
+  start-up (interpreter and imports), and outside the jobs (Snakemake itself, shells, runtime guards);
+- overhead = wall x cores / CPU in the jobs' stage functions: 1.0 would be both cores busy with useful work
+  for the whole run; above it are start-up, Snakemake's scheduling and idle cores where the DAG narrows. The
+  stricter "fit" figure divides by the fit seconds the jobs record (stage-1 variants' `fit_seconds`, tuning
+  studies' `spent_seconds`);
 - unless --no-changes: for each row of the change table (tests/change_table.py, docs/ARCHITECTURE.md) the jobs
   `snakemake -n` plans on the finished demo against the expected ones.
 """
@@ -22,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -37,6 +41,7 @@ sys.path.insert(0, str(REPO))
 from tests.change_table import changes, job_of, planned_and_expected  # noqa: E402
 from tests.reliability.conftest import jobs_of_dry_run  # noqa: E402
 from tests.sandbox import copy_workflow, snakemake_cmd  # noqa: E402
+from workflow_scripts.job import CPU_LINE  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 DEMO = ["targets=demo", "tuning=demo"]  # what scripts/demo.sh runs
@@ -48,8 +53,19 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+# Snakemake in a Python that prints the CPU of its own process (scheduler, DAG, file checks, benchmark
+# threads; not its jobs) when it exits.
+SELF_CPU = (
+    "import atexit, resource, sys; "
+    "atexit.register(lambda: print('snakemake process cpu', "
+    "sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), file=sys.stderr)); "
+    "sys.argv[0] = 'snakemake'; from snakemake.cli import main; main()"
+)
+
+
 def run(workdir: Path, *args: str, config: list[str], cores: int) -> subprocess.CompletedProcess:
     cmd = snakemake_cmd(*args, config=config, cores=cores)
+    cmd[1:3] = ["-c", SELF_CPU]  # instead of -m snakemake
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
 
@@ -83,6 +99,16 @@ def fit_seconds(workdir: Path) -> float:
     for result in res.glob("tuning/**/*.json"):
         total += float(json.loads(result.read_text()).get("spent_seconds") or 0.0)
     return total
+
+
+def job_cpu_from_logs(workdir: Path) -> tuple[int, float, float]:
+    """(jobs, CPU seconds in the jobs' stage functions, CPU seconds of the job processes) from the last line
+    every successful job writes to its log (workflow_scripts/job.py `cpu_line`)."""
+    jobs, useful, process = 0, 0.0, 0.0
+    for log in (workdir / "logs").rglob("*.log"):
+        for _, fn, proc in CPU_LINE.findall(log.read_text(errors="replace")):
+            jobs, useful, process = jobs + 1, useful + float(fn), process + float(proc)
+    return jobs, useful, process
 
 
 def change_rows(workdir: Path, cores: int) -> list[dict]:
@@ -119,6 +145,9 @@ def change_rows(workdir: Path, cores: int) -> list[dict]:
     return rows
 
 
+LOAD_BEFORE = os.getloadavg()[0]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a new temp folder)")
@@ -135,24 +164,36 @@ def main() -> None:
     if proc.returncode != 0:
         sys.exit(f"demo failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     stages = stage_table(workdir)
-    job_cpu, fits = float(stages["cpu_s"].sum()), fit_seconds(workdir)
+    fits = fit_seconds(workdir)
     jobs = sum(1 for line in proc.stderr.splitlines() if line.startswith("Finished jobid"))
+    logged, useful, in_jobs = job_cpu_from_logs(workdir)
+    found = re.findall(r"^snakemake process cpu ([0-9.]+)$", proc.stderr, re.M)
+    snakemake_cpu = float(found[-1]) if found else float("nan")
     figures = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python "
         f"{platform.python_version()}",
+        "load_average_before": LOAD_BEFORE,
         "cores": args.cores,
         "jobs": jobs,
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
-        "job_cpu_s": round(job_cpu, 1),
+        "job_function_cpu_s": round(useful, 1),
+        "job_process_cpu_s": round(in_jobs, 1),
+        "outside_jobs_cpu_s": round(cpu - in_jobs, 1),
+        "snakemake_process_cpu_s": round(snakemake_cpu, 1),
         "fit_s": round(fits, 1),
-        "overhead": round(wall * args.cores / job_cpu, 3),
+        "overhead": round(wall * args.cores / useful, 3),
         "overhead_fits": round(wall * args.cores / fits, 3) if fits else None,
     }
     print(f"demo: {jobs} jobs, wall {wall / 60:.1f} min, CPU {cpu / 60:.1f} min on {args.cores} cores")
     print(
-        f"overhead (wall x cores / CPU in jobs with a benchmark file): {figures['overhead']:.2f}; "
-        f"over recorded fit seconds: {figures['overhead_fits']}"
+        f"CPU: {useful:.0f} s in the {logged} jobs' stage functions, {in_jobs - useful:.0f} s in their "
+        f"start-up (interpreter, imports), {cpu - in_jobs:.0f} s outside the jobs, of which "
+        f"{snakemake_cpu:.0f} s in the Snakemake process (the rest: shells, runtime guards)"
+    )
+    print(
+        f"overhead = wall x cores / CPU in the jobs' functions: {figures['overhead']:.2f} (goal 1.15); "
+        f"over recorded fit seconds only: {figures['overhead_fits']}"
     )
     print("\nper stage (benchmark files):")
     print(stages.round(1).to_string())

@@ -60,6 +60,9 @@ MAX_RETURN = 0.35  # |log return| per bar: below ingest.scale.min_factor's log(1
 LAST_LISTING = 0.85  # the latest listing, as a fraction of the span: >= ~6,800 bars for the last coin
 GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
 SEED = 16
+# The plan's env span covers every synthetic listing (2017-08 .. 2022-10): rules/common.smk plans only the
+# coins with enough bars in the span, and the env's own span (env.data.start) may begin after the bars end.
+PLAN_CONFIG = ['overrides=["env.data.start=2017-01-01"]']
 
 
 # ---- the synthetic universe --------------------------------------------------------------------------------
@@ -255,7 +258,10 @@ def plan(wf: Path, n: int, config: list[str], profile: str | None = None, cprofi
     if cprofile:
         stats = pstats.Stats(str(wf / "plan.prof"))
         stats.sort_stats("cumulative").print_stats(40)
-    jobs = job_stats(r.pop("out"))
+    out = r.pop("out")
+    jobs = job_stats(out)
+    if not jobs and "Nothing to be done" not in out:
+        raise RuntimeError(f"{n} coins: no job table in the dry run's output:\n{out[-3000:]}")
     return r | {"coins": n, "jobs": sum(jobs.values()), "per_rule": jobs}
 
 
@@ -335,7 +341,7 @@ def part_plan(workdir: Path, sizes: list[int], wide, grids: list[str], cprofile:
         wf = prepare(workdir, n, wide)
         local = local_rules(wf / "rules")
         for grid in grids:
-            r = plan(wf, n, [f"targets={grid}"], cprofile=cprofile)
+            r = plan(wf, n, [f"targets={grid}", *PLAN_CONFIG], cprofile=cprofile)
             sub = submitted(r["per_rule"], local)
             rows.append(
                 {k: v for k, v in r.items() if k != "per_rule"}
@@ -369,7 +375,7 @@ def part_slurm(workdir: Path, sizes: list[int], wide, grids: list[str]) -> list[
         wf = prepare(workdir, n, wide, name=f"slurm{n}")  # never touched by `noop`
         local = local_rules(wf / "rules")
         for grid in grids:
-            r = plan(wf, n, [f"targets={grid}"], profile="profiles/slurm")
+            r = plan(wf, n, [f"targets={grid}", *PLAN_CONFIG], profile="profiles/slurm")
             sub = submitted(r["per_rule"], local)
             rows.append(
                 {k: v for k, v in r.items() if k != "per_rule"}
@@ -389,7 +395,7 @@ def part_noop(workdir: Path, sizes: list[int], wide, grids: list[str]) -> list[d
     for n in sizes:
         wf = prepare(workdir, n, wide, name=f"noop{n}")  # its outputs are all created: a copy of its own
         for grid in grids:
-            config = [f"targets={grid}"]
+            config = [f"targets={grid}", *PLAN_CONFIG]
             first = plan(wf, n, config)
             touched = finish_by_touch(wf, n, config)
             r = noop(wf, n, config)
@@ -557,55 +563,28 @@ def cli_seconds(argv: list[str]) -> tuple[float, int]:
     return time.perf_counter() - started, len(proc.stdout.splitlines())
 
 
-REAL_REGISTER_MAX = 50  # coins up to which register_models is timed as it is (above: batched index I/O)
-
-
 @contextlib.contextmanager
-def batched_registry_io():
-    """Benchmark only: the registry's index, roster and run status kept in memory while the block registers
-    and promotes, written once at the end (with the store's own writers). store.register and store.promote
-    rewrite the whole index (and promote the roster, which reads every champion file) once per model, so a
-    first registration of 4,800 folders grows with their square (hours, docs/SCALE.md); this builds the same
-    registry in minutes, to time the dashboard and `swingflow champions` on it."""
+def lock_held_seconds(out: list[float]):
+    """Benchmark only: the seconds each store.transaction holds the registry's lock, appended to `out`
+    (register_run copies the new folders before taking it; other jobs wait on the lock meanwhile)."""
     from workflow_scripts.registry import store
 
-    names = ("read_index", "_write_index", "_write_roster", "_update_run_status")
-    orig = {k: getattr(store, k) for k in names}
-    cache: dict[str, dict] = {}
-    dirty: dict[str, Path] = {}
-    runs: dict[tuple[str, str], dict[str, dict[str, list[str]]]] = {}
+    orig = store.transaction
 
-    def read_index(registry_dir):
-        key = str(Path(registry_dir).resolve())
-        if key not in cache:
-            cache[key] = orig["read_index"](registry_dir)
-        return cache[key]
+    @contextlib.contextmanager
+    def timed_transaction(registry_dir):
+        started = time.perf_counter()
+        try:
+            with orig(registry_dir):
+                yield
+        finally:
+            out.append(time.perf_counter() - started)
 
-    def write_index(registry_dir, index):
-        key = str(Path(registry_dir).resolve())
-        cache[key], dirty[key] = index, Path(registry_dir)
-
-    def write_roster(registry_dir, index):
-        dirty[str(Path(registry_dir).resolve())] = Path(registry_dir)
-
-    def update_run_status(registry_dir, run, symbol, add):
-        per_symbol = runs.setdefault((str(registry_dir), run), {}).setdefault(symbol, {})
-        for key, vins in add.items():
-            per_symbol.setdefault(key, []).extend(v for v in vins if v not in per_symbol.get(key, []))
-
-    for k, fn in zip(names, (read_index, write_index, write_roster, update_run_status)):
-        setattr(store, k, fn)
+    store.transaction = timed_transaction
     try:
         yield
     finally:
-        for k, fn in orig.items():
-            setattr(store, k, fn)
-        for key, registry_dir in dirty.items():
-            store._write_index(registry_dir, cache[key])
-            store._write_roster(registry_dir, cache[key])
-        for (registry_dir, run), symbols in runs.items():
-            for symbol, add in symbols.items():
-                store._update_run_status(registry_dir, run, symbol, add)
+        store.transaction = orig
 
 
 def part_registry(workdir: Path, sizes: list[int], wide, grids: list[str]) -> list[dict]:
@@ -631,9 +610,11 @@ def part_registry(workdir: Path, sizes: list[int], wide, grids: list[str]) -> li
         reg_dir = root / "registry"
         shutil.rmtree(reg_dir, ignore_errors=True)
         data = {s: SymbolData(features=results / "features" / f"{s}.parquet") for s in universe_symbols(n)}
-        batched = n > REAL_REGISTER_MAX
-        with batched_registry_io() if batched else contextlib.nullcontext():
+        locked: list[float] = []
+        with lock_held_seconds(locked):
+            cpu = time.process_time()
             (status, _), first = seconds(register_run, reg_dir, folders, data, spec)
+            cpu = time.process_time() - cpu
         _, record = seconds(decision_record, reg_dir, folders, spec)
         _, again = seconds(register_run, reg_dir, folders, data, spec)
         snap, snap_s = seconds(dashboard.snapshot, reg_dir, results)
@@ -642,7 +623,8 @@ def part_registry(workdir: Path, sizes: list[int], wide, grids: list[str]) -> li
             "folders": len(folders),
             "build_s": round(built, 1),
             "register_s": round(first, 1),
-            "register": "index I/O batched" if batched else "as is",
+            "register_cpu_s": round(cpu, 1),
+            "lock_held_s": round(sum(locked), 1),
             "decisions_s": round(record, 1),
             "rerun_s": round(again, 1),
             "champions": len(snap["champions"]),

@@ -227,7 +227,9 @@ rule evaluate_hybrid:
 
 
 # The symbol's RL models as registry model folders (agents/package.py; models/kinds.py cnn_lstm, ppo/sac/td3,
-# hybrid_*, agent_ensemble) + trials.json: what `swingflow archive --agent-models` archives.
+# hybrid_*, agent_ensemble) + trials.json: what `swingflow archive --agent-models` archives. The chosen agent,
+# the ensemble and the hybrid get their validation evidence (agents/replay.py, judged with the run's gate):
+# what the champion rules of the symbol's "both" slot read.
 rule package_agent_models:
     input:
         cnn_model="results/agents/cnn_lstm/{symbol}/model.pt",
@@ -242,6 +244,9 @@ rule package_agent_models:
         ),
         hybrid_study=["results/agents/hybrid/{symbol}/study.json"] if AGENTS["hybrid"]["enabled"] else [],
         hybrid_policy=["results/agents/hybrid/{symbol}/policy.pt"] if AGENTS["hybrid"]["enabled"] else [],
+        hybrid_probabilities=(
+            ["results/agents/hybrid/{symbol}/probabilities.parquet"] if AGENTS["hybrid"]["enabled"] else []
+        ),
         hybrid_test=["results/agents/test/hybrid/{symbol}.json"] if AGENTS["hybrid"]["enabled"] else [],
         embeddings="results/agents/cnn_lstm/{symbol}/embeddings.parquet",
         bars="results/ingest/{symbol}.parquet",
@@ -264,6 +269,7 @@ rule package_agent_models:
             "agents.package_agent_models",
             spec=agent_spec("archive_top_percent"),
             grades=CFG["grades"],
+            gates=CFG["gates"],
             window=AGENTS["window"],
         ),
     shell:

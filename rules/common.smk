@@ -5,11 +5,14 @@ import inspect
 import json
 import re
 import sys
+from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)  # the workflow runs from a checkout even before `pip install -e .`
 
 from workflow_scripts.config import schema as swcfg
-from workflow_scripts.data.ingest import find_raw_file
+from workflow_scripts.data.ingest import BarsError, find_raw_file
+from workflow_scripts.data.splits import required_bars
+from workflow_scripts.data.universe import count_bars, trainable_pairs
 from workflow_scripts.models.kinds import KINDS
 from workflow_scripts.targets.grammar import horizon_bars, target_grid
 from workflow_scripts.training.trials import ensemble_candidates
@@ -17,8 +20,53 @@ from workflow_scripts.ops import provenance, stale_lock
 from workflow_scripts.ops.code_digest import rule_code_digest
 
 CFG = swcfg.compose(swcfg.overrides_from_snakemake(config))
-SYMBOLS = CFG["universe"]["symbols"]
 WINDOWS = CFG["targets"]["windows"]
+
+
+def plan_universe():
+    """The coins and windows this run trains: a coin with too few bars in the span for ingest, or for a
+    window's three segments, is left out of the plan with its reason (workflow_scripts/data/universe.py),
+    written to results/config/universe.json and the evaluation summary."""
+    data, split = CFG["env"]["data"], CFG["split"]
+    raw = {}
+    for s in CFG["universe"]["symbols"]:
+        try:
+            raw[s] = find_raw_file(data["raw_dir"], s)
+        except BarsError:
+            raw[s] = None  # its ingest job names the folder and the names it looked for
+    need = {
+        w: required_bars(
+            horizon_bars(w, CFG["targets"]),
+            split["train_frac"],
+            split["validation_frac"],
+            split["embargo_bars"],
+        )
+        for w in WINDOWS
+    }
+    span = f"[{data['start'] or 'first bar'}, {data['end'] or 'last bar'})"
+    return trainable_pairs(
+        count_bars(raw, data["start"], data["end"], cache=Path(".snakemake/swingflow/bar_counts.json")),
+        WINDOWS,
+        need,
+        CFG["ingest"]["min_bars"],
+        span,
+    )
+
+
+UNIVERSE = plan_universe()
+SYMBOLS = UNIVERSE.symbols  # the universe's coins with at least one trainable window
+WINDOWS_OF = UNIVERSE.windows  # symbol -> its trainable windows
+SKIPPED = UNIVERSE.skipped  # [{symbol, window (None: the coin), bars, reason}]
+TRAINED_WINDOWS = [w for w in WINDOWS if any(w in ws for ws in WINDOWS_OF.values())]
+if SKIPPED and workflow.is_main_process:
+    for s in SKIPPED:
+        what = s["symbol"] if s["window"] is None else f"{s['symbol']} window {s['window']}"
+        print(f"swingflow: skipping {what}: {s['reason']}", file=sys.stderr)
+if not SYMBOLS:
+    reasons = "; ".join(f"{s['symbol']}: {s['reason']}" for s in SKIPPED)
+    raise swcfg.ConfigError(
+        f"universe '{CFG['universe']['name']}': no coin has enough bars in the span for any window; {reasons}"
+    )
 GRID = target_grid(CFG["targets"])
 TARGETS = [g["id"] for g in GRID]
 SIDES = sorted({g["side"] for g in GRID})
@@ -68,7 +116,7 @@ def alternation(values):
 
 
 wildcard_constraints:
-    symbol=alternation(SYMBOLS),
+    symbol=alternation(CFG["universe"]["symbols"]),  # a coin planned out can still be asked for by path
     window=alternation(WINDOWS),
     target=alternation(TARGETS),
     side=alternation(SIDES),
@@ -111,28 +159,53 @@ JOB = (
 
 def job(entry, **params):
     """The params of a rule: its manifest (`entry` = "<stage>.<function>") and its recorded config slice.
-    A callable param is called with the wildcards (a per-job slice)."""
+    A callable param is called with the wildcards (a per-job slice). The JSON of the other params is written
+    once per rule, not per job (a plan of 400 coins builds ~49,000 manifests and slices: docs/SCALE.md); the
+    text is as_json's of the whole manifest all the same (sorted keys, tests/ops/test_scale.py)."""
+    fixed = {k: as_json(v) for k, v in params.items() if not callable(v)}
+    per_job = {k: v for k, v in params.items() if callable(v)}
+    fixed_json = json_object(fixed)
+    last = {}  # the slice of the job whose params Snakemake is expanding: its manifest, then its slice
 
-    def evaluated(wildcards):
-        return {k: (v(wildcards) if callable(v) else v) for k, v in params.items()}
+    def config_slice(wildcards):
+        if not per_job:
+            return fixed_json
+        key = tuple(wildcards.items())
+        if key not in last:
+            last.clear()
+            last[key] = json_object(fixed | {k: as_json(v(wildcards)) for k, v in per_job.items()})
+        return last[key]
+
+    head = f'{{"entry":{json.dumps(entry)},"input":'
 
     def manifest(wildcards, input, output, threads):
-        return as_json(
-            {
-                "entry": entry,
-                "input": dict(input.items()),
-                "output": dict(output.items()),
-                "params": evaluated(wildcards),
-                "threads": threads,
-                "wildcards": dict(wildcards.items()),
-            }
+        # the keys of as_json's object in sorted order: entry, input, output, params, threads, wildcards
+        return "".join(
+            (
+                head,
+                as_json(dict(input.items())),
+                ',"output":',
+                as_json(dict(output.items())),
+                ',"params":',
+                config_slice(wildcards),
+                ',"threads":',
+                json.dumps(threads),
+                ',"wildcards":',
+                as_json(dict(wildcards.items())),
+                "}",
+            )
         )
 
     return {
         "job": presigned(manifest),
-        "config_slice": presigned(lambda wildcards: as_json(evaluated(wildcards))),
+        "config_slice": presigned(lambda wildcards: config_slice(wildcards)),
         "code": rule_code_digest(entry),
     }
+
+
+def json_object(fragments):
+    """as_json of an object whose values are JSON text already ({key: as_json(value)})."""
+    return "{%s}" % ",".join(f"{json.dumps(k)}:{fragments[k]}" for k in sorted(fragments))
 
 
 def group_spec(group):
@@ -261,6 +334,47 @@ def combination_inputs(previous):
     }
 
 
+def pairs(pattern, **wildcards):
+    """`pattern` expanded over the trainable (symbol, window) pairs (and any other wildcards given), in the
+    order expand(symbol=SYMBOLS, window=WINDOWS, ...) would give when nothing is skipped."""
+    return [p for s in SYMBOLS for p in expand(pattern, symbol=s, window=WINDOWS_OF[s], **wildcards)]
+
+
+def symbol_windows(pattern, **more):
+    """An input function: `pattern` with `{w}` over the job's symbol's trainable windows (and any other
+    wildcards given, expanded), the job's own wildcards filled in."""
+
+    patterns = expand(pattern, **more, allow_missing=True) if more else [pattern]
+
+    def inputs(wildcards):
+        values = dict(wildcards.items())
+        return [p.format(w=w, **values) for w in WINDOWS_OF[wildcards.symbol] for p in patterns]
+
+    return presigned(inputs)
+
+
+def windows_of_symbol(wildcards):
+    return WINDOWS_OF[wildcards.symbol]
+
+
+# Stage 2's representative of a window is chosen among the stage-1 choices of the configured representative
+# coins that train the window (config/tuning), else of every coin that does.
+
+
+def stage2_symbols(window):
+    has = [s for s in SYMBOLS if int(window) in WINDOWS_OF[s]]
+    return [s for s in CFG["tuning"]["representative_symbols"] if s in has] or has
+
+
+def stage2_inputs(pattern, **more):
+    """An input function: `pattern` over the window's stage-2 coins."""
+    return presigned(
+        lambda wildcards: expand(
+            pattern, symbol=stage2_symbols(wildcards.window), window=wildcards.window, **more
+        )
+    )
+
+
 def raw_bars(wildcards):
     return str(find_raw_file(CFG["env"]["data"]["raw_dir"], wildcards.symbol))
 
@@ -276,6 +390,13 @@ def other_base_features(wildcards):
     except ValueError as exc:
         raise swcfg.ConfigError(str(exc)) from None
     return {s: f"results/features/base/{s}.parquet" for s in coins}
+
+
+def features_bars(wildcards):
+    """The ingested bars a coin's live features read: its own first, then its cross-coin basket's (rule
+    paper_trade; with the default basket two or three files, not the universe's)."""
+    others = sorted(set(other_base_features(wildcards)) - {wildcards.symbol})
+    return [f"results/ingest/{s}.parquet" for s in [wildcards.symbol, *others]]
 
 
 def all_outputs():

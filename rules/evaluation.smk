@@ -128,9 +128,7 @@ rule plot_best_variant:
 
 rule summarize_symbol:
     input:
-        reports=expand(
-            "results/best_variant/{{symbol}}/w{window}/{side}.report.json", window=WINDOWS, side=SIDES
-        ),
+        reports=symbol_windows("results/best_variant/{symbol}/w{w}/{side}.report.json", side=SIDES),
     output:
         parquet="results/best_variant/{symbol}/summary.parquet",
         markdown="results/best_variant/{symbol}/summary.md",
@@ -153,12 +151,7 @@ rule summarize_symbol:
 
 rule summarize_best_variants:
     input:
-        reports=expand(
-            "results/best_variant/{symbol}/w{window}/{side}.report.json",
-            symbol=SYMBOLS,
-            window=WINDOWS,
-            side=SIDES,
-        ),
+        reports=pairs("results/best_variant/{symbol}/w{window}/{side}.report.json", side=SIDES),
     output:
         parquet="results/best_variant/summary.parquet",
         csv="results/best_variant/summary.csv",
@@ -180,19 +173,9 @@ rule summarize_best_variants:
 
 rule summarize_evaluation:
     input:
-        evaluations=expand("results/evaluation/stage1/{symbol}/w{window}", symbol=SYMBOLS, window=WINDOWS),
-        reports=expand(
-            "results/best_variant/{symbol}/w{window}/{side}.report.json",
-            symbol=SYMBOLS,
-            window=WINDOWS,
-            side=SIDES,
-        ),
-        plots=expand(
-            "results/evaluation/plots/{symbol}/w{window}/{side}.png",
-            symbol=SYMBOLS,
-            window=WINDOWS,
-            side=SIDES,
-        ),
+        evaluations=pairs("results/evaluation/stage1/{symbol}/w{window}"),
+        reports=pairs("results/best_variant/{symbol}/w{window}/{side}.report.json", side=SIDES),
+        plots=pairs("results/evaluation/plots/{symbol}/w{window}/{side}.png", side=SIDES),
     output:
         json="results/evaluation/summary.json",
         markdown="results/evaluation/summary.md",
@@ -205,6 +188,6 @@ rule summarize_evaluation:
         mem_mb=1000,
         runtime=runtime_min("summarize_evaluation", 10),
     params:
-        **job("evaluation.summarize_evaluation", grades=CFG["grades"]),
+        **job("evaluation.summarize_evaluation", grades=CFG["grades"], skipped=SKIPPED),
     shell:
         JOB

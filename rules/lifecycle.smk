@@ -13,7 +13,7 @@
 rule paper_trade:
     input:
         roster="results/registry/roster.json",
-        bars=expand("results/ingest/{symbol}.parquet", symbol=SYMBOLS),
+        bars=features_bars,  # the coin's and its cross-coin basket's: what its models' features read
     output:
         summary="results/lifecycle/paper/{symbol}.json",
     log:

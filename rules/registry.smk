@@ -8,13 +8,11 @@
 
 rule register_models:
     input:
-        production=expand(
-            "results/production/{symbol}/w{window}/{side}", symbol=SYMBOLS, window=WINDOWS, side=SIDES
-        ),
+        production=pairs("results/production/{symbol}/w{window}/{side}", side=SIDES),
         ensembles=ENSEMBLE_FOLDERS,  # rules/training.smk fit_ensemble, [] unless ensemble.enabled
         features=expand("results/features/{symbol}.parquet", symbol=SYMBOLS),
-        targets=expand("results/targets/{symbol}/w{window}.parquet", symbol=SYMBOLS, window=WINDOWS),
-        splits=expand("results/splits/{symbol}/w{window}.json", symbol=SYMBOLS, window=WINDOWS),
+        targets=pairs("results/targets/{symbol}/w{window}.parquet"),
+        splits=pairs("results/splits/{symbol}/w{window}.json"),
     output:
         status="results/registry/run_status.json",
         roster="results/registry/roster.json",
@@ -51,7 +49,7 @@ rule register_agent_models:
         mem_mb=2000,
         runtime=runtime_min("register_agent_models", 10),
     params:
-        **job("registry.register_agent_models", registry=registry_dir()),
+        **job("registry.register_agent_models", registry=registry_dir(), spec=group_spec("registry")),
     shell:
         JOB
 
@@ -80,9 +78,7 @@ rule predict_batch:
 
 rule track_production:
     input:
-        production=expand(
-            "results/production/{symbol}/w{window}/{side}", symbol=SYMBOLS, window=WINDOWS, side=SIDES
-        ),
+        production=pairs("results/production/{symbol}/w{window}/{side}", side=SIDES),
     output:
         runs="results/tracking/mlflow_runs.json",
     log:

@@ -14,28 +14,12 @@ rule render_report:
         quality=expand("results/ingest/{symbol}.quality.json", symbol=SYMBOLS),
         selected=expand("results/selection/{symbol}/selected.json", symbol=SYMBOLS),
         importance=expand("results/selection/{symbol}/importance.png", symbol=SYMBOLS),
-        tuning=expand("results/tuning/stage2/w{window}.json", window=WINDOWS)
-        + expand(
-            "results/tuning/stage{stage}/{symbol}/w{window}/{side}.json",
-            stage=[3, 4],
-            symbol=SYMBOLS,
-            window=WINDOWS,
-            side=SIDES,
-        ),
+        tuning=expand("results/tuning/stage2/w{window}.json", window=TRAINED_WINDOWS)
+        + pairs("results/tuning/stage{stage}/{symbol}/w{window}/{side}.json", stage=[3, 4], side=SIDES),
         summary="results/evaluation/summary.json",
-        reports=expand(
-            "results/best_variant/{symbol}/w{window}/{side}.report.json",
-            symbol=SYMBOLS,
-            window=WINDOWS,
-            side=SIDES,
-        ),
-        evaluations=expand("results/evaluation/stage1/{symbol}/w{window}", symbol=SYMBOLS, window=WINDOWS),
-        plots=expand(
-            "results/evaluation/plots/{symbol}/w{window}/{side}.png",
-            symbol=SYMBOLS,
-            window=WINDOWS,
-            side=SIDES,
-        ),
+        reports=pairs("results/best_variant/{symbol}/w{window}/{side}.report.json", side=SIDES),
+        evaluations=pairs("results/evaluation/stage1/{symbol}/w{window}"),
+        plots=pairs("results/evaluation/plots/{symbol}/w{window}/{side}.png", side=SIDES),
         roster="results/registry/roster.json",
     output:
         quality=report("results/report/quality.html", category="1. Data quality per coin"),

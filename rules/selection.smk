@@ -58,7 +58,7 @@ rule select_features:
 
 rule aggregate_selection:
     input:
-        per_window=expand("results/selection/{{symbol}}/w{window}.parquet", window=WINDOWS),
+        per_window=symbol_windows("results/selection/{symbol}/w{w}.parquet"),
     output:
         json="results/selection/{symbol}/selected.json",
         markdown="results/selection/{symbol}/selected.md",
@@ -79,7 +79,7 @@ rule aggregate_selection:
 
 rule aggregate_selection_overall:
     input:
-        per_window=expand("results/selection/{symbol}/w{window}.parquet", symbol=SYMBOLS, window=WINDOWS),
+        per_window=pairs("results/selection/{symbol}/w{window}.parquet"),
     output:
         json="results/selection/overall.json",
         markdown="results/selection/overall.md",

@@ -9,8 +9,6 @@ ENCODER_KIND = CFG["encoder"]["kind"]
 # Tuning: Optuna studies in journal files beside the results (the result path with .journal), budgets from
 # config/tuning. The journal is not an output: Snakemake deletes the outputs of a failed job, and the journal
 # must survive so a rerun resumes.
-# Stage 2's representative of a window is chosen among these coins' stage-1 choices (config/tuning).
-STAGE2_SYMBOLS = [s for s in CFG["tuning"]["representative_symbols"] if s in SYMBOLS] or SYMBOLS
 # A model kind that can use a GPU (models/kinds.py: torch_mlp, torch_transformer) asks for one: the Slurm profile turns `gpu` into
 # --gpus=1; locally the resource is only counted and training picks cuda, then mps, then cpu.
 TORCH_GPU = {"gpu": 1} if KINDS[CFG["model"]["kind"]].uses_gpu else {}
@@ -45,7 +43,7 @@ rule train_stage1:
 rule fit_shared_encoder:
     input:
         features=expand("results/features/base/{symbol}.parquet", symbol=SYMBOLS),
-        splits=expand("results/splits/{symbol}/w{window}.json", symbol=SYMBOLS, window=WINDOWS),
+        splits=pairs("results/splits/{symbol}/w{window}.json"),
     output:
         encoder=f"results/encoder/{ENCODER_KIND}.json",
     log:
@@ -59,20 +57,20 @@ rule fit_shared_encoder:
         mem_mb=4000,
         runtime=runtime_min("fit_shared_encoder", 30),
     params:
-        **job("training.fit_shared_encoder", spec=group_spec("encoder"), symbols=SYMBOLS, windows=WINDOWS),
+        **job(
+            "training.fit_shared_encoder", spec=group_spec("encoder"), symbols=SYMBOLS, windows_of=WINDOWS_OF
+        ),
     shell:
         JOB
 
 
 rule tune_stage2:
     input:
-        choices=expand(
-            "results/best_variant/{symbol}/w{{window}}/{side}.json", symbol=STAGE2_SYMBOLS, side=SIDES
-        ),
-        features=expand("results/features/{symbol}.parquet", symbol=STAGE2_SYMBOLS),
-        selected=expand("results/selection/{symbol}/selected.json", symbol=STAGE2_SYMBOLS),
-        targets=expand("results/targets/{symbol}/w{{window}}.parquet", symbol=STAGE2_SYMBOLS),
-        splits=expand("results/splits/{symbol}/w{{window}}.json", symbol=STAGE2_SYMBOLS),
+        choices=stage2_inputs("results/best_variant/{symbol}/w{window}/{side}.json", side=SIDES),
+        features=stage2_inputs("results/features/{symbol}.parquet"),
+        selected=stage2_inputs("results/selection/{symbol}/selected.json"),
+        targets=stage2_inputs("results/targets/{symbol}/w{window}.parquet"),
+        splits=stage2_inputs("results/splits/{symbol}/w{window}.json"),
         encoder=ENCODER_FILES,
     output:
         result="results/tuning/stage2/w{window}.json",
@@ -87,7 +85,11 @@ rule tune_stage2:
         mem_mb=4000,
         runtime=runtime_min("tune_stage2", 60),
     params:
-        **job("training.tune_stage2", spec=tuning_spec("stage2"), symbols=STAGE2_SYMBOLS),
+        **job(
+            "training.tune_stage2",
+            spec=tuning_spec("stage2"),
+            symbols=presigned(lambda wildcards: stage2_symbols(wildcards.window)),
+        ),
     shell:
         JOB
 
@@ -171,10 +173,10 @@ rule evaluate_production:
         bars="results/ingest/{symbol}.parquet",
         costs="results/costs/{symbol}.json",
         # every window of the (symbol, side) slot: its DSR counts all of them (training/trials.py)
-        slot_reports=expand("results/best_variant/{{symbol}}/w{w}/{{side}}.report.json", w=WINDOWS),
-        slot_stage2=expand("results/tuning/stage2/w{w}.json", w=WINDOWS),
-        slot_stage3=expand("results/tuning/stage3/{{symbol}}/w{w}/{{side}}.json", w=WINDOWS),
-        slot_stage4=expand("results/tuning/stage4/{{symbol}}/w{w}/{{side}}.json", w=WINDOWS),
+        slot_reports=symbol_windows("results/best_variant/{symbol}/w{w}/{side}.report.json"),
+        slot_stage2=symbol_windows("results/tuning/stage2/w{w}.json"),
+        slot_stage3=symbol_windows("results/tuning/stage3/{symbol}/w{w}/{side}.json"),
+        slot_stage4=symbol_windows("results/tuning/stage4/{symbol}/w{w}/{side}.json"),
     output:
         folder=directory("results/production/{symbol}/w{window}/{side}"),
     log:
@@ -191,7 +193,7 @@ rule evaluate_production:
         **job(
             "training.evaluate_production",
             spec=production_spec,
-            windows=WINDOWS,
+            windows=windows_of_symbol,
             ensemble_candidates=ensemble_candidates(CFG["ensemble"]),
         ),
     shell:
@@ -205,9 +207,7 @@ localrules:
 
 rule summarize_production:
     input:
-        folders=expand(
-            "results/production/{symbol}/w{window}/{side}", symbol=SYMBOLS, window=WINDOWS, side=SIDES
-        ),
+        folders=pairs("results/production/{symbol}/w{window}/{side}", side=SIDES),
     output:
         parquet="results/production/summary.parquet",
         markdown="results/production/summary.md",
@@ -230,10 +230,10 @@ rule summarize_production:
 # register_models registers beside the single models. common.smk: ENSEMBLE_FOLDERS is [] unless enabled.
 rule fit_ensemble:
     input:
-        production=expand("results/production/{{symbol}}/w{window}/{{side}}", window=WINDOWS),
+        production=symbol_windows("results/production/{symbol}/w{w}/{side}"),
         features="results/features/{symbol}.parquet",
-        targets=expand("results/targets/{{symbol}}/w{window}.parquet", window=WINDOWS),
-        splits=expand("results/splits/{{symbol}}/w{window}.json", window=WINDOWS),
+        targets=symbol_windows("results/targets/{symbol}/w{w}.parquet"),
+        splits=symbol_windows("results/splits/{symbol}/w{w}.json"),
         bars="results/ingest/{symbol}.parquet",
         costs="results/costs/{symbol}.json",
     output:
@@ -249,6 +249,6 @@ rule fit_ensemble:
         mem_mb=4000,
         runtime=runtime_min("fit_ensemble", 30),
     params:
-        **job("training.fit_ensemble", spec=ensemble_spec(), windows=WINDOWS),
+        **job("training.fit_ensemble", spec=ensemble_spec(), windows=windows_of_symbol),
     shell:
         JOB

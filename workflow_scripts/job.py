@@ -15,7 +15,10 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import re
+import resource
 import sys
+import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -89,12 +92,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     job = Job.from_manifest(json.loads(argv[0]))
     try:
-        job_function(job.entry)(job)
+        fn = job_function(job.entry)
+        start = time.process_time()
+        fn(job)
     except (ValueError, FileNotFoundError, KeyError) as exc:
         logging.getLogger("swingflow").error("%s", exc)
         print(f"swingflow error: {exc}", file=sys.stderr)
         return 1
+    print(cpu_line(job.entry, time.process_time() - start), file=sys.stderr)
     return 0
+
+
+def cpu_line(entry: str, in_function: float) -> str:
+    """The job's last log line: CPU seconds of its own work (the stage function, after the interpreter started
+    and the stage module was imported) and of the whole process, so benchmarks/demo.py can tell useful compute
+    from start-up (`CPU_LINE` parses it)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    process = usage.ru_utime + usage.ru_stime
+    return f"swingflow job {entry}: cpu {in_function:.3f} s in the function, {process:.3f} s in the process"
+
+
+CPU_LINE = re.compile(
+    r"^swingflow job (\S+): cpu ([0-9.]+) s in the function, ([0-9.]+) s in the process$", re.M
+)
 
 
 if __name__ == "__main__":

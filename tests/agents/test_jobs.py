@@ -36,6 +36,16 @@ SPEC = {k: v for k, v in AGENTS.items() if k not in ("name", "enabled", "kinds",
     "ensemble": AGENTS["ensemble"] | {"max_members": 2},
 }
 GRADES = config_group("grades")
+# the packaged evidence's gate: loose enough for the tiny agents to pass (a passed verdict is what the
+# champion rules need; the gate's own arithmetic is tests/evaluation's)
+LENIENT = {
+    "name": "lenient",
+    "label": "test",
+    "min_trades": 1,
+    "min_dsr": 0.0,
+    "max_drawdown": 1.0,
+    "min_net_return": -1.0,
+}
 GATES = {
     "name": "strict",
     "label": "test",
@@ -215,12 +225,14 @@ def run(tmp_path_factory):
                 "ensemble_test": [files["ensemble_test"]],
                 "hybrid_study": [hybrid["result"]],
                 "hybrid_policy": [hybrid["policy"]],
+                "hybrid_probabilities": [hybrid["probabilities"]],
                 "hybrid_test": [files["hybrid_test"]],
             },
             {"folder": files["packaged"]},
             {"symbol": "TESTUSDT"},
             spec=SPEC | {"archive_top_percent": 50},
             grades=GRADES,
+            gates=LENIENT,
             window=5,
         )
     )
@@ -477,3 +489,297 @@ def test_an_agent_slot_through_the_cli_and_the_dashboard(run, tmp_path, capsys):
     assert main(["--registry", str(registry), "dashboard", "--once", "--results", str(results)]) == 0
     frame = capsys.readouterr().out
     assert "Agent trials: top by validation" in frame and "Agent paper slots" in frame
+
+
+# -- champion / challenger, predictions and paper of the three chosen kinds (issue 17) ----------------------
+def _packaged(run) -> dict[str, Path]:
+    """{"agent": the chosen agent's folder, "agent_ensemble": ..., "hybrid": ...} of the packaged models."""
+    chosen = artifacts.read_json(run["test"])["code"]
+    out = {"agent": run["packaged"] / chosen}
+    for folder in run["packaged"].iterdir():
+        if folder.is_dir() and load_folder(folder).model_type in ("agent_ensemble", "hybrid"):
+            out[load_folder(folder).model_type] = folder
+    return out
+
+
+def test_the_chosen_agent_the_ensemble_and_the_hybrid_carry_validation_evidence(run):
+    """validation_returns.json in the supervised line's format: the policy's per-bar after-cost returns on
+    the bars it was chosen on (the hybrid: after the ones it trained on), stamped with the bar whose close
+    realises them, its trades inside those bars, the same metrics as its validation score, a gate verdict."""
+    from workflow_scripts.evaluation.evidence import EVIDENCE_FILE, epoch_seconds
+    from workflow_scripts.registry import store as reg
+
+    packaged = _packaged(run)
+    with_evidence = {f.name for f in run["packaged"].iterdir() if (f / EVIDENCE_FILE).is_file()}
+    assert with_evidence == {f.name for f in packaged.values()}  # no other trial, not the CNN-LSTM
+    secs = epoch_seconds(pd.read_parquet(run["bars"])["timestamp"])
+    hybrid_select = artifacts.read_json(run["hybrid"]["result"])["hybrid"]["segments"]["select"]
+    expected = {"agent": (560, 720), "agent_ensemble": (560, 720), "hybrid": tuple(hybrid_select)}
+    claimed = {
+        "agent": artifacts.read_json(run["test"])["validation"],
+        "agent_ensemble": artifacts.read_json(run["ensemble"] / "agent_ensemble.json")["choice"]["chosen"][
+            "validation"
+        ],
+        "hybrid": artifacts.read_json(run["hybrid"]["result"])["best"]["validation"],
+    }
+    for kind, folder in packaged.items():
+        doc = artifacts.read_json(folder / EVIDENCE_FILE)
+        lo, hi = expected[kind]
+        assert (doc["segment"], doc["lo"], doc["hi"]) == ("validation", lo, hi), kind
+        assert doc["timestamps_s"] == secs[lo + 1 : hi].tolist()  # one return per step, none after hi - 1
+        assert doc["gate"]["profile"] == "lenient" and doc["in_sample_fit"] is False
+        # the replay of the exported policy is the validation score the choice was made on (a continuous
+        # policy's TorchScript positions agree with SB3's to float32 precision: parity <= 1e-5)
+        after = doc["after_costs"]
+        assert after["n_trades"] == claimed[kind]["n_trades"] == len(doc["trades"]), kind
+        assert after["total_return"] == pytest.approx(claimed[kind]["total_return"], abs=1e-6), kind
+        assert np.prod(1 + np.asarray(doc["returns"])) - 1 == pytest.approx(after["total_return"], abs=1e-12)
+        vin = artifacts.read_json(folder / "metrics.json")["vin"]
+        evidence = reg.read_evidence(folder, vin)  # what the registry and lifecycle/compare.py read
+        assert evidence.usable and evidence.source == "validation"
+        assert len(evidence.on(evidence.timestamps).trades) == len(evidence.trades)  # trades inside its bars
+
+
+COMPARE = {"alpha": 0.05, "min_bars": 50, "min_trades": 0}
+REGISTRY_SPEC = {"promote_gate_profiles": ["lenient"], "compare": COMPARE}
+
+
+def _registered(run, registry) -> dict:
+    """The run's production folders and packaged RL models registered; {model type: [VIN]}."""
+    from workflow_scripts.registry import runs
+    from workflow_scripts.registry import store as reg
+
+    for folder in run["production"]:  # what the hybrid was built on (register_models in the workflow)
+        reg.register(registry, folder, keep_identical=True)
+    by_type: dict[str, list[str]] = {}
+    for m in runs.register_agents(registry, run["packaged"])["models"]:
+        by_type.setdefault(m["model_type"], []).append(m["vin"])
+    return by_type
+
+
+def test_agents_compete_in_their_own_slot_on_the_same_validation_bars(run, tmp_path):
+    """The supervised line's rules unchanged (runs.decide, store.promote, eligibility): the chosen agent, the
+    ensemble and the hybrid are judged on their validation evidence in the symbol's "both" slot (never the
+    swing classifiers' high / low slots), compared on the bars they share; a policy without evidence and the
+    CNN-LSTM are refused for the reason the registry gives every model without evidence."""
+    from workflow_scripts.registry import runs
+    from workflow_scripts.registry import store as reg
+
+    registry = tmp_path / "registry"
+    by_type = _registered(run, registry)
+    index = reg.read_index(registry)["models"]
+    packaged = {k: artifacts.read_json(f / "metrics.json")["vin"] for k, f in _packaged(run).items()}
+    for vin in packaged.values():
+        passed, profile, basis = reg.eligibility(index[vin])
+        assert (profile, basis) == ("lenient", "validation")
+        assert index[vin]["validation"]["bars"]["count"] > 50
+    others = [v for v in by_type["agent"] if v not in packaged.values()] + by_type["cnn_lstm"]
+    assert others and all(reg.eligibility(index[v])[2] == reg.NO_EVIDENCE for v in others)
+    entries = [index[v] for v in [*packaged.values(), *others]]
+    decisions = {d["vin"]: d for d in runs.decide(registry, entries, REGISTRY_SPEC, "run-agents")}
+    for vin in others:
+        assert (
+            decisions[vin]["decision"] == "rejected" and "no validation evidence" in decisions[vin]["reason"]
+        )
+    eligible = [v for v in packaged.values() if reg.eligibility(index[v])[0]]
+    assert eligible, "no packaged agent passed the lenient gate: the fixture's agents never trade"
+    champions = reg.read_champions(registry, "TESTUSDT")["sides"]
+    assert set(champions) == {"both"}  # the agents' own slot; the production models stay unjudged here
+    champion = champions["both"]["champion"]
+    assert champion in eligible and decisions[champion]["decision"] == "champion"
+    for vin in eligible:
+        if vin == champion:
+            continue
+        d = decisions[vin]
+        assert d["decision"] in ("challenger", "champion")
+        evidence = d["evidence"]
+        assert evidence["source"] == "validation" and "test" in evidence
+        ours, theirs = reg.load_evidence(registry, vin), reg.load_evidence(registry, d["previous_champion"])
+        common = np.intersect1d(ours.timestamps, theirs.timestamps)
+        assert evidence["bars"]["count"] == len(common) >= COMPARE["min_bars"]  # the same bars for both
+
+
+def test_register_agent_models_decides_the_agent_slot_itself(run, tmp_path):
+    """The rule's entry (runs.register_agents with the registry config) judges the packaged models that carry
+    evidence, and only those, exactly as runs.decide does by hand; registering the same folders again decides
+    nothing new."""
+    from workflow_scripts.registry import runs
+    from workflow_scripts.registry import store as reg
+
+    by_hand, in_rule = tmp_path / "by_hand", tmp_path / "in_rule"
+    _registered(run, by_hand)
+    index = reg.read_index(by_hand)["models"]
+    vins = [artifacts.read_json(f / "metrics.json")["vin"] for f in _packaged(run).values()]
+    runs.decide(by_hand, [index[v] for v in vins], REGISTRY_SPEC, "run-agents")
+
+    for folder in run["production"]:
+        reg.register(in_rule, folder, keep_identical=True)
+    record = runs.register_agents(in_rule, run["packaged"], REGISTRY_SPEC)
+    assert sorted(d["vin"] for d in record["decisions"]) == sorted(
+        vins
+    )  # trials and the CNN-LSTM: not judged
+    assert (
+        reg.read_champions(in_rule, "TESTUSDT")["sides"]["both"]["champion"]
+        == (reg.read_champions(by_hand, "TESTUSDT")["sides"]["both"]["champion"])
+    )
+    statuses = {m["vin"]: m["status"] for m in record["models"]}
+    assert {statuses[v] for v in vins} <= {"champion", "challenger", "rejected"}
+    again = runs.register_agents(in_rule, run["packaged"], REGISTRY_SPEC)
+    assert again["decisions"] == [] and again["models"] == record["models"]
+
+
+def test_swingflow_promote_judges_an_agent_by_the_same_rule(run, tmp_path, capsys):
+    """`swingflow registry promote <agent VIN>` is runs.decide with the registry config: its evidence under
+    a gate profile that may not promote is rejected by name; scores meant for class probabilities are
+    refused."""
+    from workflow_scripts.ops.cli import main
+
+    registry = tmp_path / "registry"
+    _registered(run, registry)
+    vin = artifacts.read_json(_packaged(run)["agent"] / "metrics.json")["vin"]
+    args = ["--registry", str(registry), "--json", "registry", "promote", vin]
+    assert main(args) == 0
+    decision = json.loads(capsys.readouterr().out)
+    assert decision["decision"] == "rejected" and decision["side"] == "both"
+    assert decision["reason"] in (
+        "gate profile 'lenient' may not promote (allowed: ['strict'])",  # the default config's profiles
+        "gate 'lenient' not passed (validation)",
+    )
+    assert main([*args, "--scores", str(tmp_path / "scores.json")]) == 1
+    assert "judged on its validation evidence, not on --scores / --data" in capsys.readouterr().err
+
+
+def _champion(run, registry) -> str:
+    """The packaged models registered and judged (lenient gate); the symbol's agent champion."""
+    from workflow_scripts.registry import predictions as pr
+    from workflow_scripts.registry import runs
+    from workflow_scripts.registry import store as reg
+
+    _registered(run, registry)
+    index = reg.read_index(registry)["models"]
+    vins = [artifacts.read_json(f / "metrics.json")["vin"] for f in _packaged(run).values()]
+    runs.decide(registry, [index[v] for v in vins], REGISTRY_SPEC, "run-agents")
+    champion = pr.agent_champion(registry, "TESTUSDT")
+    assert champion in vins
+    return champion
+
+
+def test_an_agent_champion_predicts_positions_not_class_probabilities(run, tmp_path, capsys):
+    """Refused where class probabilities are asked for (by VIN and kind; the workflow's predict_batch gets
+    an empty table, not a failure); `swingflow predict` writes its positions: its policy replayed on the bars
+    after its last bar, the paper replay's positions, each fixed by the bars up to it."""
+    import re
+
+    from workflow_scripts.agents import paper as agent_paper
+    from workflow_scripts.ops.cli import main
+    from workflow_scripts.registry import predictions as pr
+    from workflow_scripts.registry import store as reg
+
+    registry = tmp_path / "registry"
+    champion = _champion(run, registry)
+    features = pd.read_parquet(run["features"])
+    with pytest.raises(reg.RegistryError, match=rf"model {re.escape(champion)} is a \w+ \(model type \w+\)"):
+        pr.predict_frame(reg.load_model(registry, champion), features)
+    assert pr.batch_from_file(registry, "TESTUSDT", run["features"]).empty
+    with pytest.raises(reg.RegistryError, match=r"no class-probability champion.*\(its agent champion"):
+        pr.champion_models(registry, "TESTUSDT")
+    bars_dir, features_dir = _appended(run, tmp_path, 30)
+    bars, table = (
+        pd.read_parquet(bars_dir / "TESTUSDT.parquet"),
+        pd.read_parquet(features_dir / "TESTUSDT.parquet"),
+    )
+    positions = pr.agent_positions(registry, champion, bars, table)
+    assert positions["timestamp"].tolist() == pd.to_datetime(bars["timestamp"].iloc[-30:], utc=True).tolist()
+    assert set(positions["vin"]) == {champion} and positions["position"].between(-1, 1).all()
+    model = reg.load_model(registry, champion, model="deployed")
+    cfg, part, obs = pr.agent_replay_inputs(registry, model, bars, table)
+    paper = agent_paper.paper_record(
+        pr.agent_policy(model, cfg),
+        obs,
+        part,
+        cfg["last_bar"],
+        env=cfg["env"],
+        costs=artifacts.read_json(model.folder / "costs.json"),
+        sigma_bars=cfg["sigma_bars"],
+    )
+    assert positions["position"].tolist()[:28] == paper["positions"]
+    fewer = pr.agent_positions(registry, champion, bars.iloc[:-10], table)  # causal: a prefix
+    np.testing.assert_array_equal(fewer["position"], positions["position"].iloc[:20])
+    out = tmp_path / "predictions"
+    argv = ["--registry", str(registry), "--json", "predict", "--symbol", "TESTUSDT", "--out", str(out)]
+    assert main([*argv, "--features", str(features_dir), "--bars", str(bars_dir)]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert [(r["mode"], r["rows"]) for r in row] == [("positions", 30)]
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "TESTUSDT.positions.parquet"), positions)
+    cnn = next(v for v, e in reg.read_index(registry)["models"].items() if e["model_type"] == "cnn_lstm")
+    with pytest.raises(reg.RegistryError, match=rf"model {cnn} is a cnn_lstm \(model type cnn_lstm\): not a"):
+        pr.agent_positions(registry, cnn, bars, table)
+
+
+def test_the_ensemble_and_the_hybrid_paper_trade_appended_bars(run, tmp_path):
+    """Both deployed by VIN and paper-traded like the single agent: the ensemble replays its members'
+    TorchScript policies combined as in its evaluation, the hybrid observes its production models'
+    probabilities of each new bar (the same observation as in its study); append-only and idempotent, and
+    a ledger grown in two calls equals one written at once. A hybrid whose production models are not in
+    the registry is refused by name."""
+    from workflow_scripts.agents.hybrid import production_probabilities
+    from workflow_scripts.lifecycle import paper
+    from workflow_scripts.registry import paper_trading
+    from workflow_scripts.registry import predictions as pr
+    from workflow_scripts.registry import store as reg
+
+    registry = tmp_path / "registry"
+    _registered(run, registry)
+    vins = {k: artifacts.read_json(f / "metrics.json")["vin"] for k, f in _packaged(run).items()}
+    reg.deploy(registry, 3, vins["agent_ensemble"])
+    reg.deploy(registry, 4, vins["hybrid"])
+    bars_dir, features_dir = _appended(run, tmp_path, 60)
+    ledger = tmp_path / "ledger"
+    first = paper_trading.paper_trade(registry, bars_dir, ledger, features_dir=features_dir)
+    assert [(r["slot"], r["vin"], r["evidence"]["n_bars"]) for r in first] == [
+        (3, vins["agent_ensemble"], 58),
+        (4, vins["hybrid"], 58),
+    ]
+    snap = {
+        s: {n: (paper.ledger_path(ledger, s, v) / n).read_bytes() for n in paper.LEDGER_FILES}
+        for s, v in ((3, vins["agent_ensemble"]), (4, vins["hybrid"]))
+    }
+    again = paper_trading.paper_trade(registry, bars_dir, ledger, features_dir=features_dir)
+    assert [r["appended"] for r in again] == [{"bars": 0, "trades": 0}] * 2
+    for s, files in snap.items():
+        v = vins["agent_ensemble"] if s == 3 else vins["hybrid"]
+        assert {n: (paper.ledger_path(ledger, s, v) / n).read_bytes() for n in paper.LEDGER_FILES} == files
+    # grown in two calls (40 bars, then 60) = written at once: no past line depends on a later bar
+    short = tmp_path / "short"
+    short.mkdir()
+    pd.read_parquet(bars_dir / "TESTUSDT.parquet").iloc[:-20].to_parquet(short / "TESTUSDT.parquet")
+    grown = tmp_path / "grown"
+    paper_trading.paper_trade(registry, short, grown, features_dir=features_dir)
+    paper_trading.paper_trade(registry, bars_dir, grown, features_dir=features_dir)
+    for s, v in ((3, vins["agent_ensemble"]), (4, vins["hybrid"])):
+        equity = paper.EQUITY_FILE
+        assert (paper.ledger_path(grown, s, v) / equity).read_bytes() == snap[s][equity]
+    # the hybrid's paper observation is its study's: embeddings and the production models' probabilities
+    model = reg.load_model(registry, vins["hybrid"], model="deployed")
+    cfg = pr.check_policy(model)
+    bars, table = pd.read_parquet(run["bars"]), pd.read_parquet(run["features"])
+    obs = pr.agent_observation(registry, model, cfg, bars.iloc[600:], table)
+    recorded = pd.concat(
+        [
+            pd.read_parquet(run["cnn"]["embeddings"]).filter(like="cnn_lstm_"),
+            production_probabilities(dict(zip(("high", "low"), run["production"])), run["features"]),
+        ],
+        axis=1,
+    )[cfg["observation"]["features"]].to_numpy()[600:]
+    mean, std = np.asarray(cfg["observation"]["mean"]), np.asarray(cfg["observation"]["std"])
+    np.testing.assert_allclose(obs[50:], ((recorded - mean) / std)[50:], atol=1e-5)  # past the windows' start
+    # without its production models in the registry, the hybrid is refused by name
+    bare = tmp_path / "bare"
+    from workflow_scripts.registry import runs
+
+    runs.register_agents(bare, run["packaged"])
+    reg.deploy(bare, 1, vins["hybrid"])
+    with pytest.raises(
+        reg.RegistryError, match=r"its high production model LGBM-TEST-HIGH is not in the regi"
+    ):
+        paper_trading.paper_trade(bare, bars_dir, tmp_path / "l3", features_dir=features_dir)

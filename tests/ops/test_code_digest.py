@@ -120,3 +120,30 @@ def test_digests_are_the_same_in_every_process():
         for seed in range(8)
     }
     assert len(seen) == 1
+
+
+def test_source_segments_are_the_stdlib_ones():
+    """source_segment (lines split once) gives exactly ast.get_source_segment's text for every top-level
+    statement and every function of every module of the package (what digests hash), so digests did not
+    change when it replaced the stdlib call."""
+    import ast
+    from pathlib import Path
+
+    from workflow_scripts.ops.code_digest import _LINE, source_segment
+
+    files = sorted(Path(__file__).resolve().parents[2].joinpath("workflow_scripts").rglob("*.py"))
+    compared = 0
+    for path in files:
+        source = path.read_text(encoding="utf-8")
+        lines = _LINE.findall(source)
+        assert "".join(lines) == source
+        tree = ast.parse(source)
+        functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        for node in [*tree.body, *functions]:
+            if True:
+                assert source_segment(lines, node) == ast.get_source_segment(source, node), (
+                    path,
+                    node.lineno,
+                )
+                compared += 1
+    assert compared > 1_000

@@ -4,7 +4,9 @@ constraint, and the champion summaries of the dashboard and `swingflow champions
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 
 import numpy as np
 import pandas as pd
@@ -15,6 +17,7 @@ from tests.sandbox import copy_workflow, run_snakemake
 from workflow_scripts.config.schema import config_group
 from workflow_scripts.data import quality
 from workflow_scripts.registry import dashboard
+from workflow_scripts.targets.grammar import horizon_bars
 
 # The jobs that take seconds and multiply with the universe (per coin, window or side) or summarise it: in a
 # cluster run they run in the Snakemake process's host (docs/OPERATIONS.md, "Scheduler modes").
@@ -164,6 +167,33 @@ def test_the_symbol_constraint_names_universe_symbols_only(slurm_plan):
     assert "results/features/ETHUSDT.parquet" in out
     r = run_snakemake(wf, "-n", "results/features/ETHUSD.parquet", config=TINY_PLAN, check=False, timeout=300)
     assert r.returncode != 0 and "MissingRuleException" in r.stdout + r.stderr
+
+
+def test_a_manifest_is_the_canonical_json_of_the_job(tmp_path):
+    # rules/common.smk `job` writes a rule's fixed params once and joins the manifest from pieces: the text
+    # must be as_json's (sorted keys, no spaces) of the whole manifest, with the per-job params of each job
+    wf = copy_workflow(tmp_path / "wf")
+    targets = [f"results/splits/{s}/w{w}.json" for s in ("BTCUSDT", "ETHUSDT") for w in (5, 20)]
+    out = run_snakemake(wf, "-n", "-p", *targets, config=TINY_PLAN, timeout=300).stdout
+    manifests = [
+        words[words.index("workflow_scripts.job") + 1]
+        for words in map(shlex.split, out.splitlines())
+        if "workflow_scripts.job" in words
+    ]
+    jobs = [json.loads(m) for m in manifests]
+    assert [m == json.dumps(j, sort_keys=True, separators=(",", ":")) for m, j in zip(manifests, jobs)] == [
+        True
+    ] * len(jobs)
+    assert sorted(j["entry"] for j in jobs) == ["data.ingest_bars"] * 2 + ["data.split_segments"] * 4
+    targets_cfg = config_group("targets", "small")
+    for j in jobs:
+        assert set(j) == {"entry", "input", "output", "params", "threads", "wildcards"}
+        if j["entry"] == "data.split_segments":  # a per-job slice: the window's horizon
+            w = int(j["wildcards"]["window"])
+            assert j["params"]["spec"]["horizon"] == horizon_bars(w, targets_cfg)
+            assert j["output"]["split"] == f"results/splits/{j['wildcards']['symbol']}/w{w}.json"
+        else:  # fixed params: the same for every coin
+            assert j["params"]["spec"]["min_bars"] == config_group("ingest")["min_bars"]
 
 
 # ---- the registry at scale: the champions a frame lists ----------------------------------------------------

@@ -163,7 +163,8 @@ def _append_bars(wd: Path, symbol: str, out: Path, n_new: int) -> tuple[Path, Pa
 
 def test_the_agents_are_registered_and_the_chosen_one_paper_trades_appended_bars(agents_run, tmp_path):
     wd, _ = agents_run
-    registry = wd / read_json(wd / "results" / "config" / "resolved.json")["env"]["storage"]["registry_dir"]
+    resolved = read_json(wd / "results" / "config" / "resolved.json")
+    registry, gates = wd / resolved["env"]["storage"]["registry_dir"], resolved["gates"]["name"]
     index = reg.read_index(registry)["models"]
     for symbol in SYMBOLS:
         record = read_json(wd / "results" / "registry" / "agents" / f"{symbol}.json")
@@ -174,12 +175,21 @@ def test_the_agents_are_registered_and_the_chosen_one_paper_trades_appended_bars
             read_json(p / "metrics.json")["vin"] for p in packaged.iterdir() if p.is_dir()
         )
         cnn = next(m["vin"] for m in record["models"] if m["model_type"] == "cnn_lstm")
+        chosen = f"{result_code(wd, symbol)}.{symbol}"
         for m in record["models"]:
             entry = index[m["vin"]]
             assert entry["side"] == "both" and entry["files"] == reg.verify_folder(wd / entry["source"])
-            if m["model_type"] in ("agent", "hybrid"):
+            if m["model_type"] in ("agent", "hybrid", "agent_ensemble"):
                 assert entry["dependencies"]["cnn_lstm"] == cnn
                 assert entry["dependencies"]["cnn_lstm_sha256"] == index[cnn]["model_sha256"]
+            # validation evidence: the chosen agent, the ensemble and the hybrid, judged by the run's gate
+            evidence = m["vin"] == chosen or m["model_type"] in ("hybrid", "agent_ensemble")
+            assert (entry["validation"] is not None) == evidence, m["vin"]
+            assert reg.eligibility(entry)[2] == ("validation" if evidence else reg.NO_EVIDENCE)
+            if evidence:
+                assert (
+                    entry["validation"]["gate_profile"] == gates and entry["validation"]["bars"]["count"] > 1
+                )
     # the chosen agent of the first symbol, deployed in a copy of the registry, on 48 appended bars
     symbol = SYMBOLS[0]
     code = f"{result_code(wd, symbol)}.{symbol}"
@@ -194,3 +204,15 @@ def test_the_agents_are_registered_and_the_chosen_one_paper_trades_appended_bars
     again = paper_trading.paper_trade(copy, bars, symbols=[symbol], slots=[7], features_dir=features)
     assert again[0]["appended"] == {"bars": 0, "trades": 0}
     assert {n: (folder / n).read_bytes() for n in paper.LEDGER_FILES} == before
+    # the ensemble and the hybrid (its production models from the run's registry) on the same bars
+    record = read_json(wd / "results" / "registry" / "agents" / f"{symbol}.json")
+    both = {
+        m["model_type"]: m["vin"] for m in record["models"] if m["model_type"] in ("agent_ensemble", "hybrid")
+    }
+    reg.deploy(copy, 8, both["agent_ensemble"])
+    reg.deploy(copy, 9, both["hybrid"])
+    rows = paper_trading.paper_trade(copy, bars, symbols=[symbol], slots=[8, 9], features_dir=features)
+    assert [(r["vin"], r["evidence"]["n_bars"]) for r in rows] == [
+        (both["agent_ensemble"], 46),
+        (both["hybrid"], 46),
+    ]

@@ -170,7 +170,7 @@ def test_entry_on_real_bars_ignores_validation_and_test_rows(tmp_path):
                     "wildcards": {},
                     "output": {"encoder": str(out)},
                     "input": {"features": [str(x) for x in paths], "splits": [str(x) for x in split_paths]},
-                    "params": {"spec": spec, "symbols": symbols, "windows": windows},
+                    "params": {"spec": spec, "symbols": symbols, "windows_of": {s: windows for s in symbols}},
                 }
             )
         )

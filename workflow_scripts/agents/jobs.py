@@ -49,6 +49,8 @@ from workflow_scripts.agents.hybrid import (
     production_probabilities,
 )
 from workflow_scripts.agents.package import write_model_folder
+from workflow_scripts.agents.paper import scripted_policy
+from workflow_scripts.agents.replay import evidence_document
 from workflow_scripts.agents.tuning import NO_SCORE, StudySetup, run_agent_study
 from workflow_scripts.evaluation.costs import costs_from_snapshot
 from workflow_scripts.job import keyed
@@ -229,6 +231,31 @@ def _all_trials(studies) -> tuple[int, list[float]]:
     return sum(s["n_trials"] for s in studies), sharpes
 
 
+def _ensemble_trials(studies, doc) -> tuple[int, list[float]]:
+    """The ensemble's DSR trials: every agent trial of the symbol plus every ensemble candidate (each one
+    more configuration tried on validation), with their validation per-trade Sharpes."""
+    n_trials, sharpes = _all_trials(studies)
+    candidates = doc["choice"]["candidates"]
+    sharpes += [s for c in candidates if (s := c["validation"]["sharpe_per_trade"]) is not None]
+    return n_trials + len(candidates), sharpes
+
+
+def _write_test_result(job, policy, env: TradingEnv, trials: tuple[int, list[float]], **record) -> None:
+    """The one test evaluation of a chosen policy (agent, ensemble, hybrid): score_segment on the test env
+    with the DSR over `trials` (count, validation Sharpes), the run's grades and gate, plus `record`."""
+    n_trials, sharpes = trials
+    result = score_segment(
+        policy,
+        env,
+        n_trials=n_trials,
+        trial_sharpes=sharpes,
+        grades=job.params.grades,
+        gate_profile=job.params.gates,
+    )
+    result |= {"scored_on": "test", "symbol": job.wildcards.symbol} | record
+    artifacts.write_json(job.output.result, result)
+
+
 def evaluate_agent(job) -> None:
     """The symbol's best agent on validation (over every kind) evaluated once on the test segment; the DSR
     counts every agent trial of the symbol."""
@@ -240,25 +267,17 @@ def evaluate_agent(job) -> None:
     chosen = best["chosen"]
     env = TradingEnv(data, segments["test"], _costs(job), EnvSettings.from_mapping(chosen["env"]))
     model = ALGORITHMS[best["kind"]].load(models[best["kind"]], device="cpu")
-    n_trials, sharpes = _all_trials(studies)
-    result = score_segment(
+    _write_test_result(
+        job,
         model,
         env,
-        n_trials=n_trials,
-        trial_sharpes=sharpes,
-        grades=job.params.grades,
-        gate_profile=job.params.gates,
+        _all_trials(studies),
+        kind=best["kind"],
+        code=chosen["code"],
+        params=chosen["params"],
+        validation=best["best"]["validation"],
+        chosen_by=f"max validation {best['objective']} over kinds {sorted(models)}",
     )
-    result |= {
-        "scored_on": "test",
-        "symbol": job.wildcards.symbol,
-        "kind": best["kind"],
-        "code": chosen["code"],
-        "params": chosen["params"],
-        "validation": best["best"]["validation"],
-        "chosen_by": f"max validation {best['objective']} over kinds {sorted(models)}",
-    }
-    artifacts.write_json(job.output.result, result)
 
 
 # -- stage 4: the agent ensemble -----------------------------------------------------------------------------
@@ -371,28 +390,19 @@ def evaluate_agent_ensemble(job) -> None:
     _, data, _ = _agent_market(job, segments)
     policy = EnsemblePolicy(members, doc["method"], data.features.shape[1])
     env = TradingEnv(data, segments["test"], _costs(job), EnvSettings.from_mapping(doc["env"]))
-    n_trials, sharpes = _all_trials(studies)
     candidates = doc["choice"]["candidates"]
-    sharpes += [s for c in candidates if (s := c["validation"]["sharpe_per_trade"]) is not None]
-    result = score_segment(
+    _write_test_result(
+        job,
         policy,
         env,
-        n_trials=n_trials + len(candidates),
-        trial_sharpes=sharpes,
-        grades=job.params.grades,
-        gate_profile=job.params.gates,
+        _ensemble_trials(studies, doc),
+        kind="agent_ensemble",
+        method=doc["method"],
+        members=[m["code"] for m in doc["members"]],
+        validation=doc["choice"]["chosen"]["validation"],
+        chosen_by=f"max validation {doc['choice']['objective']} over {len(candidates)} candidates",
+        dsr_trials={"agent_trials": _all_trials(studies)[0], "ensemble_candidates": len(candidates)},
     )
-    result |= {
-        "scored_on": "test",
-        "symbol": job.wildcards.symbol,
-        "kind": "agent_ensemble",
-        "method": doc["method"],
-        "members": [m["code"] for m in doc["members"]],
-        "validation": doc["choice"]["chosen"]["validation"],
-        "chosen_by": f"max validation {doc['choice']['objective']} over {len(candidates)} candidates",
-        "dsr_trials": {"agent_trials": n_trials, "ensemble_candidates": len(candidates)},
-    }
-    artifacts.write_json(job.output.result, result)
 
 
 # -- stage 3: the hybrid -------------------------------------------------------------------------------------
@@ -458,26 +468,18 @@ def evaluate_hybrid(job) -> None:
     env = TradingEnv(data, segments["test"], _costs(job), EnvSettings.from_mapping(chosen["env"]))
     model = ALGORITHMS[chosen["params"]["kind"]].load(job.input.model, device="cpu")
     studies = [artifacts.read_json(p) for p in job.input.studies]
-    n_trials, sharpes = _all_trials([*studies, study])
-    result = score_segment(
+    _write_test_result(
+        job,
         model,
         env,
-        n_trials=n_trials,
-        trial_sharpes=sharpes,
-        grades=job.params.grades,
-        gate_profile=job.params.gates,
+        _all_trials([*studies, study]),
+        kind="hybrid",
+        code=chosen["code"],
+        params=chosen["params"],
+        validation=study["best"]["validation"],
+        chosen_by=f"max {study['objective']} on the hybrid's choice bars {study['hybrid']['segments']}",
+        dependencies=study["dependencies"],
     )
-    result |= {
-        "scored_on": "test",
-        "symbol": job.wildcards.symbol,
-        "kind": "hybrid",
-        "code": chosen["code"],
-        "params": chosen["params"],
-        "validation": study["best"]["validation"],
-        "chosen_by": f"max {study['objective']} on the hybrid's choice bars {study['hybrid']['segments']}",
-        "dependencies": study["dependencies"],
-    }
-    artifacts.write_json(job.output.result, result)
 
 
 # -- registry model folders and the trial list ---------------------------------------------------------------
@@ -490,7 +492,9 @@ def _optional(value) -> str | None:
     return str(value) if value else None
 
 
-def _policy_folder(folder, kind, policy: bytes, study: dict, trial: dict, snapshot, segments, test=None):
+def _policy_folder(
+    folder, kind, policy: bytes, study: dict, trial: dict, snapshot, segments, test=None, evidence=None
+):
     """One agent / hybrid policy's model folder (package.py)."""
     chosen = study["chosen"]
     obs = chosen["observation"]
@@ -524,6 +528,22 @@ def _policy_folder(folder, kind, policy: bytes, study: dict, trial: dict, snapsh
         features=package.observation_columns(obs["features"], lookback, obs["state"]),
         segments=segments,
         training_log={"trial": trial["number"], "seed": chosen["seed"], "source": trial["source"]},
+        evidence=evidence,
+    )
+
+
+def _evidence(job, policy, env: TradingEnv, bars: pd.DataFrame, trials, chosen_on: str) -> dict:
+    """The validation evidence of a chosen policy (replay.evidence_document) with the run's gate and the
+    DSR over `trials` (count, validation Sharpes: the same as its test evaluation's)."""
+    n_trials, sharpes = trials
+    return evidence_document(
+        policy,
+        env,
+        bars["timestamp"],
+        gate_profile=job.params.gates,
+        n_trials=n_trials,
+        trial_sharpes=sharpes,
+        chosen_on=chosen_on,
     )
 
 
@@ -583,7 +603,10 @@ def package_agent_models(job) -> None:
         for s in studies
         for t in s["trials"]
     ]
-    for t in package.top_trials(listed, float(spec["archive_top_percent"])):
+    top = package.top_trials(listed, float(spec["archive_top_percent"]))
+    if test["code"] not in {t["code"] for t in top}:  # the evaluated choice always gets its folder
+        top.append(next(dict(t) for t in listed if t["code"] == test["code"]))
+    for t in top:
         study = by_kind[t["kind"]]
         setup = _setup(job, t["kind"], data, segments["train"], segments["validation"], costs, date)
         if t["code"] == study["chosen"]["code"]:
@@ -599,22 +622,58 @@ def package_agent_models(job) -> None:
             "env": setup.settings(t["params"], scoring=True).to_dict(),
             "source": source,
         }
-        tested = test if test["code"] == t["code"] else None
+        tested, evidence = (test if test["code"] == t["code"] else None), None
+        if tested:  # the symbol's chosen agent: its validation evidence makes it a champion candidate
+            scoring = TradingEnv(data, segments["validation"], costs, EnvSettings.from_mapping(trial["env"]))
+            evidence = _evidence(
+                job,
+                scripted_policy(load_scripted(policy)),
+                scoring,
+                bars,
+                _all_trials(studies),
+                f"max validation {spec['study']['objective']} over every agent trial of the symbol",
+            )
         _policy_folder(
-            root / t["code"], t["kind"], policy, study | common_policy, trial, snapshot, plain, tested
+            root / t["code"],
+            t["kind"],
+            policy,
+            study | common_policy,
+            trial,
+            snapshot,
+            plain,
+            tested,
+            evidence,
         )
         next(x for x in listed if x["code"] == t["code"])["folder"] = t["code"]
     # stage 4
     if ensemble_dir:
-        doc = artifacts.read_json(ensemble_dir / ENSEMBLE_FILE)
+        doc, loaded = _load_ensemble(ensemble_dir)
         chosen = doc["choice"]["chosen"]
         vin = f"AGENS-{symbol}-{doc['method'].upper()}-K{chosen['k']}-{date}"
+        ensemble = EnsemblePolicy(loaded, doc["method"], data.features.shape[1])
+        scoring = TradingEnv(data, segments["validation"], costs, EnvSettings.from_mapping(doc["env"]))
+        evidence = _evidence(
+            job,
+            lambda obs: ensemble.predict(obs)[0],
+            scoring,
+            bars,
+            _ensemble_trials(studies, doc),
+            f"max validation {doc['choice']['objective']} over {len(doc['choice']['candidates'])} candidates",
+        )
         write_model_folder(
             root / vin,
             kind="agent_ensemble",
             model=(ensemble_dir / ENSEMBLE_FILE).read_bytes(),
             extra={m["file"]: (ensemble_dir / m["file"]).read_bytes() for m in doc["members"]},
-            config=common | {"method": doc["method"], "members": [m["code"] for m in doc["members"]]},
+            # what paper trading replays (registry/paper_trading.py): the members' extractor, the env, the
+            # observation (the members' features, their train statistics, the ensemble's lookback)
+            config=common_policy
+            | {
+                "method": doc["method"],
+                "members": [m["code"] for m in doc["members"]],
+                "env": doc["env"],
+                "observation": doc["observation"] | {"lookback": doc["lookback"]},
+            },
             metrics={
                 "vin": vin,
                 "grade": chosen["validation"]["grade"],
@@ -628,11 +687,28 @@ def package_agent_models(job) -> None:
             ),
             segments=plain,
             training_log={"candidates": doc["choice"]["candidates"]},
+            evidence=evidence,
         )
     # stage 3
     if _optional(job.input.hybrid_study):
         study = artifacts.read_json(_optional(job.input.hybrid_study)) | common_policy
         best = study["best"]
+        policy = Path(_optional(job.input.hybrid_policy)).read_bytes()
+        segs = {k: tuple(v) for k, v in study["hybrid"]["segments"].items()}
+        probabilities = pd.read_parquet(_optional(job.input.hybrid_probabilities))
+        _, hybrid_data, _ = _hybrid_market(job, probabilities, segs["fit"])
+        # its evidence: the bars it was chosen on, after the ones it trained on (hybrid.py)
+        scoring = TradingEnv(
+            hybrid_data, segs["select"], costs, EnvSettings.from_mapping(study["chosen"]["env"])
+        )
+        evidence = _evidence(
+            job,
+            scripted_policy(load_scripted(policy)),
+            scoring,
+            bars,
+            _all_trials([*studies, study]),
+            f"max {study['objective']} on the hybrid's choice bars {list(segs['select'])}",
+        )
         trial = best | {
             "agent": study["chosen"]["params"],
             "env": study["chosen"]["env"],
@@ -645,12 +721,13 @@ def package_agent_models(job) -> None:
         _policy_folder(
             root / best["code"],
             f"hybrid_{study['kind']}",
-            Path(_optional(job.input.hybrid_policy)).read_bytes(),
+            policy,
             study,
             trial,
             snapshot,
             seg,
             artifacts.read_json(_optional(job.input.hybrid_test)),
+            evidence,
         )
         listed.append(
             dict(best) | {"kind": f"hybrid_{study['kind']}", "scored": True, "folder": best["code"]}

@@ -16,10 +16,14 @@ and stays in results/agents/study.
                                 raw feature columns)
         split_indices.json      the segments [lo, hi) the model learned / was chosen / was tested on
         training_log.json       history, parity, retraining facts
+        validation_returns.json the chosen agent, the ensemble and the hybrid only: their validation evidence
+                                (agents/replay.py, the supervised line's format): what makes them eligible
+                                for the champion rules of the symbol's "both" slot
         sha256.txt              written last, covers every file
 
 `side` is "both": an agent trades one coin long and short, so these folders are loadable and verifiable like
-any model folder but are not registered in the swing classifiers' champion slots (symbol x high/low)."""
+any model folder and compete in their own champion slot (symbol x "both"), never in the swing classifiers'
+(symbol x high/low)."""
 
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow_scripts import artifacts
+from workflow_scripts.evaluation.evidence import EVIDENCE_FILE
 from workflow_scripts.models import kinds
 from workflow_scripts.models.folder import verify_folder, write_sha256
 
@@ -53,8 +58,10 @@ def write_model_folder(
     segments: Mapping[str, Any],
     training_log: Mapping[str, Any],
     extra: Mapping[str, bytes] | None = None,
+    evidence: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
-    """Write one model folder of `kind` (models/kinds.py) and its sha256.txt; verify it; {file: sha256}."""
+    """Write one model folder of `kind` (models/kinds.py), its validation `evidence` (EVIDENCE_FILE) when
+    given, and its sha256.txt; verify it; {file: sha256}."""
     entry = kinds.KINDS[kind]
     folder = Path(folder)
     artifacts.write_bytes(folder / entry.model_file, model)
@@ -67,6 +74,8 @@ def write_model_folder(
     artifacts.write_json(folder / "features.json", {"features": list(features)})
     artifacts.write_json(folder / "split_indices.json", {k: list(v) for k, v in segments.items()})
     artifacts.write_json(folder / "training_log.json", dict(training_log))
+    if evidence is not None:
+        artifacts.write_json(folder / EVIDENCE_FILE, dict(evidence))
     write_sha256(folder)
     return verify_folder(folder)
 

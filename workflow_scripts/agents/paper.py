@@ -16,18 +16,16 @@ them, all fixed by bars <= t + 1, and appending bars never changes its past (tes
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from workflow_scripts.agents.environment import EnvSettings, TradingEnv, market_data
+from workflow_scripts.agents.replay import Policy, replay
 from workflow_scripts.evaluation import metrics as M
 from workflow_scripts.evaluation.costs import costs_from_snapshot
-
-# policy(obs float32 (D,)) -> the action TradingEnv takes (index or position): the TorchScript `action`
-Policy = Callable[[np.ndarray], Any]
 
 
 def scripted_policy(module) -> Policy:
@@ -97,29 +95,21 @@ def paper_record(
     settings = EnvSettings.from_mapping(dict(env) | {"episode_bars": None})
     data = market_data(features, bars["close"].to_numpy(dtype=float), bars["timestamp"], int(sigma_bars))
     trading = TradingEnv(data, (lo, n), costs_from_snapshot(costs), settings)
-    obs, _ = trading.reset(seed=0)
+    rec = replay(policy, trading, stop=n - 2)  # the step at n - 2 would liquidate: left out (docstring)
     times = [t.isoformat() for t in ts]
-    rets, positions, trade_lines = [], [], []
-    for t in range(lo, n - 2):  # the step at n - 2 would liquidate: left out (module docstring)
-        before_pos, entry = trading._pos, trading._entry_bar
-        closed_before = len(trading._trade_returns)
-        obs, _, done, _, info = trading.step(policy(obs))
-        if done:
-            raise AssertionError("agent paper: the episode ended before its last step")
-        rets.append(trading._bar_returns[-1])
-        positions.append(info["position"])
-        for net in trading._trade_returns[closed_before:]:
-            trade_lines.append(
-                _line(
-                    {
-                        "entry_time": times[entry],
-                        "exit_time": times[t],
-                        "direction": "long" if before_pos > 0 else "short",
-                        "net_ret": _num(net),
-                    }
-                )
-            )
-    net = np.asarray(rets, dtype=float)
+    positions = [float(p) for p in rec.positions]
+    trade_lines = [
+        _line(
+            {
+                "entry_time": times[entry],
+                "exit_time": times[t],
+                "direction": "long" if direction > 0 else "short",
+                "net_ret": _num(net),
+            }
+        )
+        for entry, _, direction, net, t in rec.trades
+    ]
+    net = np.asarray(rec.returns, dtype=float)
     trade_rets = np.asarray([float(_trade_ret(x)) for x in trade_lines], dtype=float)
     held = int(np.sum(np.asarray(positions) != 0))
     paper = M.trading_metrics(net, trade_rets, held, 1.0, int(bars_per_year))

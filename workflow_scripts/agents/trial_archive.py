@@ -1,13 +1,18 @@
 """Seed 004's trial archive for agent trials: the top % of every symbol's agent trials copied to
-`trial_archive/<code>/` with a trial registry, and cleanup of old archived trials and logs. Reached through
-the existing `swingflow archive --agent-models DIR` and `swingflow cleanup --agent-trials DIR` (ops/cli.py).
+`trial_archive/<code>.<SYMBOL>/` with a trial registry, and cleanup of old archived trials and logs. Reached
+through the existing `swingflow archive --agent-models DIR` and `swingflow cleanup --agent-trials DIR`
+(ops/cli.py).
 
     trial_archive/
-        <code>/model/              the trial's registry model folder (package.py; verified before and after
+        <key>/model/               the trial's registry model folder (package.py; verified before and after
                                    the copy, `load_folder` reads it)
-        <code>/metadata.json       symbol, kind, code, validation value and metrics, the trial's parameters
-        <code>/hyperparams.json    the trial's sampled parameters (seed 004's file)
-        trial_registry.json        code -> {symbol, kind, value, grade, archived (UTC), folder}
+        <key>/metadata.json        symbol, kind, code, validation value and metrics, the trial's parameters
+        <key>/hyperparams.json     the trial's sampled parameters (seed 004's file)
+        trial_registry.json        key -> {symbol, code, kind, value, grade, archived (UTC), folder}
+
+The key is `<code>.<SYMBOL>`, the trial's registry VIN: a trial code names a configuration (kind, grade,
+parameters, data date), which two symbols' studies can share, so two symbols' trials never collide in the
+archive or evict each other.
 
 The ranking is the validation objective of each trial (never a test number): per symbol, the best
 `top_percent` % of its agent trials (at least one), as package.py `top_trials` chose which trials get a model
@@ -30,6 +35,11 @@ REGISTRY_FILE = "trial_registry.json"
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def archive_key(code: str, symbol: str) -> str:
+    """A trial's key in the archive: `<code>.<SYMBOL>`, its registry VIN (jobs.package_agent_models)."""
+    return f"{code}.{symbol}"
 
 
 def _registry(archive_dir: Path) -> dict:
@@ -68,11 +78,12 @@ def archive_trials(
     stamp = (now or _now()).isoformat().replace("+00:00", "Z")
     registry = _registry(archive_dir)
     for t in chosen:
-        dest = archive_dir / t["code"]
-        if t["code"] in registry["trials"] and dest.is_dir():
+        key = archive_key(t["code"], t["symbol"])
+        dest = archive_dir / key
+        if key in registry["trials"] and dest.is_dir():
             continue
         verify_folder(t["source"])
-        tmp = archive_dir / f".{t['code']}.tmp"
+        tmp = archive_dir / f".{key}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(t["source"], tmp / "model")
         verify_folder(tmp / "model")
@@ -81,13 +92,14 @@ def archive_trials(
         artifacts.write_json(tmp / "hyperparams.json", t["params"])
         shutil.rmtree(dest, ignore_errors=True)
         os.rename(tmp, dest)
-        registry["trials"][t["code"]] = {
+        registry["trials"][key] = {
             "symbol": t["symbol"],
+            "code": t["code"],
             "kind": t["kind"],
             "value": t["value"],
             "grade": t["validation"]["grade"],
             "archived": stamp,
-            "folder": t["code"],
+            "folder": key,
         }
     artifacts.write_json(archive_dir / REGISTRY_FILE, registry)
     return chosen
@@ -104,17 +116,17 @@ def cleanup_trials(
 ) -> dict:
     """Remove archived trials that are not among the `keep_top` best (validation value, all symbols) and
     were archived more than `keep_days` ago, and log files older than `keep_days` under `log_dirs`.
-    {"trials": [codes], "logs": [paths], "dry_run"}; with dry_run nothing is deleted."""
+    {"trials": [keys], "logs": [paths], "dry_run"}; with dry_run nothing is deleted."""
     archive_dir = Path(archive_dir)
     now = now or _now()
     cutoff = now - dt.timedelta(days=float(keep_days))
     registry = _registry(archive_dir)
     ranked = sorted(registry["trials"].items(), key=lambda kv: (-kv[1]["value"], kv[0]))
-    keep = {code for code, _ in ranked[: max(0, int(keep_top))]}
+    keep = {key for key, _ in ranked[: max(0, int(keep_top))]}
     doomed = [
-        code
-        for code, e in ranked
-        if code not in keep and dt.datetime.fromisoformat(e["archived"].replace("Z", "+00:00")) < cutoff
+        key
+        for key, e in ranked
+        if key not in keep and dt.datetime.fromisoformat(e["archived"].replace("Z", "+00:00")) < cutoff
     ]
     logs = [
         str(p)
@@ -124,9 +136,9 @@ def cleanup_trials(
         if p.is_file() and dt.datetime.fromtimestamp(p.stat().st_mtime, dt.UTC) < cutoff
     ]
     if not dry_run:
-        for code in doomed:
-            shutil.rmtree(archive_dir / registry["trials"][code]["folder"], ignore_errors=True)
-            del registry["trials"][code]
+        for key in doomed:
+            shutil.rmtree(archive_dir / registry["trials"][key]["folder"], ignore_errors=True)
+            del registry["trials"][key]
         artifacts.write_json(archive_dir / REGISTRY_FILE, registry)
         for p in logs:
             Path(p).unlink(missing_ok=True)

@@ -606,5 +606,8 @@ class WorkflowConfig(Group):
     @classmethod
     def _agent_window_is_a_target_window(cls, v, info: ValidationInfo):
         windows = info.data["targets"].windows if "targets" in info.data else [v.window]
-        check(v.window in windows, f"agents.window one of targets.windows {list(windows)}, got {v.window}")
+        check(
+            not v.enabled or v.window in windows,
+            f"agents.window one of targets.windows {list(windows)}, got {v.window}",
+        )
         return v

@@ -140,6 +140,8 @@ def summarize_evaluation(job) -> None:
         [artifacts.read_json(p) for p in job.input.reports],
         job.params.grades,
     )
+    skipped = job.params.skipped
+    summary["skipped"] = skipped
     artifacts.write_json(job.output.json, summary)
     gates = summary["gates"]
     lines = [
@@ -158,5 +160,17 @@ def summarize_evaluation(job) -> None:
         "",
     ]
     table = to_markdown(pd.DataFrame(summary["chosen"]), "Chosen variants").split("\n", 2)[2]
-    artifacts.write_text(job.output.markdown, "\n".join(lines) + "\n## Chosen variants\n" + table)
+    text = "\n".join(lines) + "\n## Chosen variants\n" + table
+    if skipped:  # planned out (rules/common.smk plan_universe, workflow_scripts/data/universe.py)
+        text += (
+            "\n## Left out of the plan (too few bars)\n\n"
+            + "\n".join(
+                f"- {s['symbol']}"
+                + ("" if s["window"] is None else f" window {s['window']}")
+                + f": {s['reason']}"
+                for s in skipped
+            )
+            + "\n"
+        )
+    artifacts.write_text(job.output.markdown, text)
     print(summary["message"])

@@ -25,7 +25,7 @@ from workflow_scripts.config.schema import config_group
 from workflow_scripts.evaluation.vin import VinError, decode_vin
 from workflow_scripts.lifecycle import paper
 from workflow_scripts.ops import notify
-from workflow_scripts.registry import dashboard
+from workflow_scripts.registry import dashboard, runs
 from workflow_scripts.registry import paper_trading as pt
 from workflow_scripts.registry import predictions as pr
 from workflow_scripts.registry import store as reg
@@ -166,6 +166,19 @@ def cmd_register(args) -> int:
 
 
 def cmd_promote(args) -> int:
+    entry = reg.get_entry(args.registry, args.vin)
+    if reg.is_agent(entry):  # the RL line's slot: judged on its validation / paper evidence, as runs.decide
+        if args.scores or args.data:
+            raise reg.RegistryError(
+                f"{args.vin} is of the RL line (model type {entry['model_type']}): it is judged on its "
+                "validation evidence, not on --scores / --data"
+            )
+        spec = config_group("registry", args.registry_config)
+        decided = runs.decide(
+            args.registry, [entry], spec, args.run, paper=lambda v: pt.paper_evidence(args.registry, v)
+        )
+        _emit(args, decided[-1], "Promotion")
+        return 0
     scores = json.loads(Path(args.scores).read_text()) if args.scores else None
     scorer = None
     if args.data:
@@ -368,6 +381,10 @@ def cmd_predict(args) -> int:
     out_dir = Path(args.out or Path(args.registry) / "predictions")
     rows = []
     for symbol in _symbols(args):
+        if pr.agent_champion(args.registry, symbol):  # a position per bar, not class probabilities
+            rows.append(_agent_positions(args, symbol, out_dir))
+            if not pr.class_champions(args.registry, symbol):
+                continue
         out = out_dir / f"{symbol}.parquet"
         if args.append:
             needed = {symbol}
@@ -390,7 +407,8 @@ def cmd_predict(args) -> int:
             rows.append({"symbol": symbol, "mode": "batch", "rows": len(preds), "file": str(out)})
     cols = ["symbol", "mode", "rows_added" if args.append else "rows", "file"]
     if args.append and args.paper:  # the same new bars extend the paper ledgers of the symbols' slots
-        for r in pt.paper_trade(args.registry, args.bars, symbols=[r["symbol"] for r in rows]):
+        symbols = [r["symbol"] for r in rows]
+        for r in pt.paper_trade(args.registry, args.bars, symbols=symbols, features_dir=args.features):
             rows.append(
                 {
                     "symbol": r["symbol"],
@@ -401,6 +419,21 @@ def cmd_predict(args) -> int:
             )
     _emit(args, rows, "Predictions", cols)
     return 0
+
+
+def _agent_positions(args, symbol: str, out_dir: Path) -> dict:
+    """The positions of `symbol`'s agent champion (predictions.write_positions): its policy replayed on the
+    bars (--bars) after its last bar, observing its CNN-LSTM over the feature table (--features)."""
+    import pandas as pd
+
+    features = Path(args.features) / f"{symbol}.parquet"
+    if not features.is_file():
+        raise FileNotFoundError(f"no feature table for {symbol}: {features} (pass --features DIR)")
+    bars = pt.read_bars(args.bars, [symbol])[symbol]
+    out = out_dir / f"{symbol}.positions.parquet"
+    positions = pr.write_positions(args.registry, symbol, bars, pd.read_parquet(features), out)
+    n = len(positions)
+    return {"symbol": symbol, "mode": "positions", "rows": n, "rows_added": n, "file": str(out)}
 
 
 def cmd_vin_decode(args) -> int:
@@ -472,6 +505,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data", help="common recent scoring data: feature columns + label column")
         p.add_argument("--label", default="label")
         p.add_argument("--scores", help="JSON file {VIN: score} of precomputed scores")
+        p.add_argument(
+            "--registry-config",
+            help="an agent (RL line): config/registry option whose compare rules judge its validation "
+            "evidence (default: the default)",
+        )
     p = add(
         rsub, "benchmark", cmd_benchmark, "score several models on the same data (macro average precision)"
     )
@@ -551,9 +589,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--symbol", nargs="*")
     p.add_argument("--append", action="store_true", help="only bars newer than the last prediction")
     p.add_argument(
-        "--features", default="results/features", help="batch: folder of <SYMBOL>.parquet feature tables"
+        "--features",
+        default="results/features",
+        help="batch (and an agent champion's positions): folder of <SYMBOL>.parquet feature tables",
     )
-    p.add_argument("--bars", default="results/ingest", help="append: folder of <SYMBOL>.parquet bars")
+    p.add_argument(
+        "--bars",
+        default="results/ingest",
+        help="append (and an agent champion's positions): folder of <SYMBOL>.parquet bars",
+    )
     p.add_argument(
         "--history-bars", type=int, help="append: trailing bars for features (default features.json)"
     )

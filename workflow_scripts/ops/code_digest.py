@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 from functools import cache
 from pathlib import Path
 
@@ -106,6 +107,21 @@ def _names_used(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
+# Lines as ast.get_source_segment splits them (on \r\n, \r or \n only), each with its line end.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
+def source_segment(lines: list[str], node: ast.AST) -> str:
+    """ast.get_source_segment(source, node) on the source split once: the stdlib splits the whole file again
+    on every call, which made planning a workflow spend seconds here (41 rule entries, 600 segments)."""
+    first, last = node.lineno - 1, node.end_lineno - 1
+    if first == last:
+        return lines[first].encode()[node.col_offset : node.end_col_offset].decode()
+    head = lines[first].encode()[node.col_offset :].decode()
+    tail = lines[last].encode()[: node.end_col_offset].decode()
+    return "".join([head, *lines[first + 1 : last], tail])
+
+
 def entry_code(entry: str) -> tuple[list[str], set[str]]:
     """(source segments of the jobs.py code of "<stage>.<function>", project modules it references)."""
     stage, function = entry.split(".")
@@ -132,8 +148,9 @@ def entry_code(entry: str) -> tuple[list[str], set[str]]:
         used |= names
         todo.extend(n for n in names if n in functions and n not in reached)
     # In file order: the digest must not depend on set order (string hashes differ between processes).
-    segments = [ast.get_source_segment(source, n) or "" for n in top]
-    segments += [ast.get_source_segment(source, f) or "" for n, f in functions.items() if n in reached]
+    lines = _LINE.findall(source)
+    segments = [source_segment(lines, n) for n in top]
+    segments += [source_segment(lines, f) for n, f in functions.items() if n in reached]
     modules = {bound[n] for n in used if n in bound} | {jobs_module}
     return segments, modules
 

@@ -24,10 +24,12 @@ def register_models(job) -> None:
 
 def register_agent_models(job) -> None:
     """One symbol's packaged RL models into the registry index (runs.register_agents)."""
-    record = register_agents(job.params.registry, job.input.folder)
+    record = register_agents(job.params.registry, job.input.folder, job.params.spec)
     artifacts.write_json(job.output.record, record)
     for m in record["models"]:
         print(f"{m['vin']}: {m['model_type']} {m['version']} ({m['status']})")
+    for d in record["decisions"]:
+        print(f"{d['vin']}: {d['decision']} ({d['reason']})")
 
 
 def predict_batch(job) -> None:

@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from workflow_scripts import artifacts
@@ -82,79 +81,18 @@ def update_slot(
 
 
 # ---- agent slots (side "both": a position in [-1, 1]; agents/paper.py) -------------------------------------
-AGENT_MARGIN = 256  # bars before the first paper bar fed to the extractor and the env (windows, sigma)
-
-
-def agent_observation_features(
-    registry_dir, model: reg.LoadedModel, bars: pd.DataFrame, features: pd.DataFrame, lo: int
-) -> np.ndarray:
-    """The standardised observation features of an agent on `bars` (rows from `lo` on): the embeddings of
-    its registered CNN-LSTM (config.json `cnn_lstm`, checked against the sha256 recorded at registration)
-    over the symbol's feature table, standardised with the agent's train-segment statistics."""
-    cfg = artifacts.read_json(model.folder / "config.json")
-    deps = model.entry.get("dependencies") or {}
-    if not deps.get("cnn_lstm"):
-        raise reg.RegistryError(f"agent {model.vin}: its index entry names no CNN-LSTM; register it again")
-    cnn = reg.load_model(registry_dir, deps["cnn_lstm"])
-    if cnn.entry["model_sha256"] != deps.get("cnn_lstm_sha256"):
-        raise reg.RegistryError(
-            f"agent {model.vin}: its CNN-LSTM {deps['cnn_lstm']} is not the one it was registered with "
-            f"(sha256 {cnn.entry['model_sha256'][:12]} vs {str(deps.get('cnn_lstm_sha256'))[:12]})"
-        )
-    rows = bars.iloc[lo:].reset_index(drop=True)
-    table = features.set_index(pd.to_datetime(features["timestamp"], utc=True))
-    at = table.index.get_indexer(pd.to_datetime(rows["timestamp"], utc=True))
-    if (at < 0).any():
-        first = rows["timestamp"].iloc[int(np.flatnonzero(at < 0)[0])]
-        raise reg.RegistryError(
-            f"agent {model.vin}: the feature table lacks {int((at < 0).sum())} of the bars, first {first}"
-        )
-    missing = [c for c in cnn.features if c not in table.columns]
-    if missing:
-        raise reg.RegistryError(
-            f"agent {model.vin}: the feature table lacks CNN-LSTM column(s) {missing[:5]}"
-        )
-    X = table[cnn.features].to_numpy(np.float32)[at]
-    emb = cnn.predict_fn(X, rows["timestamp"])
-    names = [f"cnn_lstm_{i}" for i in range(emb.shape[1])]
-    obs = cfg["observation"]
-    if list(obs["features"]) != names:
-        raise reg.RegistryError(
-            f"agent {model.vin}: observes {obs['features'][:3]}..., its CNN-LSTM gives {names[:3]}... "
-            f"(paper trading of agents on other columns is not built)"
-        )
-    return agent_paper.standardised(emb, obs)
-
-
 def update_agent_slot(
     registry_dir, info: Mapping[str, Any], bars: pd.DataFrame, features: pd.DataFrame, ledger_dir=None
 ) -> dict:
-    """Extend one deployed agent slot's ledger: the bars after the agent's `last_bar` through its exported
-    TorchScript policy in the same environment (costs, scoring settings) as its validation score."""
+    """Extend one deployed slot's ledger of an agent, hybrid or agent ensemble: the bars after its
+    `last_bar` through its exported TorchScript policy (an ensemble: its members' combined as in its
+    evaluation; a hybrid: fed its production models' probabilities of each bar) in the same environment
+    (costs, scoring settings) as its validation score (predictions.agent_replay_inputs / agent_policy)."""
     model = reg.load_model(registry_dir, info["vin"], model="deployed")
-    if model.model_type != "agent":
-        raise reg.RegistryError(
-            f"slot {info['slot']}: paper trading of a {model.model_type} (VIN {info['vin']}) is not built; "
-            "deploy a single agent (model type agent)"
-        )
-    cfg = artifacts.read_json(model.folder / "config.json")
-    if not cfg.get("last_bar"):
-        raise reg.RegistryError(
-            f"{model.folder / 'config.json'}: no 'last_bar' (packaged before paper trading existed): "
-            "repackage it"
-        )
-    # bars whose features are not computed yet wait for the next call (the feature table may lag the bars)
-    ts = pd.to_datetime(bars["timestamp"], utc=True)
-    bars = bars[(ts <= pd.to_datetime(features["timestamp"], utc=True).max()).to_numpy()]
-    bars = bars.reset_index(drop=True)
-    ts = pd.to_datetime(bars["timestamp"], utc=True)
-    first_new = int(np.sum((ts <= agent_paper.utc(cfg["last_bar"])).to_numpy()))
-    lo = max(0, first_new - AGENT_MARGIN)
-    part = bars.iloc[lo:].reset_index(drop=True)
-    obs = agent_observation_features(registry_dir, model, bars, features, lo)
+    cfg, part, obs = pr.agent_replay_inputs(registry_dir, model, bars, features)
     costs = artifacts.read_json(model.folder / "costs.json")
     record = agent_paper.paper_record(
-        agent_paper.scripted_policy(model.model),
+        pr.agent_policy(model, cfg),
         obs,
         part,
         cfg["last_bar"],

@@ -141,8 +141,10 @@ def register_run(
 
     run status: {"run", "symbols": {SYMBOL: {"registered": [VIN...], "champion": {side: VIN}, "changed":
     bool}}} (the VINs of this run's folders; the champions after the run; whether any side's champion
-    changed). roster: {"run", "champions": registry.roster(...)}. Every folder is verified before anything is
-    written."""
+    changed). roster: {"run", "champions": registry.roster(...)}. Every folder is verified and the new ones
+    copied (store.stage) before the lock is taken; then registration, decisions and the run's records are one
+    store.transaction: the index, champions, roster and run files are read once and written once, all or
+    nothing (a failure leaves the registry as it was)."""
     folders = [Path(f) for f in folders]
     hashes = {f: reg.verify_folder(f) for f in folders}
     metas = {f: reg.read_model_meta(f) for f in folders}
@@ -160,28 +162,47 @@ def register_run(
         != reg.identity_hashes(hashes[f])
     ]
     log.info("run %s: %d production folder(s), %d new or changed", run, len(folders), len(changed))
-    entries = [reg.register(registry_dir, f, run=run, keep_identical=True) for f in changed]
-    # Judged: models new to the registry, and re-registered ones (same model, new metadata: a patch bump) that
-    # never had a standing (say a changed gate verdict). A champion, challenger or retired model keeps its
-    # standing, so a rerun never overrides an earlier decision or an operator's rollback.
+    staged: list[reg.Staged] = []
+    try:
+        for f in changed:
+            staged.append(reg.stage(registry_dir, f))
+        with reg.transaction(registry_dir):
+            entries = [reg.add_staged(registry_dir, s, run=run, keep_identical=True) for s in staged]
+            _decide_all(registry_dir, entries, known, spec, run)
+            if entries:
+                reg.write_run_summary(registry_dir, run)
+            after = {s: _champions(registry_dir, s) for s in symbols}
+            champions = reg.roster(registry_dir)
+    finally:
+        for s in staged:
+            reg.discard(s)
+    status = {"run": run, "symbols": {}}
+    for s in symbols:
+        status["symbols"][s] = {
+            "registered": sorted(m["vin"] for m in metas.values() if m["symbol"] == s),
+            "champion": after[s],
+            "changed": after[s] != before[s],
+        }
+    return status, {"run": run, "champions": champions}
+
+
+def _decide_all(
+    registry_dir, entries: Sequence[dict], known: Mapping[str, dict], spec: Mapping, run: str
+) -> list[dict]:
+    """Judge the run's registered entries per (symbol, side): models new to the registry, and re-registered
+    ones (same model, new metadata: a patch bump) that never had a standing (say a changed gate verdict). A
+    champion, challenger or retired model keeps its standing, so a rerun never overrides an earlier decision
+    or an operator's rollback."""
     lineages: dict[tuple[str, str], list[dict]] = {}
     for e in entries:
         if known.get(e["vin"], {}).get("status", "registered") in ("registered", "rejected"):
             lineages.setdefault((e["symbol"], e["side"]), []).append(e)
+    out = []
     for (symbol, side), es in sorted(lineages.items()):
         for d in decide(registry_dir, es, spec, run, paper=lambda vin: pt.paper_evidence(registry_dir, vin)):
             log.info("%s/%s %s: %s (%s)", symbol, side, d["vin"], d["decision"], d.get("reason"))
-    if entries:
-        reg.write_run_summary(registry_dir, run)
-    status = {"run": run, "symbols": {}}
-    for s in symbols:
-        after = _champions(registry_dir, s)
-        status["symbols"][s] = {
-            "registered": sorted(m["vin"] for m in metas.values() if m["symbol"] == s),
-            "champion": after,
-            "changed": after != before[s],
-        }
-    return status, {"run": run, "champions": reg.roster(registry_dir)}
+            out.append(d)
+    return out
 
 
 # ---- the run's decision record (results/registry/decisions.json) -------------------------------------------
@@ -206,12 +227,19 @@ def decision_record(registry_dir, folders: Sequence[str | Path], spec: Mapping) 
     champion after the run. No VIN, no time: two runs whose train and validation bars agree write the same
     bytes, whatever their test bars (tests/lifecycle/test_test_segment_blind.py)."""
     index = reg.read_index(registry_dir)["models"]
+    champions: dict[str, dict] = {}  # champions/<SYMBOL>.json, read once per symbol
+
+    def sides_of(symbol: str) -> dict:
+        if symbol not in champions:
+            champions[symbol] = reg.read_champions(registry_dir, symbol)["sides"]
+        return champions[symbol]
+
     candidates, slots = [], set()
     for folder in folders:
         entry = index[reg.read_model_meta(Path(folder))["vin"]]
         symbol, side = entry["symbol"], entry["side"]
         slots.add((symbol, side))
-        history = reg.read_champions(registry_dir, symbol)["sides"].get(side, {}).get("decisions", [])
+        history = sides_of(symbol).get(side, {}).get("decisions", [])
         last = next((d for d in reversed(history) if d["vin"] == entry["vin"]), None)
         refusal = reg.refusal_of(entry, spec["promote_gate_profiles"])
         if last is not None:
@@ -227,23 +255,28 @@ def decision_record(registry_dir, folders: Sequence[str | Path], spec: Mapping) 
             identity(entry)
             | {"validation": entry.get("validation"), "status": entry.get("status"), "decision": decision}
         )
-    champions = {}
+    champion_of = {}
     for symbol, side in sorted(slots):
-        vin = reg.read_champions(registry_dir, symbol)["sides"].get(side, {}).get("champion")
-        champions[reg.lineage_key(symbol, side)] = _named(vin, index)
+        vin = sides_of(symbol).get(side, {}).get("champion")
+        champion_of[reg.lineage_key(symbol, side)] = _named(vin, index)
     key = [*IDENTITY_KEYS]
-    return {"candidates": sorted(candidates, key=lambda c: [str(c[k]) for k in key]), "champions": champions}
+    return {
+        "candidates": sorted(candidates, key=lambda c: [str(c[k]) for k in key]),
+        "champions": champion_of,
+    }
 
 
 # ---- the RL line (rule register_agent_models, docs/AGENTS.md) ----------------------------------------------
-def register_agents(registry_dir, packaged: str | Path) -> dict:
+def register_agents(registry_dir, packaged: str | Path, spec: Mapping | None = None) -> dict:
     """Register one symbol's packaged RL models (agents/package.py: results/agents/models/<SYMBOL>/<VIN>/):
     the CNN-LSTM first (an agent's registration records its sha256), then the policies, the agent ensemble
     and the hybrid (whose config.json names the production models it was built on, sha256s included). Already
-    registered identical folders are left alone (a rerun writes nothing). No champion is decided: an agent
-    trades one position on both sides, not a (symbol, high/low) class, so it is deployed by VIN
-    (`swingflow deploy --slot N <code>`). Returns {"symbol", "models": [{vin, model_type, version, status,
-    validation_value}]}."""
+    registered identical folders are left alone (a rerun writes nothing). With the registry config `spec`,
+    the folders that carry validation evidence (the chosen agent, the agent ensemble, the hybrid) are then
+    judged for the symbol's agent slot (side "both") by the same rules as the swing classifiers' slots
+    (`decide`: validation gate, evidence minima, same-bars comparison with the champion, paper evidence once
+    both have enough); trials and the CNN-LSTM carry none and are not judged. Returns {"symbol", "run",
+    "models": [{vin, model_type, version, status, validation_value}], "decisions": [...]}."""
     root = Path(packaged)
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     metas = {f: reg.model_meta(f) for f in folders}
@@ -254,9 +287,23 @@ def register_agents(registry_dir, packaged: str | Path) -> dict:
     if len(symbols) > 1:
         raise reg.RegistryError(f"{root}: folders of several symbols {symbols}; expected one")
     order = sorted(folders, key=lambda f: (metas[f]["model_type"] != "cnn_lstm", f.name))
-    models = []
-    for f in order:
-        entry = reg.register(registry_dir, f, keep_identical=True)
+    models, decisions = [], []
+    staged: list[reg.Staged] = []
+    known = reg.read_index(registry_dir)["models"]
+    try:
+        for f in order:
+            staged.append(reg.stage(registry_dir, f))
+        run = run_id([s.hashes for s in staged])
+        with reg.transaction(registry_dir):  # one index write for the symbol's models, all or none
+            entries = [reg.add_staged(registry_dir, s, run=run, keep_identical=True) for s in staged]
+            judged = [e for e in entries if reg.load_evidence(registry_dir, e["vin"]) is not None]
+            if spec is not None and judged:
+                decisions = _decide_all(registry_dir, judged, known, spec, run)
+    finally:
+        for s in staged:
+            reg.discard(s)
+    entries = [reg.get_entry(registry_dir, e["vin"]) for e in entries]  # statuses after the decisions
+    for entry in entries:
         models.append(
             {
                 "vin": entry["vin"],
@@ -267,4 +314,9 @@ def register_agents(registry_dir, packaged: str | Path) -> dict:
                 "dependencies": entry["dependencies"],
             }
         )
-    return {"symbol": symbols[0] if symbols else root.name, "models": models}
+    return {
+        "symbol": symbols[0] if symbols else root.name,
+        "run": run if folders else None,
+        "models": models,
+        "decisions": [{k: d.get(k) for k in ("vin", "decision", "reason")} for d in decisions],
+    }

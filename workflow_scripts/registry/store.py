@@ -18,11 +18,15 @@ Layout under `registry_dir` (all JSON canonical, all writes atomic via workflow_
 
 The production-folder contract (sha256.txt, metadata files, read_model_meta, load_folder) is models/folder.py.
 Every read-modify-write holds the lock; every file is replaced atomically, so several Snakemake jobs finishing
-at once neither lose an update nor leave a half-written index. Loading a model verifies its hashes first.
+at once neither lose an update nor leave a half-written index. Many changes at once (a run's registration,
+registry/runs.py) go through `transaction`: the files are read once, changed in memory and written once at
+its end, all or nothing. Loading a model verifies its hashes first.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import json
 import math
@@ -30,7 +34,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,22 +108,161 @@ def paths(registry_dir: str | os.PathLike) -> dict[str, Path]:
     }
 
 
-def registry_lock(registry_dir: str | os.PathLike) -> FileLock:
-    """The one lock of a registry (a plain file lock: works across processes on one host and on NFS v4)."""
+def registry_lock(registry_dir: str | os.PathLike) -> FileLock | contextlib.nullcontext:
+    """The one lock of a registry (a plain file lock: works across processes on one host and on NFS v4).
+    Inside a transaction() of the same registry the lock is already held: nothing more to take."""
+    if _transaction_of(registry_dir) is not None:
+        return contextlib.nullcontext()
     lock_path = paths(registry_dir)["lock"]
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(str(lock_path), timeout=LOCK_TIMEOUT_S)
 
 
+# ---- one change of many files: the transaction -------------------------------------------------------------
+class _Transaction:
+    """A registry's JSON files (index, champions, run status, summaries) read once and changed in memory, and
+    the model folders put in place during the change (with what they replaced, kept aside until the end).
+    A read inside the transaction returns the transaction's document itself: what the module's
+    read-modify-write functions change and write back is what the transaction writes at its end."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.docs: dict[str, Any] = {}  # path relative to root -> document (None: no such file)
+        self.dirty: dict[str, None] = {}  # written paths, in order
+        self.roster_dirty = False
+        self.moved: list[tuple[Path, Path | None]] = []  # (model folder put in place, what it replaced)
+
+    def read(self, rel: str, load: Callable[[Path], Any]) -> Any:
+        if rel not in self.docs:
+            path = self.root / rel
+            self.docs[rel] = load(path) if path.is_file() else None
+        return self.docs[rel]
+
+    def write(self, rel: str, doc: Any) -> None:
+        self.docs[rel] = doc
+        self.dirty[rel] = None
+
+    def put_folder(self, tmp: Path, dest: Path) -> None:
+        """Rename `tmp` to `dest`; a folder already at `dest` is moved aside, restored if the change fails."""
+        aside = None
+        if dest.exists():
+            aside = dest.with_name(f".{dest.name}.{os.getpid()}.{len(self.moved)}.replaced")
+            if aside.exists():
+                shutil.rmtree(aside)
+            os.rename(dest, aside)
+        os.rename(tmp, dest)
+        self.moved.append((dest, aside))
+
+    def undo_folders(self) -> None:
+        for dest, aside in reversed(self.moved):
+            shutil.rmtree(dest, ignore_errors=True)
+            if aside is not None:
+                os.rename(aside, dest)
+        self.moved = []
+
+    def commit(self, registry_dir) -> None:
+        """Every written document (and the roster, when a champion changed) replaced on disk as one change:
+        when a write fails, the files already replaced get their old bytes back and the model folders put in
+        place are taken out again, so the registry is as it was before the transaction."""
+        writes = [(self.root / rel, self.docs[rel]) for rel in self.dirty]
+        if self.roster_dirty:
+            writes.append(
+                (paths(self.root)["roster"], {"updated": utc_now(), "champions": roster(registry_dir)})
+            )
+        try:
+            _replace_all(writes)
+        except Exception as exc:
+            folders = len(self.moved)
+            self.undo_folders()
+            raise RegistryError(
+                f"{self.root}: writing the registry's files failed ({exc}); nothing of this change was kept: "
+                f"the {len(writes)} file(s) and {folders} model folder(s) are as they were before it"
+            ) from exc
+        for _, aside in self.moved:
+            if aside is not None:
+                shutil.rmtree(aside, ignore_errors=True)
+
+
+_TRANSACTIONS: contextvars.ContextVar[dict[Path, _Transaction] | None] = contextvars.ContextVar(
+    "registry_transactions", default=None
+)
+
+
+def _transaction_of(registry_dir) -> _Transaction | None:
+    open_ = _TRANSACTIONS.get()
+    return open_.get(Path(registry_dir).resolve()) if open_ else None
+
+
+@contextlib.contextmanager
+def transaction(registry_dir: str | os.PathLike) -> Iterator[None]:
+    """Many registrations and decisions as one change of the registry, under the lock held throughout: the
+    index, champions and run files are read once, changed in memory and written once at the end (the roster
+    once too), so registering N folders costs O(N), not N rewrites of a growing index. All or nothing: when
+    the block raises, or a write at the end fails, no file of the registry changes and the model folders the
+    block put in place are taken out again (what they replaced is restored). Inside it every function of this
+    module works on the transaction's state; a transaction of the same registry nested in it joins it."""
+    if _transaction_of(registry_dir) is not None:
+        yield
+        return
+    root = Path(registry_dir).resolve()
+    with registry_lock(registry_dir):
+        txn = _Transaction(root)
+        token = _TRANSACTIONS.set({**(_TRANSACTIONS.get() or {}), root: txn})
+        try:
+            try:
+                yield
+            except BaseException:
+                txn.undo_folders()
+                raise
+            txn.commit(registry_dir)
+        finally:
+            _TRANSACTIONS.reset(token)
+
+
+def _replace_all(writes: Sequence[tuple[Path, Any]]) -> None:
+    """Write each (path, JSON document) atomically, in order; when one fails, put back the old bytes of those
+    already written (or remove them when they are new) and raise the failure. A callable document is built
+    when its turn comes (after the files before it are written)."""
+    old: dict[Path, bytes | None] = {}
+    try:
+        for path, doc in writes:
+            old.setdefault(path, path.read_bytes() if path.is_file() else None)
+            artifacts.write_json(path, doc() if callable(doc) else doc)
+    except BaseException:
+        for path, data in old.items():
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                artifacts.write_bytes(path, data)
+        raise
+
+
+def _read_doc(registry_dir, rel: str) -> Any:
+    """A JSON file of the registry (path relative to its root), None when there is none."""
+    txn = _transaction_of(registry_dir)
+    if txn is not None:
+        return txn.read(rel, artifacts.read_json)
+    path = Path(registry_dir) / rel
+    return artifacts.read_json(path) if path.is_file() else None
+
+
+def _write_doc(registry_dir, rel: str, doc: Any) -> None:
+    txn = _transaction_of(registry_dir)
+    if txn is not None:
+        txn.write(rel, doc)
+    else:
+        artifacts.write_json(Path(registry_dir) / rel, doc)
+
+
 # ---- index -------------------------------------------------------------------------------------------------
+INDEX_FILE = "index.json"
+
+
 def _empty_index() -> dict:
     return {"schema": SCHEMA, "models": {}, "lineages": {}}
 
 
-def read_index(registry_dir: str | os.PathLike) -> dict:
-    path = paths(registry_dir)["index"]
-    if not path.is_file():
-        return _empty_index()
+def _load_index(path: Path) -> dict:
     try:
         index = artifacts.read_json(path)
     except json.JSONDecodeError as exc:
@@ -128,8 +272,22 @@ def read_index(registry_dir: str | os.PathLike) -> dict:
     return index
 
 
+def read_index(registry_dir: str | os.PathLike) -> dict:
+    """The index (an empty one when the registry has none). Inside a transaction: read once, then the
+    transaction's copy."""
+    txn = _transaction_of(registry_dir)
+    if txn is not None:
+        index = txn.read(INDEX_FILE, _load_index)
+        if index is None:
+            index = _empty_index()
+            txn.docs[INDEX_FILE] = index
+        return index
+    path = paths(registry_dir)["index"]
+    return _load_index(path) if path.is_file() else _empty_index()
+
+
 def _write_index(registry_dir, index: dict) -> None:
-    artifacts.write_json(paths(registry_dir)["index"], index)
+    _write_doc(registry_dir, INDEX_FILE, index)
 
 
 def get_entry(registry_dir, vin: str, index: dict | None = None) -> dict:
@@ -315,6 +473,126 @@ def load_evidence(registry_dir, vin: str) -> cmp.Evidence | None:
     return read_evidence(paths(registry_dir)["root"] / entry["folder"], vin)
 
 
+@dataclass
+class Staged:
+    """A folder to register, verified and copied beside models/ (`tmp`), not yet in the index: the slow part
+    of a registration (copy, hashes, evidence), done before the lock is taken."""
+
+    folder: Path
+    hashes: dict[str, str]
+    meta: dict
+    validation: dict | None
+    tmp: Path
+
+
+def stage(
+    registry_dir: str | os.PathLike,
+    folder: str | os.PathLike,
+    *,
+    data_version: str | None = None,
+    encoder_version: str | None = None,
+) -> Staged:
+    """Verify `folder` (sha256.txt), read its identity and copy it to a temporary folder under models/
+    (verified again); add_staged puts it in place. Call discard() on it when it was not added."""
+    folder = Path(folder)
+    hashes = verify_folder(folder)
+    meta = model_meta(folder)
+    if data_version is not None:
+        meta["dependencies"]["data_version"] = data_version
+    if encoder_version is not None:
+        meta["dependencies"]["encoder_version"] = encoder_version
+    tmp = _copy_tree(folder, paths(registry_dir)["models"], meta["vin"])
+    try:
+        verify_folder(tmp)
+        validation = validation_summary(folder, meta["vin"])
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Staged(folder, hashes, meta, validation, tmp)
+
+
+def discard(staged: Staged) -> None:
+    """Remove the temporary copy of a staged folder that was not added (nothing when it was)."""
+    if staged.tmp.exists():
+        shutil.rmtree(staged.tmp, ignore_errors=True)
+
+
+def add_staged(
+    registry_dir: str | os.PathLike,
+    staged: Staged,
+    *,
+    run: str | None = None,
+    created: str | None = None,
+    keep_identical: bool = False,
+) -> dict:
+    """Put a staged folder in place as models/<VIN>/ and add it to the index (register's rules); return its
+    index entry. Inside a transaction of `registry_dir` (the caller's, or one of its own)."""
+    if _transaction_of(registry_dir) is None:
+        with transaction(registry_dir):
+            return add_staged(registry_dir, staged, run=run, created=created, keep_identical=keep_identical)
+    folder, hashes, meta = staged.folder, staged.hashes, staged.meta
+    vin = meta["vin"]
+    model_sha = hashes[meta["model_file"]]
+    index = read_index(registry_dir)
+    key = lineage_of(meta)
+    cnn = meta["dependencies"].get("cnn_lstm")
+    if cnn is not None:  # an agent depends on its extractor: registered first, recorded by sha256
+        if cnn not in index["models"]:
+            raise RegistryError(f"{folder}: register its CNN-LSTM {cnn} first (an agent's dependency)")
+        meta["dependencies"]["cnn_lstm_sha256"] = index["models"][cnn]["model_sha256"]
+    lineage = index["lineages"].get(key)
+    old = index["models"].get(vin)
+    same = old is not None and identity_hashes(old.get("files", {})) == identity_hashes(hashes)
+    if same and keep_identical:
+        return old
+    if old is not None:
+        if old["model_sha256"] != model_sha:
+            raise RegistryError(
+                f"VIN {vin} is already registered with a different model "
+                f"(sha256 {old['model_sha256'][:12]} vs {model_sha[:12]}); a VIN names one model"
+            )
+        ma, mi, pa = parse_semver(lineage["latest"]) if lineage else (1, 0, 0)
+        version, reason = format_semver((ma, mi, pa + 1)), "patch: re-registration of identical artifacts"
+    else:
+        version, reason = next_version(lineage, meta, model_sha)
+    # the folder of a re-registration, or an orphan from a crash before the index was written, is replaced
+    _transaction_of(registry_dir).put_folder(staged.tmp, paths(registry_dir)["models"] / vin)
+    entry = {
+        **meta,
+        "version": version,
+        "version_reason": reason,
+        "lineage": key,
+        "created": created or utc_now(),
+        "folder": f"models/{vin}",
+        "source": str(folder),
+        "model_sha256": model_sha,
+        "files": hashes,
+        "run": run,
+        "validation": staged.validation,
+        "status": (old or {}).get("status", "registered"),
+        "archived": (old or {}).get("archived", False),
+        "history": [
+            *((old or {}).get("history", [])),
+            *([{"version": old["version"], "registered": old["created"]}] if old else []),
+        ],
+    }
+    index["models"][vin] = entry
+    index["lineages"][key] = {
+        "latest": version,
+        "vin": vin,
+        "model_type": meta["model_type"],
+        "target": meta["target"],
+        "window": meta["window"],
+        "feature_hash": meta["feature_hash"],
+        "model_sha256": model_sha,
+        "data_version": meta["dependencies"]["data_version"],
+    }
+    _write_index(registry_dir, index)
+    if run:
+        _update_run_status(registry_dir, run, meta["symbol"], {"registered": [vin]})
+    return entry
+
+
 def register(
     registry_dir: str | os.PathLike,
     folder: str | os.PathLike,
@@ -327,95 +605,18 @@ def register(
 ) -> dict:
     """Copy a verified production folder to models/<VIN>/ and add it to the index; return its index entry.
 
-    Safe when several processes register at once: the copy goes to a temporary folder first, then the index is
-    re-read, the version decided, the folder renamed into place and the index replaced, all under the lock.
-    Registering the same VIN again with identical files is a patch bump (metadata refresh); the same VIN with
-    a different model is refused (a VIN names one model). With `keep_identical` a VIN already registered with
-    these files (VOLATILE_FILES aside) is left alone (no patch bump, nothing written): what a workflow rerun
-    with nothing new needs."""
-    folder = Path(folder)
-    hashes = verify_folder(folder)
-    meta = model_meta(folder)
-    if data_version is not None:
-        meta["dependencies"]["data_version"] = data_version
-    if encoder_version is not None:
-        meta["dependencies"]["encoder_version"] = encoder_version
-    vin = meta["vin"]
-    model_sha = hashes[meta["model_file"]]
-    p = paths(registry_dir)
-    tmp = _copy_tree(folder, p["models"], vin)
+    Safe when several processes register at once: the copy goes to a temporary folder first (stage), then,
+    under the lock, the index is re-read, the version decided, the folder renamed into place and the index
+    replaced (add_staged, in a transaction: the caller's when it has one, so many registrations write the
+    index once). Registering the same VIN again with identical files is a patch bump (metadata refresh); the
+    same VIN with a different model is refused (a VIN names one model). With `keep_identical` a VIN already
+    registered with these files (VOLATILE_FILES aside) is left alone (no patch bump, nothing written): what a
+    workflow rerun with nothing new needs."""
+    staged = stage(registry_dir, folder, data_version=data_version, encoder_version=encoder_version)
     try:
-        verify_folder(tmp)
-        with registry_lock(registry_dir):
-            index = read_index(registry_dir)
-            key = lineage_of(meta)
-            cnn = meta["dependencies"].get("cnn_lstm")
-            if cnn is not None:  # an agent depends on its extractor: registered first, recorded by sha256
-                if cnn not in index["models"]:
-                    raise RegistryError(
-                        f"{folder}: register its CNN-LSTM {cnn} first (an agent's dependency)"
-                    )
-                meta["dependencies"]["cnn_lstm_sha256"] = index["models"][cnn]["model_sha256"]
-            lineage = index["lineages"].get(key)
-            old = index["models"].get(vin)
-            dest = p["models"] / vin
-            same = old is not None and identity_hashes(old.get("files", {})) == identity_hashes(hashes)
-            if same and keep_identical:
-                return old
-            if old is not None:
-                if old["model_sha256"] != model_sha:
-                    raise RegistryError(
-                        f"VIN {vin} is already registered with a different model "
-                        f"(sha256 {old['model_sha256'][:12]} vs {model_sha[:12]}); a VIN names one model"
-                    )
-                ma, mi, pa = parse_semver(lineage["latest"]) if lineage else (1, 0, 0)
-                version, reason = (
-                    format_semver((ma, mi, pa + 1)),
-                    "patch: re-registration of identical artifacts",
-                )
-                shutil.rmtree(dest, ignore_errors=True)
-            else:
-                version, reason = next_version(lineage, meta, model_sha)
-                if dest.exists():  # an orphan from a crash between rename and index write: replace it
-                    shutil.rmtree(dest)
-            os.rename(tmp, dest)
-            entry = {
-                **meta,
-                "version": version,
-                "version_reason": reason,
-                "lineage": key,
-                "created": created or utc_now(),
-                "folder": f"models/{vin}",
-                "source": str(folder),
-                "model_sha256": model_sha,
-                "files": hashes,
-                "run": run,
-                "validation": validation_summary(folder, vin),
-                "status": (old or {}).get("status", "registered"),
-                "archived": (old or {}).get("archived", False),
-                "history": [
-                    *((old or {}).get("history", [])),
-                    *([{"version": old["version"], "registered": old["created"]}] if old else []),
-                ],
-            }
-            index["models"][vin] = entry
-            index["lineages"][key] = {
-                "latest": version,
-                "vin": vin,
-                "model_type": meta["model_type"],
-                "target": meta["target"],
-                "window": meta["window"],
-                "feature_hash": meta["feature_hash"],
-                "model_sha256": model_sha,
-                "data_version": meta["dependencies"]["data_version"],
-            }
-            _write_index(registry_dir, index)
-            if run:
-                _update_run_status(registry_dir, run, meta["symbol"], {"registered": [vin]})
+        return add_staged(registry_dir, staged, run=run, created=created, keep_identical=keep_identical)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return entry
+        discard(staged)
 
 
 def verify_registry(registry_dir) -> list[dict]:
@@ -491,11 +692,18 @@ def _champion_path(registry_dir, symbol: str) -> Path:
     return paths(registry_dir)["champions"] / f"{check_symbol(symbol)}.json"
 
 
+def _champions_rel(symbol: str) -> str:
+    return f"champions/{check_symbol(symbol)}.json"
+
+
 def read_champions(registry_dir, symbol: str) -> dict:
-    path = _champion_path(registry_dir, symbol)
-    if path.is_file():
-        return artifacts.read_json(path)
-    return {"symbol": symbol, "sides": {}}
+    """champions/<SYMBOL>.json ({"symbol", "sides": {}} when the symbol has none yet)."""
+    champs = _read_doc(registry_dir, _champions_rel(symbol))
+    return champs if champs is not None else {"symbol": symbol, "sides": {}}
+
+
+def _write_champions(registry_dir, symbol: str, champs: dict) -> None:
+    _write_doc(registry_dir, _champions_rel(symbol), champs)
 
 
 def _set_status(index: dict, vin: str, status: str) -> None:
@@ -621,7 +829,7 @@ def promote(
             if beats:
                 slot["evidence"] = decision["evidence"]
         champs["updated"] = now
-        artifacts.write_json(_champion_path(registry_dir, symbol), champs)
+        _write_champions(registry_dir, symbol, champs)
         _write_index(registry_dir, index)
         _write_roster(registry_dir, index)
         if run:
@@ -653,25 +861,19 @@ def _restore_previous(index: dict, slot: dict, now: str) -> str | None:
 def _commit(registry_dir, symbol: str, champs: dict, index: dict) -> None:
     """Write champions/<SYMBOL>.json, the index and the roster as one change (caller holds the lock): when a
     write fails, the files already replaced get their old bytes back, so a failure leaves the registry as it
-    was, never half-changed."""
+    was, never half-changed. Inside a transaction the three go into it (written at its end, all or none)."""
+    if _transaction_of(registry_dir) is not None:
+        _write_champions(registry_dir, symbol, champs)
+        _write_index(registry_dir, index)
+        _write_roster(registry_dir, index)
+        return
     p = paths(registry_dir)
     writes = (
-        (_champion_path(registry_dir, symbol), lambda: champs),
-        (p["index"], lambda: index),
+        (_champion_path(registry_dir, symbol), champs),
+        (p["index"], index),
         (p["roster"], lambda: {"updated": utc_now(), "champions": roster(registry_dir)}),
     )
-    old: dict[Path, bytes | None] = {}
-    try:
-        for path, doc in writes:
-            old[path] = path.read_bytes() if path.is_file() else None
-            artifacts.write_json(path, doc())
-    except BaseException:
-        for path, data in old.items():
-            if data is None:
-                path.unlink(missing_ok=True)
-            else:
-                artifacts.write_bytes(path, data)
-        raise
+    _replace_all(writes)
 
 
 def rollback(registry_dir, symbol: str, side: str | None = None, now: str | None = None) -> dict:
@@ -764,11 +966,7 @@ def roster(registry_dir) -> list[dict]:
     since}]."""
     index = read_index(registry_dir)
     out = []
-    champ_dir = paths(registry_dir)["champions"]
-    for path in sorted(champ_dir.glob("*.json")) if champ_dir.is_dir() else []:
-        if path.name == "roster.json":
-            continue
-        champs = artifacts.read_json(path)
+    for champs in _all_champions(registry_dir):
         for side, slot in sorted(champs.get("sides", {}).items()):
             vin = slot.get("champion")
             if not vin:
@@ -793,7 +991,24 @@ def roster(registry_dir) -> list[dict]:
     return out
 
 
+def _all_champions(registry_dir) -> list[dict]:
+    """Every champions/<SYMBOL>.json, by file name (inside a transaction: with the files it wrote)."""
+    champ_dir = paths(registry_dir)["champions"]
+    names = {p.name for p in champ_dir.glob("*.json")} if champ_dir.is_dir() else set()
+    txn = _transaction_of(registry_dir)
+    if txn is not None:
+        names |= {Path(rel).name for rel in txn.docs if rel.startswith("champions/")}
+    names.discard("roster.json")
+    docs = (_read_doc(registry_dir, f"champions/{name}") for name in sorted(names))
+    return [d for d in docs if d is not None]
+
+
 def _write_roster(registry_dir, index: dict) -> None:
+    """champions/roster.json (inside a transaction: once, at its end)."""
+    txn = _transaction_of(registry_dir)
+    if txn is not None:
+        txn.roster_dirty = True
+        return
     artifacts.write_json(
         paths(registry_dir)["roster"], {"updated": utc_now(), "champions": roster(registry_dir)}
     )
@@ -808,16 +1023,18 @@ def _check_run(run: str) -> str:
 
 def _update_run_status(registry_dir, run: str, symbol: str, add: Mapping[str, Sequence[str]]) -> None:
     """Append VINs to lists in runs/<run>/status.json (caller holds the lock)."""
-    path = paths(registry_dir)["runs"] / _check_run(run) / "status.json"
-    status = (
-        artifacts.read_json(path) if path.is_file() else {"run": run, "started": utc_now(), "symbols": {}}
-    )
+    rel = _run_status_rel(run)
+    status = _read_doc(registry_dir, rel) or {"run": run, "started": utc_now(), "symbols": {}}
     sym = status["symbols"].setdefault(symbol, {})
     for key, vins in add.items():
         lst = sym.setdefault(key, [])
         lst.extend(v for v in vins if v not in lst)
     status["updated"] = utc_now()
-    artifacts.write_json(path, status)
+    _write_doc(registry_dir, rel, status)
+
+
+def _run_status_rel(run: str) -> str:
+    return f"runs/{_check_run(run)}/status.json"
 
 
 def record_run_status(registry_dir, run: str, symbol: str, **lists: Sequence[str]) -> None:
@@ -850,8 +1067,7 @@ def write_run_summary(registry_dir, run: str) -> dict:
     _check_run(run)
     with registry_lock(registry_dir):
         index = read_index(registry_dir)
-        p = paths(registry_dir)["runs"] / run / "status.json"
-        status = artifacts.read_json(p) if p.is_file() else {"symbols": {}}
+        status = _read_doc(registry_dir, _run_status_rel(run)) or {"symbols": {}}
         models = [e for e in index["models"].values() if e.get("run") == run]
         grades: dict[str, int] = {}
         for e in models:
@@ -868,7 +1084,7 @@ def write_run_summary(registry_dir, run: str) -> dict:
             ],
             "dsr_trials_per_slot": trials_per_slot(registry_dir, models),
         }
-        artifacts.write_json(paths(registry_dir)["summary"] / run / "engine_summary.json", summary)
+        _write_doc(registry_dir, f"summary/{run}/engine_summary.json", summary)
     return summary
 
 

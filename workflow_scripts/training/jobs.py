@@ -50,16 +50,15 @@ def train_stage1(job) -> None:
 
 
 def fit_shared_encoder(job) -> None:
-    spec, symbols, windows = job.params.spec, job.params.symbols, job.params.windows
+    spec, symbols, windows_of = job.params.spec, job.params.symbols, job.params.windows_of
     features = {s: pd.read_parquet(p) for s, p in keyed(symbols, job.input.features, "/{}.").items()}
     splits = job.input.splits
-    if len(splits) != len(symbols) * len(windows):
-        raise ValueError(
-            f"need one split per symbol and window ({len(symbols)} x {len(windows)}), got {len(splits)}"
-        )
+    expected = sum(len(windows_of[s]) for s in symbols)
+    if len(splits) != expected:
+        raise ValueError(f"need one split per symbol and trainable window ({expected}), got {len(splits)}")
     ranges = {}
     for s in symbols:
-        per_window = keyed(windows, [p for p in splits if f"/{s}/" in p], "/w{}.")
+        per_window = keyed(windows_of[s], [p for p in splits if f"/{s}/" in p], "/w{}.")
         ranges[s] = training_range([artifacts.read_json(p) for p in per_window.values()])
     encoder = fit_encoder(training_rows(features, ranges), spec)
     out = job.output.encoder

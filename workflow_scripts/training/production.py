@@ -715,7 +715,7 @@ def summary_row(config: dict, metrics: dict) -> dict:
         "side": config["side"],
         "target": config["target"],
         "model_type": config["model_type"],
-        "params": " ".join(f"{k}={v}" for k, v in sorted(config["tuned_params"].items())),
+        "params": " ".join(f"{k}={_short_number(v)}" for k, v in sorted(config["tuned_params"].items())),
         "validation_average_precision": metrics["validation_average_precision"],
         "test_average_precision": metrics["test_average_precision"],
         "n_trades": after["n_trades"],
@@ -732,3 +732,8 @@ def summary_row(config: dict, metrics: dict) -> dict:
 
 def summary_table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["symbol", "window", "side"]).reset_index(drop=True)
+
+
+def _short_number(value):
+    """A tuned float to 4 significant digits for the summary table (the folder keeps the exact value)."""
+    return f"{value:.4g}" if isinstance(value, float) else value
