@@ -190,6 +190,9 @@ def test_the_agents_are_registered_and_the_chosen_one_paper_trades_appended_bars
                 assert (
                     entry["validation"]["gate_profile"] == gates and entry["validation"]["bars"]["count"] > 1
                 )
+        # the rule judged the three evidence-carrying folders for the symbol's agent slot, nothing else
+        judged = [m["vin"] for m in record["models"] if reg.eligibility(index[m["vin"]])[2] == "validation"]
+        assert sorted(d["vin"] for d in record["decisions"]) == sorted(judged) and len(judged) == 3
     # the chosen agent of the first symbol, deployed in a copy of the registry, on 48 appended bars
     symbol = SYMBOLS[0]
     code = f"{result_code(wd, symbol)}.{symbol}"
