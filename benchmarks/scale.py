@@ -48,7 +48,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.sandbox import copy_workflow  # noqa: E402
+from tests.sandbox import copy_workflow, job_stats  # noqa: E402
 from workflow_scripts import artifacts  # noqa: E402
 from workflow_scripts.config.schema import config_group  # noqa: E402
 from workflow_scripts.data import quality  # noqa: E402
@@ -207,20 +207,6 @@ def timed(cmd: list[str], cwd: Path, timeout: float = 3600) -> dict:
 
 def snakemake(*args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", *args]
-
-
-def job_stats(text: str) -> dict[str, int]:
-    """The first 'Job stats' table of a Snakemake output as {rule: count} ({} when nothing is to be done)."""
-    if "Job stats:" not in text:
-        return {}
-    jobs = {}
-    for line in text.split("Job stats:", 1)[1].splitlines()[3:]:
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not m:
-            break
-        if m[1] != "total":
-            jobs[m[1]] = int(m[2])
-    return jobs
 
 
 LOCALRULES = re.compile(

@@ -3,6 +3,7 @@ results/."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -44,3 +45,17 @@ def run_snakemake(
             f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
         )
     return proc
+
+
+def job_stats(text: str) -> dict[str, int]:
+    """The first 'Job stats' table of a Snakemake output as {rule: count} ({} when nothing is to be done)."""
+    if "Job stats:" not in text:
+        return {}
+    jobs = {}
+    for line in text.split("Job stats:", 1)[1].splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        if m[1] != "total":
+            jobs[m[1]] = int(m[2])
+    return jobs

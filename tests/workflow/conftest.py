@@ -1,12 +1,11 @@
 """A private copy of the workflow per test: Snakemake runs in it for real, on real demo bars."""
 
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.sandbox import copy_workflow, run_snakemake
+from tests.sandbox import copy_workflow, job_stats, run_snakemake
 
 # Tiny data (2025-06 on) has too few rows for 5 CV folds of 200 training rows each: fewer, smaller folds and a
 # small tuning budget, so the run goes through tuning, production and the registry in minutes.
@@ -46,18 +45,7 @@ def snakemake(workdir: Path, *args: str, config=TINY, timeout=900, check=True) -
 
 def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
     """The 'Job stats' table of a dry run as {rule: count}; empty when nothing is to be done."""
-    text = proc.stdout + proc.stderr
-    if "Job stats:" not in text:
-        return {}
-    block = text.split("Job stats:", 1)[1]
-    jobs = {}
-    for line in block.splitlines()[3:]:
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not m:
-            break
-        if m[1] != "total":
-            jobs[m[1]] = int(m[2])
-    return jobs
+    return job_stats(proc.stdout + proc.stderr)
 
 
 @pytest.fixture
