@@ -181,8 +181,19 @@ def test_the_real_workflow_runs_through_slurm_and_a_timed_out_job_is_retried_lon
     # cross-coin features: resolved config, ingest x2, base features x2, cross-coin features, on the short
     # integration-test span. ingest_bars gets runtime_minutes=1 and a "minute" of 0.5 s: the guard inside the
     # Slurm job stops it, the job fails, and the plugin resubmits it with `-t` = 2, 3, ... minutes until it
-    # fits (the other rules get 600 "minutes" = 300 s, so only ingest is squeezed).
+    # fits (the other rules get 600 "minutes" = 300 s, so only ingest is squeezed). An ingest job can finish
+    # inside 0.5 s on a fast machine (CI saw it), so a sitecustomize on PYTHONPATH makes each ingest job's own
+    # process sleep 0.6 s first: the first attempt always runs out of time, whatever the machine.
     wf = copy_workflow(tmp_path / "wf")
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import sys, time\n"
+        "if 'workflow_scripts.job' in sys.orig_argv and any('\"data.ingest_bars\"' in a for a in sys.orig_argv):\n"
+        "    print('test hook: ingest sleeps 0.6 s', file=sys.stderr, flush=True)\n"
+        "    time.sleep(0.6)\n"
+    )
+    pythonpath = os.pathsep.join(p for p in (str(hooks), slurm.env.get("PYTHONPATH", "")) if p)
     r, seconds = slurm_snakemake(
         slurm,
         wf / "Snakefile",
@@ -201,7 +212,7 @@ def test_the_real_workflow_runs_through_slurm_and_a_timed_out_job_is_retried_lon
             for rule in ("write_resolved_config", "build_features", "add_cross_coin_features")
         )
         + "]",
-        env={"SWINGFLOW_TIMEOUT_UNIT_S": "0.5", "SWINGFLOW_TIMEOUT_GRACE_S": "1"},
+        env={"SWINGFLOW_TIMEOUT_UNIT_S": "0.5", "SWINGFLOW_TIMEOUT_GRACE_S": "1", "PYTHONPATH": pythonpath},
         timeout=1200,
     )
     TIMINGS["real workflow, features of one coin (s)"] = round(seconds, 1)
@@ -244,6 +255,7 @@ def test_the_real_workflow_runs_through_slurm_and_a_timed_out_job_is_retried_lon
         assert len(mine) >= 2 and runtimes == list(range(1, len(mine) + 1)), (symbol, runtimes)
         assert all("returned non-zero exit status 124" in t for t in texts[:-1]), symbol
         assert "exit status 124" not in texts[-1] and "Finished jobid" in texts[-1], texts[-1][-2000:]
+        assert "test hook: ingest sleeps 0.6 s" in (wf / f"logs/ingest/{symbol}.log").read_text()
         TIMINGS[f"ingest {symbol} attempts on Slurm"] = len(mine)
 
 
