@@ -189,7 +189,8 @@ def test_the_real_workflow_runs_through_slurm_and_a_timed_out_job_is_retried_lon
     hooks.mkdir()
     (hooks / "sitecustomize.py").write_text(
         "import sys, time\n"
-        "if 'workflow_scripts.job' in sys.orig_argv and any('\"data.ingest_bars\"' in a for a in sys.orig_argv):\n"
+        "argv = sys.orig_argv\n"
+        "if 'workflow_scripts.job' in argv and any('\"data.ingest_bars\"' in a for a in argv):\n"
         "    print('test hook: ingest sleeps 0.6 s', file=sys.stderr, flush=True)\n"
         "    time.sleep(0.6)\n"
     )
