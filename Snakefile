@@ -23,6 +23,7 @@ include: "rules/report.smk"
 # Notifications (Telegram, JSON webhook; channels per env, secrets only from the environment):
 # never fail a run.
 from workflow_scripts.ops import notify
+from workflow_scripts.ops.scheduler_timers import cancel_rescheduling_timers
 
 
 onstart:
@@ -30,11 +31,15 @@ onstart:
     notify.on_start(log, CFG["env"]["notifications"], notify.run_context(CFG))
 
 
+# The run is over: its rescheduling timers need not fire (profiles/local's long rate-limiter span would keep the
+# process up to a minute otherwise; workflow_scripts/ops/scheduler_timers.py).
 onsuccess:
+    cancel_rescheduling_timers()
     notify.on_success(log, CFG["env"]["notifications"], notify.run_context(CFG))
 
 
 onerror:
+    cancel_rescheduling_timers()
     notify.on_error(log, CFG["env"]["notifications"], notify.run_context(CFG))
 
 

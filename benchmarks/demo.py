@@ -3,11 +3,12 @@ table on its finished run.
 
     python benchmarks/demo.py [--workdir DIR] [--cores 2] [--no-changes] [--out FILE.json]
 
-Runs `snakemake -c<cores> --config targets=demo tuning=demo` on the 3 demo coins from a fresh copy
-(tests/sandbox.py) and prints:
+Runs `snakemake --profile profiles/local -c<cores> --config targets=demo tuning=demo` (scripts/demo.sh's
+command) on the 3 demo coins from a fresh copy (tests/sandbox.py) and prints:
 - wall time and CPU time (user + system of every process the run started);
-- per stage (the first folder of results/benchmarks/): jobs, CPU seconds and the largest peak memory of a job,
-  from the rules' benchmark files;
+- per stage (rules/<stage>.smk): jobs, CPU seconds in the stage functions and in the job processes, and the
+  largest peak memory of a job, from the last line each job writes to its log (the rules' benchmark files
+  sample every 0.5 s and miss the sub-second jobs);
 - CPU split three ways: inside the jobs' stage functions (useful compute: fits, predictions, feature and
   label computation, as each job records it on the last line of its log, workflow_scripts/job.py), the jobs'
   start-up (interpreter and imports), and outside the jobs (Snakemake itself, shells, runtime guards);
@@ -70,23 +71,34 @@ def run(workdir: Path, *args: str, config: list[str], cores: int) -> subprocess.
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
 
 
-def stage_table(workdir: Path) -> pd.DataFrame:
-    rows = []
-    base = workdir / "results" / "benchmarks"
-    for tsv in sorted(base.rglob("*.tsv")):
-        b = pd.read_csv(tsv, sep="\t").iloc[-1]
-        rows.append(
-            {
-                "stage": tsv.relative_to(base).parts[0],
-                "cpu_s": float(b["cpu_time"]),
-                "rss_mb": float(b["max_rss"]),
-            }
-        )
-    t = pd.DataFrame(rows)
+def job_table(workdir: Path) -> pd.DataFrame:
+    """One row per finished job from the last line it writes to its log (workflow_scripts/job.py
+    `cpu_line`): its rule (the entry's function), its stage (rules/<stage>.smk), the CPU seconds of its stage
+    function and of its whole process, and the process's peak memory."""
+    rows = [
+        {
+            "stage": entry.partition(".")[0],
+            "rule": entry.partition(".")[2],
+            "function_cpu_s": float(fn),
+            "process_cpu_s": float(proc),
+            "peak_rss_mb": float(rss),
+        }
+        for log in (workdir / "logs").rglob("*.log")
+        for entry, fn, proc, rss in CPU_LINE.findall(log.read_text(errors="replace"))
+    ]
+    return pd.DataFrame(rows)
+
+
+def per_stage(jobs: pd.DataFrame) -> pd.DataFrame:
     return (
-        t.groupby("stage")
-        .agg(jobs=("cpu_s", "size"), cpu_s=("cpu_s", "sum"), peak_rss_mb=("rss_mb", "max"))
-        .sort_values("cpu_s", ascending=False)
+        jobs.groupby("stage")
+        .agg(
+            jobs=("rule", "size"),
+            function_cpu_s=("function_cpu_s", "sum"),
+            process_cpu_s=("process_cpu_s", "sum"),
+            peak_rss_mb=("peak_rss_mb", "max"),
+        )
+        .sort_values("process_cpu_s", ascending=False)
     )
 
 
@@ -99,16 +111,6 @@ def fit_seconds(workdir: Path) -> float:
     for result in res.glob("tuning/**/*.json"):
         total += float(json.loads(result.read_text()).get("spent_seconds") or 0.0)
     return total
-
-
-def job_cpu_from_logs(workdir: Path) -> tuple[int, float, float]:
-    """(jobs, CPU seconds in the jobs' stage functions, CPU seconds of the job processes) from the last line
-    every successful job writes to its log (workflow_scripts/job.py `cpu_line`)."""
-    jobs, useful, process = 0, 0.0, 0.0
-    for log in (workdir / "logs").rglob("*.log"):
-        for _, fn, proc in CPU_LINE.findall(log.read_text(errors="replace")):
-            jobs, useful, process = jobs + 1, useful + float(fn), process + float(proc)
-    return jobs, useful, process
 
 
 def change_rows(workdir: Path, cores: int) -> list[dict]:
@@ -159,14 +161,15 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="swingflow-demo-")) / "wf"
     copy_workflow(workdir, symbols=SYMBOLS)
     cpu0, t0 = children_cpu(), time.monotonic()
-    proc = run(workdir, config=DEMO, cores=args.cores)
+    proc = run(workdir, "--profile", "profiles/local", config=DEMO, cores=args.cores)
     wall, cpu = time.monotonic() - t0, children_cpu() - cpu0
     if proc.returncode != 0:
         sys.exit(f"demo failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    stages = stage_table(workdir)
+    logged = job_table(workdir)
+    stages = per_stage(logged)
     fits = fit_seconds(workdir)
     jobs = sum(1 for line in proc.stderr.splitlines() if line.startswith("Finished jobid"))
-    logged, useful, in_jobs = job_cpu_from_logs(workdir)
+    useful, in_jobs = logged["function_cpu_s"].sum(), logged["process_cpu_s"].sum()
     found = re.findall(r"^snakemake process cpu ([0-9.]+)$", proc.stderr, re.M)
     snakemake_cpu = float(found[-1]) if found else float("nan")
     figures = {
@@ -187,7 +190,7 @@ def main() -> None:
     }
     print(f"demo: {jobs} jobs, wall {wall / 60:.1f} min, CPU {cpu / 60:.1f} min on {args.cores} cores")
     print(
-        f"CPU: {useful:.0f} s in the {logged} jobs' stage functions, {in_jobs - useful:.0f} s in their "
+        f"CPU: {useful:.0f} s in the {len(logged)} jobs' stage functions, {in_jobs - useful:.0f} s in their "
         f"start-up (interpreter, imports), {cpu - in_jobs:.0f} s outside the jobs, of which "
         f"{snakemake_cpu:.0f} s in the Snakemake process (the rest: shells, runtime guards)"
     )
@@ -195,7 +198,7 @@ def main() -> None:
         f"overhead = wall x cores / CPU in the jobs' functions: {figures['overhead']:.2f} (goal 1.15); "
         f"over recorded fit seconds only: {figures['overhead_fits']}"
     )
-    print("\nper stage (benchmark files):")
+    print("\nper stage (rules/<stage>.smk; each job's CPU and peak memory from the last line of its log):")
     print(stages.round(1).to_string())
     figures["stages"] = stages.round(2).reset_index().to_dict(orient="records")
     if not args.no_changes:

@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 source .venv/bin/activate
-snakemake -c2 --config targets=demo tuning=demo "$@"
+# profiles/local: 2 cores and the rate-limiter span that keeps Snakemake's own CPU small (docs/ARCHITECTURE.md)
+snakemake --profile profiles/local --config targets=demo tuning=demo "$@"
 echo
 echo "Results:"
 echo "  best variant per symbol, window and side: results/best_variant/summary.md (and .csv, .parquet)"

@@ -12,9 +12,11 @@ instead of a traceback; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import logging
+import os
 import re
 import resource
 import sys
@@ -105,17 +107,34 @@ def main(argv: list[str] | None = None) -> int:
 
 def cpu_line(entry: str, in_function: float) -> str:
     """The job's last log line: CPU seconds of its own work (the stage function, after the interpreter started
-    and the stage module was imported) and of the whole process, so benchmarks/demo.py can tell useful compute
-    from start-up (`CPU_LINE` parses it)."""
+    and the stage module was imported) and of the whole process, and the process's peak resident memory, so
+    benchmarks/demo.py can tell useful compute from start-up and give each stage its CPU and memory
+    (`CPU_LINE` parses it). Snakemake's benchmark files sample every 0.5 s and miss most sub-second jobs."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     process = usage.ru_utime + usage.ru_stime
-    return f"swingflow job {entry}: cpu {in_function:.3f} s in the function, {process:.3f} s in the process"
+    return (
+        f"swingflow job {entry}: cpu {in_function:.3f} s in the function, {process:.3f} s in the process, "
+        f"peak rss {usage.ru_maxrss / 1024:.1f} MB"  # ru_maxrss is in KiB on Linux
+    )
 
 
 CPU_LINE = re.compile(
-    r"^swingflow job (\S+): cpu ([0-9.]+) s in the function, ([0-9.]+) s in the process$", re.M
+    r"^swingflow job (\S+): cpu ([0-9.]+) s in the function, ([0-9.]+) s in the process, "
+    r"peak rss ([0-9.]+) MB$",
+    re.M,
 )
 
 
+def exit_now(code: int) -> None:
+    """End the job process without the interpreter's teardown: the exit handlers run (logging's flush, the
+    libraries' own), then os._exit skips freeing ~850 modules one by one, which cost 0.1-0.2 s of CPU per job
+    (15-25 s over the demo's 151 jobs, benchmarks/demo.py). Every output is closed by then: the stage
+    functions write through `with` blocks and whole-file writers (no file object outlives its write)."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
