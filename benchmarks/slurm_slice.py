@@ -15,8 +15,9 @@
    flags, is empty), wrapped in `timeout -k 10`, up to `--until` (rule all, or every coin's output of a
    stage).
 4. Prints: coins, Snakemake jobs, jobs submitted to Slurm (and sbatch calls, retries included) vs run locally
-   (`localrules:`), jobs per minute, wall time, CPU seconds inside jobs (the rules' benchmark files),
-   overhead = wall x cores / those CPU seconds (cores: this machine's), the seconds a Slurm job holds its
+   (`localrules:`), jobs per minute, wall time, CPU seconds in the jobs' stage functions (the last line of
+   each job's log, as benchmarks/demo.py), overhead = wall x cores / those CPU seconds (cores: this
+   machine's), the seconds a Slurm job holds its
    slot (slurmctld's log) against the seconds inside it, and the load average seen during the run (sampled
    every 15 s). Figures also go to <workdir>/slurm_slice.json.
 
@@ -53,6 +54,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.demo import job_table  # noqa: E402
 from benchmarks.scale import local_rules, prepare, read_wide, table, universe_symbols  # noqa: E402
 from tests.ops.helpers import free_port_pair  # noqa: E402
 from workflow_scripts import artifacts  # noqa: E402
@@ -202,15 +204,20 @@ def run_logged(cmd: list[str], cwd: Path, env: dict, log: Path, timeout: int) ->
 
 
 def job_cpu(wf: Path) -> dict:
-    """CPU and wall seconds inside the jobs, from the rules' benchmark files (last row: the attempt that
-    finished). Snakemake samples a job's CPU time (psutil, once a second for 30 s, then every 30 s) and
-    writes NA when a job ends before the first sample: the CPU figure is a lower bound, NA counts as 0."""
-    cpu, wall, n = 0.0, 0.0, 0
+    """CPU seconds inside the jobs, from the last line every finished job writes to its log
+    (workflow_scripts/job.py `cpu_line`, as benchmarks/demo.py reads it): the stage functions' CPU and the
+    job processes' (start-up included); the wall seconds inside the jobs from the rules' benchmark files."""
+    jobs = job_table(wf)
+    wall, n = 0.0, 0
     for tsv in (wf / "results" / "benchmarks").rglob("*.tsv"):
-        b = pd.read_csv(tsv, sep="\t").iloc[-1]
-        cpu += float(b["cpu_time"]) if pd.notna(b["cpu_time"]) else 0.0
-        wall, n = wall + float(b["s"]), n + 1
-    return {"benchmarked_jobs": n, "job_cpu_s": round(cpu, 1), "job_wall_s": round(wall, 1)}
+        wall, n = wall + float(pd.read_csv(tsv, sep="\t").iloc[-1]["s"]), n + 1
+    return {
+        "logged_jobs": len(jobs),
+        "job_cpu_s": round(float(jobs["function_cpu_s"].sum()), 1) if len(jobs) else 0.0,
+        "job_process_cpu_s": round(float(jobs["process_cpu_s"].sum()), 1) if len(jobs) else 0.0,
+        "benchmarked_jobs": n,
+        "job_wall_s": round(wall, 1),
+    }
 
 
 def count_jobs(text: str, local: set[str]) -> dict:

@@ -217,6 +217,10 @@ def targets_of_side(side):
     return [g["id"] for g in GRID if g["side"] == side]
 
 
+# The variants of each side, for the jobs that pick and report both sides of a (symbol, window).
+TARGETS_OF_SIDE = {side: targets_of_side(side) for side in SIDES}
+
+
 # ---- config slices (what each rule reads, nothing more) -----------------------------------------------------
 def tuning_spec(stage):
     """What one tuning stage reads: the tuning group with only its own stage's budget and early stopping, the
@@ -321,10 +325,17 @@ ENSEMBLE_FOLDERS = (
 )
 
 
+def per_side(pattern):
+    """`pattern` once per side, its other wildcards kept: the inputs and outputs of a job that does both sides
+    of a (symbol, window) (workflow_scripts/job.py `each_side` gives each side its own paths back)."""
+    return expand(pattern, side=SIDES, allow_missing=True)
+
+
 def combination_inputs(previous):
-    """The files of one best combination (symbol, window, side) and the result of the stage before it."""
+    """The files of the best combinations of a (symbol, window), one per side, and the result of the stage
+    before them (`previous`: a path, or per_side paths)."""
     return {
-        "choice": "results/best_variant/{symbol}/w{window}/{side}.json",
+        "choice": per_side("results/best_variant/{symbol}/w{window}/{side}.json"),
         "previous": previous,
         "features": "results/features/{symbol}.parquet",
         "selected": "results/selection/{symbol}/selected.json",

@@ -61,13 +61,14 @@ rule evaluate_stage1:
 
 # The decision (validation only) and its report (test and after-cost facts) are separate files: a change
 # that only alters the report (costs, gates, a test bar) leaves the choice, and so tuning and training, alone.
+# One job per (symbol, window) does both sides (per_side paths; docs/ARCHITECTURE.md, "Job granularity").
 rule pick_best_variant:
     input:
         stage1="results/stage1/{symbol}/w{window}",
     output:
-        choice="results/best_variant/{symbol}/w{window}/{side}.json",
+        choice=per_side("results/best_variant/{symbol}/w{window}/{side}.json"),
     log:
-        "logs/best_variant/{symbol}/w{window}/{side}.log",
+        "logs/best_variant/{symbol}/w{window}/choices.log",
     conda:
         "../envs/swingflow.yaml"
     threads: 1
@@ -75,20 +76,20 @@ rule pick_best_variant:
         mem_mb=500,
         runtime=runtime_min("pick_best_variant", 5),
     params:
-        **job("evaluation.pick_best_variant", targets=lambda wc: targets_of_side(wc.side)),
+        **job("evaluation.pick_best_variant", sides=SIDES, targets=TARGETS_OF_SIDE),
     shell:
         JOB
 
 
 rule report_best_variant:
     input:
-        choice="results/best_variant/{symbol}/w{window}/{side}.json",
+        choice=per_side("results/best_variant/{symbol}/w{window}/{side}.json"),
         stage1="results/stage1/{symbol}/w{window}",
         evaluations="results/evaluation/stage1/{symbol}/w{window}",
     output:
-        report="results/best_variant/{symbol}/w{window}/{side}.report.json",
+        report=per_side("results/best_variant/{symbol}/w{window}/{side}.report.json"),
     log:
-        "logs/best_variant/{symbol}/w{window}/{side}.report.log",
+        "logs/best_variant/{symbol}/w{window}/reports.log",
     conda:
         "../envs/swingflow.yaml"
     threads: 1
@@ -96,14 +97,14 @@ rule report_best_variant:
         mem_mb=500,
         runtime=runtime_min("report_best_variant", 5),
     params:
-        **job("evaluation.report_best_variant", targets=lambda wc: targets_of_side(wc.side)),
+        **job("evaluation.report_best_variant", sides=SIDES, targets=TARGETS_OF_SIDE),
     shell:
         JOB
 
 
 rule plot_best_variant:
     input:
-        report="results/best_variant/{symbol}/w{window}/{side}.report.json",
+        report=per_side("results/best_variant/{symbol}/w{window}/{side}.report.json"),
         bars="results/ingest/{symbol}.parquet",
         targets="results/targets/{symbol}/w{window}.parquet",
         split="results/splits/{symbol}/w{window}.json",
@@ -111,9 +112,9 @@ rule plot_best_variant:
         stage1="results/stage1/{symbol}/w{window}",
         evaluations="results/evaluation/stage1/{symbol}/w{window}",
     output:
-        plot="results/evaluation/plots/{symbol}/w{window}/{side}.png",
+        plot=per_side("results/evaluation/plots/{symbol}/w{window}/{side}.png"),
     log:
-        "logs/evaluation/plots/{symbol}/w{window}/{side}.log",
+        "logs/evaluation/plots/{symbol}/w{window}.log",
     conda:
         "../envs/swingflow.yaml"
     threads: 1
@@ -121,7 +122,7 @@ rule plot_best_variant:
         mem_mb=1000,
         runtime=runtime_min("plot_best_variant", 10),
     params:
-        **job("evaluation.plot_best_variant", spec=evaluation_spec()),
+        **job("evaluation.plot_best_variant", sides=SIDES, spec=evaluation_spec()),
     shell:
         JOB
 

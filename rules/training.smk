@@ -80,6 +80,7 @@ rule tune_stage2:
         "results/benchmarks/tuning/stage2/w{window}.tsv"
     conda:
         "../envs/swingflow.yaml"
+    priority: 4
     threads: THREADS
     resources:
         mem_mb=4000,
@@ -94,44 +95,52 @@ rule tune_stage2:
         JOB
 
 
+# Priorities (tune_stage2 4, stage 3 3, stage 4 2, fit_production 1, every other rule 0): among the jobs ready
+# to run, an earlier step of the tuning chain goes first, so every (symbol, window)'s chain is started before
+# any is finished and the last minutes of a run on few cores are not one long chain alone (benchmarks/demo.py).
+# Stages 3 and 4 and production: one job per (symbol, window) runs both sides one after the other (per_side
+# paths; docs/ARCHITECTURE.md, "Job granularity"). Each side keeps its own study journal, result and folder, so
+# a job stopped half-way resumes each study where its journal ends.
 rule tune_stage3:
     input:
         **combination_inputs("results/tuning/stage2/w{window}.json"),
     output:
-        result="results/tuning/stage3/{symbol}/w{window}/{side}.json",
+        result=per_side("results/tuning/stage3/{symbol}/w{window}/{side}.json"),
     log:
-        "logs/tuning/stage3/{symbol}/w{window}/{side}.log",
+        "logs/tuning/stage3/{symbol}/w{window}.log",
     benchmark:
-        "results/benchmarks/tuning/stage3/{symbol}/w{window}/{side}.tsv"
+        "results/benchmarks/tuning/stage3/{symbol}/w{window}.tsv"
     conda:
         "../envs/swingflow.yaml"
+    priority: 3
     threads: THREADS
     resources:
         mem_mb=4000,
-        runtime=runtime_min("tune_stage3", 60),
+        runtime=runtime_min("tune_stage3", 120),
     params:
-        **job("training.tune_stage3", spec=tuning_spec("stage3")),
+        **job("training.tune_stage3", sides=SIDES, spec=tuning_spec("stage3")),
     shell:
         JOB
 
 
 rule tune_stage4:
     input:
-        **combination_inputs("results/tuning/stage3/{symbol}/w{window}/{side}.json"),
+        **combination_inputs(per_side("results/tuning/stage3/{symbol}/w{window}/{side}.json")),
     output:
-        result="results/tuning/stage4/{symbol}/w{window}/{side}.json",
+        result=per_side("results/tuning/stage4/{symbol}/w{window}/{side}.json"),
     log:
-        "logs/tuning/stage4/{symbol}/w{window}/{side}.log",
+        "logs/tuning/stage4/{symbol}/w{window}.log",
     benchmark:
-        "results/benchmarks/tuning/stage4/{symbol}/w{window}/{side}.tsv"
+        "results/benchmarks/tuning/stage4/{symbol}/w{window}.tsv"
     conda:
         "../envs/swingflow.yaml"
+    priority: 2
     threads: THREADS
     resources:
         mem_mb=4000,
-        runtime=runtime_min("tune_stage4", 60),
+        runtime=runtime_min("tune_stage4", 120),
     params:
-        **job("training.tune_stage4", spec=tuning_spec("stage4")),
+        **job("training.tune_stage4", sides=SIDES, spec=tuning_spec("stage4")),
     shell:
         JOB
 
@@ -142,56 +151,58 @@ rule tune_stage4:
 # cost or gate change therefore re-evaluates without refitting.
 rule fit_production:
     input:
-        **combination_inputs("results/tuning/stage4/{symbol}/w{window}/{side}.json"),
+        **combination_inputs(per_side("results/tuning/stage4/{symbol}/w{window}/{side}.json")),
         stage2="results/tuning/stage2/w{window}.json",
-        stage3="results/tuning/stage3/{symbol}/w{window}/{side}.json",
+        stage3=per_side("results/tuning/stage3/{symbol}/w{window}/{side}.json"),
     output:
-        fit=directory("results/production_fit/{symbol}/w{window}/{side}"),
+        fit=directory(per_side("results/production_fit/{symbol}/w{window}/{side}")),
     log:
-        "logs/production_fit/{symbol}/w{window}/{side}.log",
+        "logs/production_fit/{symbol}/w{window}.log",
     benchmark:
-        "results/benchmarks/production_fit/{symbol}/w{window}/{side}.tsv"
+        "results/benchmarks/production_fit/{symbol}/w{window}.tsv"
     conda:
         "../envs/swingflow.yaml"
+    priority: 1
     threads: THREADS
     resources:
         **TORCH_GPU,
         mem_mb=4000,
-        runtime=runtime_min("fit_production", 60),
+        runtime=runtime_min("fit_production", 120),
     params:
-        **job("training.fit_production", model=CFG["model"]),
+        **job("training.fit_production", sides=SIDES, model=CFG["model"]),
     shell:
         JOB
 
 
 rule evaluate_production:
     input:
-        **combination_inputs("results/tuning/stage4/{symbol}/w{window}/{side}.json"),
+        **combination_inputs(per_side("results/tuning/stage4/{symbol}/w{window}/{side}.json")),
         stage2="results/tuning/stage2/w{window}.json",
-        stage3="results/tuning/stage3/{symbol}/w{window}/{side}.json",
-        fit="results/production_fit/{symbol}/w{window}/{side}",
+        stage3=per_side("results/tuning/stage3/{symbol}/w{window}/{side}.json"),
+        fit=per_side("results/production_fit/{symbol}/w{window}/{side}"),
         bars="results/ingest/{symbol}.parquet",
         costs="results/costs/{symbol}.json",
-        # every window of the (symbol, side) slot: its DSR counts all of them (training/trials.py)
-        slot_reports=symbol_windows("results/best_variant/{symbol}/w{w}/{side}.report.json"),
+        # every window of each (symbol, side) slot: its DSR counts all of them (training/trials.py)
+        slot_reports=symbol_windows("results/best_variant/{symbol}/w{w}/{side}.report.json", side=SIDES),
         slot_stage2=symbol_windows("results/tuning/stage2/w{w}.json"),
-        slot_stage3=symbol_windows("results/tuning/stage3/{symbol}/w{w}/{side}.json"),
-        slot_stage4=symbol_windows("results/tuning/stage4/{symbol}/w{w}/{side}.json"),
+        slot_stage3=symbol_windows("results/tuning/stage3/{symbol}/w{w}/{side}.json", side=SIDES),
+        slot_stage4=symbol_windows("results/tuning/stage4/{symbol}/w{w}/{side}.json", side=SIDES),
     output:
-        folder=directory("results/production/{symbol}/w{window}/{side}"),
+        folder=directory(per_side("results/production/{symbol}/w{window}/{side}")),
     log:
-        "logs/production/{symbol}/w{window}/{side}.log",
+        "logs/production/{symbol}/w{window}.log",
     benchmark:
-        "results/benchmarks/production/{symbol}/w{window}/{side}.tsv"
+        "results/benchmarks/production/{symbol}/w{window}.tsv"
     conda:
         "../envs/swingflow.yaml"
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=runtime_min("evaluate_production", 30),
+        runtime=runtime_min("evaluate_production", 60),
     params:
         **job(
             "training.evaluate_production",
+            sides=SIDES,
             spec=production_spec,
             windows=windows_of_symbol,
             ensemble_candidates=ensemble_candidates(CFG["ensemble"]),

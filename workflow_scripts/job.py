@@ -21,7 +21,9 @@ import re
 import resource
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import PurePosixPath
 from types import SimpleNamespace
 
 STAGES = (
@@ -70,6 +72,44 @@ def keyed(keys, paths, token: str) -> dict:
         if token.format(key) not in str(path):
             raise ValueError(f"input {path} is not the one of {key!r} (expected {token.format(key)!r} in it)")
     return dict(zip(keys, paths))
+
+
+def _of_side(path: str, side: str) -> bool:
+    """Whether a path is one side's: its file stem is the side's name (`high.json`, `high.report.json`, a
+    folder `.../w5/high`) or one of its folders is."""
+    parts = PurePosixPath(path).parts
+    return bool(parts) and (parts[-1].split(".")[0] == side or side in parts[:-1])
+
+
+def each_side(job: Job, single: Iterable[str]) -> list[Job]:
+    """The per-side jobs inside a job over every side (`params.sides`; one job per (symbol, window) writes
+    both sides, docs/ARCHITECTURE.md "Job granularity"). In each, an input or output that is a list of
+    paths of the sides (one per side, or one per window and side) keeps only its side's paths, and a name
+    in `single` becomes that side's one path; other inputs (the symbol's features, a window's stage-2
+    result) and params are shared; `wildcards.side` is the side."""
+    sides, single = list(job.params.sides), set(single)
+
+    def narrow(files: SimpleNamespace, side: str) -> SimpleNamespace:
+        out = {}
+        for name, value in vars(files).items():
+            if isinstance(value, list) and value and all(any(_of_side(v, s) for s in sides) for v in value):
+                value = [v for v in value if _of_side(v, side)]
+                if name in single:
+                    if len(value) != 1:
+                        raise ValueError(f"{name}: expected one path of side {side!r}, got {value}")
+                    value = value[0]
+            out[name] = value
+        return SimpleNamespace(**out)
+
+    return [
+        replace(
+            job,
+            input=narrow(job.input, side),
+            output=narrow(job.output, side),
+            wildcards=SimpleNamespace(**vars(job.wildcards), side=side),
+        )
+        for side in sides
+    ]
 
 
 def job_function(entry: str):

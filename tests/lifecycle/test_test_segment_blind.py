@@ -215,7 +215,7 @@ def test_a_decision_that_reads_the_test_segment_is_caught(clean_run, blind_run, 
         proc = smk(copy, *choices, "--rerun-triggers", "mtime", "--forcerun", "pick_best_variant", config=RUN)
         assert proc.returncode == 0, output_text(proc)[-3000:]
         ran = finished_jobs_of_log(output_text(proc))
-        assert ran == {"pick_best_variant": len(choices)}, ran
+        assert ran == {"pick_best_variant": len(choices) // 2}, ran  # one job writes both sides' choices
         copies[name] = copy
     caught = differences(copies["clean"], copies["blind"], DECISIONS["best-variant choices"])
     assert caught, "a choice made on the test segment went unnoticed: the comparison is blind"

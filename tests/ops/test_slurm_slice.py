@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from benchmarks.slurm_slice import count_jobs, job_cpu, run_logged, slice_targets, slurm_job_seconds
+from workflow_scripts.job import cpu_line
 
 SNAKEMAKE_LOG = """\
 Job 3 has been submitted with SLURM jobid 11 (log: /w/.snakemake/slurm_logs/rule_ingest_bars/A/11.log).
@@ -50,18 +51,33 @@ def test_slot_seconds_are_read_per_job_from_allocation_to_completion():
     assert slurm_job_seconds(CTLD_LOG, ["13"]) == {"slurm_job_s_mean": None, "slurm_job_s_max": None}
 
 
-def test_cpu_inside_jobs_sums_the_last_attempt_of_each_benchmark_file_and_na_counts_as_zero(tmp_path):
+def test_cpu_inside_jobs_comes_from_each_jobs_log_line_and_wall_from_the_last_benchmark_row(tmp_path):
     head = "s\th:m:s\tmax_rss\tcpu_time\n"
     files = {
         "features/base/A.tsv": head + "5.5\t0:00:05\t180\t4.0\n",
         "stage1/A/w20.tsv": head + "60.0\t0:01:00\t300\t50.0\n20.0\t0:00:20\t310\t18.5\n",  # a retry
-        "targets/A/w20.tsv": head + "0.4\t0:00:00\t90\tNA\n",  # ended before Snakemake's first sample
     }
     for name, text in files.items():
         path = tmp_path / "results" / "benchmarks" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    assert job_cpu(tmp_path) == {"benchmarked_jobs": 3, "job_cpu_s": 22.5, "job_wall_s": 25.9}
+    logs = {
+        "features/base/A.log": cpu_line("features.build_features", 3.5) + "\n",
+        # a retried job: its log holds the last attempt only (the rule writes it with `>`)
+        "stage1/A/w20.log": "INFO training\n" + cpu_line("training.train_stage1", 17.25) + "\n",
+        "targets/A/w20.log": "swingflow error: bad input\n",  # a failed job has no CPU line
+    }
+    for name, text in logs.items():
+        path = tmp_path / "logs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    got = job_cpu(tmp_path)
+    assert {k: got[k] for k in ("logged_jobs", "job_cpu_s", "benchmarked_jobs", "job_wall_s")} == {
+        "logged_jobs": 2,
+        "job_cpu_s": 20.8,  # 3.5 + 17.25, rounded to 0.1
+        "benchmarked_jobs": 2,
+        "job_wall_s": 25.5,
+    }
 
 
 def test_slice_targets_name_every_coin_of_the_universe():

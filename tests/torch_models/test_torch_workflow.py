@@ -155,7 +155,7 @@ def test_ensemble_switch_reruns_only_its_readers(ran):
     (docs/LIFECYCLE.md), which drop from 2 to 0. Nothing upstream (stage 1, tuning, the encoder) is
     replanned."""
     plan = planned_jobs(snakemake(ran, "results/registry/run_status.json", "-n", config=config(*GROUPS[:2])))
-    assert plan == {"evaluate_production": 8, "register_models": 1}
+    assert plan == {"evaluate_production": 4, "register_models": 1}  # 2 coins x 2 windows, both sides each
 
 
 def test_predict_batch_serves_the_encoder_and_ensemble_champions(ran):

@@ -132,14 +132,15 @@ def test_stage_budgets_are_respected_and_recorded(run):
 
 def test_config_changes_rerun_exactly_their_readers(run):
     budget = run["plan_budget"]
-    assert budget["tune_stage2"] == 2 and budget["tune_stage3"] == 8 and budget["tune_stage4"] == 8
-    assert budget["fit_production"] == 8 and budget["evaluate_production"] == 8
+    # 2 coins x 2 windows; stages 3-4 and production do both sides of a (coin, window) in one job
+    assert budget["tune_stage2"] == 2 and budget["tune_stage3"] == 4 and budget["tune_stage4"] == 4
+    assert budget["fit_production"] == 4 and budget["evaluate_production"] == 4
     assert not {"train_stage1", "evaluate_stage1", "pick_best_variant", "select_features"} & set(budget)
     xgb = run["plan_xgboost"]
-    assert xgb["fit_production"] == 8 and xgb["evaluate_production"] == 8
+    assert xgb["fit_production"] == 4 and xgb["evaluate_production"] == 4
     assert not {"tune_stage2", "tune_stage3", "tune_stage4"} & set(xgb)
     pca = run["plan_pca"]
-    assert pca["fit_shared_encoder"] == 1 and pca["tune_stage3"] == 8 and "train_stage1" not in pca
+    assert pca["fit_shared_encoder"] == 1 and pca["tune_stage3"] == 4 and "train_stage1" not in pca
 
 
 def test_xgboost_gives_the_same_file_set(run):

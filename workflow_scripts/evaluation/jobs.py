@@ -21,6 +21,7 @@ from workflow_scripts.evaluation.variant_evaluation import (
     test_result_with_curves,
     variant_vin,
 )
+from workflow_scripts.job import each_side
 from workflow_scripts.training.stage1 import METRICS_FILE, verified_model_sha256
 
 
@@ -64,25 +65,35 @@ def evaluate_stage1(job) -> None:
 
 
 def pick_best_variant(job) -> None:
-    """The variants of one (symbol, window, side) (params.targets) -> the choice, by validation AP only."""
-    stage1, target_ids = Path(job.input.stage1), job.params.targets
-    metrics = [artifacts.read_json(stage1 / t / "metrics.json") for t in target_ids]
-    w = job.wildcards
-    artifacts.write_json(job.output.choice, best_of(w.symbol, int(w.window), w.side, metrics))
+    """The variants of each side of one (symbol, window) (params.targets[side]) -> the side's choice, by
+    validation AP only."""
+    for one in each_side(job, single=("choice",)):
+        stage1, target_ids = Path(one.input.stage1), job.params.targets[one.wildcards.side]
+        metrics = [artifacts.read_json(stage1 / t / "metrics.json") for t in target_ids]
+        w = one.wildcards
+        artifacts.write_json(one.output.choice, best_of(w.symbol, int(w.window), w.side, metrics))
 
 
 def report_best_variant(job) -> None:
-    """A choice -> its report: the same ranking with each variant's test AP and after-cost evaluation."""
-    stage1, evaluated, target_ids = Path(job.input.stage1), Path(job.input.evaluations), job.params.targets
-    metrics = [artifacts.read_json(stage1 / t / "metrics.json") for t in target_ids]
-    evaluations = {t: artifacts.read_json(evaluated / f"{t}.json") for t in target_ids}
-    artifacts.write_json(
-        job.output.report, report_of(artifacts.read_json(job.input.choice), metrics, evaluations)
-    )
+    """Each side's choice -> its report: the same ranking with each variant's test AP and after-cost
+    evaluation."""
+    for one in each_side(job, single=("choice", "report")):
+        stage1, evaluated = Path(one.input.stage1), Path(one.input.evaluations)
+        target_ids = job.params.targets[one.wildcards.side]
+        metrics = [artifacts.read_json(stage1 / t / "metrics.json") for t in target_ids]
+        evaluations = {t: artifacts.read_json(evaluated / f"{t}.json") for t in target_ids}
+        artifacts.write_json(
+            one.output.report, report_of(artifacts.read_json(one.input.choice), metrics, evaluations)
+        )
 
 
 def plot_best_variant(job) -> None:
-    """Equity curve after costs, with drawdown, of the chosen variant."""
+    """Equity curve after costs, with drawdown, of each side's chosen variant."""
+    for one in each_side(job, single=("report", "plot")):
+        _plot_choice(one)
+
+
+def _plot_choice(job) -> None:
     choice = artifacts.read_json(job.input.report)
     cfg = job.params.spec
     bars = pd.read_parquet(job.input.bars, columns=["timestamp", "close"])

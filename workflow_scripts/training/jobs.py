@@ -8,7 +8,7 @@ import pandas as pd
 
 from workflow_scripts import artifacts
 from workflow_scripts.evaluation.best_variant import to_markdown
-from workflow_scripts.job import keyed
+from workflow_scripts.job import each_side, keyed
 from workflow_scripts.models.shared_encoder import (
     fit_shared_encoder as fit_encoder,
 )
@@ -121,12 +121,19 @@ def tune_stage2(job) -> None:
     _tune(job, "stage2")
 
 
+# A stage-3/4 or production job does both sides of a (symbol, window) one after the other; the inputs and
+# outputs that are one per side (rules/common.smk per_side) become each side's own path.
+PER_SIDE = ("choice", "previous", "stage3", "fit", "result", "folder")
+
+
 def tune_stage3(job) -> None:
-    _tune(job, "stage3")
+    for one in each_side(job, single=PER_SIDE):
+        _tune(one, "stage3")
 
 
 def tune_stage4(job) -> None:
-    _tune(job, "stage4")
+    for one in each_side(job, single=PER_SIDE):
+        _tune(one, "stage4")
 
 
 def _combination_and_tuning(job):
@@ -141,7 +148,12 @@ def _combination_and_tuning(job):
 
 
 def fit_production(job) -> None:
-    """The evaluated model and its deployment refit of one best combination (production.write_fit)."""
+    """The evaluated model and its deployment refit of each side's best combination (production.write_fit)."""
+    for one in each_side(job, single=PER_SIDE):
+        _fit_production(one)
+
+
+def _fit_production(job) -> None:
     comb, tuning, _ = _combination_and_tuning(job)
     tuned, stage = production.tuned_params(comb, tuning)
     trained, refit = production.fit(comb, tuned, job.params.model, threads=job.threads)
@@ -153,7 +165,13 @@ def fit_production(job) -> None:
 
 
 def evaluate_production(job) -> None:
-    """A fit evaluated once on test with the cost snapshot -> the production folder (docs/REGISTRY.md)."""
+    """Each side's fit evaluated once on test with the cost snapshot -> its production folder
+    (docs/REGISTRY.md)."""
+    for one in each_side(job, single=PER_SIDE):
+        _evaluate_production(one)
+
+
+def _evaluate_production(job) -> None:
     spec, inp, outdir = job.params.spec, job.input, job.output.folder
     comb, tuning, encoder = _combination_and_tuning(job)
     trained, refit = production.read_fit(inp.fit)
