@@ -52,6 +52,7 @@ from tests.sandbox import copy_workflow, job_stats  # noqa: E402
 from workflow_scripts import artifacts  # noqa: E402
 from workflow_scripts.config.schema import config_group  # noqa: E402
 from workflow_scripts.data import quality  # noqa: E402
+from workflow_scripts.job import CPU_LINE  # noqa: E402
 
 WIDE = ROOT.parent / "shared" / "data" / "binance-wide-1h"
 REAL = ("BTCUSDT", "ETHUSDT")  # the basket and the representatives: real series, listed first
@@ -418,18 +419,22 @@ def disk_mb(path: Path) -> float:
 
 
 def slice_costs(wf: Path) -> list[dict]:
-    """Per job of the slice: wall seconds, peak RSS (Snakemake's benchmark of the job), output MB."""
+    """Per job of the slice: wall seconds and Snakemake's sampled peak RSS (the job's benchmark file), the job
+    process's exact peak RSS (ru_maxrss, the last line of its log: workflow_scripts/job.py `cpu_line`; its log
+    path mirrors the benchmark file's), output MB."""
     rows = []
     for rule, (bench, outputs) in SLICE_JOBS.items():
         for c in SLICE:
             for w in SLICE_WINDOWS if "{w}" in bench else (None,):
                 tsv = pd.read_csv(wf / "results" / "benchmarks" / bench.format(c=c, w=w), sep="\t")
+                log = (wf / "logs" / bench.format(c=c, w=w)).with_suffix(".log").read_text(errors="replace")
                 rows.append(
                     {
                         "rule": rule,
                         "job": c if w is None else f"{c}/w{w}",
                         "s": float(tsv["s"].iloc[-1]),
                         "max_rss_mb": float(tsv["max_rss"].iloc[-1]),
+                        "peak_rss_mb": float(CPU_LINE.findall(log)[-1][3]),
                         "disk_mb": sum(disk_mb(wf / o.format(c=c, w=w)) for o in outputs),
                     }
                 )
@@ -452,11 +457,13 @@ def part_jobs(workdir: Path, sizes: list[int], wide, grids: list[str]) -> list[d
         for n in sizes:
             job = by_size[n][i]
             row |= {
+                f"peak_rss_mb_{n}": job["peak_rss_mb"],
                 f"rss_mb_{n}": job["max_rss_mb"],
                 f"disk_mb_{n}": round(job["disk_mb"], 2),
                 f"s_{n}": job["s"],
             }
         a, b = by_size[sizes[0]][i], by_size[sizes[-1]][i]
+        row["peak_rss_ratio"] = round(b["peak_rss_mb"] / a["peak_rss_mb"], 3)
         row["rss_ratio"] = round(b["max_rss_mb"] / a["max_rss_mb"], 3) if a["max_rss_mb"] else None
         row["disk_ratio"] = round(b["disk_mb"] / a["disk_mb"], 3) if a["disk_mb"] else None
         rows.append(row)
