@@ -78,9 +78,9 @@ rule tune_stage2:
         "logs/tuning/stage2/w{window}.log",
     benchmark:
         "results/benchmarks/tuning/stage2/w{window}.tsv"
+    priority: 4
     conda:
         "../envs/swingflow.yaml"
-    priority: 4
     threads: THREADS
     resources:
         mem_mb=4000,
@@ -110,9 +110,9 @@ rule tune_stage3:
         "logs/tuning/stage3/{symbol}/w{window}.log",
     benchmark:
         "results/benchmarks/tuning/stage3/{symbol}/w{window}.tsv"
+    priority: 3
     conda:
         "../envs/swingflow.yaml"
-    priority: 3
     threads: THREADS
     resources:
         mem_mb=4000,
@@ -132,9 +132,9 @@ rule tune_stage4:
         "logs/tuning/stage4/{symbol}/w{window}.log",
     benchmark:
         "results/benchmarks/tuning/stage4/{symbol}/w{window}.tsv"
+    priority: 2
     conda:
         "../envs/swingflow.yaml"
-    priority: 2
     threads: THREADS
     resources:
         mem_mb=4000,
@@ -160,9 +160,9 @@ rule fit_production:
         "logs/production_fit/{symbol}/w{window}.log",
     benchmark:
         "results/benchmarks/production_fit/{symbol}/w{window}.tsv"
+    priority: 1
     conda:
         "../envs/swingflow.yaml"
-    priority: 1
     threads: THREADS
     resources:
         **TORCH_GPU,
