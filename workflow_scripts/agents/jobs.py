@@ -54,6 +54,7 @@ from workflow_scripts.agents.replay import evidence_document
 from workflow_scripts.agents.tuning import NO_SCORE, StudySetup, run_agent_study
 from workflow_scripts.evaluation.costs import costs_from_snapshot
 from workflow_scripts.job import keyed
+from workflow_scripts.models.folder import split_no_model
 from workflow_scripts.models.torch_models import load_scripted
 from workflow_scripts.targets.swing_targets import segment_position
 
@@ -407,7 +408,15 @@ def evaluate_agent_ensemble(job) -> None:
 
 # -- stage 3: the hybrid -------------------------------------------------------------------------------------
 def _production_folders(job) -> dict[str, str]:
-    """{side: folder} of the production inputs (results/production/{symbol}/w{window}/{side})."""
+    """{side: folder} of the production inputs (results/production/{symbol}/w{window}/{side}); the hybrid
+    needs both sides' class probabilities, so a side without a model (models/folder.py) stops it, named."""
+    _, none = split_no_model(job.input.production)
+    if none:
+        raise ValueError(
+            "the hybrid needs a production model of both sides of agents.window; "
+            + "; ".join(f"{r['folder']} has none: {r['reason']}" for r in none)
+            + " (choose another agents window, or set hybrid.enabled: false)"
+        )
     return {Path(p).name: str(p) for p in job.input.production}
 
 

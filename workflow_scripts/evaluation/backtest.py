@@ -293,5 +293,23 @@ def plot_equity(
     plt.close(fig)
 
 
+def plot_no_model(path: str, title: str, reason: str) -> None:
+    """The PNG of a side without a trained variant: its title and why, so the report shows every side."""
+    import textwrap
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 2.5))
+    ax.axis("off")
+    ax.text(0.01, 0.9, f"{title}: no model", fontsize=11, weight="bold", va="top")
+    ax.text(0.01, 0.65, textwrap.fill(reason, 140), fontsize=8, va="top")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+
 def _fmt(x: Any) -> str:
     return "n/a" if x is None else f"{x:.3f}"

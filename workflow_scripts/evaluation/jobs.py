@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from workflow_scripts import artifacts
-from workflow_scripts.evaluation.backtest import plot_equity
+from workflow_scripts.evaluation.backtest import plot_equity, plot_no_model
 from workflow_scripts.evaluation.best_variant import (
     best_of,
     headline_metrics,
@@ -22,6 +22,7 @@ from workflow_scripts.evaluation.variant_evaluation import (
     variant_vin,
 )
 from workflow_scripts.job import each_side
+from workflow_scripts.training.combination import no_model_reason
 from workflow_scripts.training.stage1 import METRICS_FILE, verified_model_sha256
 
 
@@ -95,13 +96,14 @@ def plot_best_variant(job) -> None:
 
 def _plot_choice(job) -> None:
     choice = artifacts.read_json(job.input.report)
+    reason = no_model_reason(choice)
+    if reason:
+        name = f"{choice['symbol']} w{choice['window']} {choice['side']}"
+        plot_no_model(job.output.plot, name, reason)
+        print(f"{job.output.plot}: {name} has no model: {reason}")
+        return
     cfg = job.params.spec
     bars = pd.read_parquet(job.input.bars, columns=["timestamp", "close"])
-    if choice["best"] is None:
-        raise ValueError(
-            f"{job.input.report}: no trained variant to plot for {choice['symbol']} "
-            f"w{choice['window']} {choice['side']}"
-        )
     target = choice["best"]["target"]
     evaluated = artifacts.read_json(Path(job.input.evaluations) / f"{target}.json")
     predictions = pd.read_parquet(Path(job.input.stage1) / target / "predictions.parquet")

@@ -13,6 +13,11 @@ and loading its model. Training writes folders with it (write_sha256), the regis
                        refit/refit.json (REFIT_FILE: rule, rounds, rows, training span)
     sha256.txt         written LAST, covers every other file (`sha256sum -c` compatible), refit/ included
 
+A combination whose stage-1 variants were all skipped (too few rows of a class on its segments) has no model:
+its fit and production folders hold only NO_MODEL_FILE (`write_no_model`: symbol, window, side, reason), and
+every reader of production folders sets them aside with `split_no_model` (listed with the reason in the
+summaries, never registered; docs/SCALE.md, "Sides without a model").
+
 Two models, one folder: the top-level model file is the EVALUATED model (trained on train, early-stopped on
 validation, its test record in metrics.json); refit/ holds the DEPLOYED one. `load_folder(model=...)` picks:
 "evaluated" (the default: evaluation, scoring, benchmarks) or "deployed" (predictions, paper trading: the
@@ -48,6 +53,7 @@ METADATA_FILES = (
     "training_log.json",
 )
 SHA_FILE = "sha256.txt"
+NO_MODEL_FILE = "no_model.json"  # written in place of a model folder's files: docs above
 REFIT_DIR = "refit"  # the deployment refit's subfolder: <model file> + REFIT_FILE
 REFIT_FILE = "refit.json"
 MODEL_CHOICES = ("evaluated", "deployed")
@@ -64,6 +70,32 @@ class RegistryError(ValueError):
 
 class IntegrityError(RegistryError):
     """A model folder is tampered with or incomplete."""
+
+
+def write_no_model(folder: str | os.PathLike, record: Mapping[str, Any]) -> None:
+    """Mark `folder` as a combination without a model; `record`: symbol, window, side, reason."""
+    missing = [k for k in ("symbol", "window", "side", "reason") if not record.get(k)]
+    if missing:
+        raise ValueError(f"a no-model record needs {missing}: got {dict(record)}")
+    artifacts.write_json(Path(folder) / NO_MODEL_FILE, dict(record))
+
+
+def no_model(folder: str | os.PathLike) -> dict | None:
+    """The no-model record of a folder written by `write_no_model`, else None."""
+    path = Path(folder) / NO_MODEL_FILE
+    return artifacts.read_json(path) if path.exists() else None
+
+
+def split_no_model(folders: Iterable[str | os.PathLike]) -> tuple[list[Path], list[dict]]:
+    """(folders with a model, no-model records with their folder) in the given order."""
+    models, none = [], []
+    for f in map(Path, folders):
+        record = no_model(f)
+        if record is None:
+            models.append(f)
+        else:
+            none.append(record | {"folder": str(f)})
+    return models, none
 
 
 def check_symbol(symbol: str) -> str:

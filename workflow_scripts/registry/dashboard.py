@@ -174,6 +174,9 @@ def render(snap: dict, registry_dir: Any = "", top: int | None = None, symbol: s
             f"last registry run {run['run']}: {registered} model(s) of {len(run['symbols'])} symbol(s); "
             f"champion changed: {_names(changed) or 'none'}"
         )
+        if run.get("no_model"):
+            # sides whose stage-1 variants were all skipped: reasons in results/production/summary.md
+            prog.caption += f"; without a model: {len(run['no_model'])} (results/production/summary.md)"
 
     recent = Table(title=f"Recent models ({snap['models']} registered)", expand=True)
     for col in ("created", "VIN", "ver", "symbol", "side", "w", "grade", "gate", "score", "status"):

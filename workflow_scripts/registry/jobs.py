@@ -1,6 +1,7 @@
 """Entries of rules/registry.smk: register_models, register_agent_models, predict_batch, track_production."""
 
 from workflow_scripts import artifacts
+from workflow_scripts.models.folder import split_no_model
 from workflow_scripts.registry import tracking
 from workflow_scripts.registry.predictions import batch_from_file
 from workflow_scripts.registry.runs import (
@@ -12,12 +13,17 @@ from workflow_scripts.registry.runs import (
 
 
 def register_models(job) -> None:
+    """Every production (and ensemble) folder with a model; the ones without (models/folder.py write_no_model)
+    are listed in run_status.json `no_model` with their reasons, never registered."""
     inp = job.input
     data = symbol_data_from_paths(inp.features, inp.targets, inp.splits)
-    folders = [*inp.production, *inp.ensembles]
+    folders, none = split_no_model([*inp.production, *inp.ensembles])
     status, roster = register_run(job.params.registry, folders, data, job.params.spec)
+    status["no_model"] = none
     artifacts.write_json(job.output.roster, roster)
     artifacts.write_json(job.output.status, status)
+    for r in none:
+        print(f"not registered, no model: {r['folder']}: {r['reason']}")
     # the decisions alone, by test-free identities (no VIN, no time): docs/LIFECYCLE.md
     artifacts.write_json(job.output.decisions, decision_record(job.params.registry, folders, job.params.spec))
 
@@ -42,9 +48,11 @@ def predict_batch(job) -> None:
 
 def track_production(job) -> None:
     p = job.params
-    rows = tracking.log_production_models(job.input.production, p.tracking_dir, p.experiment)
+    folders, none = split_no_model(job.input.production)
+    rows = tracking.log_production_models(folders, p.tracking_dir, p.experiment)
     artifacts.write_json(
-        job.output.runs, {"experiment": p.experiment, "tracking_dir": p.tracking_dir, "models": rows}
+        job.output.runs,
+        {"experiment": p.experiment, "tracking_dir": p.tracking_dir, "models": rows, "no_model": none},
     )
     for r in rows:
         print(f"{r['vin']}: {r['status']}")

@@ -50,6 +50,22 @@ class Combination:
         return np.union1d(self.rows["train"], self.rows["validation"])
 
 
+def no_model_reason(choice: dict) -> str | None:
+    """Why a stage-1 choice has no model (every variant skipped: their reasons, one per distinct reason), or
+    None when it has a trained variant. Tuning and production carry such a combination through as "no model"
+    (models/folder.py write_no_model) instead of stopping the run."""
+    best = choice.get("best")
+    if best and best.get("target"):
+        return None
+    reasons: dict[str, list[str]] = {}
+    for v in choice.get("variants_ranked") or []:
+        reasons.setdefault(str(v.get("reason") or v.get("status") or "no reason recorded"), []).append(
+            str(v.get("target"))
+        )
+    listed = "; ".join(f"{', '.join(targets)}: {reason}" for reason, targets in reasons.items())
+    return f"no trained stage-1 variant ({listed or 'no variants'})"
+
+
 def chosen_target(choice: dict, where: str = "stage-1 choice") -> str:
     """The stage-1 target of a combination; a combination without a trained variant cannot be tuned."""
     best = choice.get("best")

@@ -9,6 +9,7 @@ import pandas as pd
 from workflow_scripts import artifacts
 from workflow_scripts.evaluation.best_variant import to_markdown
 from workflow_scripts.job import each_side, keyed
+from workflow_scripts.models.folder import no_model, split_no_model, write_no_model
 from workflow_scripts.models.shared_encoder import (
     fit_shared_encoder as fit_encoder,
 )
@@ -19,11 +20,11 @@ from workflow_scripts.models.shared_encoder import (
     training_rows,
 )
 from workflow_scripts.training import production
-from workflow_scripts.training.combination import load_combination
+from workflow_scripts.training.combination import load_combination, no_model_reason
 from workflow_scripts.training.ensemble_production import build_folder
 from workflow_scripts.training.stage1 import METRICS_FILE, MODEL_FILE, train_window
 from workflow_scripts.training.trials import read_slot_trials
-from workflow_scripts.training.tuning_stages import run_tuning_stage, stage2_representative
+from workflow_scripts.training.tuning_stages import no_model_result, run_tuning_stage, stage2_representative
 
 
 def train_stage1(job) -> None:
@@ -73,7 +74,9 @@ def fit_shared_encoder(job) -> None:
 def _tune(job, stage: str) -> None:
     """Run (or resume) one study and write its result. Stage 2 gets the stage-1 choices of every symbol of one
     window and picks the representative combination (tuning.representative_rule); stages 3 and 4 get one
-    combination's files and the previous stage's result. The study's journal lies beside the result."""
+    combination's files and the previous stage's result. The study's journal lies beside the result. A
+    combination without a trained stage-1 variant (a window without any, for stage 2) writes a no-model
+    result instead (tuning_stages.no_model_result)."""
     cfg, inp = job.params.spec, job.input
     encoder = inp.encoder[0] if inp.encoder else None
     if stage == "stage2":
@@ -81,6 +84,11 @@ def _tune(job, stage: str) -> None:
         tokens = {"features": "/{}.", "selected": "/{}/", "targets": "/{}/", "splits": "/{}/"}
         files = {name: keyed(symbols, getattr(inp, name), token) for name, token in tokens.items()}
         choices = {p: artifacts.read_json(p) for p in inp.choices}
+        if all(no_model_reason(c) for c in choices.values()):
+            window = int(job.wildcards.window)
+            reason = f"no combination of w{window} has a trained stage-1 variant ({len(choices)} choices)"
+            _write_no_model_result(job, no_model_result(stage, {"window": window}, reason))
+            return
         choice = stage2_representative(list(choices.values()), cfg["representative_rule"])
         choice_path = next(p for p, c in choices.items() if c is choice)
         s = choice["symbol"]
@@ -94,8 +102,13 @@ def _tune(job, stage: str) -> None:
         )
         key, previous = f"w{choice['window']}", None
     else:
-        comb = load_combination(inp.choice, inp.features, inp.selected, inp.targets, inp.split, encoder)
         choice = artifacts.read_json(inp.choice)
+        reason = no_model_reason(choice)
+        if reason:
+            side = {k: choice[k] for k in ("symbol", "window", "side")}
+            _write_no_model_result(job, no_model_result(stage, side, reason))
+            return
+        comb = load_combination(inp.choice, inp.features, inp.selected, inp.targets, inp.split, encoder)
         key = f"{choice['symbol']}-w{choice['window']}-{choice['side']}"
         previous = artifacts.read_json(inp.previous)
     journal = str(Path(job.output.result).with_suffix(".journal"))
@@ -115,6 +128,11 @@ def _tune(job, stage: str) -> None:
         f"{stage} {key}: {result['finished_trials']}/{result['budget']['n_trials']} trials, stopped by "
         f"{result['stopped_by']}{short}"
     )
+
+
+def _write_no_model_result(job, result: dict) -> None:
+    artifacts.write_json(job.output.result, result)
+    print(f"{job.output.result}: no model, nothing to tune: {result['no_model']}")
 
 
 def tune_stage2(job) -> None:
@@ -153,7 +171,21 @@ def fit_production(job) -> None:
         _fit_production(one)
 
 
+def _no_model_record(choice_path) -> dict | None:
+    """The no-model record of a combination whose stage-1 choice has no trained variant, else None."""
+    choice = artifacts.read_json(choice_path)
+    reason = no_model_reason(choice)
+    if reason is None:
+        return None
+    return {k: choice[k] for k in ("symbol", "window", "side")} | {"reason": reason}
+
+
 def _fit_production(job) -> None:
+    record = _no_model_record(job.input.choice)
+    if record is not None:
+        write_no_model(job.output.fit, record)
+        print(f"{job.output.fit}: no model: {record['reason']}")
+        return
     comb, tuning, _ = _combination_and_tuning(job)
     tuned, stage = production.tuned_params(comb, tuning)
     trained, refit = production.fit(comb, tuned, job.params.model, threads=job.threads)
@@ -173,6 +205,11 @@ def evaluate_production(job) -> None:
 
 def _evaluate_production(job) -> None:
     spec, inp, outdir = job.params.spec, job.input, job.output.folder
+    record = no_model(inp.fit)
+    if record is not None:
+        write_no_model(outdir, record)
+        print(f"{outdir}: no model: {record['reason']}")
+        return
     comb, tuning, encoder = _combination_and_tuning(job)
     trained, refit = production.read_fit(inp.fit)
     bars = pd.read_parquet(inp.bars, columns=["timestamp", "close"])
@@ -202,27 +239,48 @@ def _evaluate_production(job) -> None:
 
 
 def summarize_production(job) -> None:
+    """The production models, then the (symbol, window, side) without a model and why (column `no_model`)."""
+    models, none = split_no_model(job.input.folders)
     rows = [
         production.summary_row(
             artifacts.read_json(Path(f) / "config.json"), artifacts.read_json(Path(f) / "metrics.json")
         )
-        for f in job.input.folders
+        | {"no_model": None}
+        for f in models
     ]
+    rows += [{k: r[k] for k in ("symbol", "window", "side")} | {"no_model": r["reason"]} for r in none]
     table = production.summary_table(rows)
     artifacts.write_parquet(job.output.parquet, table)
-    passed = int(table["gate_passed"].sum())
+    shown = table[table["no_model"].isna()].drop(columns="no_model")
+    passed = int(shown["gate_passed"].astype(bool).sum()) if len(shown) else 0
     title = (
-        f"Production models: {len(table)} (symbol, window, side), {passed} passed the gates "
+        f"Production models: {len(shown)} (symbol, window, side), {passed} passed the gates "
         "(test segment, after costs)"
     )
-    artifacts.write_text(job.output.markdown, to_markdown(table, title))
+    text = to_markdown(shown, title)
+    if none:
+        text += f"\nWithout a model (never registered): {len(none)} (symbol, window, side)\n\n" + "".join(
+            f"- {r['symbol']} w{r['window']} {r['side']}: {r['reason']}\n" for r in none
+        )
+    artifacts.write_text(job.output.markdown, text)
 
 
 def fit_ensemble(job) -> None:
+    """The (symbol, side)'s ensemble over its windows' production models; windows without a model are left
+    out, and fewer than two models left make a no-model folder."""
     windows, inp, outdir = job.params.windows, job.input, job.output.folder
+    folders = keyed(windows, inp.production, "/w{}/")
+    members = {w: f for w, f in folders.items() if no_model(f) is None}
+    if len(members) < 2:
+        symbol, side = job.wildcards.symbol, job.wildcards.side
+        left_out = [f"w{w}" for w in folders if w not in members]
+        reason = f"an ensemble needs 2 windows with a model; {left_out} have none"
+        write_no_model(outdir, {"symbol": symbol, "window": "all", "side": side, "reason": reason})
+        print(f"{outdir}: no model: {reason}")
+        return
     metrics = build_folder(
         outdir,
-        keyed(windows, inp.production, "/w{}/"),
+        members,
         pd.read_parquet(inp.features),
         {w: pd.read_parquet(p) for w, p in keyed(windows, inp.targets, "/w{}.").items()},
         {w: artifacts.read_json(p) for w, p in keyed(windows, inp.splits, "/w{}.").items()},

@@ -59,6 +59,19 @@ def stage2_representative(choices: list[dict], rule: str) -> dict:
     raise AssertionError("representative not among the choices")  # unreachable: picked from them
 
 
+def no_model_result(stage: str, key: dict, reason: str) -> dict:
+    """The result of a stage with nothing to tune (`key`: symbol, window, side, or the window alone for
+    stage 2): no study, no trial (the slot trial count adds 0, training/trials.py), stopped_by "no_model"."""
+    return {
+        "stage": stage,
+        **key,
+        "no_model": reason,
+        "finished_trials": 0,
+        "trials": [],
+        "stopped_by": "no_model",
+    }
+
+
 def stage_data(comb: Combination, stage: str, tuning_cfg: dict):
     """(X, y, folds) a stage scores on; folds index rows of X. Test rows never appear."""
     if stage == "stage2":
