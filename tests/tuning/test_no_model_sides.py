@@ -15,7 +15,14 @@ import pytest
 from workflow_scripts import artifacts
 from workflow_scripts.evaluation import jobs as evaluation_jobs
 from workflow_scripts.job import Job
-from workflow_scripts.models.folder import NO_MODEL_FILE, no_model, split_no_model, write_no_model
+from workflow_scripts.models.folder import (
+    NO_MODEL_FILE,
+    IntegrityError,
+    no_model,
+    split_no_model,
+    verify_folder,
+    write_no_model,
+)
 from workflow_scripts.training import jobs as training_jobs
 from workflow_scripts.training.combination import chosen_target, no_model_reason
 from workflow_scripts.training.trials import slot_trials
@@ -96,6 +103,10 @@ def test_a_no_model_record_needs_its_keys_and_writes_nothing_without_them(tmp_pa
         write_no_model(folder, {"symbol": "BTCUSDT", "window": 5, "side": "low"})
     assert not folder.exists()
     write_no_model(folder, {"symbol": "BTCUSDT", "window": 5, "side": "low", "reason": "why"})
+    with pytest.raises(IntegrityError, match=r"w5/low: no model in this folder \(no_model.json\): why$"):
+        verify_folder(
+            folder
+        )  # `swingflow register` and every other reader of a model folder refuse it, named
     models, none = split_no_model([folder, tmp_path / "production/BTCUSDT/w5/high"])
     assert models == [tmp_path / "production/BTCUSDT/w5/high"]
     assert none == [{"symbol": "BTCUSDT", "window": 5, "side": "low", "reason": "why", "folder": str(folder)}]

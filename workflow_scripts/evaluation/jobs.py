@@ -90,11 +90,22 @@ def report_best_variant(job) -> None:
 
 def plot_best_variant(job) -> None:
     """Equity curve after costs, with drawdown, of each side's chosen variant."""
+    shared = {}  # the files both sides read alike, read once (_side_tables)
     for one in each_side(job, single=("report", "plot")):
-        _plot_choice(one)
+        _plot_choice(one, shared)
 
 
-def _plot_choice(job) -> None:
+def _side_tables(job, shared: dict) -> dict:
+    """Bars, targets, split and cost snapshot of the (symbol, window), read at the first side's call."""
+    if not shared:
+        shared["bars"] = pd.read_parquet(job.input.bars, columns=["timestamp", "close"])
+        shared["targets"] = pd.read_parquet(job.input.targets)
+        shared["split"] = artifacts.read_json(job.input.split)
+        shared["costs"] = artifacts.read_json(job.input.costs)
+    return shared
+
+
+def _plot_choice(job, shared: dict) -> None:
     choice = artifacts.read_json(job.input.report)
     reason = no_model_reason(choice)
     if reason:
@@ -103,19 +114,20 @@ def _plot_choice(job) -> None:
         print(f"{job.output.plot}: {name} has no model: {reason}")
         return
     cfg = job.params.spec
-    bars = pd.read_parquet(job.input.bars, columns=["timestamp", "close"])
+    tables = _side_tables(job, shared)
+    bars = tables["bars"]
     target = choice["best"]["target"]
     evaluated = artifacts.read_json(Path(job.input.evaluations) / f"{target}.json")
     predictions = pd.read_parquet(Path(job.input.stage1) / target / "predictions.parquet")
     result = test_result_with_curves(
-        pd.read_parquet(job.input.targets),
+        tables["targets"],
         bars["close"].to_numpy(),
-        artifacts.read_json(job.input.split),
+        tables["split"],
         choice["window"],
         cfg["targets"],
         target,
         predictions,
-        artifacts.read_json(job.input.costs),
+        tables["costs"],
         cfg,
         evaluated,
     )

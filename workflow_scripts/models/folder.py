@@ -190,6 +190,9 @@ def verify_folder(folder: str | os.PathLike) -> dict[str, str]:
     folder = Path(folder)
     if not folder.is_dir():
         raise IntegrityError(f"{folder}: model folder does not exist")
+    record = no_model(folder)
+    if record is not None:
+        raise IntegrityError(f"{folder}: no model in this folder ({NO_MODEL_FILE}): {record.get('reason')}")
     expected = read_sha256(folder)
     _, model_name = model_file_of(folder)
     for name in (model_name, *METADATA_FILES):

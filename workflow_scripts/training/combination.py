@@ -120,11 +120,37 @@ def build_combination(
 
 
 def load_combination(
-    choice_path, features_path, selected_path, targets_path, split_path, encoder_path=None
+    choice_path,
+    features_path,
+    selected_path,
+    targets_path,
+    split_path,
+    encoder_path=None,
+    *,
+    shared: dict | None = None,
 ) -> Combination:
-    """Read a combination's files (docs/CONTRACTS.md) and build it; errors name the file at fault."""
+    """Read a combination's files (docs/CONTRACTS.md) and build it; errors name the file at fault. `shared`:
+    one dict kept over the calls of a job that builds both sides of a (symbol, window): the files they have
+    in common (selected list, encoder, feature table, targets, split) are read once, not once per side."""
     choice = artifacts.read_json(choice_path)
     chosen_target(choice, where=str(choice_path))
+    shared = {} if shared is None else shared
+    key = (str(features_path), str(selected_path), str(targets_path), str(split_path), str(encoder_path))
+    if key not in shared:
+        shared[key] = _read_tables(features_path, selected_path, targets_path, split_path, encoder_path)
+    features, names, targets, split, encoder, version = shared[key]
+    try:
+        return build_combination(choice, features, names, targets, split, encoder, version)
+    except ValueError as exc:
+        raise ValueError(
+            f"{choice['symbol']} w{choice['window']} {choice['side']} ({features_path}, "
+            f"{targets_path}): {exc}"
+        ) from exc
+
+
+def _read_tables(features_path, selected_path, targets_path, split_path, encoder_path):
+    """What every side of a (symbol, window) reads alike: (features, selected names, targets, split, encoder,
+    encoder version)."""
     selected = json.loads(Path(selected_path).read_text())
     if not isinstance(selected.get("features"), list) or not selected["features"]:
         raise ValueError(f"{selected_path}: expected a non-empty list 'features'")
@@ -139,12 +165,4 @@ def load_combination(
         features = pd.read_parquet(features_path, columns=columns)
     except (KeyError, ValueError) as exc:
         raise ValueError(f"{features_path}: cannot read the selected/encoder columns: {exc}") from exc
-    targets = pd.read_parquet(targets_path)
-    split = artifacts.read_json(split_path)
-    try:
-        return build_combination(choice, features, names, targets, split, encoder, version)
-    except ValueError as exc:
-        raise ValueError(
-            f"{choice['symbol']} w{choice['window']} {choice['side']} ({features_path}, "
-            f"{targets_path}): {exc}"
-        ) from exc
+    return features, names, pd.read_parquet(targets_path), artifacts.read_json(split_path), encoder, version

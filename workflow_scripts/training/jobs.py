@@ -71,7 +71,7 @@ def fit_shared_encoder(job) -> None:
     )
 
 
-def _tune(job, stage: str) -> None:
+def _tune(job, stage: str, shared: dict | None = None) -> None:
     """Run (or resume) one study and write its result. Stage 2 gets the stage-1 choices of every symbol of one
     window and picks the representative combination (tuning.representative_rule); stages 3 and 4 get one
     combination's files and the previous stage's result. The study's journal lies beside the result. A
@@ -108,7 +108,9 @@ def _tune(job, stage: str) -> None:
             side = {k: choice[k] for k in ("symbol", "window", "side")}
             _write_no_model_result(job, no_model_result(stage, side, reason))
             return
-        comb = load_combination(inp.choice, inp.features, inp.selected, inp.targets, inp.split, encoder)
+        comb = load_combination(
+            inp.choice, inp.features, inp.selected, inp.targets, inp.split, encoder, shared=shared
+        )
         key = f"{choice['symbol']}-w{choice['window']}-{choice['side']}"
         previous = artifacts.read_json(inp.previous)
     journal = str(Path(job.output.result).with_suffix(".journal"))
@@ -145,19 +147,23 @@ PER_SIDE = ("choice", "previous", "stage3", "fit", "result", "folder")
 
 
 def tune_stage3(job) -> None:
+    shared = {}  # the sides' common files, read once (combination.load_combination)
     for one in each_side(job, single=PER_SIDE):
-        _tune(one, "stage3")
+        _tune(one, "stage3", shared)
 
 
 def tune_stage4(job) -> None:
+    shared = {}
     for one in each_side(job, single=PER_SIDE):
-        _tune(one, "stage4")
+        _tune(one, "stage4", shared)
 
 
-def _combination_and_tuning(job):
+def _combination_and_tuning(job, shared: dict):
     inp = job.input
     encoder = inp.encoder[0] if inp.encoder else None
-    comb = load_combination(inp.choice, inp.features, inp.selected, inp.targets, inp.split, encoder)
+    comb = load_combination(
+        inp.choice, inp.features, inp.selected, inp.targets, inp.split, encoder, shared=shared
+    )
     tuning = {
         stage: artifacts.read_json(p)
         for stage, p in (("stage2", inp.stage2), ("stage3", inp.stage3), ("stage4", inp.previous))
@@ -167,8 +173,9 @@ def _combination_and_tuning(job):
 
 def fit_production(job) -> None:
     """The evaluated model and its deployment refit of each side's best combination (production.write_fit)."""
+    shared = {}  # the sides' common files, read once (combination.load_combination)
     for one in each_side(job, single=PER_SIDE):
-        _fit_production(one)
+        _fit_production(one, shared)
 
 
 def _no_model_record(choice_path) -> dict | None:
@@ -180,13 +187,13 @@ def _no_model_record(choice_path) -> dict | None:
     return {k: choice[k] for k in ("symbol", "window", "side")} | {"reason": reason}
 
 
-def _fit_production(job) -> None:
+def _fit_production(job, shared: dict) -> None:
     record = _no_model_record(job.input.choice)
     if record is not None:
         write_no_model(job.output.fit, record)
         print(f"{job.output.fit}: no model: {record['reason']}")
         return
-    comb, tuning, _ = _combination_and_tuning(job)
+    comb, tuning, _ = _combination_and_tuning(job, shared)
     tuned, stage = production.tuned_params(comb, tuning)
     trained, refit = production.fit(comb, tuned, job.params.model, threads=job.threads)
     production.write_fit(job.output.fit, trained, refit)
@@ -199,20 +206,23 @@ def _fit_production(job) -> None:
 def evaluate_production(job) -> None:
     """Each side's fit evaluated once on test with the cost snapshot -> its production folder
     (docs/REGISTRY.md)."""
+    shared = {}
     for one in each_side(job, single=PER_SIDE):
-        _evaluate_production(one)
+        _evaluate_production(one, shared)
 
 
-def _evaluate_production(job) -> None:
+def _evaluate_production(job, shared: dict) -> None:
     spec, inp, outdir = job.params.spec, job.input, job.output.folder
     record = no_model(inp.fit)
     if record is not None:
         write_no_model(outdir, record)
         print(f"{outdir}: no model: {record['reason']}")
         return
-    comb, tuning, encoder = _combination_and_tuning(job)
+    comb, tuning, encoder = _combination_and_tuning(job, shared)
     trained, refit = production.read_fit(inp.fit)
-    bars = pd.read_parquet(inp.bars, columns=["timestamp", "close"])
+    if "bars" not in shared:
+        shared["bars"] = pd.read_parquet(inp.bars, columns=["timestamp", "close"])
+    bars = shared["bars"]
     evaluation = production.assemble(
         outdir,
         comb,
