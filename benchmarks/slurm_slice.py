@@ -23,8 +23,8 @@
 
 Sizing (docs/SCALE.md): every Slurm job starts two Snakemake processes (the batch script's and srun's) that
 parse the whole workflow, 11 s of slot time on a quiet 2-core machine and ~55 s under load 17, for ~6 s of
-work; the whole workflow of 50 coins (~900 Slurm jobs) takes hours here, so the documented 50-coin run is
-`--until features --slurm-cpus 4` (150 Slurm jobs; the node claims 4 CPUs, as tests/ops/test_slurm.py).
+work. The whole workflow of 50 coins (`--until all --slurm-cpus 6`: 1,059 jobs, 703 on Slurm) took 56 minutes
+on the quiet 2-core machine; `--until features --slurm-cpus 4` (150 Slurm jobs) is the short run.
 
 `--modes N` first runs the scheduler modes of docs/OPERATIONS.md on an N-coin slice up to `--modes-until`,
 each in a fresh copy: sequential `-j 1`, parallel `-j J`, hybrid `-j J --resources heavy=K`. The heavy cap
