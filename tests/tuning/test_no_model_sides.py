@@ -57,8 +57,8 @@ def choice(side: str, trained: bool = False) -> dict:
     }
 
 
-def run(entry, tmp_path: Path, inputs: dict, outputs: dict, **params) -> Job:
-    """A job manifest as rules/common.smk `job` writes it; relative paths resolve under tmp_path."""
+def run(entry, inputs: dict, outputs: dict, **params) -> Job:
+    """A job as rules/common.smk `job` describes it, run by its entry function."""
     job = Job.from_manifest(
         {
             "entry": entry,
@@ -104,12 +104,19 @@ def test_a_no_model_record_needs_its_keys_and_writes_nothing_without_them(tmp_pa
     assert not folder.exists()
     write_no_model(folder, {"symbol": "BTCUSDT", "window": 5, "side": "low", "reason": "why"})
     with pytest.raises(IntegrityError, match=r"w5/low: no model in this folder \(no_model.json\): why$"):
-        verify_folder(
-            folder
-        )  # `swingflow register` and every other reader of a model folder refuse it, named
+        # `swingflow register` and every other reader of a model folder refuse it, by name
+        verify_folder(folder)
     models, none = split_no_model([folder, tmp_path / "production/BTCUSDT/w5/high"])
     assert models == [tmp_path / "production/BTCUSDT/w5/high"]
     assert none == [{"symbol": "BTCUSDT", "window": 5, "side": "low", "reason": "why", "folder": str(folder)}]
+
+
+PATHS = {
+    "stage3": "tuning/stage3/BTCUSDT/w5/{}.json",
+    "stage4": "tuning/stage4/BTCUSDT/w5/{}.json",
+    "fit": "production_fit/BTCUSDT/w5/{}",
+    "folder": "production/BTCUSDT/w5/{}",
+}
 
 
 def test_tuning_fit_and_evaluation_carry_both_sides_through_as_no_model(tmp_path, no_variant_choices):
@@ -123,20 +130,19 @@ def test_tuning_fit_and_evaluation_carry_both_sides_through_as_no_model(tmp_path
 
     stage2 = str(tmp_path / "tuning/stage2/w5.json")
     common = {"choice": no_variant_choices, **shared}
-    run("training.tune_stage3", tmp_path, common | {"previous": stage2}, {"result": paths("stage3")}, spec={})
+    run("training.tune_stage3", common | {"previous": stage2}, {"result": paths("stage3")}, spec={})
     run(
         "training.tune_stage4",
-        tmp_path,
         common | {"previous": paths("stage3")},
         {"result": paths("stage4")},
         spec={},
     )
     production = common | {"previous": paths("stage4"), "stage2": stage2, "stage3": paths("stage3")}
-    run("training.fit_production", tmp_path, production, {"fit": paths("fit")}, model={})
+    run("training.fit_production", production, {"fit": paths("fit")}, model={})
     slot = {"bars": "unused.parquet", "costs": "unused.json", "slot_reports": [], "slot_stage2": []}
     slot |= {"slot_stage3": [], "slot_stage4": []}
     evaluate = production | {"fit": paths("fit"), **slot}
-    run("training.evaluate_production", tmp_path, evaluate, {"folder": paths("folder")}, spec={}, windows=[5])
+    run("training.evaluate_production", evaluate, {"folder": paths("folder")}, spec={}, windows=[5])
     for side in sides:
         reason = no_model_reason(choice(side))
         for stage in ("stage3", "stage4"):
@@ -153,18 +159,10 @@ def test_tuning_fit_and_evaluation_carry_both_sides_through_as_no_model(tmp_path
             }
 
 
-PATHS = {
-    "stage3": "tuning/stage3/BTCUSDT/w5/{}.json",
-    "stage4": "tuning/stage4/BTCUSDT/w5/{}.json",
-    "fit": "production_fit/BTCUSDT/w5/{}",
-    "folder": "production/BTCUSDT/w5/{}",
-}
-
-
 def test_a_window_where_no_side_has_a_variant_writes_a_no_model_stage2(tmp_path, no_variant_choices):
     out = tmp_path / "tuning/stage2/w5.json"
     inputs = {"choices": no_variant_choices, "features": [], "selected": [], "targets": [], "splits": []}
-    run("training.tune_stage2", tmp_path, inputs | {"encoder": []}, {"result": str(out)}, spec={}, symbols=[])
+    run("training.tune_stage2", inputs | {"encoder": []}, {"result": str(out)}, spec={}, symbols=[])
     result = artifacts.read_json(out)
     assert result["no_model"] == "no combination of w5 has a trained stage-1 variant (2 choices)"
     assert result["finished_trials"] == 0 and result["stopped_by"] == "no_model"
@@ -191,7 +189,6 @@ def test_the_plot_of_a_side_without_a_variant_says_why(tmp_path):
     inputs = {"report": reports, "bars": "unused", "targets": "unused", "split": "unused", "costs": "unused"}
     run(
         "evaluation.plot_best_variant",
-        tmp_path,
         inputs | {"stage1": "unused", "evaluations": "unused"},
         {"plot": plots},
         spec={},
@@ -215,7 +212,7 @@ def test_the_production_summary_lists_models_and_sides_without_one(tmp_path):
         none, {"symbol": "BTCUSDT", "window": 5, "side": "low", "reason": "no trained stage-1 variant (x)"}
     )
     out = {"parquet": str(tmp_path / "summary.parquet"), "markdown": str(tmp_path / "summary.md")}
-    run("training.summarize_production", tmp_path, {"folders": [str(model), str(none)]}, out)
+    run("training.summarize_production", {"folders": [str(model), str(none)]}, out)
     table = pd.read_parquet(out["parquet"])[["side", "vin", "no_model"]]
     assert table.astype(object).where(table.notna(), None).to_dict(orient="records") == [
         {"side": "high", "vin": "LGBM-BTCUSDT-H5-X", "no_model": None},
