@@ -147,7 +147,8 @@ def test_tuning_fit_and_evaluation_carry_both_sides_through_as_no_model(tmp_path
         reason = no_model_reason(choice(side))
         for stage in ("stage3", "stage4"):
             result = artifacts.read_json(per[side][stage])
-            assert result == no_model_result(stage, {"symbol": "BTCUSDT", "window": 5, "side": side}, reason)
+            record = {"symbol": "BTCUSDT", "window": 5, "side": side, "reason": reason}
+            assert result == no_model_result(stage, record)
             assert not Path(per[side][stage]).with_suffix(".journal").exists()  # no study was opened
         for kind in ("fit", "folder"):
             assert [p.name for p in Path(per[side][kind]).iterdir()] == [NO_MODEL_FILE]
@@ -170,7 +171,7 @@ def test_a_window_where_no_side_has_a_variant_writes_a_no_model_stage2(tmp_path,
 
 def test_a_no_model_window_adds_no_trial_to_its_slot():
     trained = choice("low", trained=True) | {"window": 20}
-    none = {stage: no_model_result(stage, {"window": 5}, "why") for stage in ("stage3", "stage4")}
+    none = {stage: no_model_result(stage, {"window": 5, "reason": "why"}) for stage in ("stage3", "stage4")}
     tuned = {stage: {"finished_trials": 7} for stage in ("stage2", "stage3", "stage4")}
     counted = slot_trials(
         {5: choice("low"), 20: trained}, {5: {"stage2": {"finished_trials": 7}} | none, 20: tuned}

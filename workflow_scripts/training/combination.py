@@ -66,16 +66,24 @@ def no_model_reason(choice: dict) -> str | None:
     return f"no trained stage-1 variant ({listed or 'no variants'})"
 
 
+def no_model_record(choice: dict) -> dict | None:
+    """The no-model record of a stage-1 choice without a trained variant (symbol, window, side, reason), as
+    models/folder.py write_no_model stores it; None when it has a variant."""
+    reason = no_model_reason(choice)
+    if reason is None:
+        return None
+    return {k: choice[k] for k in ("symbol", "window", "side")} | {"reason": reason}
+
+
 def chosen_target(choice: dict, where: str = "stage-1 choice") -> str:
     """The stage-1 target of a combination; a combination without a trained variant cannot be tuned."""
-    best = choice.get("best")
-    if not best or not best.get("target"):
+    if no_model_reason(choice) is not None:
         raise ValueError(
             f"{where}: no trained stage-1 variant for {choice.get('symbol')} w{choice.get('window')} "
             f"{choice.get('side')} (every variant was skipped: see its variants_ranked reasons); "
             "tuning and production need one"
         )
-    return str(best["target"])
+    return str(choice["best"]["target"])
 
 
 def build_combination(

@@ -20,7 +20,7 @@ from workflow_scripts.models.shared_encoder import (
     training_rows,
 )
 from workflow_scripts.training import production
-from workflow_scripts.training.combination import load_combination, no_model_reason
+from workflow_scripts.training.combination import load_combination, no_model_reason, no_model_record
 from workflow_scripts.training.ensemble_production import build_folder
 from workflow_scripts.training.stage1 import METRICS_FILE, MODEL_FILE, train_window
 from workflow_scripts.training.trials import read_slot_trials
@@ -87,7 +87,7 @@ def _tune(job, stage: str, shared: dict | None = None) -> None:
         if all(no_model_reason(c) for c in choices.values()):
             window = int(job.wildcards.window)
             reason = f"no combination of w{window} has a trained stage-1 variant ({len(choices)} choices)"
-            _write_no_model_result(job, no_model_result(stage, {"window": window}, reason))
+            _write_no_model_result(job, no_model_result(stage, {"window": window, "reason": reason}))
             return
         choice = stage2_representative(list(choices.values()), cfg["representative_rule"])
         choice_path = next(p for p, c in choices.items() if c is choice)
@@ -103,10 +103,9 @@ def _tune(job, stage: str, shared: dict | None = None) -> None:
         key, previous = f"w{choice['window']}", None
     else:
         choice = artifacts.read_json(inp.choice)
-        reason = no_model_reason(choice)
-        if reason:
-            side = {k: choice[k] for k in ("symbol", "window", "side")}
-            _write_no_model_result(job, no_model_result(stage, side, reason))
+        record = no_model_record(choice)
+        if record is not None:
+            _write_no_model_result(job, no_model_result(stage, record))
             return
         comb = load_combination(
             inp.choice, inp.features, inp.selected, inp.targets, inp.split, encoder, shared=shared
@@ -178,17 +177,8 @@ def fit_production(job) -> None:
         _fit_production(one, shared)
 
 
-def _no_model_record(choice_path) -> dict | None:
-    """The no-model record of a combination whose stage-1 choice has no trained variant, else None."""
-    choice = artifacts.read_json(choice_path)
-    reason = no_model_reason(choice)
-    if reason is None:
-        return None
-    return {k: choice[k] for k in ("symbol", "window", "side")} | {"reason": reason}
-
-
 def _fit_production(job, shared: dict) -> None:
-    record = _no_model_record(job.input.choice)
+    record = no_model_record(artifacts.read_json(job.input.choice))
     if record is not None:
         write_no_model(job.output.fit, record)
         print(f"{job.output.fit}: no model: {record['reason']}")

@@ -21,7 +21,7 @@ import json
 import numpy as np
 
 from workflow_scripts.training import tuning
-from workflow_scripts.training.combination import Combination, chosen_target
+from workflow_scripts.training.combination import Combination, chosen_target, no_model_reason
 
 STAGE_PREVIOUS = {"stage2": None, "stage3": "stage2", "stage4": "stage3"}
 
@@ -31,9 +31,9 @@ def stage2_candidates(choices: list[dict]) -> list[dict]:
     variant only)."""
     out = []
     for c in choices:
-        best = c.get("best")
-        if not best or not best.get("target"):
+        if no_model_reason(c) is not None:
             continue
+        best = c["best"]
         out.append(
             {
                 "symbol": c["symbol"],
@@ -59,13 +59,14 @@ def stage2_representative(choices: list[dict], rule: str) -> dict:
     raise AssertionError("representative not among the choices")  # unreachable: picked from them
 
 
-def no_model_result(stage: str, key: dict, reason: str) -> dict:
-    """The result of a stage with nothing to tune (`key`: symbol, window, side, or the window alone for
-    stage 2): no study, no trial (the slot trial count adds 0, training/trials.py), stopped_by "no_model"."""
+def no_model_result(stage: str, record: dict) -> dict:
+    """The result of a stage with nothing to tune (`record`: combination.no_model_record, or the window and
+    reason alone for stage 2): no study, no trial (the slot trial count adds 0, training/trials.py),
+    stopped_by "no_model"."""
     return {
         "stage": stage,
-        **key,
-        "no_model": reason,
+        **{k: v for k, v in record.items() if k != "reason"},
+        "no_model": record["reason"],
         "finished_trials": 0,
         "trials": [],
         "stopped_by": "no_model",
