@@ -22,11 +22,13 @@ include: "rules/report.smk"
 
 # Notifications (Telegram, JSON webhook; channels per env, secrets only from the environment):
 # never fail a run.
-from workflow_scripts.ops import notify
+from workflow_scripts.ops import collector, notify
 from workflow_scripts.ops.scheduler_timers import cancel_rescheduling_timers
 
 
+# The DAG is built: the garbage collector, paused for the plan (rules/common.smk), runs again for the jobs.
 onstart:
+    collector.resume_after_the_plan()
     check_provenance()
     notify.on_start(log, CFG["env"]["notifications"], notify.run_context(CFG))
 

@@ -1,7 +1,6 @@
 # The only clever file: config composition and validation, the lists every rule expands over, wildcard
 # constraints and input functions. Rules stay declarative.
 import importlib.util
-import inspect
 import json
 import re
 import sys
@@ -16,10 +15,16 @@ from workflow_scripts.data.universe import count_bars, trainable_pairs
 from workflow_scripts.models.kinds import KINDS
 from workflow_scripts.targets.grammar import horizon_bars, target_grid
 from workflow_scripts.training.trials import ensemble_candidates
-from workflow_scripts.ops import provenance, stale_lock
+from workflow_scripts.ops import collector, provenance, stale_lock
 from workflow_scripts.ops.code_digest import rule_code_digest
+from workflow_scripts.ops.signatures import presigned, store_resource_signature
 
 CFG = swcfg.compose(swcfg.overrides_from_snakemake(config))
+# What the plan costs per job, cut where Snakemake spends it (docs/SCALE.md, "The 400-coin plan"): the cyclic
+# garbage collector rescanning the plan's objects (~18 %; resumed by onstart) and the signature of
+# Resource.evaluate looked up for every resource of every job (~7 %).
+collector.pause_for_the_plan()
+store_resource_signature()
 WINDOWS = CFG["targets"]["windows"]
 
 
@@ -128,13 +133,6 @@ def runtime_min(rule_name, minutes):
     Slurm enforces it (sbatch -t); locally each command runs behind workflow_scripts.ops.timeout_guard."""
     base = CFG["env"]["compute"]["runtime_minutes"].get(rule_name, minutes)
     return presigned(lambda wildcards, attempt: base * attempt)
-
-
-def presigned(fn):
-    """`fn` with its signature stored (PEP 362 `__signature__`): Snakemake inspects the signature of every
-    param, input and resource function two or three times per job, ~30 us each; stored, ~4 us."""
-    fn.__signature__ = inspect.signature(fn)
-    return fn
 
 
 def as_json(obj):
