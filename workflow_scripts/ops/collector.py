@@ -12,7 +12,8 @@ paused (1,321 MB against 1,319 MB).
   `onstart`, once the DAG is built. It moves the plan's objects into the permanent generation
   (`gc.freeze`), so later passes do not scan them, and enables the collector for the scheduling that follows.
 - A dry run, `--lint`, or a cluster job's own Snakemake (`--no-hooks`: one job, then exit) ends with the
-  collector still paused.
+  collector still paused. So does a whole run started with `--no-hooks`: its objects are then freed by
+  reference counting alone, and cycles stay until it ends.
 """
 
 from __future__ import annotations
