@@ -2,8 +2,8 @@
 
 Snakemake passes a param, input or resource function only the arguments its signature names, and it looks
 the signature up with `inspect.signature` each time: twice per function per job (`get_function_params`,
-~25 us with `inspect`). At 400 coins (32,000 jobs, ~10 functions each) that was ~10 % of the dry run
-(docs/SCALE.md, "The 400-coin plan"). Two stores avoid it:
+~25 us with `inspect`). At 400 coins (32,000 jobs, ~10 functions each) that was 8-9 % of the dry run, and
+~7 % once our own functions were presigned (docs/SCALE.md, "The 400-coin plan"). Two stores avoid it:
 
 - `presigned(fn)`: our own param, input and resource functions carry their signature (PEP 362
   `__signature__`), so `inspect` finds it without reading the code object.
