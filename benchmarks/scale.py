@@ -335,8 +335,9 @@ def part_plan(
         wf = prepare(workdir, n, wide)
         local = local_rules(wf / "rules")
         for grid in grids:
-            r = plan(wf, n, [f"targets={grid}", *PLAN_CONFIG], cprofile=cprofile)
-            again = [plan(wf, n, [f"targets={grid}", *PLAN_CONFIG]) for _ in range(replans)]
+            config = [f"targets={grid}", *PLAN_CONFIG]
+            r = plan(wf, n, config, cprofile=cprofile)
+            again = [plan(wf, n, config) for _ in range(replans)]
             if any(a["per_rule"] != r["per_rule"] for a in again):
                 raise RuntimeError(f"{n} coins, grid {grid}: a re-plan planned other jobs than the first")
             if again:
